@@ -1,0 +1,33 @@
+// Every tunable of sdfs in one place, named after what it changes, with its default.
+import os from 'node:os';
+import path from 'node:path';
+
+export const config = {
+  /** Rows written per indexer transaction. */
+  indexBatchSize: 1000,
+  /** Files hashed per content-identification transaction. */
+  contentBatchSize: 200,
+  /** Files at or below this size are hashed whole for their content id. */
+  contentWholeFileMax: 100 * 1024,
+  contentHeaderBytes: 8 * 1024,
+  contentFooterBytes: 8 * 1024,
+  contentSampleBytes: 10 * 1024,
+  contentSampleCount: 4,
+  /** Quiet period after the last file system event before the watcher applies changes. */
+  watchDebounceMs: 100,
+  /** How long a command waits for a locked library before giving up. */
+  dbBusyTimeoutMs: 5000,
+};
+
+/** Names never indexed, wherever they appear: VCS data, dependency and build caches, OS litter. */
+export const DEFAULT_IGNORED_NAMES: readonly string[] = [
+  '.git', '.hg', '.svn', 'node_modules', 'bower_components', '__pycache__', '.venv', '.tox',
+  '.gradle', '.next', '.nuxt', '.parcel-cache', '.cache', '.DS_Store', 'Thumbs.db',
+  'desktop.ini', '.Spotlight-V100', '.Trashes', '.fseventsd', '.TemporaryItems', 'lost+found',
+];
+
+/** The library directory: --library, else SD_LIBRARY, else ~/.local/share/sd. */
+export function resolveLibraryDir(flag?: string): string {
+  const dir = flag ?? process.env.SD_LIBRARY ?? path.join(os.homedir(), '.local', 'share', 'sd');
+  return path.resolve(dir);
+}

@@ -1,0 +1,40 @@
+// Opens the library's SQLite file (WAL, foreign keys, busy timeout) and brings its
+// schema up to date with the versioned migrations.
+import Database from 'better-sqlite3';
+import { config } from '../../config.js';
+import { fromSqliteError } from '../../errors.js';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+export function openDatabase(file: string, options: { create: boolean }): Db {
+  let db: Db | undefined;
+  try {
+    db = new Database(file, { fileMustExist: !options.create, timeout: config.dbBusyTimeoutMs });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('temp_store = MEMORY');
+    db.pragma('cache_size = -32000');
+    migrate(db);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw fromSqliteError(err, file);
+  }
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+function migrate(db: Db): void {
+  const current = schemaVersion(db);
+  for (const migration of MIGRATIONS) {
+    if (migration.version <= current) continue;
+    db.transaction(() => {
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,68 @@
+// This device's identity: a stable id, a human name and the slug used in SdPaths and
+// under /sd. The device key seed lives beside the database, readable only by its owner.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SdError } from '../errors.js';
+import type { Db } from './db/database.js';
+
+export interface Device {
+  id: string;
+  name: string;
+  slug: string;
+  isLocal: boolean;
+  createdAt: number;
+  lastSeen: number | null;
+}
+
+/** Slug of a device name: lowercased, every run of non-alphanumerics one '-'. */
+export function slugify(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+}
+
+/** Slugs that name something else in an SdPath or under /sd. */
+const RESERVED_SLUGS = new Set(['content', 'tags', 'search', 'guardian']);
+
+export function validateDeviceName(name: string): string {
+  const slug = slugify(name);
+  if (!slug) throw new SdError('USAGE', `device name '${name}' has no letters or digits; choose another with --name`);
+  if (RESERVED_SLUGS.has(slug)) throw new SdError('USAGE', `device name '${name}' is reserved in sd:// paths; choose another with --name`);
+  return slug;
+}
+
+interface DeviceRow {
+  id: string;
+  name: string;
+  slug: string;
+  is_local: number;
+  created_at: number;
+  last_seen: number | null;
+}
+
+function toDevice(row: DeviceRow): Device {
+  return { id: row.id, name: row.name, slug: row.slug, isLocal: row.is_local === 1, createdAt: row.created_at, lastSeen: row.last_seen };
+}
+
+export function createLocalDevice(db: Db, name: string, libraryDir: string): Device {
+  const slug = validateDeviceName(name);
+  const id = crypto.randomUUID();
+  const now = Date.now();
+  // The seed of the device's Ed25519 key pair (used by the swarm); never leaves this machine.
+  fs.writeFileSync(path.join(libraryDir, 'device.key'), crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  db.prepare('INSERT INTO devices (id, name, slug, is_local, created_at) VALUES (?, ?, ?, 1, ?)').run(id, name, slug, now);
+  return { id, name, slug, isLocal: true, createdAt: now, lastSeen: null };
+}
+
+export function localDevice(db: Db): Device | undefined {
+  const row = db.prepare('SELECT * FROM devices WHERE is_local = 1').get() as DeviceRow | undefined;
+  return row && toDevice(row);
+}
+
+export function listDevices(db: Db): Device[] {
+  return (db.prepare('SELECT * FROM devices ORDER BY is_local DESC, name').all() as DeviceRow[]).map(toDevice);
+}
+
+export function deviceBySlug(db: Db, slug: string): Device | undefined {
+  const row = db.prepare('SELECT * FROM devices WHERE slug = ?').get(slug) as DeviceRow | undefined;
+  return row && toDevice(row);
+}
