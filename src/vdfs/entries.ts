@@ -97,6 +97,7 @@ export class EntryStore {
       childrenAggregate: p(`SELECT coalesce(sum(CASE kind WHEN 'dir' THEN aggregate_size WHEN 'file' THEN size ELSE 0 END), 0)
                              FROM entries WHERE parent_id = ?`),
       setContent: p('UPDATE entries SET content_id = ? WHERE id = ?'),
+      withContent: p('SELECT * FROM entries WHERE content_id = ? ORDER BY id'),
       byInode: p('SELECT * FROM entries WHERE location_id = ? AND inode = ?'),
     };
   }
@@ -113,6 +114,10 @@ export class EntryStore {
 
   children(parentId: number): Entry[] {
     return (this.s.children!.all(parentId) as EntryRow[]).map(toEntry);
+  }
+
+  withContent(contentId: string): Entry[] {
+    return (this.s.withContent!.all(contentId) as EntryRow[]).map(toEntry);
   }
 
   byInode(locationId: number, inode: number): Entry[] {

@@ -1,0 +1,43 @@
+// sd index [LOCATION...]: (re)index locations now.
+import { listLocations, requireLocation } from '../../vdfs/locations.js';
+import type { IndexSummary } from '../../vdfs/indexer/summary.js';
+import type { Command } from '../command.js';
+import { printable } from '../format.js';
+import { runIndex } from './index-run.js';
+
+function describe(s: IndexSummary): string[] {
+  const c = s.counts;
+  const lines = [
+    `${s.location} (${s.mode}): ${c.scanned} entries in ${s.seconds} s — ${c.new} new, ${c.modified} modified, ${c.moved} moved, ${c.deleted} deleted, ${c.unchanged} unchanged` +
+      (c.identified ? `, ${c.identified} content ids` : '') +
+      (c.fullHashed ? `, ${c.fullHashed} full hashes` : '') +
+      (c.ignored ? `, ${c.ignored} ignored` : ''),
+  ];
+  if (s.warnings > 0) {
+    lines.push(`  ${s.warnings} warning${s.warnings === 1 ? '' : 's'}:`);
+    for (const w of s.warningSamples) lines.push(`    ${printable(w.path)}: ${w.reason}`);
+    if (s.warnings > s.warningSamples.length) lines.push(`    … and ${s.warnings - s.warningSamples.length} more`);
+  }
+  return lines;
+}
+
+export const indexCommand: Command = {
+  name: 'index',
+  summary: 'index locations now (all, or the named ones)',
+  usage: `Usage: sd index [LOCATION...]
+
+Walks each location and brings the library in line with the disk: new, modified
+(size or time), moved (same inode) and deleted entries, folder sizes, then content ids
+(content and deep modes). An unchanged tree writes nothing. A killed run leaves the
+library consistent; the next run continues where it stopped. A progress line shows on
+a terminal; --json prints a summary per location (counts, seconds, warnings).`,
+  run(ctx) {
+    const library = ctx.library();
+    const locations = ctx.positionals.length
+      ? ctx.positionals.map((n) => requireLocation(library.db, library.device.id, n))
+      : listLocations(library.db, library.device.id);
+    if (locations.length === 0) ctx.out.info("sd: no locations yet; add one with 'sd location add PATH'");
+    const summaries = locations.map((l) => runIndex(ctx, l));
+    ctx.out.result(summaries, () => summaries.flatMap(describe));
+  },
+};

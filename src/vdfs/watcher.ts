@@ -1,0 +1,192 @@
+// The live watcher: chokidar events become the folders they touched, collected for a
+// quiet moment (debounce) and handed to the indexer's own diff (`syncDirectories`).
+import fs from 'node:fs';
+import path from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import { indexLocation, syncDirectories } from './indexer/indexer.js';
+import { crossesIgnoredName } from './indexer/ignore.js';
+import type { IndexSummary } from './indexer/summary.js';
+import { EntryStore } from './entries.js';
+import type { Library } from './library.js';
+import type { Location } from './locations.js';
+
+export interface WatcherOptions {
+  /** Quiet period after the last event before a batch is applied (default config.watchDebounceMs). */
+  debounceMs?: number;
+  /** Called after every applied batch (and after each start-up index), changed or not. */
+  onApplied?: (summary: IndexSummary) => void;
+  /** Called for a batch that failed; the watcher keeps going. */
+  onError?: (err: unknown) => void;
+}
+
+export interface Watcher {
+  readonly locations: readonly Location[];
+  /** Applies the events collected so far now instead of after the debounce. */
+  flush(): Promise<void>;
+  /** Stops watching; events already seen are applied first. */
+  close(): Promise<void>;
+}
+
+/** A stream of events never waits longer than this many debounce periods for a quiet moment. */
+const MAX_DELAY_PERIODS = 5;
+
+/**
+ * Watches the locations and keeps their index true. Before it returns, every location
+ * is diffed in full, so changes made while nothing watched are applied too.
+ */
+export async function startWatcher(library: Library, locations: Location[], options: WatcherOptions = {}): Promise<Watcher> {
+  const debounceMs = options.debounceMs ?? config.watchDebounceMs;
+  const maxDelayMs = debounceMs * MAX_DELAY_PERIODS;
+  const libraryDir = realOrResolved(library.dir);
+  const pending = new Map<Location, Set<string>>();
+  let timer: NodeJS.Timeout | undefined;
+  let firstPendingAt: number | undefined;
+  let closed = false;
+
+  const report = (err: unknown, location?: Location) => {
+    log.warn({ op: 'watch', location: location?.name, err: err instanceof Error ? err.message : String(err) }, 'watch batch failed');
+    options.onError?.(err);
+  };
+
+  const apply = (location: Location, dirRels: Set<string> | 'all') => {
+    try {
+      checkRoot(library, location);
+      const summary = dirRels === 'all' ? indexLocation(library, location) : syncDirectories(library, location, existingDirs(location, dirRels));
+      log.debug({ op: 'watch', location: location.name, dirs: dirRels === 'all' ? 'all' : dirRels.size, ...summary.counts, seconds: summary.seconds }, 'applied');
+      options.onApplied?.(summary);
+    } catch (err) {
+      // Another writer holding the library is transient: try these folders again later.
+      if (dirRels !== 'all' && err instanceof SdError && err.code === 'LIBRARY_LOCKED' && !closed) {
+        queue(location, dirRels);
+      }
+      report(err, location);
+    }
+  };
+
+  const flushNow = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    firstPendingAt = undefined;
+    const batch = [...pending];
+    pending.clear();
+    for (const [location, dirRels] of batch) apply(location, dirRels);
+  };
+
+  const schedule = () => {
+    const now = Date.now();
+    firstPendingAt ??= now;
+    clearTimeout(timer);
+    timer = setTimeout(flushNow, Math.max(0, Math.min(debounceMs, firstPendingAt + maxDelayMs - now)));
+  };
+
+  const queue = (location: Location, dirRels: Iterable<string>) => {
+    let set = pending.get(location);
+    if (!set) pending.set(location, (set = new Set()));
+    for (const rel of dirRels) set.add(rel);
+    schedule();
+  };
+
+  const onEvent = (event: string, absPath: string) => {
+    if (closed) return;
+    const hit = locate(locations, absPath);
+    if (!hit) return;
+    const [location, rel] = hit;
+    const dirs = [parentRel(rel)];
+    // A folder's own event also names the folder, so a new one is walked and a gone one settled.
+    if (event === 'addDir' || event === 'unlinkDir') dirs.push(rel);
+    queue(location, dirs);
+  };
+
+  const chokidar: FSWatcher = watch(locations.map((l) => l.rootPath), {
+    ignoreInitial: true,
+    followSymlinks: false, // links are shown as links, never followed (DESIGN: SdPath)
+    ignorePermissionErrors: true, // the indexer warns about unreadable folders itself
+    // The indexer re-diffs whole folders, so chokidar's rewriting of editor saves buys
+    // nothing and its 100 ms hold on unlinks would only add latency.
+    atomic: false,
+    ignored: (p: string) => isIgnoredPath(locations, libraryDir, p),
+  });
+  chokidar.on('all', onEvent);
+  chokidar.on('error', (err: unknown) => report(err));
+  await new Promise<void>((resolve) => chokidar.once('ready', resolve));
+
+  // The full diff runs once watching is live, so nothing changed in between is missed;
+  // events it overlaps only cause a harmless second look at those folders.
+  for (const location of locations) apply(location, 'all');
+
+  return {
+    locations,
+    async flush() {
+      flushNow();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await chokidar.close();
+      flushNow();
+    },
+  };
+}
+
+/** Refuses to apply changes when the root is gone or replaced (an unplugged drive leaves an empty mount point). */
+function checkRoot(library: Library, location: Location): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(location.rootPath);
+  } catch {
+    throw new SdError('NOT_FOUND', `location '${location.name}' root ${location.rootPath} is missing (an unplugged drive?); its index is kept as it was`);
+  }
+  const root = location.rootEntryId === null ? undefined : new EntryStore(library.db).get(location.rootEntryId);
+  if (root && root.inode !== st.ino) {
+    throw new SdError('NOT_FOUND', `location '${location.name}' root ${location.rootPath} is another folder than the one indexed (an unmounted drive?); its index is kept; run 'sd index ${location.name}' if this is right`);
+  }
+}
+
+/** The location holding an absolute path and the path relative to its root ('' for the root). */
+function locate(locations: readonly Location[], absPath: string): [Location, string] | undefined {
+  for (const location of locations) {
+    const root = location.rootPath;
+    if (absPath === root) return [location, ''];
+    if (absPath.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) {
+      return [location, path.relative(root, absPath).split(path.sep).join('/')];
+    }
+  }
+  return undefined;
+}
+
+function isIgnoredPath(locations: readonly Location[], libraryDir: string, absPath: string): boolean {
+  // A library inside a location would otherwise index its own database writes, forever.
+  if (absPath === libraryDir || absPath.startsWith(libraryDir + path.sep)) return true;
+  const hit = locate(locations, absPath);
+  return hit !== undefined && crossesIgnoredName(hit[1]);
+}
+
+function parentRel(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash < 0 ? '' : rel.slice(0, slash);
+}
+
+/**
+ * Each folder, or its nearest ancestor that still exists: a folder gone by now is
+ * settled by diffing where it was, even when chokidar's event for its parent got lost.
+ */
+function existingDirs(location: Location, dirRels: Iterable<string>): Set<string> {
+  const found = new Set<string>();
+  for (const rel of dirRels) {
+    let current = rel;
+    while (current !== '' && !fs.existsSync(path.join(location.rootPath, current))) current = parentRel(current);
+    found.add(current);
+  }
+  return found;
+}
+
+function realOrResolved(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
