@@ -15,6 +15,8 @@ export const config = {
   contentSampleCount: 4,
   /** Quiet period after the last file system event before the watcher applies changes. */
   watchDebounceMs: 100,
+  /** Seconds the kernel trusts a mount's attributes and names: outside changes show after this. */
+  mountAttrTimeoutSeconds: 1,
   /** How long a command waits for a locked library before giving up. */
   dbBusyTimeoutMs: 5000,
 };
@@ -24,6 +26,8 @@ export const DEFAULT_IGNORED_NAMES: readonly string[] = [
   '.git', '.hg', '.svn', 'node_modules', 'bower_components', '__pycache__', '.venv', '.tox',
   '.gradle', '.next', '.nuxt', '.parcel-cache', '.cache', '.DS_Store', 'Thumbs.db',
   'desktop.ini', '.Spotlight-V100', '.Trashes', '.fseventsd', '.TemporaryItems', 'lost+found',
+  // sdfs's own folders inside a location: deleted files (sd rm) and copies in flight.
+  '.sd-trash', '.sd-staging',
 ];
 
 /** The library directory: --library, else SD_LIBRARY, else ~/.local/share/sd. */

@@ -15,7 +15,18 @@ export type SdErrorCode =
   | 'LIBRARY_LOCKED'
   | 'DISK_FULL'
   | 'LOCATION_OVERLAP'
-  | 'IO';
+  | 'IO'
+  | 'NOT_EMPTY'
+  | 'CROSS_DEVICE'
+  | 'NAME_TOO_LONG'
+  | 'NOT_PERMITTED'
+  | 'INVALID'
+  | 'READ_ONLY'
+  | 'BUSY'
+  | 'NOT_SUPPORTED'
+  | 'TOO_MANY_LINKS'
+  | 'LOOP'
+  | 'CANCELLED';
 
 const ERRNO_NAME: Record<SdErrorCode, string> = {
   USAGE: 'EINVAL',
@@ -31,6 +42,17 @@ const ERRNO_NAME: Record<SdErrorCode, string> = {
   DISK_FULL: 'ENOSPC',
   LOCATION_OVERLAP: 'EEXIST',
   IO: 'EIO',
+  NOT_EMPTY: 'ENOTEMPTY',
+  CROSS_DEVICE: 'EXDEV',
+  NAME_TOO_LONG: 'ENAMETOOLONG',
+  NOT_PERMITTED: 'EPERM',
+  INVALID: 'EINVAL',
+  READ_ONLY: 'EROFS',
+  BUSY: 'EBUSY',
+  NOT_SUPPORTED: 'EOPNOTSUPP',
+  TOO_MANY_LINKS: 'EMLINK',
+  LOOP: 'ELOOP',
+  CANCELLED: 'ECANCELED',
 };
 
 export class SdError extends Error {

@@ -5,6 +5,7 @@ import { dupesCommand, searchCommand } from './find.js';
 import { indexCommand } from './index-cmd.js';
 import { initCommand } from './init.js';
 import { locationCommand } from './location.js';
+import { mountCommand, umountCommand } from './mount.js';
 import { watchCommand } from './watch.js';
 
 export const COMMANDS: readonly Command[] = [
@@ -12,6 +13,8 @@ export const COMMANDS: readonly Command[] = [
   locationCommand,
   indexCommand,
   watchCommand,
+  mountCommand,
+  umountCommand,
   lsCommand,
   statCommand,
   catCommand,

@@ -1,0 +1,112 @@
+// Mounting and unmounting: checks the mount point (stale mounts left by a crash are
+// cleaned, busy or non-empty ones refused), mounts with the options that make the
+// layer fast (kernel page cache kept while files are unchanged, attribute and entry
+// timeouts, big writes, real inode numbers) and unmounts cleanly.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import Fuse, { type Ops } from 'fuse-native';
+import { SdError, systemCode } from '../errors.js';
+import { log } from '../log.js';
+
+const run = promisify(execFile);
+
+export interface MountOptions {
+  /** Seconds the kernel trusts attributes and names; changes made outside show after this. */
+  attrTimeout: number;
+  entryTimeout: number;
+  debug?: boolean;
+}
+
+/** fuse-native passes only the options it knows; sdfs needs a few more. */
+class SdFuse extends Fuse {
+  protected override _fuseOptions(): string {
+    const base = super._fuseOptions();
+    const extra = ['use_ino', 'big_writes', 'max_write=131072', 'max_read=131072', 'fsname=sdfs', 'subtype=sdfs', 'default_permissions'];
+    return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
+  }
+}
+
+/** Whether the mount table lists this path (as a fuse mount or anything else). */
+export function isMounted(mountpoint: string): boolean {
+  const table = fs.readFileSync('/proc/mounts', 'utf8');
+  return table.split('\n').some((line) => line.split(' ')[1] === mountpoint.replace(/ /g, '\\040'));
+}
+
+/** Unmounts a FUSE mount: fusermount (v2 or v3), then a lazy umount as the last resort. */
+export async function forceUnmount(mountpoint: string): Promise<void> {
+  for (const [cmd, args] of [
+    ['fusermount', ['-uz', mountpoint]],
+    ['fusermount3', ['-uz', mountpoint]],
+    ['umount', ['-l', mountpoint]],
+  ] as const) {
+    try {
+      await run(cmd, [...args]);
+      if (!isMounted(mountpoint)) return;
+    } catch (err) {
+      log.debug({ op: 'unmount', cmd, err: String(err) }, 'unmount attempt failed');
+    }
+  }
+  if (isMounted(mountpoint)) throw new SdError('IO', `could not unmount ${mountpoint}; close programs using it and run 'fusermount -uz ${mountpoint}'`);
+}
+
+/** Makes the mount point ready: creates it, cleans a stale mount, refuses a busy or non-empty one. */
+export async function prepareMountpoint(mountpoint: string): Promise<void> {
+  try {
+    fs.statSync(mountpoint);
+  } catch (err) {
+    const code = systemCode(err);
+    if (code === 'ENOTCONN') {
+      log.info({ op: 'mount', mountpoint }, 'cleaning a stale mount left by a crash');
+      await forceUnmount(mountpoint);
+    } else if (code === 'ENOENT') {
+      fs.mkdirSync(mountpoint, { recursive: true });
+    } else {
+      throw new SdError('PERMISSION', `mount point ${mountpoint} is not usable: ${code ?? String(err)}`);
+    }
+  }
+  if (isMounted(mountpoint)) {
+    throw new SdError('EXISTS', `${mountpoint} is already mounted (another 'sd mount'?); stop it or run 'sd umount ${mountpoint}'`);
+  }
+  if (!fs.statSync(mountpoint).isDirectory()) throw new SdError('NOT_A_DIRECTORY', `mount point ${mountpoint} is not a directory`);
+  if (fs.readdirSync(mountpoint).length > 0) {
+    throw new SdError('EXISTS', `mount point ${mountpoint} is not empty; choose an empty folder`);
+  }
+}
+
+export interface Mounted {
+  mountpoint: string;
+  unmount(): Promise<void>;
+}
+
+export async function mountFuse(mountpoint: string, ops: Ops, options: MountOptions): Promise<Mounted> {
+  if (!fs.existsSync('/dev/fuse')) throw new SdError('IO', '/dev/fuse is missing; load the fuse module (modprobe fuse) or run where FUSE is available');
+  await prepareMountpoint(mountpoint);
+  const fuse = new SdFuse(mountpoint, ops, {
+    timeout: false, // no timer per operation: ours answer at once, remote reads carry their own deadline
+    autoCache: true, // keep the page cache across opens while mtime and size are unchanged
+    attrTimeout: options.attrTimeout,
+    entryTimeout: options.entryTimeout,
+    debug: options.debug ?? false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    fuse.mount((err) => (err ? reject(new SdError('IO', `could not mount ${mountpoint}: ${err.message}; is libfuse2 installed (npm run setup)?`)) : resolve()));
+  });
+  log.info({ op: 'mount', mountpoint }, 'mounted');
+  let unmounted = false;
+  return {
+    mountpoint,
+    async unmount() {
+      if (unmounted) return;
+      unmounted = true;
+      await new Promise<void>((resolve) => {
+        fuse.unmount((err) => {
+          if (err) log.warn({ op: 'unmount', err: String(err) }, 'unmount failed; trying harder');
+          resolve();
+        });
+      });
+      if (isMounted(mountpoint)) await forceUnmount(mountpoint);
+      log.info({ op: 'unmount', mountpoint }, 'unmounted');
+    },
+  };
+}

@@ -1,0 +1,442 @@
+// The FUSE operations of the mount. Reads go straight to real file descriptors; every
+// namespace change goes through the ActionManager (the `writer`); data written through
+// a handle lands in the real file and is re-identified on release/fsync. Virtual folders
+// (root, devices, .content) are read-only. Everything here is synchronous and small:
+// these callbacks run on the one JS thread.
+import fs from 'node:fs';
+import path from 'node:path';
+import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
+import type { FuseStat, Ops } from 'fuse-native';
+import { log } from '../log.js';
+import type { FsOp } from '../vdfs/actions/fs-op.js';
+import type { Location } from '../vdfs/locations.js';
+import type { Namespace } from '../vdfs/namespace.js';
+import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
+import { fromStats, readOnly, virtualDir } from './stat.js';
+import { Tree, type Node } from './tree.js';
+
+/** Executes namespace changes on a local location (the ActionManager). */
+export interface FsWriter {
+  applyFsOp(location: Location, op: FsOp, actor: string): void;
+}
+
+const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies'] as const;
+const W_OK = fs.constants.W_OK;
+
+interface Handle {
+  location?: Location;
+  rel: string;
+  written: boolean;
+}
+
+export class MountOps {
+  private readonly tree: Tree;
+  private readonly handles = new Map<number, Handle>();
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly ns: Namespace,
+    private readonly localDeviceId: string,
+    private readonly writer: FsWriter,
+    private readonly statfsPath: string,
+  ) {
+    this.tree = new Tree(ns, localDeviceId);
+  }
+
+  /** The handler object fuse-native takes. */
+  handlers(): Ops {
+    const bound: Ops = {};
+    for (const name of OP_NAMES) {
+      const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!;
+      (bound as Record<string, unknown>)[name] = fn.bind(this);
+    }
+    return bound;
+  }
+
+  /** Open handles, for a clean shutdown. */
+  closeAll(): void {
+    for (const fd of this.handles.keys()) this.releaseHandle(fd);
+  }
+
+  private node(p: string): Node | undefined {
+    return this.tree.resolve(p);
+  }
+
+  private local(p: string): Extract<Node, { kind: 'local' }> | number {
+    const node = this.node(p);
+    if (!node) return this.parentExists(p) ? ENOENT : ENOENT;
+    if (node.kind === 'local') return node;
+    if (node.kind === 'remote') return EIO; // remote trees arrive with replication
+    return EROFS; // root, device folders and .content are not writable
+  }
+
+  private parentExists(p: string): boolean {
+    return this.node(path.posix.dirname(p)) !== undefined;
+  }
+
+  private apply(p: string, make: (rel: string) => FsOp, cb: (err: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    if (node.rel.length === 0) return cb(EPERM); // a location root is not renamed or removed here
+    try {
+      this.writer.applyFsOp(node.location, make(node.rel.join('/')), 'fuse');
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  // --- attributes and listings -------------------------------------------------
+
+  getattr(p: string, cb: (err: number, st?: FuseStat) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    try {
+      switch (node.kind) {
+        case 'local':
+          return cb(0, fromStats(fs.lstatSync(node.real)));
+        case 'content':
+          return cb(0, readOnly(fromStats(fs.statSync(node.real))));
+        case 'remote':
+          return cb(ENOENT);
+        default:
+          return cb(0, virtualDir(p, this.startedAt));
+      }
+    } catch (err) {
+      return cb(errnoOf(err));
+    }
+  }
+
+  fgetattr(p: string, fd: number, cb: (err: number, st?: FuseStat) => void): void {
+    if (!this.handles.has(fd)) return this.getattr(p, cb);
+    try {
+      const node = this.node(p);
+      const st = fromStats(fs.fstatSync(fd));
+      cb(0, node?.kind === 'content' ? readOnly(st) : st);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  readdir(p: string, cb: (err: number, names?: string[]) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    try {
+      if (node.kind === 'local') return cb(0, fs.readdirSync(node.real));
+      if (node.kind === 'remote') return cb(ENOENT);
+      if (node.kind === 'content') return cb(-20 /* ENOTDIR */);
+      return cb(0, this.tree.virtualChildren(node));
+    } catch (err) {
+      return cb(errnoOf(err));
+    }
+  }
+
+  readlink(p: string, cb: (err: number, target?: string) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node === EROFS ? -22 : node);
+    try {
+      cb(0, fs.readlinkSync(node.real));
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  access(p: string, mode: number, cb: (err: number) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    try {
+      if (node.kind === 'local') fs.accessSync(node.real, mode);
+      else if (node.kind === 'content') {
+        if (mode & W_OK) return cb(EROFS);
+        fs.accessSync(node.real, mode);
+      } else if (mode & W_OK) return cb(EROFS);
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  statfs(p: string, cb: (err: number, st?: import('fuse-native').StatFs) => void): void {
+    const node = this.node(p);
+    const target = node?.kind === 'local' ? node.location.rootPath : node?.kind === 'content' ? node.real : this.statfsPath;
+    try {
+      const s = fs.statfsSync(target);
+      cb(0, { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 });
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  // --- file handles ------------------------------------------------------------
+
+  open(p: string, flags: number, cb: (err: number, fd?: number) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    const writing = (flags & 3) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0;
+    try {
+      if (node.kind === 'content') {
+        if (writing) return cb(EROFS);
+        const fd = fs.openSync(node.real, flags);
+        this.handles.set(fd, { rel: '', written: false });
+        return cb(0, fd);
+      }
+      if (node.kind !== 'local') return cb(node.kind === 'remote' ? EIO : EISDIR);
+      const fd = fs.openSync(node.real, flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
+      // O_TRUNC changed the file already: it must be re-identified on release.
+      this.handles.set(fd, { location: node.location, rel: node.rel.join('/'), written: (flags & fs.constants.O_TRUNC) !== 0 });
+      cb(0, fd);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  create(p: string, mode: number, cb: (err: number, fd?: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    try {
+      const rel = node.rel.join('/');
+      this.writer.applyFsOp(node.location, { op: 'create', path: rel, mode }, 'fuse');
+      const fd = fs.openSync(node.real, fs.constants.O_RDWR);
+      this.handles.set(fd, { location: node.location, rel, written: false });
+      cb(0, fd);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  read(_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
+    try {
+      cb(fs.readSync(fd, buf, 0, len, pos));
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  write(_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
+    const handle = this.handles.get(fd);
+    if (!handle) return cb(EBADF);
+    try {
+      const n = fs.writeSync(fd, buf, 0, len, pos);
+      handle.written = true;
+      cb(n);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  ftruncate(_p: string, fd: number, size: number, cb: (err: number) => void): void {
+    const handle = this.handles.get(fd);
+    if (!handle) return cb(EBADF);
+    try {
+      fs.ftruncateSync(fd, size);
+      handle.written = true;
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  flush(_p: string, _fd: number, cb: (err: number) => void): void {
+    cb(0);
+  }
+
+  fsync(_p: string, datasync: boolean, fd: number, cb: (err: number) => void): void {
+    try {
+      if (datasync) fs.fdatasyncSync(fd);
+      else fs.fsyncSync(fd);
+      this.settle(fd);
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  release(_p: string, fd: number, cb: (err: number) => void): void {
+    cb(this.releaseHandle(fd));
+  }
+
+  private releaseHandle(fd: number): number {
+    try {
+      this.settle(fd);
+    } catch (err) {
+      log.warn({ op: 'release', err: String(err) }, 'could not update the index after a write');
+    }
+    this.handles.delete(fd);
+    try {
+      fs.closeSync(fd);
+      return 0;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  /** Tells the index about data written through a handle. */
+  private settle(fd: number): void {
+    const handle = this.handles.get(fd);
+    if (!handle?.written || !handle.location) return;
+    handle.written = false;
+    this.writer.applyFsOp(handle.location, { op: 'written', path: handle.rel }, 'fuse');
+  }
+
+  // --- namespace changes (all through the ActionManager) -----------------------
+
+  truncate(p: string, size: number, cb: (err: number) => void): void {
+    this.apply(p, (rel) => ({ op: 'truncate', path: rel, size }), cb);
+  }
+
+  mkdir(p: string, mode: number, cb: (err: number) => void): void {
+    this.apply(p, (rel) => ({ op: 'mkdir', path: rel, mode }), cb);
+  }
+
+  rmdir(p: string, cb: (err: number) => void): void {
+    this.apply(p, (rel) => ({ op: 'rmdir', path: rel }), cb);
+  }
+
+  unlink(p: string, cb: (err: number) => void): void {
+    this.apply(p, (rel) => ({ op: 'unlink', path: rel }), cb);
+  }
+
+  symlink(target: string, p: string, cb: (err: number) => void): void {
+    this.apply(p, (rel) => ({ op: 'symlink', path: rel, target }), cb);
+  }
+
+  chmod(p: string, mode: number, cb: (err: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    try {
+      this.writer.applyFsOp(node.location, { op: 'chmod', path: node.rel.join('/'), mode }, 'fuse');
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  chown(p: string, uid: number, gid: number, cb: (err: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    try {
+      this.writer.applyFsOp(node.location, { op: 'chown', path: node.rel.join('/'), uid, gid }, 'fuse');
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  utimens(p: string, atime: number, mtime: number, cb: (err: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    try {
+      this.writer.applyFsOp(node.location, { op: 'utimens', path: node.rel.join('/'), atimeMs: atime, mtimeMs: mtime }, 'fuse');
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  rename(src: string, dest: string, cb: (err: number) => void): void {
+    this.twoPaths(src, dest, (from, to) => ({ op: 'rename', from, to }), cb);
+  }
+
+  link(src: string, dest: string, cb: (err: number) => void): void {
+    this.twoPaths(src, dest, (from, to) => ({ op: 'link', from, to }), cb);
+  }
+
+  /** rename and link stay inside one location of this device; elsewhere they answer EXDEV. */
+  private twoPaths(src: string, dest: string, make: (from: string, to: string) => FsOp, cb: (err: number) => void): void {
+    const a = this.local(src);
+    if (typeof a === 'number') return cb(a);
+    const b = this.local(dest);
+    if (typeof b === 'number') return cb(b === ENOENT ? ENOENT : EXDEV);
+    if (a.location.id !== b.location.id) return cb(EXDEV);
+    if (a.rel.length === 0 || b.rel.length === 0) return cb(EPERM);
+    try {
+      this.writer.applyFsOp(a.location, make(a.rel.join('/'), b.rel.join('/')), 'fuse');
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  // --- extended attributes -------------------------------------------------------
+
+  getxattr(p: string, name: string, _position: number, cb: (err: number, value?: Buffer | null) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    try {
+      const own = this.sdXattr(node, name);
+      if (own !== undefined) return own === null ? cb(ENODATA) : cb(0, Buffer.from(own));
+      if (node.kind !== 'local' && node.kind !== 'content') return cb(ENODATA);
+      const value = getAttributeSync(node.real, name);
+      return value === null ? cb(ENODATA) : cb(0, value);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  listxattr(p: string, cb: (err: number, list?: string[]) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    try {
+      const own = SD_XATTRS.filter((n) => this.sdXattr(node, n) != null);
+      const real = node.kind === 'local' && !isSymlink(node.real) ? listAttributesSync(node.real).filter((n) => n.startsWith('user.') && !n.startsWith('user.sd.')) : [];
+      cb(0, [...own, ...real]);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  setxattr(p: string, name: string, value: Buffer, _position: number, _flags: number, cb: (err: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    if (name.startsWith('user.sd.')) return cb(EACCES); // sdfs's own attributes are derived, not set
+    try {
+      setAttributeSync(node.real, name, value);
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  removexattr(p: string, name: string, cb: (err: number) => void): void {
+    const node = this.local(p);
+    if (typeof node === 'number') return cb(node);
+    if (name.startsWith('user.sd.')) return cb(EACCES);
+    try {
+      removeAttributeSync(node.real, name);
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  /** sdfs's own attributes: a string, null when the entry has none, undefined when not ours. */
+  private sdXattr(node: Node, name: string): string | null | undefined {
+    if (!name.startsWith('user.sd.')) return undefined;
+    if (node.kind === 'content') {
+      if (name === 'user.sd.content_id') return node.contentId;
+      if (name === 'user.sd.sdpath') return `sd://content/${node.contentId}`;
+      if (name === 'user.sd.copies') return String(this.ns.copies(node.contentId));
+      return null;
+    }
+    if (node.kind !== 'local' && node.kind !== 'remote') return null;
+    const entry = this.ns.entry(node.location, node.rel);
+    if (name === 'user.sd.sdpath') return this.ns.sdPath(node.device, node.location, node.rel);
+    if (name === 'user.sd.content_id') return entry?.contentId ?? null;
+    if (name === 'user.sd.copies') return entry?.contentId ? String(this.ns.copies(entry.contentId)) : null;
+    return null;
+  }
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+const OP_NAMES = [
+  'getattr', 'fgetattr', 'readdir', 'readlink', 'access', 'statfs', 'open', 'create', 'read', 'write', 'ftruncate',
+  'flush', 'fsync', 'release', 'truncate', 'mkdir', 'rmdir', 'unlink', 'symlink', 'chmod', 'chown', 'utimens',
+  'rename', 'link', 'getxattr', 'listxattr', 'setxattr', 'removexattr',
+] as const;

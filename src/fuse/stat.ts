@@ -1,0 +1,50 @@
+// Stat records for FUSE: real ones converted from fs.Stats, synthetic ones for the
+// virtual folders (root, devices, .content).
+import type { FuseStat } from 'fuse-native';
+import type fs from 'node:fs';
+
+const S_IFDIR = 0o040000;
+/** Synthetic inode numbers sit at the top of the 32-bit range, away from real ones. */
+const VIRTUAL_INO_BASE = 0xfff00000;
+
+export function fromStats(st: fs.Stats): FuseStat {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    ino: st.ino,
+    rdev: st.rdev,
+    blksize: st.blksize,
+    blocks: st.blocks,
+    atime: st.atimeMs,
+    mtime: st.mtimeMs,
+    ctime: st.ctimeMs,
+  };
+}
+
+export function virtualDir(key: string, timeMs: number, writable = false): FuseStat {
+  return {
+    mode: S_IFDIR | (writable ? 0o755 : 0o555),
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    size: 4096,
+    nlink: 2,
+    ino: VIRTUAL_INO_BASE + (hash(key) % 0xfffff),
+    atime: timeMs,
+    mtime: timeMs,
+    ctime: timeMs,
+  };
+}
+
+/** A read-only view of a real file (for /sd/.content/<id>). */
+export function readOnly(st: FuseStat): FuseStat {
+  return { ...st, mode: st.mode & ~0o222 };
+}
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}

@@ -1,0 +1,55 @@
+// Resolves a path inside the mount to what it names: the root, the .content folder, a
+// device, or a place inside a location (with its real path when the device is this one).
+// Pure path logic over the Namespace; no file system calls.
+import path from 'node:path';
+import type { Device } from '../vdfs/device.js';
+import type { Location } from '../vdfs/locations.js';
+import type { Namespace } from '../vdfs/namespace.js';
+
+export const CONTENT_DIR = '.content';
+
+export type Node =
+  | { kind: 'root' }
+  | { kind: 'content-dir' }
+  | { kind: 'content'; contentId: string; real: string }
+  | { kind: 'device'; device: Device }
+  | { kind: 'local'; device: Device; location: Location; rel: string[]; real: string }
+  | { kind: 'remote'; device: Device; location: Location; rel: string[] };
+
+export class Tree {
+  constructor(
+    private readonly ns: Namespace,
+    private readonly localDeviceId: string,
+  ) {}
+
+  /** What a mount path names, or undefined when nothing is there. */
+  resolve(mountPath: string): Node | undefined {
+    if (mountPath === '/') return { kind: 'root' };
+    const parts = mountPath.split('/');
+    parts.shift(); // the leading ''
+    const [first, second, ...rest] = parts as [string, ...string[]];
+    if (first === CONTENT_DIR) {
+      if (second === undefined) return { kind: 'content-dir' };
+      if (rest.length > 0 || !/^[0-9a-f]{16}$/.test(second)) return undefined;
+      const real = this.ns.localCopy(second, this.localDeviceId);
+      return real === undefined ? undefined : { kind: 'content', contentId: second, real };
+    }
+    const device = this.ns.device(first);
+    if (!device) return undefined;
+    if (second === undefined) return { kind: 'device', device };
+    const location = this.ns.location(device, second);
+    if (!location) return undefined;
+    if (device.id === this.localDeviceId) {
+      return { kind: 'local', device, location, rel: rest, real: rest.length ? path.join(location.rootPath, ...rest) : location.rootPath };
+    }
+    return { kind: 'remote', device, location, rel: rest };
+  }
+
+  /** Names in a virtual folder (root, device, .content). */
+  virtualChildren(node: Node): string[] {
+    if (node.kind === 'root') return [CONTENT_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'device') return this.ns.locations(node.device).map((l) => l.name);
+    if (node.kind === 'content-dir') return this.ns.localContentIds(this.localDeviceId, 100_000);
+    return [];
+  }
+}

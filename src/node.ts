@@ -1,0 +1,77 @@
+// One running device: its library, the watcher that keeps the index true, and the FUSE
+// mount of /sd. Started by `sd mount`; stop() unmounts and closes everything in order.
+import { config } from './config.js';
+import { SdError } from './errors.js';
+import { MountOps, type FsWriter } from './fuse/ops.js';
+import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
+import { log } from './log.js';
+import type { FsOp } from './vdfs/actions/fs-op.js';
+import { openLibrary, type Library } from './vdfs/library.js';
+import { listLocations, type Location } from './vdfs/locations.js';
+import { Namespace } from './vdfs/namespace.js';
+import { startWatcher, type Watcher } from './vdfs/watcher.js';
+
+export interface NodeOptions {
+  libraryDir: string;
+  mountpoint: string;
+  /** Serve the tree without accepting changes (every write answers EROFS). */
+  readOnly?: boolean;
+  /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
+  attrTimeout?: number;
+  /** Builds the writer that executes namespace changes (the ActionManager). */
+  writer?: (library: Library) => FsWriter;
+}
+
+export interface RunningNode {
+  library: Library;
+  mountpoint: string;
+  /** Resolves when the mount went away from outside (sd umount, fusermount -u). */
+  ended: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Answers every change with EROFS: for `sd mount --read-only`. */
+export const readOnlyWriter: FsWriter = {
+  applyFsOp(location: Location, op: FsOp) {
+    throw new SdError('READ_ONLY', `the mount is read-only; cannot ${op.op} in ${location.name}`);
+  },
+};
+
+export async function startNode(options: NodeOptions): Promise<RunningNode> {
+  const library = openLibrary(options.libraryDir);
+  let watcher: Watcher | undefined;
+  let mounted: Mounted | undefined;
+  let mountOps: MountOps | undefined;
+  const stop = async () => {
+    await mounted?.unmount();
+    mountOps?.closeAll();
+    await watcher?.close();
+    library.close();
+  };
+  try {
+    const ns = new Namespace(library.db);
+    watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
+      onApplied: () => ns.invalidate(),
+    });
+    const writer = options.readOnly ? readOnlyWriter : (options.writer?.(library) ?? readOnlyWriter);
+    mountOps = new MountOps(ns, library.device.id, writer, library.dir);
+    const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
+  } catch (err) {
+    await stop().catch((e: unknown) => log.warn({ op: 'node', err: String(e) }, 'cleanup after a failed start'));
+    throw err;
+  }
+  log.info({ op: 'node', device: library.device.slug, mountpoint: options.mountpoint }, 'device running');
+  let poll: NodeJS.Timeout | undefined;
+  const ended = new Promise<void>((resolve) => {
+    poll = setInterval(() => {
+      if (!isMounted(options.mountpoint)) resolve();
+    }, 1000);
+    poll.unref();
+  });
+  const stopAll = async () => {
+    clearInterval(poll);
+    await stop();
+  };
+  return { library, mountpoint: options.mountpoint, ended, stop: stopAll };
+}

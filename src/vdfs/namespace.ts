@@ -1,0 +1,99 @@
+// The library as the mount sees it: devices by slug, their locations by name, entries by
+// path and local copies by content id. Small tables are cached briefly in memory so
+// the FUSE thread answers most lookups without SQL; entry lookups are indexed queries.
+import path from 'node:path';
+import { ContentStore } from './content/store.js';
+import type { Db } from './db/database.js';
+import { listDevices, type Device } from './device.js';
+import { EntryStore, type Entry } from './entries.js';
+import { listLocations, type Location } from './locations.js';
+import { entrySdPath } from './sdpath.js';
+
+const TABLE_TTL_MS = 1000;
+
+export class Namespace {
+  private readonly store: EntryStore;
+  private readonly contents: ContentStore;
+  private cachedAt = 0;
+  private devicesBySlug = new Map<string, Device>();
+  private locationsByDevice = new Map<string, Map<string, Location>>();
+
+  constructor(readonly db: Db) {
+    this.store = new EntryStore(db);
+    this.contents = new ContentStore(db);
+  }
+
+  /** Forget cached devices and locations (after a location is added or removed). */
+  invalidate(): void {
+    this.cachedAt = 0;
+  }
+
+  private refresh(): void {
+    const now = Date.now();
+    if (now - this.cachedAt < TABLE_TTL_MS) return;
+    this.cachedAt = now;
+    this.devicesBySlug = new Map(listDevices(this.db).map((d) => [d.slug, d]));
+    this.locationsByDevice = new Map();
+    for (const l of listLocations(this.db)) {
+      let byName = this.locationsByDevice.get(l.deviceId);
+      if (!byName) this.locationsByDevice.set(l.deviceId, (byName = new Map()));
+      byName.set(l.name, l);
+    }
+  }
+
+  devices(): Device[] {
+    this.refresh();
+    return [...this.devicesBySlug.values()];
+  }
+
+  device(slug: string): Device | undefined {
+    this.refresh();
+    return this.devicesBySlug.get(slug);
+  }
+
+  locations(device: Device): Location[] {
+    this.refresh();
+    return [...(this.locationsByDevice.get(device.id)?.values() ?? [])];
+  }
+
+  location(device: Device, name: string): Location | undefined {
+    this.refresh();
+    return this.locationsByDevice.get(device.id)?.get(name);
+  }
+
+  entry(location: Location, rel: readonly string[]): Entry | undefined {
+    return location.rootEntryId === null ? undefined : this.store.resolve(location.rootEntryId, rel);
+  }
+
+  sdPath(device: Device, location: Location, rel: readonly string[]): string {
+    return entrySdPath(device, location, rel);
+  }
+
+  /** Number of entries in this library holding a content id. */
+  copies(contentId: string): number {
+    return this.store.withContent(contentId).length;
+  }
+
+  fullHash(contentId: string): string | null {
+    return this.contents.get(contentId)?.fullHash ?? null;
+  }
+
+  /** A local file holding this content, as a real path, if this device has one. */
+  localCopy(contentId: string, localDeviceId: string): string | undefined {
+    this.refresh();
+    for (const entry of this.store.withContent(contentId)) {
+      if (entry.deviceId !== localDeviceId) continue;
+      const location = [...(this.locationsByDevice.get(localDeviceId)?.values() ?? [])].find((l) => l.id === entry.locationId);
+      if (location) return path.join(location.rootPath, this.store.relativePath(entry.id));
+    }
+    return undefined;
+  }
+
+  /** Content ids this device holds a copy of (for listing /sd/.content). */
+  localContentIds(localDeviceId: string, limit: number): string[] {
+    return this.db
+      .prepare('SELECT DISTINCT content_id FROM entries WHERE device_id = ? AND content_id IS NOT NULL LIMIT ?')
+      .pluck()
+      .all(localDeviceId, limit) as string[];
+  }
+}
