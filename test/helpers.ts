@@ -10,6 +10,11 @@ import { initLibrary, type Library } from '../src/vdfs/library.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SD_BIN = path.join(REPO_ROOT, 'bin', 'sd');
+/**
+ * What tests run as `sd`: the built CLI that bin/sd loads. The test runner hooks child
+ * processes with a CommonJS loader that cannot load the extensionless ES module bin/sd.
+ */
+export const SD_MAIN = path.join(REPO_ROOT, 'build', 'src', 'cli', 'main.js');
 
 /** A fresh temporary folder, removed when the test ends. */
 export function tempDir(t: Test, prefix = 'sd-test-'): string {
@@ -35,6 +40,13 @@ export function tempLibrary(t: Test, name = 'test-device'): Library {
   return library;
 }
 
+/** The environment for child `sd` processes: without the test runner's loader hooks. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
 export interface SdResult {
   code: number;
   stdout: string;
@@ -43,10 +55,10 @@ export interface SdResult {
 
 /** Runs `sd ARGS` (async, never blocking a mount served by this process). */
 export function runSd(args: string[], options: { library?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; input?: string; timeoutMs?: number } = {}): Promise<SdResult> {
-  const env = { ...process.env, ...options.env };
+  const env = { ...cleanEnv(), ...options.env };
   if (options.library) env.SD_LIBRARY = options.library;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SD_BIN, ...args], { env, uid: options.uid, gid: options.gid, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SD_MAIN, ...args], { env, uid: options.uid, gid: options.gid, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -4,6 +4,8 @@
 // timeouts, big writes, real inode numbers) and unmounts cleanly.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import Fuse, { type Ops } from 'fuse-native';
 import { SdError, systemCode } from '../errors.js';
@@ -18,12 +20,35 @@ export interface MountOptions {
   debug?: boolean;
 }
 
-/** fuse-native passes only the options it knows; sdfs needs a few more. */
+// fuse-native's own native binding (the same loaded instance its index.js uses).
+const require = createRequire(import.meta.url);
+const binding = require('node-gyp-build')(path.dirname(require.resolve('fuse-native/package.json'))) as {
+  fuse_native_unmount(mnt: string, thread: Buffer): void;
+};
+
+/** fuse-native with the options sdfs needs, and an unmount that also works after an outside one. */
 class SdFuse extends Fuse {
+  declare _thread: Buffer;
+
   protected override _fuseOptions(): string {
     const base = super._fuseOptions();
     const extra = ['use_ino', 'big_writes', 'max_write=131072', 'max_read=131072', 'fsname=sdfs', 'subtype=sdfs', 'default_permissions'];
     return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
+  }
+
+  // fuse-native skips releasing its FUSE thread when fusermount fails, which it does when
+  // the tree was unmounted from outside; the thread then keeps the process alive.
+  _close(cb: (err: Error | null) => void): void {
+    const releaseThread = () => {
+      try {
+        binding.fuse_native_unmount(this.mnt, this._thread);
+      } catch (err) {
+        return cb(err as Error);
+      }
+      cb(null);
+    };
+    if (!isMounted(this.mnt)) return releaseThread();
+    Fuse.unmount(this.mnt, (err) => (err && isMounted(this.mnt) ? cb(err) : releaseThread()));
   }
 }
 

@@ -1,0 +1,68 @@
+// Running a real `sd mount` in a child process for tests: started against a library,
+// waited for until the tree answers, and always unmounted in teardown — even when the
+// test fails or the process died.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Test } from 'tap';
+import { forceUnmount, isMounted } from '../src/fuse/mount.js';
+import { SD_MAIN, cleanEnv, runSd, tempDir, waitFor } from './helpers.js';
+
+export interface MountedDevice {
+  library: string;
+  mountpoint: string;
+  process: ChildProcess;
+  stderr(): string;
+  /** Stops the mount process (SIGINT) and waits for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt')): Promise<MountedDevice> {
+  const child = spawn(process.execPath, [SD_MAIN, 'mount', mountpoint, ...args], {
+    env: { ...cleanEnv(), SD_LIBRARY: library },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  let stdout = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT');
+      const done = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+      if (!done) child.kill('SIGKILL');
+    }
+    if (isMounted(mountpoint)) await forceUnmount(mountpoint);
+  });
+  // The process says so once it serves the tree (a stale mount listed before does not count).
+  const up = await waitFor(() => stdout.includes('Mounted at') || child.exitCode !== null, 30_000, 50);
+  if (!up || !isMounted(mountpoint)) throw new Error(`sd mount did not come up: ${stderr.trim()}`);
+  return {
+    library,
+    mountpoint,
+    process: child,
+    stderr: () => stderr,
+    async stop(signal: NodeJS.Signals = 'SIGINT') {
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** A library with one location over a fresh folder, made through the real CLI. */
+export async function libraryWithLocation(t: Test, files: Record<string, string | Buffer>, name = 'box', location = 'data', mode = 'content'): Promise<{ library: string; root: string }> {
+  const base = tempDir(t, 'sd-dev-');
+  const library = path.join(base, 'library');
+  const root = path.join(base, location);
+  fs.mkdirSync(root, { recursive: true });
+  for (const [rel, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), data);
+  }
+  for (const args of [['init', '--name', name], ['location', 'add', root, '--mode', mode]]) {
+    const r = await runSd(args, { library });
+    if (r.code !== 0) throw new Error(`sd ${args.join(' ')} failed: ${r.stderr}`);
+  }
+  return { library, root };
+}

@@ -1,0 +1,107 @@
+// The mounted tree: layout, attributes, reads, xattrs, lifecycle (clean unmount on
+// SIGINT and SIGTERM, stale mounts cleaned, busy and non-empty mount points refused).
+import fs from 'node:fs';
+import path from 'node:path';
+import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
+import t from 'tap';
+import { isMounted } from '../src/fuse/mount.js';
+import { runSd, sdJson, tempDir, waitFor } from './helpers.js';
+import { libraryWithLocation, startMount } from './mount-helpers.js';
+
+const big = Buffer.alloc(3 * 1024 * 1024);
+for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 12)) & 0xff;
+
+t.test('the tree shows devices, locations and real files with their attributes', async (t) => {
+  const { library, root } = await libraryWithLocation(t, { 'a.txt': 'hello', 'sub/b.bin': big, 'sub/deep/c.txt': 'c' });
+  fs.symlinkSync('a.txt', path.join(root, 'link'));
+  fs.linkSync(path.join(root, 'a.txt'), path.join(root, 'hard.txt'));
+  await runSd(['index'], { library });
+  const m = await startMount(t, library);
+  t.same(fs.readdirSync(m.mountpoint).sort(), ['.content', 'box']);
+  t.same(fs.readdirSync(path.join(m.mountpoint, 'box')), ['data']);
+  const data = path.join(m.mountpoint, 'box', 'data');
+  t.same(fs.readdirSync(data).sort(), ['a.txt', 'hard.txt', 'link', 'sub']);
+  for (const name of ['a.txt', 'sub', 'sub/b.bin', 'link']) {
+    const real = fs.lstatSync(path.join(root, name));
+    const seen = fs.lstatSync(path.join(data, name));
+    t.equal(seen.size, real.size, `${name}: size`);
+    t.equal(seen.mode, real.mode, `${name}: mode`);
+    t.equal(seen.ino, real.ino, `${name}: inode number is the real one`);
+    t.equal(seen.uid, real.uid, `${name}: uid`);
+    t.equal(Math.floor(seen.mtimeMs), Math.floor(real.mtimeMs), `${name}: mtime`);
+  }
+  t.equal(fs.lstatSync(path.join(data, 'a.txt')).nlink, 2, 'hard links are counted');
+  t.equal(fs.readlinkSync(path.join(data, 'link')), 'a.txt', 'symlinks read as links');
+  t.ok(fs.readFileSync(path.join(data, 'sub', 'b.bin')).equals(big), 'a 3 MiB file reads byte-identical');
+  const fd = fs.openSync(path.join(data, 'sub', 'b.bin'), 'r');
+  const slice = Buffer.alloc(1000);
+  fs.readSync(fd, slice, 0, 1000, 2_000_000);
+  fs.closeSync(fd);
+  t.ok(slice.equals(big.subarray(2_000_000, 2_001_000)), 'reads at an offset');
+  const st = fs.statfsSync(data);
+  const real = fs.statfsSync(root);
+  t.equal(st.blocks, real.blocks, 'statfs reports the real file system');
+});
+
+t.test('xattrs name the content and the SdPath; .content opens any copy', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'x/one.txt': 'same bytes', 'y/two.txt': 'same bytes' });
+  const m = await startMount(t, library);
+  const file = path.join(m.mountpoint, 'box', 'data', 'x', 'one.txt');
+  const names = listAttributesSync(file);
+  t.ok(names.includes('user.sd.content_id') && names.includes('user.sd.sdpath'), 'listxattr shows sdfs attributes');
+  const id = String(getAttributeSync(file, 'user.sd.content_id'));
+  t.match(id, /^[0-9a-f]{16}$/);
+  t.equal(String(getAttributeSync(file, 'user.sd.sdpath')), 'sd://box/data/x/one.txt');
+  t.equal(String(getAttributeSync(file, 'user.sd.copies')), '2');
+  const stat = await sdJson<{ contentId: string }>(t, ['stat', 'sd://box/data/x/one.txt'], { library });
+  t.equal(id, stat.contentId, 'the xattr equals the library content id');
+  t.equal(fs.readFileSync(path.join(m.mountpoint, '.content', id), 'utf8'), 'same bytes', '/.content/<id> opens a copy');
+  t.ok(fs.readdirSync(path.join(m.mountpoint, '.content')).includes(id), '/.content lists local content');
+  t.throws(() => fs.writeFileSync(path.join(m.mountpoint, '.content', id), 'x'), { code: /^(EROFS|EACCES)$/ }, '.content is read-only');
+  t.throws(() => fs.readFileSync(path.join(m.mountpoint, '.content', '0000000000000000')), { code: 'ENOENT' });
+});
+
+t.test('changes made on disk show through the mount within a second', async (t) => {
+  const { library, root } = await libraryWithLocation(t, { 'a.txt': 'one' });
+  const m = await startMount(t, library);
+  const data = path.join(m.mountpoint, 'box', 'data');
+  t.equal(fs.readFileSync(path.join(data, 'a.txt'), 'utf8'), 'one');
+  fs.writeFileSync(path.join(root, 'a.txt'), 'changed!');
+  fs.writeFileSync(path.join(root, 'new.txt'), 'new');
+  const started = Date.now();
+  t.ok(await waitFor(() => fs.readdirSync(data).includes('new.txt'), 1500), 'a new file is listed');
+  t.ok(await waitFor(() => fs.readFileSync(path.join(data, 'a.txt'), 'utf8') === 'changed!', 1500), 'new content is read, not stale cache');
+  t.ok(Date.now() - started <= 1500, `seen in ${Date.now() - started} ms`);
+  t.ok(await waitFor(async () => (await runSd(['stat', 'sd://box/data/new.txt'], { library })).code === 0, 2000), 'and indexed by the watcher');
+});
+
+t.test('SIGINT and SIGTERM unmount cleanly; a stale mount is cleaned at the next start', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a' });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const m = await startMount(t, library);
+    t.equal(await m.stop(signal), 0, `${signal}: exit 0`);
+    t.notOk(isMounted(m.mountpoint), `${signal}: nothing left mounted`);
+  }
+  const killed = await startMount(t, library);
+  await killed.stop('SIGKILL');
+  t.throws(() => fs.readdirSync(killed.mountpoint), { code: 'ENOTCONN' }, 'kill -9 leaves a stale mount');
+  const again = await startMount(t, library, [], killed.mountpoint);
+  t.same(fs.readdirSync(again.mountpoint).sort(), ['.content', 'box'], 'the next start cleans it and mounts');
+});
+
+t.test('a busy or non-empty mount point is refused with a clear error', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a' });
+  const m = await startMount(t, library);
+  const busy = await runSd(['mount', m.mountpoint], { library });
+  t.equal(busy.code, 1);
+  t.match(busy.stderr, /already mounted/);
+  const full = tempDir(t);
+  fs.writeFileSync(path.join(full, 'something'), 'x');
+  const nonEmpty = await runSd(['mount', full], { library });
+  t.equal(nonEmpty.code, 1);
+  t.match(nonEmpty.stderr, /not empty/);
+  const umount = await runSd(['umount', m.mountpoint], { library });
+  t.equal(umount.code, 0, 'sd umount unmounts');
+  t.notOk(isMounted(m.mountpoint));
+  t.ok(await waitFor(() => m.process.exitCode !== null, 3000), 'and the mount process exits on its own');
+});
