@@ -84,8 +84,17 @@ function commandHelp(path: string, cmd: Command): string {
 
 let stopSignal: Promise<string> | undefined;
 function stopped(): Promise<string> {
+  // Handlers stay installed: a Ctrl-C reaches every process of the terminal's group, and a
+  // second signal must not kill a process that is still unmounting.
   return (stopSignal ??= new Promise((resolve) => {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig));
+    let received = false;
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(sig, () => {
+        if (received) return log.info({ op: 'signal', sig }, 'already stopping');
+        received = true;
+        resolve(sig);
+      });
+    }
   }));
 }
 
