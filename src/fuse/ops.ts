@@ -64,14 +64,14 @@ export class MountOps {
 
   private local(p: string): Extract<Node, { kind: 'local' }> | number {
     const node = this.node(p);
-    if (!node) return this.parentExists(p) ? ENOENT : ENOENT;
+    if (!node) {
+      // A new name: writable only inside a location; the virtual folders take none.
+      const parent = this.node(path.posix.dirname(p));
+      return parent && parent.kind !== 'local' && parent.kind !== 'remote' ? EROFS : ENOENT;
+    }
     if (node.kind === 'local') return node;
     if (node.kind === 'remote') return EIO; // remote trees arrive with replication
     return EROFS; // root, device folders and .content are not writable
-  }
-
-  private parentExists(p: string): boolean {
-    return this.node(path.posix.dirname(p)) !== undefined;
   }
 
   private apply(p: string, make: (rel: string) => FsOp, cb: (err: number) => void): void {
