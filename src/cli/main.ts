@@ -179,7 +179,8 @@ try {
   } else if (err instanceof SdError) {
     log.debug({ err }, 'command failed');
     process.stderr.write(`sd: ${err.message}\n`);
-    exitWith(1);
+    // A bad value the user typed (a search filter, a --name) is a usage mistake: exit 2.
+    exitWith(err.code === 'USAGE' ? 2 : 1);
   } else {
     log.error({ err }, 'unexpected failure');
     const message = err instanceof Error ? err.message : String(err);

@@ -78,7 +78,9 @@ export function listLocations(db: Db, deviceId?: string): Location[] {
 }
 
 export function getLocation(db: Db, deviceId: string, nameOrId: string): Location | undefined {
-  const row = db.prepare('SELECT * FROM locations WHERE device_id = ? AND (name = ? OR CAST(id AS TEXT) = ?)').get(deviceId, nameOrId, nameOrId) as LocationRow | undefined;
+  // A name wins over an id: a location may well be named '1'.
+  const row = (db.prepare('SELECT * FROM locations WHERE device_id = ? AND name = ?').get(deviceId, nameOrId) ??
+    db.prepare('SELECT * FROM locations WHERE device_id = ? AND CAST(id AS TEXT) = ?').get(deviceId, nameOrId)) as LocationRow | undefined;
   return row && toLocation(row);
 }
 

@@ -110,7 +110,7 @@ export const catCommand: Command = {
       if (entry.kind === 'dir') throw new SdError('IS_A_DIRECTORY', `${target} is a folder; 'sd ls' lists it`);
       if (!device.isLocal) throw new SdError('IO', `${target} is on device '${device.name}'; its bytes are read through a running 'sd mount'`);
       file = path.join(location.rootPath, ...relPath);
-      if (entry.kind === 'symlink') throw new SdError('USAGE', `${target} is a symbolic link to ${fs.readlinkSync(file)}; sdfs does not follow links`);
+      if (entry.kind === 'symlink') throw new SdError('INVALID_PATH', `${target} is a symbolic link to ${fs.readlinkSync(file)}; sdfs does not follow links`);
     } else if (resolved.kind === 'content') {
       const local = new EntryViewer(library.db).views(resolved.entries).find((v) => v.path !== null);
       if (!local?.path) throw new SdError('NOT_FOUND', `no copy of content ${resolved.contentId} is on this device`);

@@ -55,7 +55,9 @@ const add: Command = {
       ignoreRules: (ctx.values.ignore as string[] | undefined) ?? [],
     });
     const summary = ctx.values['no-index'] ? undefined : runIndex(ctx, location);
-    ctx.out.result({ location: locationJson(ctx, location), index: summary ?? null }, () => [
+    // Read back after indexing, so lastIndexed (and the counts) show what the index did.
+    const indexed = listLocations(library.db, library.device.id).find((l) => l.id === location.id) ?? location;
+    ctx.out.result({ location: locationJson(ctx, indexed), index: summary ?? null }, () => [
       `Added location '${location.name}' (${location.rootPath}, ${location.indexMode}) as sd://${library.device.slug}/${location.name}/`,
       ...(summary ? [`Indexed ${summary.counts.new} entries in ${summary.seconds} s${summary.warnings ? `, ${summary.warnings} warnings ('sd index --json' lists them)` : ''}`] : []),
     ]);

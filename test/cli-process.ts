@@ -1,0 +1,61 @@
+// Runs the real `sd` command (bin/sd) as a child process the way a user's shell does.
+// Under the tap runner every spawned node inherits tap's --import hooks through
+// NODE_OPTIONS (re-added by @tapjs/processinfo's spawn wrapper), and with them node
+// loads the extension-less bin/sd as CommonJS and dies with ERR_REQUIRE_CYCLE_MODULE;
+// so the command goes through `env -u NODE_OPTIONS`, which the wrapper cannot reach.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Test } from 'tap';
+import { SD_BIN, type SdResult } from './helpers.js';
+
+export interface SdOptions {
+  library?: string;
+  env?: NodeJS.ProcessEnv;
+  uid?: number;
+  gid?: number;
+  input?: string;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/** Starts `sd ARGS` and returns the child (for tests that kill it). */
+export function spawnSd(args: string[], options: SdOptions = {}): ChildProcess {
+  const env = { ...process.env, ...options.env };
+  if (options.library) env.SD_LIBRARY = options.library;
+  return spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, SD_BIN, ...args], {
+    env,
+    uid: options.uid,
+    gid: options.gid,
+    cwd: options.cwd,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs `sd ARGS` to the end: exit code, stdout and stderr (as UTF-8 text). */
+export function sd(args: string[], options: SdOptions = {}): Promise<SdResult> {
+  return sdRaw(args, options).then((r) => ({ code: r.code, stdout: r.stdout.toString('utf8'), stderr: r.stderr }));
+}
+
+/** Like sd(), with stdout as bytes (for `sd cat`). */
+export function sdRaw(args: string[], options: SdOptions = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawnSd(args, options);
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
+    });
+    child.stdin!.end(options.input ?? '');
+  });
+}
+
+/** Runs `sd --json ARGS`, asserts exit 0 and parses its one JSON document. */
+export async function sdJson<T = unknown>(t: Test, args: string[], options: SdOptions = {}): Promise<T> {
+  const r = await sd(['--json', ...args], options);
+  t.equal(r.code, 0, `sd ${args.join(' ')} exits 0${r.code ? `: ${r.stderr.trim()}` : ''}`);
+  return JSON.parse(r.stdout) as T;
+}
