@@ -30,8 +30,8 @@ export interface Output {
 
 export interface Command {
   name: string;
-  /** One line for `sd --help`. */
-  summary: string;
+  /** One line for the parent's help; top-level commands have theirs in commands/index.ts. */
+  summary?: string;
   /** Usage lines and details for `sd COMMAND --help`. */
   usage: string;
   options?: OptionSpec;
@@ -39,6 +39,13 @@ export interface Command {
   subcommands?: Command[];
   /** Returns the exit code (0 unless said otherwise). */
   run?(ctx: CommandContext): Promise<number | void> | number | void;
+}
+
+/** A top-level command as `sd --help` lists it; its module is loaded only when it runs. */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
 }
 
 /** A usage mistake: exit code 2 with the command's usage. */

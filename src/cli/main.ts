@@ -77,9 +77,9 @@ function makeOutput(json: boolean): Output {
   };
 }
 
-function commandHelp(path: string, cmd: Command): string {
+function commandHelp(path: string, cmd: Command, summary = cmd.summary ?? ''): string {
   const subs = cmd.subcommands?.length ? `\n\nSubcommands:\n${cmd.subcommands.map((s) => `  ${s.name.padEnd(8)} ${s.summary}`).join('\n')}` : '';
-  return `sd ${path} — ${cmd.summary}\n\n${cmd.usage.trim()}${subs}`;
+  return `sd ${path} — ${summary}\n\n${cmd.usage.trim()}${subs}`;
 }
 
 let stopSignal: Promise<string> | undefined;
@@ -107,11 +107,13 @@ async function run(argv: string[]): Promise<number> {
   const [name, ...args] = g.rest;
   if (name === undefined || name === 'help') {
     const topic = name === 'help' ? COMMANDS.find((c) => c.name === args[0]) : undefined;
-    process.stdout.write((topic ? commandHelp(topic.name, topic) : GLOBAL_HELP) + '\n');
+    process.stdout.write((topic ? commandHelp(topic.name, await topic.load(), topic.summary) : GLOBAL_HELP) + '\n');
     return name === undefined && !g.help ? 2 : 0;
   }
-  let cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) throw new UsageError(`unknown command '${name}'; 'sd --help' lists the commands`);
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) throw new UsageError(`unknown command '${name}'; 'sd --help' lists the commands`);
+  let cmd = await entry.load();
+  let summary = entry.summary;
   let path = cmd.name;
   let rest = args;
   while (cmd.subcommands) {
@@ -119,17 +121,18 @@ async function run(argv: string[]): Promise<number> {
     if (!sub) {
       if (cmd.run) break; // a command that also runs without a subcommand (sd jobs)
       if (g.help || rest.length === 0) {
-        process.stdout.write(commandHelp(path, cmd) + '\n');
+        process.stdout.write(commandHelp(path, cmd, summary) + '\n');
         return g.help ? 0 : 2;
       }
       throw new UsageError(`unknown subcommand '${rest[0]}' of 'sd ${path}'; try 'sd ${path} --help'`);
     }
     cmd = sub;
+    summary = sub.summary ?? '';
     path = `${path} ${sub.name}`;
     rest = rest.slice(1);
   }
   if (g.help) {
-    process.stdout.write(commandHelp(path, cmd) + '\n');
+    process.stdout.write(commandHelp(path, cmd, summary) + '\n');
     return 0;
   }
   let parsed;

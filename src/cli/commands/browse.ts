@@ -42,7 +42,6 @@ function listing(ctx: CommandContext, resolved: Resolved): EntryView[] {
 
 export const lsCommand: Command = {
   name: 'ls',
-  summary: 'list a folder of the virtual tree (sd://device/location/path)',
   usage: `Usage: sd ls [SDPATH]
 
   sd ls                       the devices of this library
@@ -70,7 +69,6 @@ A plain local path inside a location works too (sd ls ~/Photos).`,
 
 export const statCommand: Command = {
   name: 'stat',
-  summary: 'show everything the library knows about one entry',
   usage: 'Usage: sd stat SDPATH\n\nKind, size (folders: everything below), times, inode, mode, content id, full hash and copies.',
   run(ctx) {
     const target = onePath(ctx, 'stat');
@@ -98,7 +96,6 @@ export const statCommand: Command = {
 
 export const catCommand: Command = {
   name: 'cat',
-  summary: "print a file's bytes",
   usage: 'Usage: sd cat SDPATH\n\nWrites the file (or a local copy of sd://content/<id>) to stdout.',
   async run(ctx) {
     const target = onePath(ctx, 'cat');

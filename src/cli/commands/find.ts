@@ -15,7 +15,6 @@ function limitOf(value: unknown, fallback: number): number {
 
 export const searchCommand: Command = {
   name: 'search',
-  summary: 'find files by name and filters (kind:video size:>1GB ...)',
   usage: `Usage: sd search QUERY... [--limit N]
 
 Words match the start of words in names (holiday → "Holiday 2024.jpg"); every word
@@ -43,7 +42,6 @@ Results are best match first (newest first without words); --limit N (default 10
 
 export const dupesCommand: Command = {
   name: 'dupes',
-  summary: 'list content held by more than one file, with wasted bytes',
   usage: `Usage: sd dupes [--limit N]
 
 Groups of files with the same content id (content or deep index mode), the biggest

@@ -23,7 +23,6 @@ function describe(s: IndexSummary): string[] {
 
 export const indexCommand: Command = {
   name: 'index',
-  summary: 'index locations now (all, or the named ones)',
   usage: `Usage: sd index [LOCATION...]
 
 Walks each location and brings the library in line with the disk: new, modified

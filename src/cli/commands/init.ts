@@ -4,7 +4,6 @@ import type { Command } from '../command.js';
 
 export const initCommand: Command = {
   name: 'init',
-  summary: 'create the library and this device',
   usage: `Usage: sd init [--name DEVICE]
 
 Creates the library directory (default ~/.local/share/sd; --library DIR or SD_LIBRARY)

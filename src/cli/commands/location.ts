@@ -98,7 +98,6 @@ const rm: Command = {
 
 export const locationCommand: Command = {
   name: 'location',
-  summary: 'add, list or remove the folders this device indexes',
   usage: 'Usage: sd location add PATH [options] | sd location ls | sd location rm NAME',
   subcommands: [add, ls, rm],
 };

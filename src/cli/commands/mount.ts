@@ -16,7 +16,6 @@ function mountpointOf(ctx: CommandContext): string {
 
 export const mountCommand: Command = {
   name: 'mount',
-  summary: 'run this device: watch its locations and mount the tree (default /sd)',
   usage: `Usage: sd mount [MOUNTPOINT] [--read-only] [--attr-timeout SECONDS]
 
 Mounts every device's tree at MOUNTPOINT (default /sd) and keeps the index true while
@@ -48,7 +47,6 @@ A stale mount left by a crash is cleaned at start.
 
 export const umountCommand: Command = {
   name: 'umount',
-  summary: 'unmount a tree mounted by sd mount (default /sd)',
   usage: `Usage: sd umount [MOUNTPOINT]
 
 Unmounts MOUNTPOINT (default /sd). The 'sd mount' process serving it then exits on its
