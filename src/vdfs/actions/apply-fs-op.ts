@@ -1,0 +1,261 @@
+// Executes one namespace operation of the mount on a local location, synchronously:
+// the disk first (its errno is the answer), then the index and one audit row in one
+// short transaction — a handful of SQL statements, no rescan, on the FUSE thread.
+import fs from 'node:fs';
+import path from 'node:path';
+import { SdError } from '../../errors.js';
+import { log } from '../../log.js';
+import { AuditLog, type Actor } from '../audit.js';
+import type { Library } from '../library.js';
+import type { Location } from '../locations.js';
+import { entrySdPath } from '../sdpath.js';
+import { tryFs } from './errno.js';
+import type { FsOp, FsOpResult } from './fs-op.js';
+import { IndexUpdater, baseName, parentRel, splitRel } from './index-update.js';
+
+const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
+
+export class FsOpApplier {
+  private readonly index: IndexUpdater;
+  private readonly audit: AuditLog;
+  private readonly tx: { immediate(fn: () => void): void };
+  /** Index updates that failed after the disk change succeeded (the watcher repairs them). */
+  indexFailures = 0;
+
+  constructor(private readonly library: Library) {
+    this.index = new IndexUpdater(library);
+    this.audit = new AuditLog(library.db);
+    this.tx = library.db.transaction((fn: () => void) => fn());
+  }
+
+  apply(location: Location, op: FsOp, actor: Actor = 'fuse'): FsOpResult {
+    const touched = 'path' in op ? op.path : op.to;
+    if (touched === '.gitignore' || touched.endsWith('/.gitignore')) this.index.forgetIgnoreRules();
+    const abs = (rel: string) => (rel === '' ? location.rootPath : path.join(location.rootPath, rel));
+    const sd = (rel: string) => entrySdPath(this.library.device, location, splitRel(rel));
+    switch (op.op) {
+      case 'create': {
+        const rel = checkRel(op.path);
+        const file = abs(rel);
+        const flags = (op.flags ?? O_WRONLY) | O_CREAT;
+        const existed = (flags & O_EXCL) === 0 && exists(file);
+        const fd = tryFs(`create ${sd(rel)}`, () => fs.openSync(file, flags, op.mode));
+        let st: fs.Stats;
+        try {
+          st = fs.fstatSync(fd);
+          // Exactly the asked mode: the kernel applied the caller's umask; ours must not apply twice.
+          if (!existed && (st.mode & 0o7777) !== (op.mode & 0o7777)) {
+            fs.fchmodSync(fd, op.mode & 0o7777);
+            st = fs.fstatSync(fd);
+          }
+        } catch (err) {
+          fs.closeSync(fd);
+          throw err;
+        }
+        if (op.flags === undefined) fs.closeSync(fd);
+        this.record(location, actor, 'create', sd(rel), { mode: op.mode & 0o7777 }, () => this.placeNew(location, rel, st));
+        return op.flags === undefined ? {} : { fd };
+      }
+      case 'mkdir': {
+        const rel = checkRel(op.path);
+        const dir = abs(rel);
+        tryFs(`create folder ${sd(rel)}`, () => fs.mkdirSync(dir, { mode: op.mode }));
+        let st = fs.lstatSync(dir);
+        if ((st.mode & 0o7777) !== (op.mode & 0o7777)) {
+          fs.chmodSync(dir, op.mode & 0o7777);
+          st = fs.lstatSync(dir);
+        }
+        this.record(location, actor, 'mkdir', sd(rel), { mode: op.mode & 0o7777 }, () => this.placeNew(location, rel, st));
+        return {};
+      }
+      case 'unlink': {
+        const rel = checkRel(op.path, 'busy');
+        tryFs(`delete ${sd(rel)}`, () => fs.unlinkSync(abs(rel)));
+        this.record(location, actor, 'unlink', sd(rel), undefined, () => {
+          this.index.removeAt(location, rel);
+          this.index.touchDir(location, parentRel(rel));
+        });
+        return {};
+      }
+      case 'rmdir': {
+        const rel = checkRel(op.path, 'busy');
+        tryFs(`remove folder ${sd(rel)}`, () => fs.rmdirSync(abs(rel)));
+        this.record(location, actor, 'rmdir', sd(rel), undefined, () => {
+          this.index.removeAt(location, rel);
+          this.index.touchDir(location, parentRel(rel));
+        });
+        return {};
+      }
+      case 'rename': {
+        const from = checkRel(op.from, 'busy');
+        const to = checkRel(op.to, 'busy');
+        if (op.toLocationId !== undefined && op.toLocationId !== location.id) {
+          throw new SdError('CROSS_DEVICE', `rename ${sd(from)} into another location: EXDEV (copy it, then delete the original)`);
+        }
+        const fromSt = tryFs(`rename ${sd(from)}`, () => fs.lstatSync(abs(from)));
+        const toSt = lstatOrUndefined(abs(to));
+        tryFs(`rename ${sd(from)} to ${sd(to)}`, () => fs.renameSync(abs(from), abs(to)));
+        // Two names of one file: rename(2) leaves both in place.
+        const sameFile = toSt !== undefined && toSt.ino === fromSt.ino && toSt.dev === fromSt.dev;
+        this.record(location, actor, 'rename', sd(from), { to: sd(to) }, () => {
+          if (!sameFile) this.renameInIndex(location, from, to);
+        });
+        return {};
+      }
+      case 'symlink': {
+        const rel = checkRel(op.path);
+        tryFs(`create link ${sd(rel)}`, () => fs.symlinkSync(op.target, abs(rel)));
+        const st = fs.lstatSync(abs(rel));
+        this.record(location, actor, 'symlink', sd(rel), { target: op.target }, () => this.placeNew(location, rel, st));
+        return {};
+      }
+      case 'link': {
+        const from = checkRel(op.from, 'busy');
+        const to = checkRel(op.to);
+        if (op.toLocationId !== undefined && op.toLocationId !== location.id) {
+          throw new SdError('CROSS_DEVICE', `link ${sd(from)} into another location: EXDEV (hard links stay inside one location)`);
+        }
+        tryFs(`link ${sd(from)} as ${sd(to)}`, () => fs.linkSync(abs(from), abs(to)));
+        const st = fs.lstatSync(abs(to));
+        this.record(location, actor, 'link', sd(to), { from: sd(from) }, () => {
+          const source = this.index.entryAt(location, from);
+          this.index.place(location, to, st, source && source.inode === st.ino ? source.contentId : undefined);
+          this.index.touchDir(location, parentRel(to));
+        });
+        return {};
+      }
+      case 'chmod': {
+        const rel = checkRel(op.path, 'root');
+        const st = tryFs(`chmod ${sd(rel)}`, () => fs.lstatSync(abs(rel)));
+        if (st.isSymbolicLink()) throw new SdError('NOT_SUPPORTED', `chmod ${sd(rel)}: a symbolic link has no mode of its own here (EOPNOTSUPP)`);
+        tryFs(`chmod ${sd(rel)}`, () => fs.chmodSync(abs(rel), op.mode & 0o7777));
+        this.record(location, actor, 'chmod', sd(rel), { mode: op.mode & 0o7777 }, () => this.restat(location, rel, 'keep'));
+        return {};
+      }
+      case 'chown': {
+        const rel = checkRel(op.path, 'root');
+        tryFs(`chown ${sd(rel)}`, () => fs.lchownSync(abs(rel), op.uid, op.gid));
+        this.record(location, actor, 'chown', sd(rel), { uid: op.uid, gid: op.gid }, () => this.restat(location, rel, 'keep'));
+        return {};
+      }
+      case 'truncate': {
+        const rel = checkRel(op.path);
+        tryFs(`truncate ${sd(rel)}`, () => fs.truncateSync(abs(rel), op.size));
+        this.record(location, actor, 'truncate', sd(rel), { size: op.size }, () => this.restat(location, rel, 'rehash'));
+        return {};
+      }
+      case 'utimens': {
+        const rel = checkRel(op.path, 'root');
+        tryFs(`set times of ${sd(rel)}`, () => fs.lutimesSync(abs(rel), op.atimeMs / 1000, op.mtimeMs / 1000));
+        this.record(location, actor, 'utimens', sd(rel), { mtimeMs: op.mtimeMs }, () => this.restat(location, rel, 'keep'));
+        return {};
+      }
+      case 'written': {
+        const rel = checkRel(op.path);
+        let contentId: string | null = null;
+        this.record(location, actor, 'written', sd(rel), () => ({ contentId }), () => {
+          contentId = this.restat(location, rel, 'rehash');
+        });
+        return {};
+      }
+    }
+  }
+
+  /** Records a name that just appeared, and the new time of its folder. */
+  private placeNew(location: Location, rel: string, st: fs.Stats): void {
+    const dirRel = parentRel(rel);
+    const parent = this.index.entryAt(location, dirRel);
+    if (!parent) return;
+    this.index.place(location, rel, st, undefined, parent);
+    this.index.touchDir(location, dirRel, parent);
+  }
+
+  /** Re-stats an indexed path and records it: 'keep' its content id (the bytes did not change) or 'rehash'. */
+  private restat(location: Location, rel: string, content: 'keep' | 'rehash'): string | null {
+    if (rel === '') {
+      this.index.touchDir(location, '');
+      return null;
+    }
+    const entry = this.index.entryAt(location, rel);
+    const st = lstatOrUndefined(path.join(location.rootPath, rel));
+    if (!st) return null;
+    if (!entry) {
+      this.index.place(location, rel, st);
+      return null;
+    }
+    const contentId = content === 'keep' && entry.kind === 'file' && st.isFile() && entry.size === st.size ? entry.contentId : this.index.identify(location, rel, st);
+    this.index.refresh(location, entry, st, rel, contentId);
+    if (st.isFile() && st.nlink > 1) {
+      // Other names of the same file (hard links) changed with it.
+      for (const other of this.index.store.byInode(location.id, st.ino)) {
+        if (other.id !== entry.id && other.kind === 'file') this.index.refresh(location, other, st, rel, contentId);
+      }
+    }
+    return contentId;
+  }
+
+  private renameInIndex(location: Location, from: string, to: string): void {
+    const entry = this.index.entryAt(location, from);
+    const toDir = parentRel(to);
+    const newParent = this.index.entryAt(location, toDir);
+    const st = lstatOrUndefined(path.join(location.rootPath, to));
+    if (!st) return;
+    if (st.isDirectory() || baseName(from) === '.gitignore' || baseName(to) === '.gitignore') this.index.forgetIgnoreRules();
+    const visible = newParent?.kind === 'dir' && !this.index.ignores(location, toDir, baseName(to), st.isDirectory());
+    if (entry && visible) {
+      this.index.move(entry, newParent, baseName(to));
+      const moved = this.index.store.get(entry.id);
+      if (moved) this.index.refresh(location, moved, st, to, moved.contentId);
+    } else {
+      if (entry) this.index.remove(entry);
+      else this.index.removeAt(location, to);
+      // Came in from an ignored or unindexed name: record it (a folder with what is inside).
+      if (visible) this.index.indexSubtree(location, to);
+    }
+    this.index.touchDir(location, parentRel(from));
+    if (toDir !== parentRel(from)) this.index.touchDir(location, toDir);
+  }
+
+  /** The index changes and the audit row, in one transaction; a failure here is logged, not thrown (the disk changed). */
+  private record(location: Location, actor: Actor, action: string, target: string, details: unknown, changes: () => void): void {
+    try {
+      this.tx.immediate(() => {
+        changes();
+        this.audit.append({ actor, action, status: 'Completed', target, details: typeof details === 'function' ? (details as () => unknown)() : details });
+      });
+    } catch (err) {
+      this.indexFailures++;
+      log.warn({ op: action, location: location.name, target, err: err instanceof Error ? err.message : String(err) }, 'index update after a file system change failed; the watcher will repair it');
+    }
+  }
+}
+
+/**
+ * Checks a location-relative path: '/'-separated names, no '.', '..' or empty parts.
+ * The root ('') is refused unless the op may act on it ('root'); 'busy' answers EBUSY for it.
+ */
+function checkRel(rel: string, root: 'no' | 'root' | 'busy' = 'no'): string {
+  if (rel === '') {
+    if (root === 'root') return rel;
+    if (root === 'busy') throw new SdError('BUSY', 'the location root cannot be removed or renamed here (EBUSY)');
+    throw new SdError('EXISTS', 'the location root exists already (EEXIST)');
+  }
+  for (const part of rel.split('/')) {
+    if (part === '' || part === '.' || part === '..' || part.includes('\0')) {
+      throw new SdError('INVALID', `'${rel}' is not a path inside a location (EINVAL)`);
+    }
+  }
+  return rel;
+}
+
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function exists(p: string): boolean {
+  return lstatOrUndefined(p) !== undefined;
+}

@@ -1,0 +1,710 @@
+// One run of a claimed job: its steps in order, each done on disk first and then
+// recorded (step done, index updated, checkpoint) in one transaction, so a run killed
+// at any point resumes at the step it was on and finds what that step already did.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import path from 'node:path';
+import { SdError } from '../../errors.js';
+import { log } from '../../log.js';
+import { contentHashOfFile, type ContentHash } from '../content/identity.js';
+import type { Library } from '../library.js';
+import { listLocations, type Location } from '../locations.js';
+import { freeName, renameTarget } from '../actions/conflict.js';
+import { fsError, tryFs } from '../actions/errno.js';
+import { IndexUpdater, baseName, parentRel } from '../actions/index-update.js';
+import type { ConflictMode } from '../actions/types.js';
+import { copyFileChunked, copySmall, fullHashAsync, type CopyFileResult } from './copy-file.js';
+import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
+import { jobOptions } from './options.js';
+import { bootId } from './owner.js';
+
+export type Interruption = 'pause' | 'cancel' | 'stop';
+
+/** Thrown inside a run when it must stop at a checkpoint (pause, cancel, process shutdown). */
+export class JobInterrupted extends Error {
+  constructor(readonly reason: Interruption) {
+    super(`job ${reason}`);
+  }
+}
+
+export interface ProgressEvent {
+  jobId: number;
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  /** The file being worked on. */
+  current: string | null;
+}
+
+export interface RunHooks {
+  /** Asked at every chunk and between steps: an interruption to honour, or null. */
+  interruption(): Interruption | null;
+  onProgress?(event: ProgressEvent): void;
+  /** Overrides the job's own bandwidth limit (bytes/s, 0 = none). */
+  bwlimit?: number;
+}
+
+const STAGING_FOLDER = '.sd-staging';
+const execFileAsync = promisify(execFile);
+
+function lstatOrUndefined(p: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function sampled(file: string): ContentHash | undefined {
+  return contentHashOfFile(file);
+}
+
+function sampledId(file: string): string | null {
+  return sampled(file)?.contentId ?? null;
+}
+
+/** fsync of a file or folder (a folder: so the names renamed into it survive a crash). */
+async function fsyncPath(p: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(p, 'r');
+    await fh.sync();
+  } catch {
+    // Gone since (moved on by a later step), or a file system that refuses fsync on folders.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** syncfs(2) of the file systems holding these paths, through `sync -f` (async: never blocks the mount). */
+async function syncFileSystems(paths: string[]): Promise<boolean> {
+  const byDevice = new Map<number, string>();
+  for (const p of paths) {
+    const st = lstatOrUndefined(p);
+    if (st && !byDevice.has(st.dev)) byDevice.set(st.dev, p);
+  }
+  try {
+    await Promise.all([...byDevice.values()].map((p) => execFileAsync('sync', ['-f', p], { timeout: 120_000 })));
+    return true;
+  } catch (err) {
+    log.debug({ op: 'job', err: String(err) }, "'sync -f' failed; fsync one by one");
+    return false;
+  }
+}
+
+interface Target {
+  /** Where the step's result goes, or null to skip it. */
+  final: string | null;
+  identical: boolean;
+}
+
+export class JobRun {
+  private readonly index: IndexUpdater;
+  private readonly locations: Location[];
+  /** Folder destinations that were renamed (or skipped: null) on conflict; what is inside follows. */
+  private readonly redirects = new Map<string, string | null>();
+  private readonly progress: JobProgress;
+  private readonly onConflict: ConflictMode;
+  private readonly verify: boolean;
+  private readonly bwlimit: number;
+  private lastCheckpoint = 0;
+  private lastDurable = 0;
+  /** Small files landed since the last durable point, and folders whose entries changed. */
+  private readonly unsynced: string[] = [];
+  private readonly dirtyDirs = new Set<string>();
+  private lastControlPoll = 0;
+  private lastYield = performance.now();
+  private readonly stagingDirs = new Set<string>();
+  private runStarted = 0;
+
+  constructor(
+    private readonly library: Library,
+    private readonly store: JobStore,
+    private readonly job: Job,
+    private readonly hooks: RunHooks,
+  ) {
+    this.index = new IndexUpdater(library);
+    this.locations = listLocations(library.db, library.device.id);
+    this.progress = { ...job.progress };
+    this.onConflict = job.payload.onConflict;
+    this.verify = job.payload.verify;
+    this.bwlimit = hooks.bwlimit ?? job.payload.bwlimit;
+    for (const item of store.redirectedDirs(job.id)) if (item.dst) this.redirects.set(item.dst, item.status === 'skipped' ? null : item.finalDst);
+  }
+
+  get state(): JobProgress {
+    return this.progress;
+  }
+
+  /** Runs the steps from where the job stands; throws JobInterrupted or the step's error. */
+  async execute(): Promise<void> {
+    this.runStarted = performance.now();
+    this.progress.runs++;
+    this.progress.resumedAtBytes = 0;
+    this.lastDurable = performance.now();
+    try {
+      if (this.progress.durableBoot !== bootId() && this.progress.durableSeq < this.progress.nextSeq) this.reverifyAfterReboot();
+      for (;;) {
+        const page = this.store.items(this.job.id, this.progress.nextSeq);
+        if (page.length === 0) break;
+        for (const item of page) {
+          const interruption = this.pollInterruption();
+          if (interruption) throw new JobInterrupted(interruption);
+          if (item.status === null) await this.step(item);
+          this.progress.nextSeq = item.seq + 1;
+          if (performance.now() - this.lastDurable >= jobOptions.syncEveryMs) await this.makeDurable();
+          await this.maybeYield();
+        }
+      }
+      this.progress.current = null;
+      await this.makeDurable();
+      this.cleanStaging();
+    } catch (err) {
+      // Paused or stopped: what is done so far is made durable before the run lets go.
+      if (err instanceof JobInterrupted) await this.makeDurable().catch(() => undefined);
+      throw err;
+    } finally {
+      this.countTime();
+    }
+  }
+
+  /**
+   * fsyncs the small files and the folders changed since the last durable point (many at
+   * once), then records that every finished step is durable.
+   */
+  private async makeDurable(): Promise<void> {
+    const files = this.unsynced.splice(0);
+    const dirs = [...this.dirtyDirs];
+    this.dirtyDirs.clear();
+    const paths = [...files, ...dirs];
+    // Many paths: one syncfs per file system (`sync -f`, async) beats an fsync each by far.
+    if (paths.length > jobOptions.fsyncParallel && (await syncFileSystems(dirs.length ? dirs : files))) paths.length = 0;
+    for (let i = 0; i < paths.length; i += jobOptions.fsyncParallel) {
+      await Promise.all(paths.slice(i, i + jobOptions.fsyncParallel).map(fsyncPath));
+    }
+    this.lastDurable = performance.now();
+    this.progress.durableSeq = this.progress.nextSeq;
+    this.progress.durableBoot = bootId();
+    this.checkpoint();
+  }
+
+  /**
+   * The machine rebooted since the last durable point: steps finished after it may have
+   * lost their bytes. Each copy is checked against its source again; one that does not
+   * match is removed and done again.
+   */
+  private reverifyAfterReboot(): void {
+    const from = this.progress.durableSeq;
+    const until = this.progress.nextSeq;
+    log.info({ op: 'job', job: this.job.id, from, until }, 'rebooted since the last durable point; checking those steps again');
+    for (let seq = from; seq < until; ) {
+      const page = this.store.items(this.job.id, seq);
+      if (page.length === 0) break;
+      for (const item of page) {
+        seq = item.seq + 1;
+        if (item.seq >= until) break;
+        if ((item.op !== 'copy' && item.op !== 'move') || item.status !== 'done' || !item.finalDst) continue;
+        const src = item.src ? lstatOrUndefined(item.src) : undefined;
+        const there = lstatOrUndefined(item.finalDst);
+        const intact = src ? there !== undefined && this.holds(item.finalDst, src.size, sampledId(item.src!)) : there?.size === item.size;
+        if (intact) continue;
+        if (!src) throw new SdError('IO', `${item.finalDst} was damaged by a power loss and its source ${item.src} was already moved away; restore it from another copy`);
+        fs.rmSync(item.finalDst, { force: true });
+        this.store.resetItem(this.job.id, item.seq);
+        this.progress.filesDone--;
+        this.progress.bytesDone -= item.size;
+      }
+    }
+    this.progress.nextSeq = from;
+  }
+
+  /** Adds the time run since the last count to copyMs (kept with every checkpoint, for throughput). */
+  private countTime(): void {
+    const now = performance.now();
+    this.progress.copyMs += Math.round(now - this.runStarted);
+    this.runStarted = now;
+  }
+
+  /** Removes the part file of the step in flight (cancel). */
+  discardPart(): void {
+    const part = this.progress.current?.part;
+    if (part) fs.rmSync(part, { force: true });
+    this.progress.current = null;
+    this.cleanStaging();
+  }
+
+  private async step(item: JobItem): Promise<void> {
+    this.report(item.src ?? item.dst);
+    switch (item.op) {
+      case 'mkdir':
+        return this.mkdir(item);
+      case 'copy':
+      case 'move':
+        return lstatOrUndefined(item.src!)?.isSymbolicLink() ? this.symlink(item) : this.copy(item);
+      case 'symlink':
+        return this.symlink(item);
+      case 'rename':
+        return this.rename(item);
+      case 'rmdir':
+        return this.rmdir(item);
+      case 'trash':
+        return this.trash(item);
+      case 'remove':
+        return this.remove(item);
+    }
+  }
+
+  // --- steps ---------------------------------------------------------------------
+
+  private mkdir(item: JobItem): void {
+    const dst = this.mapDst(item.dst!);
+    if (dst === null) return this.finish(item, 'skipped', null, () => this.redirects.set(item.dst!, null));
+    const there = lstatOrUndefined(dst);
+    let final = dst;
+    if (there?.isDirectory()) return this.finish(item, 'done', dst);
+    if (there) {
+      const t = this.resolveConflict(item, dst, undefined, null);
+      if (t.final === null) {
+        this.redirects.set(item.dst!, null);
+        return this.finish(item, 'skipped', null);
+      }
+      final = t.final;
+      if (final === dst) tryFs(`replace ${dst}`, () => fs.unlinkSync(dst));
+    }
+    const mode = this.job.payload.action.kind === 'mkdir' ? (this.job.payload.action.input.mode ?? 0o777) : (item.src ? (lstatOrUndefined(item.src)?.mode ?? 0o777) & 0o7777 : 0o777);
+    tryFs(`create folder ${final}`, () => fs.mkdirSync(final, { mode }));
+    if (final !== item.dst) this.redirects.set(item.dst!, final);
+    this.finish(item, 'done', final, () => this.placeAt(final));
+  }
+
+  private async copy(item: JobItem): Promise<void> {
+    const src = item.src!;
+    const srcSt = lstatOrUndefined(src);
+    const cur = this.progress.current?.seq === item.seq ? this.progress.current : null;
+    if (!srcSt) {
+      // A move killed after its copy landed and before the source went: nothing left to do.
+      if (item.op === 'move' && cur?.finalDst && lstatOrUndefined(cur.finalDst)) return this.movedAlready(item, cur.finalDst);
+      throw new SdError('NOT_FOUND', `${src} is gone (deleted or moved since the job was committed); cancel the job or put it back`);
+    }
+    if (!srcSt.isFile()) throw new SdError('INVALID', `${src} is no longer a file; cancel the job or put it back`);
+    const srcHash = sampled(src);
+    let final: string;
+    let part: string;
+    if (cur?.finalDst && cur.part) {
+      final = cur.finalDst;
+      part = cur.part;
+      if (!lstatOrUndefined(part) && this.holds(final, srcSt.size, srcHash?.contentId ?? null)) {
+        // Killed after the rename into place, before it was recorded.
+        return this.landed(item, final, srcHash ?? null, null);
+      }
+    } else {
+      const dst = this.mapDst(item.dst!);
+      if (dst === null) return this.finish(item, 'skipped', null, undefined, item.size);
+      const t = this.resolveConflict(item, dst, srcSt, srcHash?.contentId ?? null);
+      if (t.identical) {
+        this.progress.identical++;
+        if (item.op === 'move') this.removeSource(item, dst);
+        return this.finish(item, 'skipped', dst, () => item.op === 'move' && this.forget(src), item.size);
+      }
+      if (t.final === null) return this.finish(item, 'skipped', null, undefined, item.size);
+      final = t.final;
+      part = this.partPath(final, item.seq);
+      // A small file is simply copied again after a crash: no checkpoint needed before it.
+      if (srcSt.size >= jobOptions.fsyncMinBytes) {
+        this.progress.current = { seq: item.seq, bytes: 0, finalDst: final, part, srcSize: srcSt.size, srcMtimeMs: srcSt.mtimeMs };
+        this.checkpoint();
+      }
+    }
+    // Resume only onto bytes of the same source: after a reboot the fdatasync'ed ones, after a killed process all.
+    const sameSource = cur?.srcSize === srcSt.size && cur.srcMtimeMs === srcSt.mtimeMs;
+    const resumeAt = cur?.part !== part || !sameSource ? 0 : cur.boot === bootId() ? cur.bytes : (cur.synced ?? 0);
+    let result = await this.copyBytes(item, src, part, resumeAt, srcSt);
+    if (cur) this.progress.resumedAtBytes = result.resumedAt;
+    let now = lstatOrUndefined(src);
+    if (!now || now.size !== result.size || now.mtimeMs !== result.mtimeMs) {
+      // The source changed while it was copied: copy it once more from the start.
+      log.info({ op: 'copy', job: this.job.id, src }, 'source changed during copy; copying again');
+      now = lstatOrUndefined(src);
+      if (!now) throw new SdError('NOT_FOUND', `${src} went away while it was copied; cancel the job or put it back`);
+      result = await this.copyBytes(item, src, part, 0, now);
+    }
+    // Verified before it replaces anything: a bad copy never lands.
+    const expected = sampled(src) ?? null;
+    const fullHash = await this.verifyPart(item, part, result.size, expected, result.fullHash);
+    tryFs(`move ${part} into place as ${final}`, () => fs.renameSync(part, final));
+    if (result.size < jobOptions.fsyncMinBytes) this.unsynced.push(final);
+    this.dirtyDirs.add(path.dirname(final));
+    this.progress.copiedBytes += result.size - result.resumedAt;
+    return this.landed(item, final, expected, fullHash);
+  }
+
+  /** Checks a finished part file against its source: size and content id, and the full BLAKE3 with --verify. */
+  private async verifyPart(item: JobItem, part: string, size: number, expected: ContentHash | null, streamedHash: string | null): Promise<string | null> {
+    const fail = (what: string) => {
+      fs.rmSync(part, { force: true });
+      this.progress.current = null;
+      this.checkpoint();
+      return new SdError('IO', `the copy of ${item.src} does not match its source (${what}); it was discarded — resume the job to copy it again`);
+    };
+    const st = lstatOrUndefined(part);
+    if (!st || st.size !== size || (sampled(part)?.contentId ?? null) !== (expected?.contentId ?? null)) throw fail('size or content id');
+    if (!this.verify) return streamedHash;
+    const there = await fullHashAsync(part, jobOptions.copyChunkBytes);
+    const source = streamedHash ?? (await fullHashAsync(item.src!, jobOptions.copyChunkBytes));
+    if (there !== source) throw fail('full BLAKE3');
+    this.progress.verified++;
+    return there;
+  }
+
+  /** Indexes a copy now in place and finishes the step (a move deletes its source first). */
+  private landed(item: JobItem, final: string, hash: ContentHash | null, fullHash: string | null): void {
+    if (final !== this.mapDst(item.dst!)) this.progress.renamed++;
+    if (item.op === 'move') this.removeSource(item, final);
+    this.finish(item, 'done', final, () => {
+      this.placeAt(final, hash, fullHash);
+      if (item.op === 'move') this.forget(item.src!);
+    }, item.size);
+  }
+
+  private async copyBytes(item: JobItem, src: string, part: string, resumeAt: number, srcSt: fs.Stats): Promise<CopyFileResult> {
+    if (srcSt.size < jobOptions.fsyncMinBytes && resumeAt === 0 && !this.verify && !this.deepTarget(part)) return copySmall(src, part, srcSt);
+    const base = this.progress.bytesDone;
+    const name = path.basename(src);
+    let synced = resumeAt;
+    let lastSync = performance.now();
+    try {
+      return await copyFileChunked({
+        src,
+        part,
+        resumeAt,
+        fullHash: this.verify || this.deepTarget(this.progress.current?.finalDst ?? null),
+        chunkBytes: jobOptions.copyChunkBytes,
+        fsync: srcSt.size >= jobOptions.fsyncMinBytes,
+        bwlimit: this.bwlimit,
+        onChunk: async (bytes, sync) => {
+          this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: name });
+          const interruption = this.pollInterruption();
+          const now = performance.now();
+          if (interruption || now - this.lastCheckpoint >= jobOptions.checkpointEveryMs) {
+            if (interruption || now - lastSync >= jobOptions.syncEveryMs) {
+              await sync();
+              synced = bytes;
+              lastSync = performance.now();
+            }
+            this.progress.current = { seq: item.seq, bytes, synced, boot: bootId(), finalDst: this.progress.current?.finalDst ?? null, part, srcSize: srcSt.size, srcMtimeMs: srcSt.mtimeMs };
+            this.checkpoint();
+          }
+          if (interruption) throw new JobInterrupted(interruption);
+        },
+      });
+    } catch (err) {
+      if (err instanceof JobInterrupted) throw err;
+      throw fsError(err, `copy ${src} to ${part}`);
+    }
+  }
+
+  private symlink(item: JobItem): void {
+    const src = item.src!;
+    const srcSt = lstatOrUndefined(src);
+    if (!srcSt) {
+      const cur = this.progress.current?.seq === item.seq ? this.progress.current : null;
+      if (item.op === 'move' && cur?.finalDst && lstatOrUndefined(cur.finalDst)) return this.movedAlready(item, cur.finalDst);
+      throw new SdError('NOT_FOUND', `${src} is gone (deleted or moved since the job was committed); cancel the job or put it back`);
+    }
+    const dst = this.mapDst(item.dst!);
+    if (dst === null) return this.finish(item, 'skipped', null);
+    const linkTarget = tryFs(`read the link ${src}`, () => fs.readlinkSync(src));
+    const there = lstatOrUndefined(dst);
+    if (there?.isSymbolicLink() && fs.readlinkSync(dst) === linkTarget) {
+      this.progress.identical++;
+      if (item.op === 'move') this.removeSource(item, dst);
+      return this.finish(item, 'skipped', dst, () => item.op === 'move' && this.forget(src));
+    }
+    const t = this.resolveConflict(item, dst, srcSt, null);
+    if (t.final === null) return this.finish(item, 'skipped', null);
+    const final = t.final;
+    // Made beside its place and renamed over it, so an overwrite is atomic.
+    const temp = this.partPath(final, item.seq);
+    fs.rmSync(temp, { force: true });
+    tryFs(`create the link ${final}`, () => fs.symlinkSync(linkTarget, temp));
+    tryFs(`move the link into place as ${final}`, () => fs.renameSync(temp, final));
+    if (final !== dst) this.progress.renamed++;
+    if (item.op === 'move') this.removeSource(item, final);
+    this.finish(item, 'done', final, () => {
+      this.placeAt(final);
+      if (item.op === 'move') this.forget(src);
+    });
+  }
+
+  private rename(item: JobItem): void {
+    const src = item.src!;
+    const cur = this.progress.current?.seq === item.seq ? this.progress.current : null;
+    const srcSt = lstatOrUndefined(src);
+    if (!srcSt) {
+      if (cur?.finalDst && lstatOrUndefined(cur.finalDst)) return this.finish(item, 'done', cur.finalDst, () => this.moveInIndex(src, cur.finalDst!), item.size);
+      throw new SdError('NOT_FOUND', `${src} is gone (deleted or moved since the job was committed); cancel the job or put it back`);
+    }
+    const dst = this.mapDst(item.dst!);
+    if (dst === null) return this.finish(item, 'skipped', null, undefined, item.size);
+    let final = dst;
+    if (lstatOrUndefined(dst)) {
+      const t = this.resolveConflict(item, dst, srcSt, srcSt.isFile() ? sampledId(src) : null);
+      if (t.identical) {
+        this.progress.identical++;
+        this.removeSource(item, dst);
+        return this.finish(item, 'skipped', dst, () => this.forget(src), item.size);
+      }
+      if (t.final === null) return this.finish(item, 'skipped', null, undefined, item.size);
+      final = t.final;
+    }
+    this.progress.current = { seq: item.seq, bytes: 0, finalDst: final, part: null };
+    this.checkpoint();
+    tryFs(`move ${src} to ${final}`, () => fs.renameSync(src, final));
+    if (final !== dst) this.progress.renamed++;
+    this.finish(item, 'done', final, () => this.moveInIndex(src, final), item.size);
+  }
+
+  private rmdir(item: JobItem): void {
+    const src = item.src!;
+    try {
+      fs.rmdirSync(src);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Left when something stayed behind (a skipped file) or is gone already.
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return this.finish(item, 'skipped', null);
+      throw fsError(err, `remove the emptied folder ${src}`);
+    }
+    this.finish(item, 'done', null, () => this.forget(src));
+  }
+
+  private trash(item: JobItem): void {
+    const src = item.src!;
+    const cur = this.progress.current?.seq === item.seq ? this.progress.current : null;
+    if (!lstatOrUndefined(src)) {
+      const there = cur?.finalDst ?? item.dst!;
+      if (lstatOrUndefined(there)) return this.finish(item, 'done', there, () => this.forget(src), item.size);
+      throw new SdError('NOT_FOUND', `${src} is gone already; nothing to move to the trash`);
+    }
+    // Never over something trashed before under the same name.
+    const final = lstatOrUndefined(item.dst!) ? freeName(item.dst!) : item.dst!;
+    this.progress.current = { seq: item.seq, bytes: 0, finalDst: final, part: null };
+    this.checkpoint();
+    tryFs(`create the trash folder ${path.dirname(final)}`, () => fs.mkdirSync(path.dirname(final), { recursive: true }));
+    tryFs(`move ${src} to the trash`, () => fs.renameSync(src, final));
+    this.finish(item, 'done', final, () => this.forget(src), item.size);
+  }
+
+  private async remove(item: JobItem): Promise<void> {
+    const src = item.src!;
+    // Async: a big tree deleted from the mount's process must not hold its thread.
+    try {
+      await fsp.rm(src, { recursive: true, force: true });
+    } catch (err) {
+      throw fsError(err, `delete ${src}`);
+    }
+    this.finish(item, 'done', null, () => this.forget(src), item.size);
+  }
+
+  // --- conflicts -----------------------------------------------------------------
+
+  /** What to do about something already at dst, per --on-conflict. */
+  private resolveConflict(item: JobItem, dst: string, srcSt: fs.Stats | undefined, srcId: string | null): Target {
+    const there = lstatOrUndefined(dst);
+    if (!there) return { final: dst, identical: false };
+    if (srcSt?.isFile() && there.isFile() && there.size === srcSt.size && (srcSt.size === 0 || (srcId !== null && sampledId(dst) === srcId))) {
+      return { final: null, identical: true };
+    }
+    switch (this.onConflict) {
+      case 'overwrite':
+        if (there.isDirectory() && !(srcSt?.isDirectory() ?? item.op === 'mkdir')) {
+          throw new SdError('EXISTS', `${dst} is a folder; --on-conflict overwrite never replaces a folder with a file (remove it first, then resume the job)`);
+        }
+        return { final: dst, identical: false };
+      case 'rename': {
+        const alt = renameTarget(dst, (candidate) => srcSt?.isFile() === true && this.holds(candidate, srcSt.size, srcId));
+        return alt.identical ? { final: null, identical: true } : { final: alt.path, identical: false };
+      }
+      case 'skip':
+        this.progress.skipped++;
+        return { final: null, identical: false };
+      case 'abort':
+        throw new SdError('EXISTS', `${dst} exists already (it appeared after the job was committed); resume with another --on-conflict or cancel the job`);
+    }
+  }
+
+  /** A destination below a folder that was renamed or skipped follows that folder. */
+  private mapDst(dst: string): string | null {
+    if (this.redirects.size === 0) return dst;
+    for (let dir = path.dirname(dst); ; dir = path.dirname(dir)) {
+      if (this.redirects.has(dir)) {
+        const to = this.redirects.get(dir)!;
+        return to === null ? null : path.join(to, path.relative(dir, dst));
+      }
+      if (path.dirname(dir) === dir) return dst;
+    }
+  }
+
+  private holds(file: string, size: number, id: string | null): boolean {
+    const st = lstatOrUndefined(file);
+    return st !== undefined && st.isFile() && st.size === size && sampledId(file) === id;
+  }
+
+  // --- the index -----------------------------------------------------------------
+
+  private locate(abs: string): { location: Location; rel: string } | undefined {
+    for (const location of this.locations) {
+      const rel = path.relative(location.rootPath, abs);
+      if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) return { location, rel: rel.split(path.sep).join('/') };
+    }
+    return undefined;
+  }
+
+  private deepTarget(abs: string | null): boolean {
+    return abs !== null && this.locate(abs)?.location.indexMode === 'deep';
+  }
+
+  /**
+   * Records what is now at abs in the index (a whole new folder tree when asked), with
+   * the content hash the copy checked (undefined: computed when needed).
+   */
+  private placeAt(abs: string, hash?: ContentHash | null, fullHash?: string | null, subtree = false): void {
+    const where = this.locate(abs);
+    if (!where || where.rel === '') return;
+    const st = lstatOrUndefined(abs);
+    if (!st) return;
+    const shallow = where.location.indexMode === 'shallow';
+    if (subtree && st.isDirectory()) this.index.indexSubtree(where.location, where.rel);
+    else this.index.place(where.location, where.rel, st, hash === undefined ? undefined : shallow ? null : (hash?.contentId ?? null));
+    if (hash && !shallow) {
+      this.index.contents.record(hash.contentId, st.size, hash.sampledHash);
+      if (fullHash) this.index.contents.recordFullHash(hash.contentId, fullHash);
+    }
+    this.index.touchDir(where.location, parentRel(where.rel));
+  }
+
+  private forget(abs: string): void {
+    const where = this.locate(abs);
+    if (!where || where.rel === '') return;
+    this.index.removeAt(where.location, where.rel);
+    this.index.touchDir(where.location, parentRel(where.rel));
+  }
+
+  /** A rename: the same entry moves when it stays in its location, else it leaves one and joins the other. */
+  private moveInIndex(from: string, to: string): void {
+    const a = this.locate(from);
+    const b = this.locate(to);
+    const entry = a && a.rel !== '' ? this.index.entryAt(a.location, a.rel) : undefined;
+    const newParent = b ? this.index.entryAt(b.location, parentRel(b.rel)) : undefined;
+    const ignored = b && newParent ? this.index.ignores(b.location, parentRel(b.rel), baseName(b.rel), entry?.kind === 'dir') : true;
+    if (a && b && a.location.id === b.location.id && entry && newParent?.kind === 'dir' && !ignored) {
+      this.index.move(entry, newParent, baseName(b.rel));
+      const st = lstatOrUndefined(to);
+      if (st) this.index.refresh(b.location, this.index.store.get(entry.id)!, st, b.rel);
+      this.index.touchDir(a.location, parentRel(a.rel));
+      this.index.touchDir(b.location, parentRel(b.rel));
+      return;
+    }
+    this.forget(from);
+    this.placeAt(to, undefined, null, true);
+  }
+
+  /** A move killed after its copy landed and its source went, before that was recorded. */
+  private movedAlready(item: JobItem, final: string): void {
+    this.finish(item, 'done', final, () => {
+      this.placeAt(final);
+      this.forget(item.src!);
+    }, item.size);
+  }
+
+  /** Deletes a moved file's source once its copy is in place (recorded first, so a resume knows). */
+  private removeSource(item: JobItem, final: string): void {
+    this.progress.current = { seq: item.seq, bytes: item.size, finalDst: final, part: null };
+    this.checkpoint();
+    tryFs(`delete the moved source ${item.src}`, () => fs.unlinkSync(item.src!));
+  }
+
+  // --- bookkeeping ---------------------------------------------------------------
+
+  /** Ends a step: marks it, applies its index changes and checkpoints, all in one transaction. */
+  private finish(item: JobItem, status: 'done' | 'skipped', finalDst: string | null, indexChanges?: () => unknown, bytes = 0): void {
+    this.library.db.transaction(() => {
+      indexChanges?.();
+      this.store.finishItem(this.job.id, item.seq, status, finalDst);
+      if (item.op !== 'mkdir' && item.op !== 'rmdir') this.progress.filesDone++;
+      this.progress.bytesDone += bytes;
+      this.progress.nextSeq = item.seq + 1;
+      this.progress.current = null;
+      this.countTime();
+      this.store.checkpoint(this.job.id, this.progress);
+    }).immediate();
+    this.lastCheckpoint = performance.now();
+    if (finalDst) this.dirtyDirs.add(path.dirname(finalDst));
+    if (item.src && item.op !== 'copy' && item.op !== 'symlink' && item.op !== 'mkdir') this.dirtyDirs.add(path.dirname(item.src));
+    this.report(finalDst);
+  }
+
+  checkpoint(): void {
+    this.countTime();
+    this.store.checkpoint(this.job.id, this.progress);
+    this.lastCheckpoint = performance.now();
+  }
+
+  private partPath(final: string, seq: number): string {
+    const where = this.locate(final);
+    const dir = path.dirname(final);
+    if (where) {
+      const staging = path.join(where.location.rootPath, STAGING_FOLDER);
+      try {
+        fs.mkdirSync(staging, { recursive: true });
+        if (fs.statSync(staging).dev === fs.statSync(dir).dev) {
+          this.stagingDirs.add(staging);
+          return path.join(staging, `job-${this.job.id}-${seq}.part`);
+        }
+      } catch {
+        // no staging folder: stage beside the destination
+      }
+    }
+    return path.join(dir, `.${path.basename(final)}.sd-part-${this.job.id}-${seq}`);
+  }
+
+  /** Removes the staging folders this run made (when empty); the location root's time changed, so it is re-read. */
+  private cleanStaging(): void {
+    for (const dir of this.stagingDirs) {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        // other jobs still stage there
+      }
+      const where = this.locate(path.dirname(dir));
+      if (where) this.library.db.transaction(() => this.index.touchDir(where.location, where.rel)).immediate();
+    }
+    this.stagingDirs.clear();
+  }
+
+  private counts(): Omit<ProgressEvent, 'bytesDone' | 'current'> {
+    return { jobId: this.job.id, filesDone: this.progress.filesDone, filesTotal: this.progress.filesTotal, bytesTotal: this.progress.bytesTotal };
+  }
+
+  private report(current: string | null): void {
+    this.hooks.onProgress?.({ ...this.counts(), bytesDone: this.progress.bytesDone, current: current && path.basename(current) });
+  }
+
+  private pollInterruption(): Interruption | null {
+    const now = performance.now();
+    const local = this.hooks.interruption();
+    if (local) return local;
+    if (now - this.lastControlPoll < jobOptions.controlPollMs) return null;
+    this.lastControlPoll = now;
+    return this.store.control(this.job.id);
+  }
+
+  private async maybeYield(): Promise<void> {
+    const now = performance.now();
+    if (now - this.lastYield < jobOptions.yieldEveryMs) return;
+    await new Promise((r) => setImmediate(r));
+    this.lastYield = performance.now();
+  }
+}
