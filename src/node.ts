@@ -5,6 +5,7 @@ import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { log } from './log.js';
+import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
 import { listLocations, type Location } from './vdfs/locations.js';
@@ -18,8 +19,6 @@ export interface NodeOptions {
   readOnly?: boolean;
   /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
   attrTimeout?: number;
-  /** Builds the writer that executes namespace changes (the ActionManager). */
-  writer?: (library: Library) => FsWriter;
 }
 
 export interface RunningNode {
@@ -39,12 +38,15 @@ export const readOnlyWriter: FsWriter = {
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const library = openLibrary(options.libraryDir);
+  const actions = new ActionManager(library, { actor: 'fuse' });
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;
   const stop = async () => {
     await mounted?.unmount();
     mountOps?.closeAll();
+    // Running jobs checkpoint and stay queued; the next start resumes them.
+    await actions.jobs.stop();
     await watcher?.close();
     library.close();
   };
@@ -53,10 +55,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
     });
-    const writer = options.readOnly ? readOnlyWriter : (options.writer?.(library) ?? readOnlyWriter);
+    const writer: FsWriter = options.readOnly ? readOnlyWriter : actions;
     mountOps = new MountOps(ns, library.device.id, writer, library.dir);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
+    const resumed = actions.jobs.resumeInterrupted();
+    if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {
     await stop().catch((e: unknown) => log.warn({ op: 'node', err: String(e) }, 'cleanup after a failed start'));
     throw err;
