@@ -43,12 +43,13 @@ export class MountOps {
     this.tree = new Tree(ns, localDeviceId);
   }
 
-  /** The handler object fuse-native takes. */
+  /** The handler object fuse-native takes; with SD_LOG=debug every call is logged with its result and time. */
   handlers(): Ops {
     const bound: Ops = {};
+    const debug = log.isLevelEnabled('debug');
     for (const name of OP_NAMES) {
-      const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!;
-      (bound as Record<string, unknown>)[name] = fn.bind(this);
+      const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!.bind(this);
+      (bound as Record<string, unknown>)[name] = debug ? traced(name, fn) : fn;
     }
     return bound;
   }
@@ -425,6 +426,19 @@ export class MountOps {
     if (name === 'user.sd.copies') return entry?.contentId ? String(this.ns.copies(entry.contentId)) : null;
     return null;
   }
+}
+
+/** Wraps an operation so its call, result (errno or count) and duration are logged. */
+function traced(op: string, fn: (...args: unknown[]) => void): (...args: unknown[]) => void {
+  return (...args: unknown[]) => {
+    const started = performance.now();
+    const cb = args[args.length - 1] as (...r: unknown[]) => void;
+    args[args.length - 1] = (...result: unknown[]) => {
+      log.debug({ op, path: args[0], result: result[0], ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'fuse');
+      cb(...result);
+    };
+    fn(...args);
+  };
 }
 
 function isSymlink(p: string): boolean {
