@@ -1,5 +1,6 @@
 // The live watcher: chokidar events become the folders they touched, collected for a
 // quiet moment (debounce) and handed to the indexer's own diff (`syncDirectories`).
+// Only folders are watched: a folder's watch reports its files' changes too.
 import fs from 'node:fs';
 import path from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
@@ -7,7 +8,7 @@ import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import { indexLocation, syncDirectories } from './indexer/indexer.js';
-import { crossesIgnoredName } from './indexer/ignore.js';
+import { IgnoreRules, crossesIgnoredName } from './indexer/ignore.js';
 import type { IndexSummary } from './indexer/summary.js';
 import { EntryStore } from './entries.js';
 import type { Library } from './library.js';
@@ -41,7 +42,8 @@ export async function startWatcher(library: Library, locations: Location[], opti
   const debounceMs = options.debounceMs ?? config.watchDebounceMs;
   const maxDelayMs = debounceMs * MAX_DELAY_PERIODS;
   const libraryDir = realOrResolved(library.dir);
-  const pending = new Map<Location, Set<string>>();
+  /** Folders to re-diff per location, or 'all' for a full index (its root came back). */
+  const pending = new Map<Location, Set<string> | 'all'>();
   let timer: NodeJS.Timeout | undefined;
   let firstPendingAt: number | undefined;
   let closed = false;
@@ -58,10 +60,8 @@ export async function startWatcher(library: Library, locations: Location[], opti
       log.debug({ op: 'watch', location: location.name, dirs: dirRels === 'all' ? 'all' : dirRels.size, ...summary.counts, seconds: summary.seconds }, 'applied');
       options.onApplied?.(summary);
     } catch (err) {
-      // Another writer holding the library is transient: try these folders again later.
-      if (dirRels !== 'all' && err instanceof SdError && err.code === 'LIBRARY_LOCKED' && !closed) {
-        queue(location, dirRels);
-      }
+      // Another writer holding the library is transient: try again later.
+      if (err instanceof SdError && err.code === 'LIBRARY_LOCKED' && !closed) queue(location, dirRels);
       report(err, location);
     }
   };
@@ -82,11 +82,20 @@ export async function startWatcher(library: Library, locations: Location[], opti
     timer = setTimeout(flushNow, Math.max(0, Math.min(debounceMs, firstPendingAt + maxDelayMs - now)));
   };
 
-  const queue = (location: Location, dirRels: Iterable<string>) => {
-    let set = pending.get(location);
-    if (!set) pending.set(location, (set = new Set()));
-    for (const rel of dirRels) set.add(rel);
+  const queue = (location: Location, dirRels: Iterable<string> | 'all') => {
+    const set = pending.get(location);
+    if (dirRels === 'all') pending.set(location, 'all');
+    else if (set === undefined) pending.set(location, new Set(dirRels));
+    else if (set !== 'all') for (const rel of dirRels) set.add(rel);
     schedule();
+  };
+
+  // chokidar's raw event names the watched folder whose entries changed: files are not
+  // watched themselves, so this is how their creates, writes, renames and deletes arrive.
+  const onRaw = (details: unknown) => {
+    if (closed || !details || typeof details !== 'object' || !('watchedPath' in details) || typeof details.watchedPath !== 'string') return;
+    const hit = locate(locations, details.watchedPath);
+    if (hit) queue(hit[0], [hit[1]]);
   };
 
   const onEvent = (event: string, absPath: string) => {
@@ -94,6 +103,8 @@ export async function startWatcher(library: Library, locations: Location[], opti
     const hit = locate(locations, absPath);
     if (!hit) return;
     const [location, rel] = hit;
+    // A root that comes back (a drive plugged in again) may have changed anywhere below.
+    if (rel === '' && event === 'addDir') return queue(location, 'all');
     const dirs = [parentRel(rel)];
     // A folder's own event also names the folder, so a new one is walked and a gone one settled.
     if (event === 'addDir' || event === 'unlinkDir') dirs.push(rel);
@@ -107,9 +118,10 @@ export async function startWatcher(library: Library, locations: Location[], opti
     // The indexer re-diffs whole folders, so chokidar's rewriting of editor saves buys
     // nothing and its 100 ms hold on unlinks would only add latency.
     atomic: false,
-    ignored: (p: string) => isIgnoredPath(locations, libraryDir, p),
+    ignored: ignoredPaths(locations, libraryDir),
   });
   chokidar.on('all', onEvent);
+  chokidar.on('raw', (_event, _name, details) => onRaw(details));
   chokidar.on('error', (err: unknown) => report(err));
   await new Promise<void>((resolve) => chokidar.once('ready', resolve));
 
@@ -125,6 +137,10 @@ export async function startWatcher(library: Library, locations: Location[], opti
     async close() {
       if (closed) return;
       closed = true;
+      // chokidar 5's add() reopens a closed watcher, and its own unlink handling calls add()
+      // when a stat finishes after close(): an fs.watch then outlives close() and keeps the
+      // process alive (seen closing mid-rename of a large tree). A closed watcher adds nothing.
+      chokidar.add = () => chokidar;
       await chokidar.close();
       flushNow();
     },
@@ -157,11 +173,25 @@ function locate(locations: readonly Location[], absPath: string): [Location, str
   return undefined;
 }
 
-function isIgnoredPath(locations: readonly Location[], libraryDir: string, absPath: string): boolean {
-  // A library inside a location would otherwise index its own database writes, forever.
-  if (absPath === libraryDir || absPath.startsWith(libraryDir + path.sep)) return true;
-  const hit = locate(locations, absPath);
-  return hit !== undefined && crossesIgnoredName(hit[1]);
+/**
+ * chokidar's filter. Files: their folder's watch sees them, and one inotify watch per
+ * file costs ~10 KB each and runs into fs.inotify.max_user_watches on big trees. What no
+ * location indexes is not watched at all. Only rules that never change while watching
+ * apply here; .gitignore files can, so the indexer alone applies those.
+ */
+function ignoredPaths(locations: readonly Location[], libraryDir: string): (absPath: string, stats?: fs.Stats) => boolean {
+  const rules = new Map(locations.map((l) => [l, IgnoreRules.forLocation(l)]));
+  return (absPath, stats) => {
+    if (stats?.isFile()) return true;
+    // A library inside a location would otherwise index its own database writes, forever.
+    if (absPath === libraryDir || absPath.startsWith(libraryDir + path.sep)) return true;
+    const hit = locate(locations, absPath);
+    if (!hit || hit[1] === '') return false;
+    const [location, rel] = hit;
+    if (crossesIgnoredName(rel)) return true;
+    // chokidar asks again with stats before it descends, so folder-only patterns still apply.
+    return rules.get(location)!.ignores(parentRel(rel), rel.slice(rel.lastIndexOf('/') + 1), stats?.isDirectory() ?? false);
+  };
 }
 
 function parentRel(rel: string): string {

@@ -20,7 +20,6 @@ function describe(s: IndexSummary): string {
 
 export const watchCommand: Command = {
   name: 'watch',
-  summary: 'keep the index true as files change, until Ctrl-C',
   usage: `Usage: sd watch [LOCATION...]
 
 Watches this device's locations (all, or the named ones). At start each is diffed in
