@@ -1,5 +1,7 @@
 // One running device: its library, the watcher that keeps the index true, and the FUSE
 // mount of /sd. Started by `sd mount`; stop() unmounts and closes everything in order.
+import fs from 'node:fs';
+import path from 'node:path';
 import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
@@ -8,7 +10,7 @@ import { log } from './log.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
-import { listLocations, type Location } from './vdfs/locations.js';
+import { listLocations, locationOfPath, type Location } from './vdfs/locations.js';
 import { Namespace } from './vdfs/namespace.js';
 import { startWatcher, type Watcher } from './vdfs/watcher.js';
 
@@ -36,8 +38,33 @@ export const readOnlyWriter: FsWriter = {
   },
 };
 
+/** A mount inside a location would be walked by its own indexer and watcher. */
+function refuseMountInsideLocation(library: Library, mountpoint: string): void {
+  let real = path.resolve(mountpoint);
+  try {
+    real = fs.realpathSync(real);
+  } catch {
+    // Not there yet: it is created inside its parent, which is what counts.
+    try {
+      real = path.join(fs.realpathSync(path.dirname(real)), path.basename(real));
+    } catch {
+      /* the parent is missing too; prepareMountpoint creates both */
+    }
+  }
+  const location = locationOfPath(library.db, library.device.id, real);
+  if (location) {
+    throw new SdError('LOCATION_OVERLAP', `mount point ${mountpoint} is inside the location '${location.name}' (${location.rootPath}); mount outside your locations`);
+  }
+}
+
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const library = openLibrary(options.libraryDir);
+  try {
+    refuseMountInsideLocation(library, options.mountpoint);
+  } catch (err) {
+    library.close();
+    throw err;
+  }
   const actions = new ActionManager(library, { actor: 'fuse' });
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;

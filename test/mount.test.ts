@@ -105,3 +105,11 @@ t.test('a busy or non-empty mount point is refused with a clear error', async (t
   t.notOk(isMounted(m.mountpoint));
   t.ok(await waitFor(() => m.process.exitCode !== null, 3000), 'and the mount process exits on its own');
 });
+
+t.test('a mount point inside a location is refused', async (t) => {
+  const { library, root } = await libraryWithLocation(t, { 'a.txt': 'a' });
+  const r = await runSd(['mount', path.join(root, 'mnt')], { library });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /inside the location 'data'/);
+  t.notOk(fs.existsSync(path.join(root, 'mnt')), 'nothing was created in the location');
+});
