@@ -199,6 +199,14 @@ export function timeCommand(cmd: string, args: readonly string[], options: { cap
   });
 }
 
+/**
+ * Writes generated data out to disk (`sync`) so that its writeback does not run during a
+ * timed part: freshly written files make every fsync (SQLite checkpoints) wait for them.
+ */
+export async function flushToDisk(): Promise<number> {
+  return (await timeCommand('sync', [])).seconds;
+}
+
 export async function commandExists(cmd: string): Promise<boolean> {
   try {
     await timeCommand('sh', ['-c', `command -v ${cmd}`]);
@@ -262,6 +270,18 @@ export class Report {
     if (!this.json) process.stdout.write(`# ${text}\n`);
   }
 
+  /**
+   * The machine and how busy it is (1-minute load average), for reading the figures:
+   * other work on a 2-core box slows everything, the references included.
+   */
+  noteMachine(when: 'start' | 'end'): void {
+    const load = os.loadavg()[0] ?? 0;
+    this.setup[`loadAverage${when === 'start' ? 'Start' : 'End'}`] = load;
+    const m = machine();
+    if (when === 'start') this.note(`machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, node ${m.node}; load average ${load.toFixed(2)}`);
+    else this.note(`load average at the end: ${load.toFixed(2)}`);
+  }
+
   /** Progress for the person waiting; stderr, human mode only. */
   progress(text: string): void {
     if (!this.json) process.stderr.write(`.. ${text}\n`);
@@ -289,6 +309,11 @@ export function formatNumber(x: number): string {
   if (abs >= 10) return x.toFixed(1);
   if (abs >= 1) return x.toFixed(2);
   return x.toFixed(3);
+}
+
+/** An integer count with thousands separators. */
+export function formatCount(x: number): string {
+  return Math.round(x).toLocaleString('en-US');
 }
 
 export function mb(bytes: number): number {

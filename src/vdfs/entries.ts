@@ -1,6 +1,9 @@
 // The entries of a library and their closure table. Every change here keeps
 // entry_closure exact: insert adds a node's ancestor rows, move re-links a whole
 // subtree, delete removes a subtree with its rows. Callers group calls in transactions.
+// entry_closure is keyed by ancestor only (subtrees); the way up from a node follows
+// parent_id, which saves an index as big as the table itself. insert also adds the name
+// to the search index (see migrations.ts for why that is not a trigger).
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db/database.js';
 
@@ -62,8 +65,29 @@ export function toEntry(row: EntryRow): Entry {
   };
 }
 
+/** Deeper than any real path (PATH_MAX is 4096): a bound that keeps a corrupt parent loop finite. */
+const MAX_DEPTH = 4096;
+
+/** CTE `up(id, depth)`: the entry `start` (at depth `base`) and every ancestor above it, via parent_id. */
+const UP_FROM = (start: string, base: number) => `up(id, depth) AS (
+    SELECT id, ${base} FROM entries WHERE id = ${start}
+    UNION ALL
+    SELECT e.parent_id, up.depth + 1 FROM up JOIN entries e ON e.id = up.id
+    WHERE e.parent_id IS NOT NULL AND up.depth < ${MAX_DEPTH})`;
+
+/** CTE `up(id, depth)`: the strict ancestors of `start` (its parent at depth 1 and up). */
+const UP_FROM_PARENT_OF = (start: string) => `up(id, depth) AS (
+    SELECT parent_id, 1 FROM entries WHERE id = ${start} AND parent_id IS NOT NULL
+    UNION ALL
+    SELECT e.parent_id, up.depth + 1 FROM up JOIN entries e ON e.id = up.id
+    WHERE e.parent_id IS NOT NULL AND up.depth < ${MAX_DEPTH})`;
+
+/** Deeper chains than this go through the recursive insert (statements are made per depth). */
+const CLOSURE_VALUES_MAX = 64;
+
 export class EntryStore {
   private readonly s: Record<string, Statement>;
+  private readonly closureInserts: Statement[] = [];
 
   constructor(readonly db: Db) {
     const p = (sql: string) => db.prepare(sql);
@@ -71,28 +95,39 @@ export class EntryStore {
       get: p('SELECT * FROM entries WHERE id = ?'),
       child: p('SELECT * FROM entries WHERE parent_id = ? AND name = ?'),
       children: p('SELECT * FROM entries WHERE parent_id = ? ORDER BY name'),
+      childrenBelow: p(`SELECT id, name, kind, size, mtime, inode, mode, content_id, aggregate_size
+                        FROM entries WHERE parent_id = ?`),
       insert: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, aggregate_size)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      closureSelf: p('INSERT INTO entry_closure (ancestor, descendant, depth) VALUES (?, ?, 0)'),
-      closureFromParent: p(`INSERT INTO entry_closure (ancestor, descendant, depth)
-                            SELECT ancestor, ?, depth + 1 FROM entry_closure WHERE descendant = ?`),
+      searchInsert: p('INSERT INTO search (rowid, name) VALUES (?, ?)'),
+      // OR FAIL (a new id has no rows to conflict with) spares the statement savepoint
+      // that would make FTS5 flush its pending terms on every insert.
+      closureOfNew: p(`WITH RECURSIVE ${UP_FROM('@id', 0)}
+                       INSERT OR FAIL INTO entry_closure (ancestor, descendant, depth) SELECT id, @id, depth FROM up`),
       update: p('UPDATE entries SET kind = ?, size = ?, mtime = ?, inode = ?, mode = ?, content_id = ? WHERE id = ?'),
       rename: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
-      unlinkOuter: p(`DELETE FROM entry_closure
-                      WHERE descendant IN (SELECT descendant FROM entry_closure WHERE ancestor = @id)
-                        AND ancestor NOT IN (SELECT descendant FROM entry_closure WHERE ancestor = @id)`),
-      linkUnder: p(`INSERT INTO entry_closure (ancestor, descendant, depth)
-                    SELECT a.ancestor, d.descendant, a.depth + d.depth + 1
-                    FROM entry_closure a, entry_closure d
-                    WHERE a.descendant = ? AND d.ancestor = ?`),
+      // Rows linking a subtree to the ancestors above its top (those outside the subtree).
+      unlinkOuter: p(`WITH RECURSIVE ${UP_FROM_PARENT_OF('@id')}
+                      DELETE FROM entry_closure
+                      WHERE ancestor IN (SELECT id FROM up)
+                        AND descendant IN (SELECT descendant FROM entry_closure WHERE ancestor = @id)`),
+      linkUnder: p(`WITH RECURSIVE ${UP_FROM('@parent', 0)}
+                    INSERT INTO entry_closure (ancestor, descendant, depth)
+                    SELECT up.id, d.descendant, up.depth + d.depth + 1
+                    FROM up, entry_closure d
+                    WHERE d.ancestor = @id`),
       deleteEntries: p('DELETE FROM entries WHERE id IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)'),
-      deleteClosure: p(`DELETE FROM entry_closure WHERE descendant IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)`),
+      // After unlinkOuter: what is left of the subtree's rows is keyed by its own nodes.
+      deleteInnerClosure: p(`DELETE FROM entry_closure WHERE ancestor IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)`),
       deleteTags: p('DELETE FROM entry_tags WHERE entry_id IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)'),
       countSubtree: p('SELECT count(*) FROM entry_closure WHERE ancestor = ?'),
-      ancestors: p(`SELECT e.* FROM entry_closure c JOIN entries e ON e.id = c.ancestor
-                    WHERE c.descendant = ? ORDER BY c.depth DESC`),
-      addAggregate: p(`UPDATE entries SET aggregate_size = aggregate_size + ?
-                       WHERE id IN (SELECT ancestor FROM entry_closure WHERE descendant = ? AND depth > 0)`),
+      ancestors: p(`WITH RECURSIVE ${UP_FROM('?', 0)}
+                    SELECT e.* FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC`),
+      ancestorIds: p(`WITH RECURSIVE ${UP_FROM('?', 0)} SELECT id FROM up ORDER BY depth DESC`),
+      ancestorNames: p(`WITH RECURSIVE ${UP_FROM('?', 0)}
+                        SELECT e.name FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC`),
+      addAggregate: p(`WITH RECURSIVE ${UP_FROM_PARENT_OF('@id')}
+                       UPDATE entries SET aggregate_size = aggregate_size + @delta WHERE id IN (SELECT id FROM up)`),
       setAggregate: p('UPDATE entries SET aggregate_size = ? WHERE id = ? AND aggregate_size != ?'),
       childrenAggregate: p(`SELECT coalesce(sum(CASE kind WHEN 'dir' THEN aggregate_size WHEN 'file' THEN size ELSE 0 END), 0)
                              FROM entries WHERE parent_id = ?`),
@@ -116,6 +151,18 @@ export class EntryStore {
     return (this.s.children!.all(parentId) as EntryRow[]).map(toEntry);
   }
 
+  /**
+   * The children of a folder (in no particular order), for a caller that walks many
+   * folders: device and location come from the parent, which they always share.
+   */
+  childrenOf(parent: Entry): Entry[] {
+    const rows = this.s.childrenBelow!.raw(true).all(parent.id) as Array<[number, string, EntryKind, number, number, number, number, string | null, number]>;
+    const { deviceId, locationId, id: parentId } = parent;
+    return rows.map(([id, name, kind, size, mtime, inode, mode, contentId, aggregateSize]) => (
+      { id, deviceId, locationId, parentId, name, kind, size, mtime, inode, mode, contentId, aggregateSize }
+    ));
+  }
+
   withContent(contentId: string): Entry[] {
     return (this.s.withContent!.all(contentId) as EntryRow[]).map(toEntry);
   }
@@ -126,10 +173,39 @@ export class EntryStore {
 
   /** Inserts an entry under parentId (null for a location root) with its closure rows. */
   insert(deviceId: string, locationId: number, parentId: number | null, f: EntryFields, aggregateSize = 0): number {
-    const id = Number(this.s.insert!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.inode, f.mode, aggregateSize).lastInsertRowid);
-    this.s.closureSelf!.run(id, id);
-    if (parentId !== null) this.s.closureFromParent!.run(id, parentId);
+    const id = this.insertRow(deviceId, locationId, parentId, f, aggregateSize);
+    this.s.closureOfNew!.run({ id });
     return id;
+  }
+
+  /**
+   * insert for a caller that walks down from the root and so knows the way: `chain` holds
+   * the ids from the location root down to the new entry's parent. Saves looking them up.
+   */
+  insertBelow(chain: readonly number[], deviceId: string, locationId: number, f: EntryFields): number {
+    const parentId = chain[chain.length - 1];
+    if (parentId === undefined || chain.length >= CLOSURE_VALUES_MAX) return this.insert(deviceId, locationId, parentId ?? null, f);
+    const id = this.insertRow(deviceId, locationId, parentId, f, 0);
+    const rows: number[] = [id, id, 0];
+    for (let i = 0; i < chain.length; i++) rows.push(chain[i]!, id, chain.length - i);
+    this.closureValues(chain.length + 1).run(rows);
+    return id;
+  }
+
+  private insertRow(deviceId: string, locationId: number, parentId: number | null, f: EntryFields, aggregateSize: number): number {
+    const id = Number(this.s.insert!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.inode, f.mode, aggregateSize).lastInsertRowid);
+    this.s.searchInsert!.run(id, f.name);
+    return id;
+  }
+
+  /** `INSERT OR FAIL ... VALUES` of n closure rows (one statement per depth, made once). */
+  private closureValues(n: number): Statement {
+    let stmt = this.closureInserts[n];
+    if (!stmt) {
+      const values = Array.from({ length: n }, () => '(?, ?, ?)').join(', ');
+      stmt = this.closureInserts[n] = this.db.prepare(`INSERT OR FAIL INTO entry_closure (ancestor, descendant, depth) VALUES ${values}`);
+    }
+    return stmt;
   }
 
   /** Rewrites an entry's metadata; contentId null clears a stale content id. */
@@ -144,7 +220,7 @@ export class EntryStore {
   /** Moves (and renames) an entry with its whole subtree under newParentId. */
   move(id: number, newParentId: number, newName: string): void {
     this.s.unlinkOuter!.run({ id });
-    this.s.linkUnder!.run(newParentId, id);
+    this.s.linkUnder!.run({ parent: newParentId, id });
     this.s.rename!.run(newParentId, newName, id);
   }
 
@@ -152,8 +228,10 @@ export class EntryStore {
   deleteSubtree(id: number): number {
     const count = this.s.countSubtree!.pluck().get(id) as number;
     this.s.deleteTags!.run(id);
+    // The outer rows go first: finding the subtree's ancestors needs its top entry.
+    this.s.unlinkOuter!.run({ id });
     this.s.deleteEntries!.run(id);
-    this.s.deleteClosure!.run(id);
+    this.s.deleteInnerClosure!.run(id);
     return count;
   }
 
@@ -162,14 +240,19 @@ export class EntryStore {
     return (this.s.ancestors!.all(id) as EntryRow[]).map(toEntry);
   }
 
+  /** Ids from the location root down to the entry itself. */
+  ancestorIds(id: number): number[] {
+    return this.s.ancestorIds!.pluck().all(id) as number[];
+  }
+
   /** Path of an entry relative to its location root ('' for the root). */
   relativePath(id: number): string {
-    return this.ancestors(id).slice(1).map((e) => e.name).join('/');
+    return (this.s.ancestorNames!.pluck().all(id) as string[]).slice(1).join('/');
   }
 
   /** Adds delta to the aggregate size of every ancestor of id (not id itself). */
   addToAncestors(id: number, delta: number): void {
-    if (delta !== 0) this.s.addAggregate!.run(delta, id);
+    if (delta !== 0) this.s.addAggregate!.run({ delta, id });
   }
 
   /** Sets a directory's aggregate size; returns whether it changed. */

@@ -160,4 +160,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_log_by_job ON audit_log (job_id) WHERE job_id IS NOT NULL;
     `,
   },
+  {
+    version: 3,
+    description: 'libraries made by an earlier v1: entries and search laid out as v1 is now',
+    // v1 changed in place before any release; a library made before that (the demo's, say)
+    // still has the search insert trigger, which with EntryStore.insert would index every
+    // new name twice. On a library made since, this rebuilds an empty search table.
+    sql: `
+      DROP TRIGGER IF EXISTS entries_search_insert;
+      DROP INDEX IF EXISTS entry_closure_by_descendant;
+      DROP INDEX IF EXISTS entries_by_inode;
+      CREATE INDEX entries_by_inode ON entries (inode, location_id);
+      DROP TABLE IF EXISTS search;
+      CREATE VIRTUAL TABLE search USING fts5 (
+        name, content = 'entries', content_rowid = 'id', tokenize = 'unicode61', columnsize = 0
+      );
+      INSERT INTO search (search) VALUES ('rebuild');
+    `,
+  },
 ];

@@ -21,6 +21,13 @@ export interface IndexOptions {
 }
 
 const PROGRESS_EVERY = 500;
+/**
+ * WAL pages between automatic checkpoints while indexing (the default is 1,000: 4 MB).
+ * Each checkpoint copies the WAL into the database and fsyncs both; an index commits
+ * thousands of small transactions, and checkpointing every 4 MB of them cost a fifth of
+ * its time. One checkpoint at the end copies each page once.
+ */
+const INDEX_CHECKPOINT_PAGES = 16384;
 
 export function indexLocation(library: Library, location: Location, options: IndexOptions = {}): IndexSummary {
   const started = performance.now();
@@ -31,6 +38,8 @@ export function indexLocation(library: Library, location: Location, options: Ind
   const rootStat = statLocationRoot(location);
   const batch = new WriteBatch(db, config.indexBatchSize);
   const report = options.onProgress;
+  const checkpointPages = db.pragma('wal_autocheckpoint', { simple: true }) as number;
+  if (checkpointPages > 0 && checkpointPages < INDEX_CHECKPOINT_PAGES) db.pragma(`wal_autocheckpoint = ${INDEX_CHECKPOINT_PAGES}`);
   try {
     const root = requireRootEntry(store, location);
     if (root.mtime !== rootStat.mtimeMs || root.inode !== rootStat.ino || root.mode !== rootStat.mode) {
@@ -44,6 +53,7 @@ export function indexLocation(library: Library, location: Location, options: Ind
       warnings,
       inodes: indexedInodes(library, location),
       onEntry: report && (() => counts.scanned % PROGRESS_EVERY === 0 && report({ phase: 'processing', done: counts.scanned })),
+      parallelWalk: true,
     });
     scanner.scanTree(root, '', IgnoreRules.forLocation(location));
     report?.({ phase: 'aggregation', done: counts.scanned });
@@ -57,10 +67,15 @@ export function indexLocation(library: Library, location: Location, options: Ind
     }
     report?.({ phase: 'finalize', done: counts.scanned });
     // An unchanged tree writes nothing, not even the time stamp.
-    if (batch.writes > 0 || counts.identified > 0) markIndexed(db, location.id, Date.now());
+    if (batch.writes > 0 || counts.identified > 0) {
+      markIndexed(db, location.id, Date.now());
+      db.pragma('wal_checkpoint(PASSIVE)');
+    }
   } catch (err) {
     batch.rollback();
     throw fromSqliteError(err, library.dbPath);
+  } finally {
+    restoreCheckpointPages(db, checkpointPages);
   }
   const summary: IndexSummary = {
     location: location.name,
@@ -155,10 +170,16 @@ function requireRootEntry(store: EntryStore, location: Location): Entry {
 }
 
 function indexedInodes(library: Library, location: Location): Set<number> {
-  const inodes = new Set<number>();
-  const it = library.db.prepare('SELECT inode FROM entries WHERE location_id = ?').pluck().iterate(location.id) as IterableIterator<number>;
-  for (const inode of it) inodes.add(inode);
-  return inodes;
+  // One array from SQLite is much faster than a row-by-row iterator over a million rows.
+  return new Set(library.db.prepare('SELECT inode FROM entries WHERE location_id = ?').pluck().all(location.id) as number[]);
+}
+
+function restoreCheckpointPages(db: Library['db'], pages: number): void {
+  try {
+    db.pragma(`wal_autocheckpoint = ${pages}`);
+  } catch {
+    // The connection is failing anyway (the error being thrown says why); nothing to restore.
+  }
 }
 
 function round(x: number): number {

@@ -1,9 +1,11 @@
 // The processing heart of indexing and watching: compares folders on disk with their
 // entries and writes the difference — new, modified (size/mtime), moved (same inode
 // whose old path is gone), deleted (deferred to the end so moves can claim them first)
-// — and keeps directory aggregate sizes true.
+// — and keeps directory aggregate sizes true. A whole-location scan can read folders
+// ahead in a worker thread (this same module; see "walking ahead" below).
 import fs from 'node:fs';
 import path from 'node:path';
+import { MessageChannel, type MessagePort, Worker, isMainThread, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { systemCode } from '../../errors.js';
 import type { Entry, EntryFields, EntryKind, EntryStore } from '../entries.js';
 import type { Location } from '../locations.js';
@@ -26,6 +28,12 @@ export interface ScanOptions {
   /** Inodes already indexed in this location: only these can be moves. */
   inodes: Set<number>;
   onEntry?: () => void;
+  /**
+   * Let scanTree read folders ahead in a worker thread (readdir and lstat, the location's
+   * own ignore rules) while this thread diffs and writes. Only for a whole location from
+   * its root with IgnoreRules.forLocation: the walker applies exactly those rules.
+   */
+  parallelWalk?: boolean;
 }
 
 export class Scanner {
@@ -33,6 +41,11 @@ export class Scanner {
   /** Directories whose aggregate size must be recomputed from their children, with their ancestors. */
   private readonly touched = new Set<number>();
   private readonly deviceId: string;
+  private walker: WalkAhead | undefined;
+  /** This scan may start a walker once it has read WALK_START_FOLDERS folders itself. */
+  private walkerWanted = false;
+  /** Folders listed so far in this scan, in walk order: the walker numbers them the same way. */
+  private listed = 0;
 
   constructor(private readonly o: ScanOptions) {
     this.deviceId = o.location.deviceId;
@@ -40,12 +53,20 @@ export class Scanner {
 
   /** Scans a whole subtree; returns the directory's aggregate size. */
   scanTree(dir: Entry, dirRel: string, rules: IgnoreRules): number {
-    return this.scanDir(dir, dirRel, rules, true, false);
+    this.walkerWanted = this.o.parallelWalk === true && dirRel === '' && dir.parentId === null;
+    this.listed = 0;
+    try {
+      return this.scanDir(dir, dirRel, this.o.store.ancestorIds(dir.id), rules, true, false);
+    } finally {
+      this.walkerWanted = false;
+      this.walker?.stop();
+      this.walker = undefined;
+    }
   }
 
   /** Diffs one folder's direct children (descending only into folders that are new here). */
   scanShallow(dir: Entry, dirRel: string, rules: IgnoreRules): void {
-    this.scanDir(dir, dirRel, rules, false, false);
+    this.scanDir(dir, dirRel, this.o.store.ancestorIds(dir.id), rules, false, false);
     this.touched.add(dir.id);
   }
 
@@ -63,49 +84,50 @@ export class Scanner {
     this.recomputeAggregates();
   }
 
-  private scanDir(dir: Entry, dirRel: string, parentRules: IgnoreRules, recursive: boolean, knownEmpty: boolean): number {
+  /** The folder as on disk: from the walker when it has read it already, else read here. */
+  private list(dirAbs: string, dirRel: string, parentRules: IgnoreRules): { listing: Listing; rules: IgnoreRules } {
+    const seq = this.listed++;
+    // Small trees are done before a thread would have started: only bigger ones get one.
+    if (this.walkerWanted && seq === WALK_START_FOLDERS) this.walker = WalkAhead.start(this.o.location);
+    const walked = this.walker?.take(seq, dirRel);
+    if (walked) return { listing: walked, rules: walked.failed ? parentRules : parentRules.enter(dirAbs, dirRel, walked.hasGitignore) };
+    return readListing(dirAbs, dirRel, parentRules);
+  }
+
+  /** `chain`: the ids from the location root down to dir itself (the closure rows of its new children). */
+  private scanDir(dir: Entry, dirRel: string, chain: number[], parentRules: IgnoreRules, recursive: boolean, knownEmpty: boolean): number {
     const { location, store, batch, counts, warnings } = this.o;
     const dirAbs = dirRel === '' ? location.rootPath : path.join(location.rootPath, dirRel);
-    let listing: fs.Dirent<Buffer>[];
-    try {
-      listing = fs.readdirSync(dirAbs, { withFileTypes: true, encoding: 'buffer' });
-    } catch (err) {
-      const code = systemCode(err);
+    const { listing, rules } = this.list(dirAbs, dirRel, parentRules);
+    if (listing.failed) {
+      const code = listing.errorCode;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
         // Gone since it was listed: the parent's pass (or the next one) removes it.
         return dir.aggregateSize;
       }
       // Unreadable: keep what we knew about it, index around it and say so.
-      warnings.add(dirAbs, `not readable (${code ?? String(err)}); its contents were left as they were`);
+      warnings.add(dirAbs, `not readable (${code ?? listing.errorText}); its contents were left as they were`);
       return dir.aggregateSize;
     }
-    const rules = parentRules.enter(dirAbs, dirRel, listing.some((d) => d.name.length === 10 && d.name.toString() === '.gitignore'));
+    counts.ignored += listing.ignored;
     const existing = new Map<string, Entry>();
-    if (!knownEmpty) for (const child of store.children(dir.id)) existing.set(child.name, child);
+    if (!knownEmpty) for (const child of store.childrenOf(dir)) existing.set(child.name, child);
 
     let aggregate = 0;
-    for (const dirent of listing) {
-      const name = dirent.name.toString('utf8');
-      if (name.includes('\ufffd') && !Buffer.from(name, 'utf8').equals(dirent.name)) {
+    const { names, nums } = listing;
+    for (let i = 0, n = listing.offset; i < names.length; i++, n += LISTING_FIELDS) {
+      const name = names[i]!;
+      const code = nums[n]!;
+      if (code === BAD_NAME) {
         warnings.add(path.join(dirAbs, name), 'name is not valid UTF-8; skipped (rename it to index it)');
         continue;
       }
-      const isDir = dirent.isDirectory();
-      if (rules.ignores(dirRel, name, isDir)) {
-        counts.ignored++;
-        continue;
-      }
-      const childAbs = path.join(dirAbs, name);
-      const st = lstatOrUndefined(childAbs);
-      if (!st) continue; // vanished between listing and stat
-      const kind: EntryKind | undefined = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : undefined;
-      if (!kind) {
-        counts.ignored++; // sockets, fifos and devices are not content
-        continue;
-      }
+      const kind = KINDS[code]!;
+      const size = nums[n + 1]!;
+      const ino = nums[n + 3]!;
       counts.scanned++;
       this.o.onEntry?.();
-      const fields: EntryFields = { name, kind, size: kind === 'dir' ? 0 : st.size, mtime: st.mtimeMs, inode: st.ino, mode: st.mode };
+      const fields: EntryFields = { name, kind, size: kind === 'dir' ? 0 : size, mtime: nums[n + 2]!, inode: ino, mode: nums[n + 4]! };
 
       let entry = existing.get(name);
       existing.delete(name);
@@ -116,7 +138,7 @@ export class Scanner {
       }
       // Folders that are new or moved here are walked whole even in a shallow pass.
       let walkWhole = false;
-      if (!entry && this.o.inodes.has(st.ino)) {
+      if (!entry && this.o.inodes.has(ino)) {
         entry = this.claimMoved(dir.id, fields);
         walkWhole = entry !== undefined;
       }
@@ -124,18 +146,18 @@ export class Scanner {
       if (entry) {
         this.updateIfChanged(entry, fields);
       } else {
-        const id = batch.write(() => store.insert(this.deviceId, location.id, dir.id, fields));
+        const id = batch.write(() => store.insertBelow(chain, this.deviceId, location.id, fields));
         entry = { id, deviceId: this.deviceId, locationId: location.id, parentId: dir.id, ...fields, contentId: null, aggregateSize: 0 };
-        this.o.inodes.add(st.ino);
+        this.o.inodes.add(ino);
         counts.new++;
         isNew = walkWhole = true;
       }
 
       if (kind === 'dir') {
         const childRel = dirRel === '' ? name : `${dirRel}/${name}`;
-        aggregate += recursive || walkWhole ? this.scanDir(entry, childRel, rules, recursive || walkWhole, isNew) : entry.aggregateSize;
+        aggregate += recursive || walkWhole ? this.scanDir(entry, childRel, [...chain, entry.id], rules, recursive || walkWhole, isNew) : entry.aggregateSize;
       } else if (kind === 'file') {
-        aggregate += st.size;
+        aggregate += size;
       }
     }
     for (const gone of existing.values()) this.missing.push({ id: gone.id, parentId: dir.id, name: gone.name });
@@ -152,12 +174,14 @@ export class Scanner {
     const { location, store, batch, counts } = this.o;
     for (const candidate of store.byInode(location.id, fields.inode)) {
       if (candidate.kind !== fields.kind || candidate.parentId === null) continue;
+      // A move keeps a file's size and mtime; a new file that got a freed inode number does not.
+      if (fields.kind !== 'dir' && (candidate.size !== fields.size || candidate.mtime !== fields.mtime)) continue;
       const oldAbs = path.join(location.rootPath, store.relativePath(candidate.id));
       const there = lstatOrUndefined(oldAbs);
       if (there && there.ino === fields.inode) continue; // still there: a hard link, not a move
       const oldParent = candidate.parentId;
       // Moving a folder under itself cannot happen on disk; guard the closure table anyway.
-      if (store.ancestors(parentId).some((a) => a.id === candidate.id)) continue;
+      if (store.ancestorIds(parentId).includes(candidate.id)) continue;
       batch.write(() => store.move(candidate.id, parentId, fields.name));
       this.touched.add(oldParent);
       counts.moved++;
@@ -195,7 +219,7 @@ export class Scanner {
     };
     let maxDepth = -1;
     for (const id of this.touched) {
-      const depth = store.ancestors(id).length - 1;
+      const depth = store.ancestorIds(id).length - 1;
       if (depth < 0) continue;
       queue(id, depth);
       maxDepth = Math.max(maxDepth, depth);
@@ -213,9 +237,300 @@ export class Scanner {
   }
 }
 
+// ---------------------------------------------------------------- reading folders
+// A folder's listing: what survives the ignore rules, with its lstat, in readdir order,
+// as flat arrays (names, and LISTING_FIELDS numbers per name) so that the walker thread
+// can hand listings over cheaply. The same code reads folders in both threads.
+
+const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
+/** Kind code of a name that is not valid UTF-8: skipped with a warning, in its place. */
+const BAD_NAME = 3;
+/** Per name: kind code, size, mtimeMs, inode, mode. */
+const LISTING_FIELDS = 5;
+
+interface Listing {
+  rel: string;
+  /** readdir failed: errorCode is its errno code (when it has one), errorText its message. */
+  failed: boolean;
+  errorCode: string | undefined;
+  errorText: string;
+  /** The folder holds a .gitignore (whether or not the rules skip it). */
+  hasGitignore: boolean;
+  /** Names skipped by ignore rules, and sockets, fifos and devices. */
+  ignored: number;
+  names: string[];
+  nums: Float64Array | number[];
+  /** Where this folder's numbers start in nums. */
+  offset: number;
+}
+
+function kindCode(st: fs.Stats): number {
+  return st.isDirectory() ? 1 : st.isFile() ? 0 : st.isSymbolicLink() ? 2 : -1;
+}
+
+/** Reads one folder: readdir, its .gitignore, the ignore rules, an lstat per name kept. */
+function readListing(dirAbs: string, dirRel: string, parentRules: IgnoreRules): { listing: Listing; rules: IgnoreRules } {
+  const listing: Listing = { rel: dirRel, failed: false, errorCode: undefined, errorText: '', hasGitignore: false, ignored: 0, names: [], nums: [], offset: 0 };
+  let dirents: fs.Dirent<Buffer>[];
+  try {
+    dirents = fs.readdirSync(dirAbs, { withFileTypes: true, encoding: 'buffer' });
+  } catch (err) {
+    listing.failed = true;
+    listing.errorCode = systemCode(err);
+    listing.errorText = String(err);
+    return { listing, rules: parentRules };
+  }
+  listing.hasGitignore = dirents.some((d) => d.name.length === 10 && d.name.toString() === '.gitignore');
+  const rules = parentRules.enter(dirAbs, dirRel, listing.hasGitignore);
+  // Names never hold '/', and dirAbs is normalised: plain concatenation is path.join here.
+  const prefix = dirAbs.endsWith('/') ? dirAbs : `${dirAbs}/`;
+  const nums = new Float64Array(dirents.length * LISTING_FIELDS);
+  let n = 0;
+  for (const dirent of dirents) {
+    const name = dirent.name.toString('utf8');
+    if (name.includes('\ufffd') && !Buffer.from(name, 'utf8').equals(dirent.name)) {
+      listing.names.push(name);
+      nums[n] = BAD_NAME;
+      n += LISTING_FIELDS;
+      continue;
+    }
+    if (rules.ignores(dirRel, name, dirent.isDirectory())) {
+      listing.ignored++;
+      continue;
+    }
+    const st = lstatOrUndefined(prefix + name);
+    if (!st) continue; // vanished between listing and stat
+    const code = kindCode(st);
+    if (code < 0) {
+      listing.ignored++; // sockets, fifos and devices are not content
+      continue;
+    }
+    listing.names.push(name);
+    nums[n] = code;
+    nums[n + 1] = st.size;
+    nums[n + 2] = st.mtimeMs;
+    nums[n + 3] = st.ino;
+    nums[n + 4] = st.mode;
+    n += LISTING_FIELDS;
+  }
+  listing.nums = nums;
+  return { listing, rules };
+}
+
+// ---------------------------------------------------------------- walking ahead
+// A whole-location scan spends about as long in readdir/lstat as in SQLite. Once a scan
+// has read WALK_START_FOLDERS folders (a small tree never gets there), a worker thread
+// walks the tree from the root in the scan's own order (depth first, readdir order) and
+// posts the listings; the scan takes each folder's listing from it. Until the worker has
+// read its first folder the scan reads folders itself; after that it waits for the one
+// it needs, which the worker then posts at once.
+// When the tree changed between the two looks (the walker's listing is not the folder
+// the scan expects) the walker is dropped. Either way the scan sees one listing per
+// folder, read once, so the result is the same as without the walker.
+
+/** Folders a scan reads itself before it starts a walker (which starts over from the root). */
+const WALK_START_FOLDERS = 64;
+/** Folders, and names in them, the walker may read ahead of the scan (bound the memory of queued listings). */
+const WALK_AHEAD_FOLDERS = 4096;
+const WALK_AHEAD_NAMES = 65536;
+/** A batch is posted when it holds this many names or folders, or the scan waits for it. */
+const WALK_BATCH_NAMES = 2048;
+const WALK_BATCH_FOLDERS = 256;
+/** The scan stops waiting and reads the folder itself when the walker shows no progress for this long. */
+const WALK_STALL_MS = 2000;
+
+/** Slots of the state shared by the scan and the walker (an Int32Array over a SharedArrayBuffer). */
+const NEEDED = 0; // the folder number the scan needs now (written by the scan)
+const LISTED = 1; // folders the walker has read
+const POSTED = 2; // folders the walker has posted
+const ENDED = 3; // 1: the walker is done, 2: it failed
+
+interface WalkerData {
+  sdfsWalker: true;
+  location: Location;
+  port: MessagePort;
+  shared: Int32Array;
+}
+
+interface WalkBatch {
+  /** Walk order number of the first folder. */
+  first: number;
+  /** Per folder: rel, failed (0/1), errorCode ('' when none), errorText, hasGitignore (0/1), ignored, names. */
+  folders: Array<[string, number, string, string, number, number, number]>;
+  /** The names of all folders, joined by '/' (which no name holds). */
+  names: string;
+  nums: Float64Array;
+}
+
+interface ReceivedBatch {
+  first: number;
+  listings: Listing[];
+}
+
+class WalkAhead {
+  private queue: ReceivedBatch[] = [];
+  private stopped = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly port: MessagePort,
+    private readonly shared: Int32Array,
+  ) {}
+
+  static start(location: Location): WalkAhead | undefined {
+    try {
+      const { port1, port2 } = new MessageChannel();
+      const shared = new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
+      const data: WalkerData = { sdfsWalker: true, location, port: port2, shared };
+      const worker = new Worker(new URL(import.meta.url), { workerData: data, transferList: [port2] });
+      // A failed walker only means the scan reads every folder itself.
+      worker.on('error', () => Atomics.store(shared, ENDED, 2));
+      worker.unref();
+      return new WalkAhead(worker, port1, shared);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The listing of folder number seq from the walker; undefined means read it here. */
+  take(seq: number, rel: string): Listing | undefined {
+    if (this.stopped) return undefined;
+    const shared = this.shared;
+    Atomics.store(shared, NEEDED, seq);
+    Atomics.notify(shared, NEEDED);
+    let lastProgress = -1;
+    let since = 0;
+    for (;;) {
+      while (this.queue.length > 0 && this.queue[0]!.first + this.queue[0]!.listings.length <= seq) this.queue.shift();
+      if (this.queue.length > 0) break;
+      const received = receiveMessageOnPort(this.port);
+      if (received) {
+        this.queue.push(unpackBatch(received.message as WalkBatch));
+        continue;
+      }
+      const posted = Atomics.load(shared, POSTED);
+      const listed = Atomics.load(shared, LISTED);
+      if (posted > seq) continue; // posted between our two looks
+      // Not started yet, or finished without this folder.
+      if (listed === 0 || Atomics.load(shared, ENDED) !== 0) return this.dropIfEnded();
+      // It has read this folder, or will soon: it posts as soon as it sees we wait. (Reading
+      // it here instead would only race the walker over the same folders.)
+      const progress = listed + posted;
+      if (progress !== lastProgress) {
+        lastProgress = progress;
+        since = performance.now();
+      } else if (performance.now() - since > WALK_STALL_MS) {
+        this.stop();
+        return undefined;
+      }
+      Atomics.wait(shared, POSTED, posted, 50);
+    }
+    const head = this.queue[0]!;
+    const listing = head.first <= seq ? head.listings[seq - head.first] : undefined;
+    if (!listing || listing.rel !== rel) {
+      // The tree changed between the walker's look and ours: go on without it.
+      this.stop();
+      return undefined;
+    }
+    return listing;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.queue = [];
+    this.port.close();
+    void this.worker.terminate();
+  }
+
+  private dropIfEnded(): undefined {
+    if (Atomics.load(this.shared, ENDED) !== 0) this.stop();
+    return undefined;
+  }
+}
+
+function unpackBatch(batch: WalkBatch): ReceivedBatch {
+  const names = batch.names === '' ? [] : batch.names.split('/');
+  const listings: Listing[] = [];
+  let at = 0;
+  for (const [rel, failed, errorCode, errorText, hasGitignore, ignored, count] of batch.folders) {
+    listings.push({
+      rel,
+      failed: failed === 1,
+      errorCode: errorCode === '' ? undefined : errorCode,
+      errorText,
+      hasGitignore: hasGitignore === 1,
+      ignored,
+      names: names.slice(at, at + count),
+      nums: batch.nums,
+      offset: at * LISTING_FIELDS,
+    });
+    at += count;
+  }
+  return { first: batch.first, listings };
+}
+
+/** The worker thread: walks the location in scan order and posts listings in batches. */
+function runWalker({ location, port, shared }: WalkerData): void {
+  let listed = 0;
+  /** Names in the folders before folder number i (so the names ahead of the scan are known). */
+  const namesBefore: number[] = [0];
+  let batch: WalkBatch = { first: 0, folders: [], names: '', nums: new Float64Array(0) };
+  let names: string[] = [];
+  let nums: number[] = [];
+  const post = () => {
+    if (batch.folders.length === 0) return;
+    batch.names = names.join('/');
+    batch.nums = Float64Array.from(nums);
+    port.postMessage(batch, [batch.nums.buffer as ArrayBuffer]);
+    batch = { first: listed, folders: [], names: '', nums: new Float64Array(0) };
+    names = [];
+    nums = [];
+    Atomics.store(shared, POSTED, listed);
+    Atomics.notify(shared, POSTED);
+  };
+  /** The scan waits for a folder in the batch being filled. */
+  const scanWaits = () => {
+    const needed = Atomics.load(shared, NEEDED);
+    return needed >= batch.first && needed < listed;
+  };
+  const walk = (dirAbs: string, dirRel: string, parentRules: IgnoreRules): void => {
+    const ahead = (needed: number) => listed - needed > WALK_AHEAD_FOLDERS || namesBefore[listed]! - namesBefore[needed]! > WALK_AHEAD_NAMES;
+    for (let needed = Atomics.load(shared, NEEDED); needed < listed && ahead(needed); needed = Atomics.load(shared, NEEDED)) {
+      if (scanWaits()) post();
+      Atomics.wait(shared, NEEDED, needed, 100);
+    }
+    const { listing, rules } = readListing(dirAbs, dirRel, parentRules);
+    const count = listing.names.length;
+    batch.folders.push([dirRel, listing.failed ? 1 : 0, listing.errorCode ?? '', listing.errorText, listing.hasGitignore ? 1 : 0, listing.ignored, count]);
+    for (let i = 0; i < count; i++) names.push(listing.names[i]!);
+    for (let i = 0; i < count * LISTING_FIELDS; i++) nums.push(listing.nums[i]!);
+    namesBefore.push(namesBefore[listed]! + count);
+    Atomics.store(shared, LISTED, ++listed);
+    if (names.length >= WALK_BATCH_NAMES || batch.folders.length >= WALK_BATCH_FOLDERS || scanWaits()) post();
+    if (listing.failed) return;
+    const prefix = dirAbs.endsWith('/') ? dirAbs : `${dirAbs}/`;
+    for (let i = 0; i < count; i++) {
+      if (listing.nums[i * LISTING_FIELDS] !== 1) continue;
+      const name = listing.names[i]!;
+      walk(prefix + name, dirRel === '' ? name : `${dirRel}/${name}`, rules);
+    }
+  };
+  try {
+    walk(location.rootPath, '', IgnoreRules.forLocation(location));
+    post();
+    Atomics.store(shared, ENDED, 1);
+  } catch {
+    Atomics.store(shared, ENDED, 2);
+  }
+  Atomics.notify(shared, POSTED);
+}
+
+if (!isMainThread && (workerData as Partial<WalkerData> | null)?.sdfsWalker === true) runWalker(workerData as WalkerData);
+
 function lstatOrUndefined(p: string): fs.Stats | undefined {
   try {
-    return fs.lstatSync(p);
+    return fs.lstatSync(p, { throwIfNoEntry: false });
   } catch {
     return undefined;
   }
