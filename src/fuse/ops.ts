@@ -361,6 +361,9 @@ export class MountOps {
   // --- extended attributes -------------------------------------------------------
 
   getxattr(p: string, name: string, _position: number, cb: (err: number, value?: Buffer | null) => void): void {
+    // `ls -l` asks every file for system.posix_acl_access and security.selinux, which the
+    // kernel never caches: answer those at once. Only user.* attributes exist here.
+    if (!name.startsWith('user.')) return cb(ENODATA);
     const node = this.node(p);
     if (!node) return cb(ENOENT);
     try {
