@@ -5,29 +5,17 @@ import { SdError } from '../src/errors.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import type { Library } from '../src/vdfs/library.js';
 import type { Location } from '../src/vdfs/locations.js';
-
-function rows(library: Library, sql: string): string[] {
-  return (library.db.prepare(sql).raw().all() as unknown[][]).map((r) => r.join(','));
-}
+import { assertAggregatesExact, assertClosureExact, sqlRows } from './index-assertions.js';
 
 /** entry_closure holds exactly the rows parent_id implies; folder sizes are the sums of the files below. */
 export function assertIndexConsistent(t: Test, library: Library, what = ''): void {
-  const expected = rows(library, `WITH RECURSIVE c(ancestor, descendant, depth) AS (
-      SELECT id, id, 0 FROM entries
-      UNION ALL
-      SELECT e.parent_id, c.descendant, c.depth + 1 FROM c JOIN entries e ON e.id = c.ancestor WHERE e.parent_id IS NOT NULL)
-    SELECT ancestor, descendant, depth FROM c ORDER BY 1, 2`);
-  t.same(rows(library, 'SELECT ancestor, descendant, depth FROM entry_closure ORDER BY 1, 2'), expected, `closure table matches parent links exactly${what}`);
-  const wrong = rows(library, `SELECT d.id, d.name, d.aggregate_size, coalesce(sum(f.size), 0) AS real FROM entries d
-      JOIN entry_closure c ON c.ancestor = d.id
-      LEFT JOIN entries f ON f.id = c.descendant AND f.kind = 'file'
-      WHERE d.kind = 'dir' GROUP BY d.id HAVING d.aggregate_size != real`);
-  t.same(wrong, [], `folder sizes match the files below them${what}`);
+  assertClosureExact(t, library, what);
+  assertAggregatesExact(t, library, what);
 }
 
 /** Every indexed field of every entry, for comparing the index before and after a fresh index run. */
 function snapshot(library: Library): string[] {
-  return rows(library, 'SELECT id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size FROM entries ORDER BY id');
+  return sqlRows(library, 'SELECT id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size FROM entries ORDER BY id');
 }
 
 /** The index equals what a full index run makes of the disk now: the run changes nothing. */

@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
-import { SdError } from '../src/errors.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import type { IndexSummary } from '../src/vdfs/indexer/summary.js';
@@ -16,24 +15,12 @@ import { initLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
 import { sd, sdJson, type SdOptions } from './cli-process.js';
 import { tempDir, tempLibrary, writeTree } from './helpers.js';
+import { assertClosureExact, throwsSdError } from './index-assertions.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const isRoot = process.getuid?.() === 0;
 
 type Db = Database.Database;
-
-function rows(db: Db, sql: string): string[] {
-  return (db.prepare(sql).raw().all() as unknown[][]).map((r) => r.join(','));
-}
-
-function assertClosureExact(t: Test, db: Db): void {
-  const expected = rows(db, `WITH RECURSIVE c(ancestor, descendant, depth) AS (
-      SELECT id, id, 0 FROM entries
-      UNION ALL
-      SELECT e.parent_id, c.descendant, c.depth + 1 FROM c JOIN entries e ON e.id = c.ancestor WHERE e.parent_id IS NOT NULL)
-    SELECT ancestor, descendant, depth FROM c ORDER BY 1, 2`);
-  t.same(rows(db, 'SELECT ancestor, descendant, depth FROM entry_closure ORDER BY 1, 2'), expected, 'closure table matches parent links exactly');
-}
 
 /** Relative paths of every indexed entry of a location (root excluded), sorted. */
 function indexedPaths(db: Db, locationName: string): string[] {
@@ -51,15 +38,6 @@ function oneLineError(t: Test, r: { code: number; stderr: string }, code: number
   t.equal(r.code, code, `${what}: exit ${code}`);
   t.match(r.stderr, /^sd: [^\n]+\n$/, `${what}: one line on stderr (${JSON.stringify(r.stderr.trim())})`);
   t.match(r.stderr, message, `${what}: the message says why`);
-}
-
-function throwsSdError(t: Test, fn: () => unknown, code: string, message: RegExp, what: string): void {
-  try {
-    fn();
-    t.fail(`${what}: no error`);
-  } catch (err) {
-    t.ok(err instanceof SdError && err.code === code && message.test(err.message), `${what}: ${err instanceof Error ? err.message : String(err)}`);
-  }
 }
 
 function openLibraryDb(lib: string, readonly = true): Db {

@@ -17,29 +17,9 @@ import { addLocation, requireLocation } from '../src/vdfs/locations.js';
 import { findDuplicates } from '../src/vdfs/dupes.js';
 import { sdJson, spawnSd } from './cli-process.js';
 import { tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { assertAggregatesExact, assertClosureExact } from './index-assertions.js';
 
 type Db = Database.Database;
-
-function rows(db: Db, sql: string, ...params: unknown[]): string[] {
-  return (db.prepare(sql).raw().all(...params) as unknown[][]).map((r) => r.join(','));
-}
-
-function assertClosureExact(t: Test, db: Db): void {
-  const expected = rows(db, `WITH RECURSIVE c(ancestor, descendant, depth) AS (
-      SELECT id, id, 0 FROM entries
-      UNION ALL
-      SELECT e.parent_id, c.descendant, c.depth + 1 FROM c JOIN entries e ON e.id = c.ancestor WHERE e.parent_id IS NOT NULL)
-    SELECT ancestor, descendant, depth FROM c ORDER BY 1, 2`);
-  t.same(rows(db, 'SELECT ancestor, descendant, depth FROM entry_closure ORDER BY 1, 2'), expected, 'closure table matches parent links exactly');
-}
-
-function assertAggregatesExact(t: Test, db: Db): void {
-  const wrong = rows(db, `SELECT d.id, d.aggregate_size, coalesce(sum(f.size), 0) AS real FROM entries d
-      JOIN entry_closure c ON c.ancestor = d.id
-      LEFT JOIN entries f ON f.id = c.descendant AND f.kind = 'file'
-      WHERE d.kind = 'dir' GROUP BY d.id HAVING d.aggregate_size != real`);
-  t.same(wrong, [], 'every folder size is the sum of the files below it');
-}
 
 /** Every entry of the library's locations keyed by "location/relative/path" (roots as "location"). */
 function entriesByPath(db: Db): Map<string, Entry & { fullHash: string | null }> {

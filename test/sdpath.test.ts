@@ -3,14 +3,14 @@
 // to their location's entry, and nothing resolves outside a location.
 import fs from 'node:fs';
 import path from 'node:path';
-import t, { type Test } from 'tap';
-import { SdError } from '../src/errors.js';
+import t from 'tap';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import { addLocation } from '../src/vdfs/locations.js';
 import { entrySdPath, formatSdPath, parseSdPath, resolvePath, type SdPath } from '../src/vdfs/sdpath.js';
 import { sd, sdJson } from './cli-process.js';
 import { tempDir, tempLibrary, writeTree } from './helpers.js';
+import { throwsSdError } from './index-assertions.js';
 
 const AWKWARD_NAMES = [
   'plain.txt',
@@ -28,15 +28,6 @@ const AWKWARD_NAMES = [
   '.hidden',
   'trailing space ',
 ];
-
-function throwsSdError(t: Test, fn: () => unknown, code: string, message: RegExp, what: string): void {
-  try {
-    fn();
-    t.fail(`${what}: no error`);
-  } catch (err) {
-    t.ok(err instanceof SdError && err.code === code && message.test(err.message), `${what}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
 
 t.test('parse and format round-trip names with spaces, %, newlines, control characters and unicode', async (t) => {
   for (const name of AWKWARD_NAMES) {

@@ -12,6 +12,7 @@ import type { Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
 import { startWatcher, type Watcher } from '../src/vdfs/watcher.js';
 import { SD_MAIN, tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { assertAggregatesExact, assertClosureExact } from './index-assertions.js';
 
 const LIMIT_MS = 1000;
 const latencies: number[] = [];
@@ -52,30 +53,6 @@ async function reaches(t: Test, what: string, check: () => boolean): Promise<voi
   const ms = Math.round(performance.now() - started);
   if (ok) latencies.push(ms);
   t.ok(ok, `${what} reaches the index within ${LIMIT_MS} ms (${ok ? `${ms} ms` : 'not at all'})`);
-}
-
-function rows(library: Library, sql: string): string[] {
-  return (library.db.prepare(sql).raw().all() as unknown[][]).map((r) => r.join(','));
-}
-
-/** entry_closure holds exactly the (ancestor, descendant, depth) rows that parent_id implies. */
-function assertClosureExact(t: Test, library: Library): void {
-  const expected = rows(library, `WITH RECURSIVE c(ancestor, descendant, depth) AS (
-      SELECT id, id, 0 FROM entries
-      UNION ALL
-      SELECT e.parent_id, c.descendant, c.depth + 1 FROM c JOIN entries e ON e.id = c.ancestor WHERE e.parent_id IS NOT NULL)
-    SELECT ancestor, descendant, depth FROM c ORDER BY 1, 2`);
-  const actual = rows(library, 'SELECT ancestor, descendant, depth FROM entry_closure ORDER BY 1, 2');
-  t.same(actual, expected, 'closure table matches parent links exactly');
-}
-
-/** Every folder's aggregate size is the sum of the file sizes below it. */
-function assertAggregatesExact(t: Test, library: Library): void {
-  const wrong = rows(library, `SELECT d.id, d.aggregate_size, coalesce(sum(f.size), 0) AS real FROM entries d
-      JOIN entry_closure c ON c.ancestor = d.id
-      LEFT JOIN entries f ON f.id = c.descendant AND f.kind = 'file'
-      WHERE d.kind = 'dir' GROUP BY d.id HAVING d.aggregate_size != real`);
-  t.same(wrong, [], 'folder sizes match the files below them');
 }
 
 /** Open fs.watch handles of this process. */
