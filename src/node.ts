@@ -38,6 +38,12 @@ export const readOnlyWriter: FsWriter = {
   },
 };
 
+/** The folders (relative to the location root) whose listing an operation changes. */
+function foldersOf(op: FsOp): string[] {
+  const paths = 'from' in op ? [op.from, op.to] : [op.path];
+  return paths.flatMap((p) => [p, p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '']);
+}
+
 /** A mount inside a location would be walked by its own indexer and watcher. */
 function refuseMountInsideLocation(library: Library, mountpoint: string): void {
   let real = path.resolve(mountpoint);
@@ -82,7 +88,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
     });
-    const writer: FsWriter = options.readOnly ? readOnlyWriter : actions;
+    const running = watcher;
+    const writer: FsWriter = options.readOnly
+      ? readOnlyWriter
+      : {
+          // The action indexes its change at once; the watcher need not re-diff after each one.
+          applyFsOp(location, op, actor) {
+            actions.applyFsOp(location, op, actor);
+            running.changedBySelf(location, foldersOf(op));
+          },
+        };
     mountOps = new MountOps(ns, library.device.id, writer, library.dir);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });

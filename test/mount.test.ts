@@ -113,3 +113,12 @@ t.test('a mount point inside a location is refused', async (t) => {
   t.match(r.stderr, /inside the location 'data'/);
   t.notOk(fs.existsSync(path.join(root, 'mnt')), 'nothing was created in the location');
 });
+
+t.test('an outside change right after a change through the mount still reaches the index', async (t) => {
+  const { library, root } = await libraryWithLocation(t, {});
+  const m = await startMount(t, library);
+  fs.writeFileSync(path.join(m.mountpoint, 'box', 'data', 'through-mount.txt'), 'a');
+  fs.writeFileSync(path.join(root, 'outside.txt'), 'b');
+  const started = Date.now();
+  t.ok(await waitFor(async () => (await runSd(['stat', 'sd://box/data/outside.txt'], { library })).code === 0, 4000), `indexed after ${Date.now() - started} ms`);
+});

@@ -27,9 +27,18 @@ export interface Watcher {
   readonly locations: readonly Location[];
   /** Applies the events collected so far now instead of after the debounce. */
   flush(): Promise<void>;
+  /**
+   * Says that sdfs itself just changed these folders and has indexed the change (the
+   * mount's actions). Their events are re-diffed once they have been quiet for
+   * `selfQuietMs`, not after every write: a bulk copy into a big folder is one re-diff.
+   */
+  changedBySelf(location: Location, dirRels: Iterable<string>): void;
   /** Stops watching; events already seen are applied first. */
   close(): Promise<void>;
 }
+
+/** How long folders changed through sdfs's own actions wait before their events are re-diffed. */
+const SELF_QUIET_MS = 1000;
 
 /** A stream of events never waits longer than this many debounce periods for a quiet moment. */
 const MAX_DELAY_PERIODS = 5;
@@ -47,6 +56,9 @@ export async function startWatcher(library: Library, locations: Location[], opti
   let timer: NodeJS.Timeout | undefined;
   let firstPendingAt: number | undefined;
   let closed = false;
+  /** Last time sdfs itself changed a folder, by location id and relative path. */
+  const selfChanged = new Map<number, Map<string, number>>();
+  let selfTimer: NodeJS.Timeout | undefined;
 
   const report = (err: unknown, location?: Location) => {
     log.warn({ op: 'watch', location: location?.name, err: err instanceof Error ? err.message : String(err) }, 'watch batch failed');
@@ -66,13 +78,44 @@ export async function startWatcher(library: Library, locations: Location[], opti
     }
   };
 
+  /** Takes out of a batch the folders sdfs changed itself in the last SELF_QUIET_MS; they wait. */
+  const holdSelfChanged = (location: Location, dirRels: Set<string> | 'all', now: number): Set<string> | 'all' => {
+    const recent = selfChanged.get(location.id);
+    if (dirRels === 'all' || !recent || closed) return dirRels;
+    const ready = new Set<string>();
+    let wait = Infinity;
+    for (const rel of dirRels) {
+      const at = recent.get(rel);
+      if (at !== undefined && now - at < SELF_QUIET_MS) {
+        wait = Math.min(wait, at + SELF_QUIET_MS - now);
+        const held = pending.get(location);
+        if (held === undefined) pending.set(location, new Set([rel]));
+        else if (held !== 'all') held.add(rel);
+      } else {
+        recent.delete(rel);
+        ready.add(rel);
+      }
+    }
+    if (wait !== Infinity && !selfTimer) {
+      selfTimer = setTimeout(() => {
+        selfTimer = undefined;
+        flushNow();
+      }, wait + 1);
+    }
+    return ready;
+  };
+
   const flushNow = () => {
     clearTimeout(timer);
     timer = undefined;
     firstPendingAt = undefined;
     const batch = [...pending];
     pending.clear();
-    for (const [location, dirRels] of batch) apply(location, dirRels);
+    const now = Date.now();
+    for (const [location, dirRels] of batch) {
+      const ready = holdSelfChanged(location, dirRels, now);
+      if (ready === 'all' || ready.size > 0) apply(location, ready);
+    }
   };
 
   const schedule = () => {
@@ -134,6 +177,12 @@ export async function startWatcher(library: Library, locations: Location[], opti
     async flush() {
       flushNow();
     },
+    changedBySelf(location, dirRels) {
+      let recent = selfChanged.get(location.id);
+      if (!recent) selfChanged.set(location.id, (recent = new Map()));
+      const now = Date.now();
+      for (const rel of dirRels) recent.set(rel, now);
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -142,6 +191,7 @@ export async function startWatcher(library: Library, locations: Location[], opti
       // process alive (seen closing mid-rename of a large tree). A closed watcher adds nothing.
       chokidar.add = () => chokidar;
       await chokidar.close();
+      clearTimeout(selfTimer);
       flushNow();
     },
   };
