@@ -12,7 +12,7 @@ import type { Library } from '../library.js';
 import { markIndexed, type Location } from '../locations.js';
 import { IgnoreRules } from './ignore.js';
 import { countUnidentified, identifyContent } from './identify.js';
-import { Scanner } from './scanner.js';
+import { Scanner, type InodeSet } from './scanner.js';
 import { WarningList, emptyCounts, type IndexProgress, type IndexSummary } from './summary.js';
 import { WriteBatch } from './write-batch.js';
 
@@ -109,7 +109,9 @@ export function syncDirectories(library: Library, location: Location, dirRels: I
       const found = nearestIndexedDir(store, root, rel);
       if (found && fs.existsSync(path.join(location.rootPath, found.rel))) targets.set(found.entry.id, found);
     }
-    const scanner = new Scanner({ location, store, batch, counts, warnings, inodes: indexedInodes(library, location) });
+    // A watcher batch touches a few folders: ask the index about an inode when one comes up
+    // instead of loading every inode of the location (100k at 100k entries) per batch.
+    const scanner = new Scanner({ location, store, batch, counts, warnings, inodes: indexedInodeLookup(library, location) });
     const ordered = [...targets.values()].sort((a, b) => a.rel.localeCompare(b.rel));
     for (const { entry, rel } of ordered) {
       // An earlier folder of this pass may have moved this one; take it as it is now.
@@ -167,6 +169,15 @@ function requireRootEntry(store: EntryStore, location: Location): Entry {
   const root = location.rootEntryId === null ? undefined : store.get(location.rootEntryId);
   if (!root) throw new SdError('LIBRARY_CORRUPT', `location '${location.name}' has no root entry; remove and add it again`);
   return root;
+}
+
+function indexedInodeLookup(library: Library, location: Location): InodeSet {
+  const known = library.db.prepare('SELECT 1 FROM entries WHERE inode = ? AND location_id = ? LIMIT 1').pluck();
+  const added = new Set<number>();
+  return {
+    has: (inode) => added.has(inode) || known.get(inode, location.id) !== undefined,
+    add: (inode) => void added.add(inode),
+  };
 }
 
 function indexedInodes(library: Library, location: Location): Set<number> {

@@ -19,6 +19,12 @@ interface Missing {
   name: string;
 }
 
+/** The inode numbers indexed in a location: a Set in memory, or lookups in the index. */
+export interface InodeSet {
+  has(inode: number): boolean;
+  add(inode: number): void;
+}
+
 export interface ScanOptions {
   location: Location;
   store: EntryStore;
@@ -26,7 +32,7 @@ export interface ScanOptions {
   counts: IndexCounts;
   warnings: WarningList;
   /** Inodes already indexed in this location: only these can be moves. */
-  inodes: Set<number>;
+  inodes: InodeSet;
   onEntry?: () => void;
   /**
    * Let scanTree read folders ahead in a worker thread (readdir and lstat, the location's
