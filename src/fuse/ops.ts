@@ -75,10 +75,11 @@ export class MountOps {
     return EROFS; // root, device folders and .content are not writable
   }
 
-  private apply(p: string, make: (rel: string) => FsOp, cb: (err: number) => void): void {
+  /** Runs one namespace change; a location root takes only attribute changes (rootAllowed). */
+  private apply(p: string, make: (rel: string) => FsOp, cb: (err: number) => void, rootAllowed = false): void {
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
-    if (node.rel.length === 0) return cb(EPERM); // a location root is not renamed or removed here
+    if (node.rel.length === 0 && !rootAllowed) return cb(EPERM); // a location root is not created, renamed or removed here
     try {
       this.writer.applyFsOp(node.location, make(node.rel.join('/')), 'fuse');
       cb(0);
@@ -302,36 +303,15 @@ export class MountOps {
   }
 
   chmod(p: string, mode: number, cb: (err: number) => void): void {
-    const node = this.local(p);
-    if (typeof node === 'number') return cb(node);
-    try {
-      this.writer.applyFsOp(node.location, { op: 'chmod', path: node.rel.join('/'), mode }, 'fuse');
-      cb(0);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    this.apply(p, (rel) => ({ op: 'chmod', path: rel, mode }), cb, true);
   }
 
   chown(p: string, uid: number, gid: number, cb: (err: number) => void): void {
-    const node = this.local(p);
-    if (typeof node === 'number') return cb(node);
-    try {
-      this.writer.applyFsOp(node.location, { op: 'chown', path: node.rel.join('/'), uid, gid }, 'fuse');
-      cb(0);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    this.apply(p, (rel) => ({ op: 'chown', path: rel, uid, gid }), cb, true);
   }
 
   utimens(p: string, atime: number, mtime: number, cb: (err: number) => void): void {
-    const node = this.local(p);
-    if (typeof node === 'number') return cb(node);
-    try {
-      this.writer.applyFsOp(node.location, { op: 'utimens', path: node.rel.join('/'), atimeMs: atime, mtimeMs: mtime }, 'fuse');
-      cb(0);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    this.apply(p, (rel) => ({ op: 'utimens', path: rel, atimeMs: atime, mtimeMs: mtime }), cb, true);
   }
 
   rename(src: string, dest: string, cb: (err: number) => void): void {
