@@ -3,22 +3,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { seededRandom } from '../scripts/bench/common.js';
 import { libraryWithLocation, startMount } from './mount-helpers.js';
 
 const OPS = Number(process.env.SD_STRESS_OPS ?? 10_000);
 const FILES = 50;
-
-/** A small deterministic PRNG, so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test(`${OPS} random operations match an in-memory model`, async (t) => {
   const { library } = await libraryWithLocation(t, {});
@@ -26,7 +15,7 @@ t.test(`${OPS} random operations match an in-memory model`, async (t) => {
   const root = path.join(m.mountpoint, 'box', 'data');
   const seed = Number(process.env.SD_STRESS_SEED ?? Date.now() % 1_000_000);
   t.comment(`seed ${seed} (SD_STRESS_SEED replays it)`);
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const pick = (n: number) => Math.floor(rand() * n);
   const dirs = ['', 'd0', 'd1', 'd2'];
   const model = new Map<string, Buffer>();
