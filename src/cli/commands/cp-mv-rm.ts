@@ -56,29 +56,23 @@ name; otherwise DST must be an existing folder.
 The action is committed as a job (the journal) and run here with a progress bar;
 Ctrl-C pauses it and 'sd jobs resume ID' continues it, as after a crash.`;
 
-export const cpCommand: Command = {
-  name: 'cp',
-  usage: transferUsage('cp', 'Copies'),
-  options: transferOptions,
-  async run(ctx) {
-    const { sources, target } = splitSourcesTarget(ctx, 'cp');
-    const verify = ctx.values.verify === true;
-    const bwlimit = bwlimitOption(ctx);
-    return act(ctx, { kind: 'copy', input: { sources, target, onConflict: conflictMode(ctx), verify, bwlimit } }, 'Copied', { verify, bwlimit });
-  },
-};
+/** sd cp and sd mv: the same options and input, a different action kind. */
+function transferCommand(name: 'cp' | 'mv', kind: 'copy' | 'move', verb: string): Command {
+  return {
+    name,
+    usage: transferUsage(name, verb === 'Copied' ? 'Copies' : 'Moves'),
+    options: transferOptions,
+    async run(ctx) {
+      const { sources, target } = splitSourcesTarget(ctx, name);
+      const verify = ctx.values.verify === true;
+      const bwlimit = bwlimitOption(ctx);
+      return act(ctx, { kind, input: { sources, target, onConflict: conflictMode(ctx), verify, bwlimit } }, verb, { verify, bwlimit });
+    },
+  };
+}
 
-export const mvCommand: Command = {
-  name: 'mv',
-  usage: transferUsage('mv', 'Moves'),
-  options: transferOptions,
-  async run(ctx) {
-    const { sources, target } = splitSourcesTarget(ctx, 'mv');
-    const verify = ctx.values.verify === true;
-    const bwlimit = bwlimitOption(ctx);
-    return act(ctx, { kind: 'move', input: { sources, target, onConflict: conflictMode(ctx), verify, bwlimit } }, 'Moved', { verify, bwlimit });
-  },
-};
+export const cpCommand = transferCommand('cp', 'copy', 'Copied');
+export const mvCommand = transferCommand('mv', 'move', 'Moved');
 
 export const rmCommand: Command = {
   name: 'rm',

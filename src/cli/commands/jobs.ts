@@ -85,16 +85,27 @@ const show: Command = {
   },
 };
 
-const pause: Command = {
-  name: 'pause',
-  summary: 'pause a job at its next checkpoint',
-  usage: "Usage: sd jobs pause ID\n\nThe job stops at its next checkpoint (within about a second), wherever it runs; 'sd jobs resume ID' continues it.",
-  async run(ctx) {
-    const id = jobId(ctx, 'pause');
-    const job = await new JobManager(ctx.library()).pause(id);
-    ctx.out.result(jobJson(job), () => `job ${id} is ${shownStatus(job)}${job.status === 'paused' ? `; 'sd jobs resume ${id}' continues it` : ''}`);
-  },
-};
+/** pause and cancel: ask the JobManager for a state change, print where the job stands. */
+function stateCommand(name: 'pause' | 'cancel', summary: string, usage: string, change: (jobs: JobManager, id: number) => Promise<Job>, describe: (job: Job, id: number) => string): Command {
+  return {
+    name,
+    summary,
+    usage,
+    async run(ctx) {
+      const id = jobId(ctx, name);
+      const job = await change(new JobManager(ctx.library()), id);
+      ctx.out.result(jobJson(job), () => `job ${id} is ${shownStatus(job)}${describe(job, id)}`);
+    },
+  };
+}
+
+const pause = stateCommand(
+  'pause',
+  'pause a job at its next checkpoint',
+  "Usage: sd jobs pause ID\n\nThe job stops at its next checkpoint (within about a second), wherever it runs; 'sd jobs resume ID' continues it.",
+  (jobs, id) => jobs.pause(id),
+  (job, id) => (job.status === 'paused' ? `; 'sd jobs resume ${id}' continues it` : ''),
+);
 
 const resume: Command = {
   name: 'resume',
@@ -115,16 +126,13 @@ where it stopped) with a progress bar; Ctrl-C pauses it again.`,
   },
 };
 
-const cancel: Command = {
-  name: 'cancel',
-  summary: 'cancel a job (finished files stay; a partial file is removed)',
-  usage: 'Usage: sd jobs cancel ID',
-  async run(ctx) {
-    const id = jobId(ctx, 'cancel');
-    const job = await new JobManager(ctx.library()).cancel(id);
-    ctx.out.result(jobJson(job), () => `job ${id} is ${shownStatus(job)} (${job.progress.filesDone}/${job.progress.filesTotal} files were done and stay)`);
-  },
-};
+const cancel = stateCommand(
+  'cancel',
+  'cancel a job (finished files stay; a partial file is removed)',
+  'Usage: sd jobs cancel ID',
+  (jobs, id) => jobs.cancel(id),
+  (job) => ` (${job.progress.filesDone}/${job.progress.filesTotal} files were done and stay)`,
+);
 
 export const jobsCommand: Command = {
   name: 'jobs',
