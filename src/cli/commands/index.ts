@@ -18,5 +18,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'mv', summary: 'move files or folders (a rename on one file system, else copy + verify + delete)', load: async () => (await import('./cp-mv-rm.js')).mvCommand },
   { name: 'rm', summary: "delete files or folders (to the location's .sd-trash unless --permanent)", load: async () => (await import('./cp-mv-rm.js')).rmCommand },
   { name: 'mkdir', summary: 'create a folder', load: async () => (await import('./cp-mv-rm.js')).mkdirCommand },
+  { name: 'tag', summary: 'add, remove or list tags (shared with every paired device)', load: async () => (await import('./tag.js')).tagCommand },
   { name: 'jobs', summary: 'list, show, pause, resume or cancel jobs (copies, moves, deletes)', load: async () => (await import('./jobs.js')).jobsCommand },
 ];

@@ -178,4 +178,25 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO search (search) VALUES ('rebuild');
     `,
   },
+  {
+    version: 6,
+    description: 'tags as last-writer-wins registers stamped by a hybrid logical clock; shared operations waiting for the device log',
+    sql: `
+      -- The newest operation per (owning device, entry id there, tag); present = 0 is a removal.
+      CREATE TABLE tag_ops (
+        device_id  TEXT NOT NULL,
+        entry_ref  INTEGER NOT NULL,
+        tag        TEXT NOT NULL,
+        present    INTEGER NOT NULL,
+        hlc        TEXT NOT NULL,
+        PRIMARY KEY (device_id, entry_ref, tag)
+      ) WITHOUT ROWID;
+      CREATE INDEX entry_tags_by_tag ON entry_tags (tag_id);
+      -- Shared-metadata operations made on this device, in order, until its log holds them.
+      CREATE TABLE shared_outbox (
+        seq  INTEGER PRIMARY KEY,
+        op   TEXT NOT NULL
+      );
+    `,
+  },
 ];
