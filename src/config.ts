@@ -19,7 +19,27 @@ export const config = {
   mountAttrTimeoutSeconds: 1,
   /** How long a command waits for a locked library before giving up. */
   dbBusyTimeoutMs: 5000,
+  /** How long `sd pair` words stay valid (SD_PAIR_TTL_MS overrides, for tests). */
+  pairWordsTtlMs: envMs('SD_PAIR_TTL_MS', 5 * 60_000),
+  /** How long `sd pair join` looks for the device showing the words before giving up. */
+  pairJoinTimeoutMs: envMs('SD_PAIR_JOIN_TIMEOUT_MS', 20_000),
+  /** A pairing connection that has not finished its handshake by then is closed. */
+  pairHandshakeTimeoutMs: 10_000,
+  /** How often a running node pings each connected device (round-trip time, presence). */
+  peerPingIntervalMs: 2000,
+  /** A device whose presence a running node has not confirmed for this long counts as offline. */
+  peerOnlineStaleMs: 6000,
+  /** How often the swarm re-reads the paired devices (pairings and revocations by other processes). */
+  peerRefreshMs: 1000,
+  /** How often the swarm asks the DHT again for paired devices it is not connected to. */
+  peerRejoinMs: 5000,
 };
+
+/** A duration from the environment (for tests), else the default. */
+function envMs(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
 
 /** Names never indexed, wherever they appear: VCS data, dependency and build caches, OS litter. */
 export const DEFAULT_IGNORED_NAMES: readonly string[] = [

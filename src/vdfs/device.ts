@@ -21,7 +21,7 @@ export function slugify(name: string): string {
 }
 
 /** Slugs that name something else in an SdPath or under /sd. */
-const RESERVED_SLUGS = new Set(['content', 'tags', 'search', 'guardian']);
+export const RESERVED_SLUGS = new Set(['content', 'tags', 'search', 'guardian']);
 
 export function validateDeviceName(name: string): string {
   const slug = slugify(name);

@@ -179,6 +179,22 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 4,
+    description: 'devices: paired peers with their log key, pairing and revocation times, presence and round-trip time',
+    sql: `
+      -- public_key (v1) holds a peer's swarm public key in hex; the local device's is derived
+      -- from device.key and not stored. revoked_at set means refused by the firewall for good.
+      ALTER TABLE devices ADD COLUMN log_key TEXT;
+      ALTER TABLE devices ADD COLUMN paired_at INTEGER;
+      ALTER TABLE devices ADD COLUMN revoked_at INTEGER;
+      -- Written by the running node (sd mount) while connected: online_at is refreshed every
+      -- few seconds and cleared on disconnect, so another process can tell who is online.
+      ALTER TABLE devices ADD COLUMN online_at INTEGER;
+      ALTER TABLE devices ADD COLUMN rtt_ms REAL;
+      CREATE UNIQUE INDEX devices_by_public_key ON devices (public_key) WHERE public_key IS NOT NULL;
+    `,
+  },
+  {
     version: 6,
     description: 'tags as last-writer-wins registers stamped by a hybrid logical clock; shared operations waiting for the device log',
     sql: `

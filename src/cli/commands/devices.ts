@@ -1,0 +1,72 @@
+// sd devices / sd devices revoke: the paired devices, online or not, and cutting one off.
+import { config } from '../../config.js';
+import { isOnline, listPeers, requirePeer, revokePeer, type Peer } from '../../vdfs/peers.js';
+import { UsageError, type Command } from '../command.js';
+import { formatTime, table } from '../format.js';
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function deviceJson(p: Peer, now: number) {
+  return {
+    name: p.name,
+    id: p.id,
+    slug: p.slug,
+    online: isOnline(p, config.peerOnlineStaleMs, now),
+    last_seen: iso(p.lastSeen),
+    rtt_ms: p.rttMs,
+    paired_at: iso(p.pairedAt),
+    revoked: p.revokedAt !== null,
+    revoked_at: iso(p.revokedAt),
+    public_key: p.publicKey,
+  };
+}
+
+const revoke: Command = {
+  name: 'revoke',
+  summary: 'cut a paired device off for good',
+  usage: `Usage: sd devices revoke NAME
+
+Refuses the device (by name, slug or id) from now on: a running 'sd mount' drops its
+connection within a second, and it can never pair again with the same device key.`,
+  run(ctx) {
+    const [name, ...extra] = ctx.positionals;
+    if (name === undefined || extra.length > 0) throw new UsageError('sd devices revoke takes one device NAME');
+    const db = ctx.library().db;
+    const peer = revokePeer(db, requirePeer(db, name));
+    ctx.out.result({ revoked: deviceJson(peer, Date.now()) }, () => `Revoked '${peer.name}' (${peer.slug}); it is refused from now on`);
+  },
+};
+
+export const devicesCommand: Command = {
+  name: 'devices',
+  usage: `Usage: sd devices | sd devices revoke NAME
+
+Lists the paired devices: name, id, whether a running 'sd mount' here is connected to it
+(online), when it was last seen and the measured round-trip time. Without a running mount
+every device shows offline, with the last time one saw it.`,
+  subcommands: [revoke],
+  run(ctx) {
+    if (ctx.positionals.length > 0) throw new UsageError(`unknown subcommand '${ctx.positionals[0]}' of 'sd devices'; try 'sd devices --help'`);
+    const now = Date.now();
+    const rows = listPeers(ctx.library().db).map((p) => deviceJson(p, now));
+    ctx.out.result(rows, () =>
+      rows.length === 0
+        ? ["No paired devices yet; run 'sd pair' here and 'sd pair join WORDS' on the other device"]
+        : table(
+            [
+              ['NAME', 'ID', 'STATUS', 'LAST SEEN', 'RTT'],
+              ...rows.map((r) => [
+                r.name,
+                r.id,
+                r.revoked ? 'revoked' : r.online ? 'online' : 'offline',
+                formatTime(r.last_seen ? Date.parse(r.last_seen) : null),
+                r.rtt_ms === null ? '-' : `${r.rtt_ms.toFixed(1)} ms`,
+              ]),
+            ],
+            new Set([4]),
+          ),
+    );
+  },
+};

@@ -1,0 +1,100 @@
+// Every wire message of sdfs and its compact-encoding. Decoders bound every length, so
+// an oversized or malformed message throws, and protomux closes that connection.
+import c, { type Encoding, type State } from 'compact-encoding';
+
+/** Protocol names of the protomux channels on a device connection. */
+export const PAIR_PROTOCOL = 'sdfs/pair/1';
+export const PING_PROTOCOL = 'sdfs/ping/1';
+
+/** A UTF-8 string of at most `maxBytes`, refused before it is decoded when longer. */
+export function boundedString(maxBytes: number): Encoding<string> {
+  return {
+    preencode(state, value) {
+      c.string.preencode(state, value);
+    },
+    encode(state, value) {
+      if (Buffer.byteLength(value) > maxBytes) throw new Error(`string longer than ${maxBytes} bytes`);
+      c.string.encode(state, value);
+    },
+    decode(state: State) {
+      const start = state.start;
+      const length = c.uint.decode(state);
+      if (length > maxBytes) throw new Error(`string of ${length} bytes, at most ${maxBytes} allowed`);
+      state.start = start;
+      return c.string.decode(state);
+    },
+  };
+}
+
+/** Refuses trailing bytes: a message is exactly its fields. */
+function exact<T>(encoding: Encoding<T>): Encoding<T> {
+  return {
+    preencode: (state, value) => encoding.preencode(state, value),
+    encode: (state, value) => encoding.encode(state, value),
+    decode(state) {
+      const value = encoding.decode(state);
+      if (state.start !== state.end) throw new Error(`${state.end - state.start} unexpected bytes after a message`);
+      return value;
+    },
+  };
+}
+
+// --- pairing (sdfs/pair/1) ---
+
+/** 32 random bytes each side sends first; both go into the transcript. */
+export const pairNonce = exact(c.fixed32);
+
+/** HMAC-SHA256 over the transcript with the key derived from the words. */
+export const pairProof = exact(c.fixed32);
+
+export interface PairDevice {
+  deviceId: string;
+  name: string;
+  /** The device's swarm public key (its identity), 32 bytes. */
+  swarmKey: Buffer;
+  /** The device's index log public key, 32 bytes. */
+  logKey: Buffer;
+  /** Signature by the swarm secret key over the transcript: proves the key is theirs. */
+  signature: Buffer;
+}
+
+const deviceId = boundedString(64);
+const deviceName = boundedString(256);
+
+export const pairDevice: Encoding<PairDevice> = exact({
+  preencode(state, m) {
+    deviceId.preencode(state, m.deviceId);
+    deviceName.preencode(state, m.name);
+    c.fixed32.preencode(state, m.swarmKey);
+    c.fixed32.preencode(state, m.logKey);
+    c.fixed64.preencode(state, m.signature);
+  },
+  encode(state, m) {
+    deviceId.encode(state, m.deviceId);
+    deviceName.encode(state, m.name);
+    c.fixed32.encode(state, m.swarmKey);
+    c.fixed32.encode(state, m.logKey);
+    c.fixed64.encode(state, m.signature);
+  },
+  decode(state) {
+    return {
+      deviceId: deviceId.decode(state),
+      name: deviceName.decode(state),
+      swarmKey: c.fixed32.decode(state),
+      logKey: c.fixed32.decode(state),
+      signature: c.fixed64.decode(state),
+    };
+  },
+});
+
+/** The last message of pairing: the sender stored the other device. */
+export const pairDone = exact(c.uint);
+
+// --- presence (sdfs/ping/1) ---
+
+/** A ping carries a sequence number; the pong echoes it. */
+export const ping = exact(c.uint);
+export const pong = exact(c.uint);
+
+/** Sent before closing when a side refuses (wrong proof, revoked device): the reason, for the user. */
+export const pairRefusal = exact(boundedString(300));

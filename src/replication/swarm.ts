@@ -1,0 +1,238 @@
+// The device swarm: Hyperswarm on the device's own key pair, a firewall that lets through
+// only paired, non-revoked devices, presence and round-trip time per connected device.
+import { EventEmitter } from 'node:events';
+import DHT from 'hyperdht';
+import Hyperswarm, { type SwarmConnection } from 'hyperswarm';
+import Protomux from 'protomux';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import type { Library } from '../vdfs/library.js';
+import { clearPresence, listPeers, markPeerOffline, markPeerOnline, peerByKey, type Peer } from '../vdfs/peers.js';
+import { deviceKeys } from './identity.js';
+import { PING_PROTOCOL, ping, pong } from './messages.js';
+
+export interface BootstrapNode {
+  host: string;
+  port: number;
+}
+
+/**
+ * `host:port,host:port` (from --bootstrap, else SD_BOOTSTRAP) as DHT bootstrap nodes;
+ * undefined when neither is given (the public DHT).
+ */
+export function parseBootstrap(text: string | undefined = process.env.SD_BOOTSTRAP): BootstrapNode[] | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  return text.split(',').map((part) => {
+    const m = /^\s*\[?([^\s\[\]]+?)\]?:(\d{1,5})\s*$/.exec(part);
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || !(port > 0 && port < 65536)) {
+      throw new SdError('USAGE', `bootstrap node '${part.trim()}' is not host:port (e.g. --bootstrap 127.0.0.1:49737,dht.example.org:49737)`);
+    }
+    return { host: m[1] === 'localhost' ? '127.0.0.1' : m[1]!, port };
+  });
+}
+
+function isLoopback(host: string): boolean {
+  return host.startsWith('127.') || host === '::1';
+}
+
+/**
+ * A DHT node for this process. On a loopback-only bootstrap (a local testnet) it binds
+ * 127.0.0.1, as hyperdht's testnet nodes do; otherwise every interface.
+ */
+export function createDht(bootstrap: BootstrapNode[] | undefined): DHT {
+  if (!bootstrap) return new DHT({ ephemeral: true });
+  const local = bootstrap.every((b) => isLoopback(b.host));
+  return new DHT({ ephemeral: true, bootstrap, ...(local ? { host: '127.0.0.1' } : {}) });
+}
+
+/** An authenticated connection to a paired device; replication attaches its channels to `mux`. */
+export interface DeviceConnection {
+  peer: Peer;
+  conn: SwarmConnection;
+  mux: Protomux;
+}
+
+interface Live extends DeviceConnection {
+  timer: NodeJS.Timeout;
+  rttMs: number | null;
+}
+
+export interface DeviceSwarmOptions {
+  bootstrap?: BootstrapNode[];
+  /** A DHT node to use instead of one built from `bootstrap` (tests on an in-process testnet). */
+  dht?: DHT;
+}
+
+/**
+ * This device on the network. Emits 'connection' (DeviceConnection) once a paired device
+ * is connected and 'disconnect' (Peer) when that connection ends.
+ */
+export class DeviceSwarm extends EventEmitter {
+  private swarm: Hyperswarm | undefined;
+  /** Hex swarm keys of paired, non-revoked devices: all the firewall lets through. */
+  private allowed = new Map<string, Peer>();
+  private live = new Map<string, Live>();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private rejoinTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly library: Library, private readonly options: DeviceSwarmOptions = {}) {
+    super();
+  }
+
+  get publicKey(): Buffer {
+    return deviceKeys(this.library.dir).swarm.publicKey;
+  }
+
+  /** Joins the DHT and looks for every paired device; never waits for the network to answer. */
+  start(): void {
+    const keyPair = deviceKeys(this.library.dir).swarm;
+    clearPresence(this.library.db);
+    const swarm = new Hyperswarm({
+      dht: this.options.dht ?? createDht(this.options.bootstrap),
+      keyPair,
+      firewall: (remoteKey) => !this.allowed.has(remoteKey.toString('hex')),
+    });
+    this.swarm = swarm;
+    swarm.on('connection', (conn) => this.onConnection(conn));
+    swarm.on('ban', (...args: unknown[]) => {
+      const info = args[0] as { publicKey: Buffer } | undefined;
+      log.info({ op: 'swarm', refused: info?.publicKey.toString('hex') }, 'refused a device that is not paired');
+    });
+    this.refresh();
+    // The announce may take long (or never finish offline); the swarm retries on its own.
+    swarm.listen().catch((err: unknown) => log.warn({ op: 'swarm', err: String(err) }, 'announcing this device failed; retrying'));
+    this.refreshTimer = setInterval(() => this.refresh(), config.peerRefreshMs);
+    this.rejoinTimer = setInterval(() => this.rejoinOffline(), config.peerRejoinMs);
+    log.info({ op: 'swarm', key: keyPair.publicKey.toString('hex'), peers: this.allowed.size }, 'swarm started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.refreshTimer);
+    clearInterval(this.rejoinTimer);
+    for (const l of this.live.values()) clearInterval(l.timer);
+    await this.swarm?.destroy();
+    this.live.clear();
+    clearPresence(this.library.db);
+  }
+
+  online(deviceId: string): boolean {
+    return this.live.has(deviceId);
+  }
+
+  /** The last measured round-trip time to a connected device, in ms. */
+  rttMs(deviceId: string): number | null {
+    return this.live.get(deviceId)?.rttMs ?? null;
+  }
+
+  connections(): DeviceConnection[] {
+    return [...this.live.values()].map(({ peer, conn, mux }) => ({ peer, conn, mux }));
+  }
+
+  /**
+   * Re-reads the paired devices: pairings made by another process (sd pair) are let in and
+   * looked for; revoked ones are refused and their connections closed.
+   */
+  refresh(): void {
+    const swarm = this.swarm;
+    if (!swarm || this.stopped) return;
+    let peers: Peer[];
+    try {
+      peers = listPeers(this.library.db);
+    } catch (err) {
+      return log.warn({ op: 'swarm', err: String(err) }, 'cannot read the paired devices; keeping the last list');
+    }
+    const next = new Map(peers.filter((p) => p.revokedAt === null).map((p) => [p.publicKey, p]));
+    for (const [key, peer] of next) {
+      if (this.allowed.has(key)) continue;
+      // A key refused before it was paired stays banned in Hyperswarm until lifted here.
+      const info = swarm.peers.get(key);
+      if (info?.banned) info.ban(false);
+      swarm.joinPeer(Buffer.from(key, 'hex'));
+      log.info({ op: 'swarm', device: peer.slug }, 'looking for paired device');
+    }
+    for (const [key, peer] of this.allowed) {
+      if (next.has(key)) continue;
+      swarm.leavePeer(Buffer.from(key, 'hex'));
+      const l = this.live.get(peer.id);
+      if (l) l.conn.destroy(new Error(`device ${peer.slug} was revoked`));
+      log.info({ op: 'swarm', device: peer.slug }, 'device revoked: refused from now on');
+    }
+    this.allowed = next;
+  }
+
+  /** Hyperswarm backs off an unreachable peer up to minutes; ask again while it is offline. */
+  private rejoinOffline(): void {
+    if (!this.swarm || this.stopped) return;
+    for (const [key, peer] of this.allowed) {
+      if (!this.live.has(peer.id)) this.swarm.joinPeer(Buffer.from(key, 'hex'));
+    }
+  }
+
+  private onConnection(conn: SwarmConnection): void {
+    const key = conn.remotePublicKey.toString('hex');
+    // Errors end this connection, never the node.
+    conn.on('error', (err: Error) => log.debug({ op: 'swarm', remote: key, err: err.message }, 'connection error'));
+    const peer = this.allowed.get(key) && peerByKey(this.library.db, key);
+    if (!peer || peer.revokedAt !== null) {
+      conn.destroy();
+      return;
+    }
+    const previous = this.live.get(peer.id);
+    if (previous) {
+      clearInterval(previous.timer);
+      previous.conn.destroy();
+    }
+    const mux = Protomux.from(conn);
+    const l: Live = { peer, conn, mux, rttMs: null, timer: setInterval(() => sendPing(), config.peerPingIntervalMs) };
+    let seq = 0;
+    let sentAt = 0;
+    const channel = mux.createChannel({ protocol: PING_PROTOCOL });
+    if (!channel) {
+      clearInterval(l.timer);
+      conn.destroy();
+      return;
+    }
+    const pingMessage = channel.addMessage({ encoding: ping, onmessage: (n) => void pongMessage.send(n) });
+    const pongMessage = channel.addMessage({
+      encoding: pong,
+      onmessage: (n) => {
+        if (n !== seq || this.live.get(peer.id) !== l) return;
+        l.rttMs = Math.round((performance.now() - sentAt) * 100) / 100;
+        this.record(() => markPeerOnline(this.library.db, peer.id, l.rttMs));
+      },
+    });
+    channel.open();
+    const sendPing = () => {
+      seq = (seq + 1) % 0x7fffffff;
+      sentAt = performance.now();
+      pingMessage.send(seq);
+    };
+    this.live.set(peer.id, l);
+    this.record(() => markPeerOnline(this.library.db, peer.id, null));
+    sendPing();
+    conn.on('close', () => {
+      clearInterval(l.timer);
+      if (this.live.get(peer.id) !== l) return;
+      this.live.delete(peer.id);
+      if (!this.stopped) this.record(() => markPeerOffline(this.library.db, peer.id));
+      log.info({ op: 'swarm', device: peer.slug }, 'device disconnected');
+      this.emit('disconnect', peer);
+    });
+    log.info({ op: 'swarm', device: peer.slug, initiator: conn.isInitiator }, 'device connected');
+    this.emit('connection', { peer, conn, mux } satisfies DeviceConnection);
+  }
+
+  /** Presence is best effort: a busy library must not take a connection down. */
+  private record(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      log.warn({ op: 'swarm', err: String(err) }, 'cannot record device presence');
+    }
+  }
+}
