@@ -19,6 +19,12 @@ export const config = {
   mountAttrTimeoutSeconds: 1,
   /** How long a command waits for a locked library before giving up. */
   dbBusyTimeoutMs: 5000,
+  /** Index changes per block of a device's log (a block is one signed hypercore entry). */
+  logOpsPerBlock: 1000,
+  /** How often the running node looks for index changes other processes queued for its log. */
+  logPumpIntervalMs: 50,
+  /** Blocks of a peer's log fetched and applied per mirror transaction. */
+  mirrorBlocksPerBatch: 32,
 };
 
 /** Names never indexed, wherever they appear: VCS data, dependency and build caches, OS litter. */
