@@ -33,6 +33,12 @@ export const config = {
   peerRefreshMs: 1000,
   /** How often the swarm asks the DHT again for paired devices it is not connected to. */
   peerRejoinMs: 5000,
+  /** Index changes per block of a device's log (a block is one signed hypercore entry). */
+  logOpsPerBlock: 1000,
+  /** How often the running node looks for index changes other processes queued for its log. */
+  logPumpIntervalMs: 50,
+  /** Blocks of a peer's log fetched and applied per mirror transaction. */
+  mirrorBlocksPerBatch: 32,
 };
 
 /** A duration from the environment (for tests), else the default. */

@@ -66,3 +66,16 @@ export function deviceBySlug(db: Db, slug: string): Device | undefined {
   const row = db.prepare('SELECT * FROM devices WHERE slug = ?').get(slug) as DeviceRow | undefined;
   return row && toDevice(row);
 }
+
+/** Records a peer device (as pairing does) so its mirrored index has an owner. */
+export function addPeerDevice(db: Db, peer: { id: string; name: string; publicKey?: string }): Device {
+  const slug = validateDeviceName(peer.name);
+  const now = Date.now();
+  db.prepare('INSERT INTO devices (id, name, slug, public_key, is_local, created_at) VALUES (?, ?, ?, ?, 0, ?)').run(peer.id, peer.name, slug, peer.publicKey ?? null, now);
+  return { id: peer.id, name: peer.name, slug, isLocal: false, createdAt: now, lastSeen: null };
+}
+
+export function deviceById(db: Db, id: string): Device | undefined {
+  const row = db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+  return row && toDevice(row);
+}

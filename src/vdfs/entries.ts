@@ -4,6 +4,9 @@
 // entry_closure is keyed by ancestor only (subtrees); the way up from a node follows
 // parent_id, which saves an index as big as the table itself. insert also adds the name
 // to the search index (see migrations.ts for why that is not a trigger).
+// Every change to an entry of this device also goes into index_outbox, in the caller's
+// transaction, for the device's log (replication/device-log.ts): whatever process makes a
+// change, it reaches peers. Rows of peers' devices (the mirror) are not captured.
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db/database.js';
 
@@ -85,12 +88,18 @@ const UP_FROM_PARENT_OF = (start: string) => `up(id, depth) AS (
 /** Deeper chains than this go through the recursive insert (statements are made per depth). */
 const CLOSURE_VALUES_MAX = 64;
 
+/** Columns of an 'entry' row of index_outbox, in this order (see migrations.ts, version 5). */
+const OUTBOX_ENTRY_COLUMNS = 'op, id, location_id, parent_id, name, kind, size, mtime, mode, content_id';
+
 export class EntryStore {
   private readonly s: Record<string, Statement>;
   private readonly closureInserts: Statement[] = [];
+  /** The device whose changes go to the outbox (this library's own). */
+  private readonly localDeviceId: string | undefined;
 
   constructor(readonly db: Db) {
     const p = (sql: string) => db.prepare(sql);
+    this.localDeviceId = db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck().get() as string | undefined;
     this.s = {
       get: p('SELECT * FROM entries WHERE id = ?'),
       child: p('SELECT * FROM entries WHERE parent_id = ? AND name = ?'),
@@ -134,6 +143,15 @@ export class EntryStore {
       setContent: p('UPDATE entries SET content_id = ? WHERE id = ?'),
       withContent: p('SELECT * FROM entries WHERE content_id = ? ORDER BY id'),
       byInode: p('SELECT * FROM entries WHERE location_id = ? AND inode = ?'),
+      byRemoteId: p('SELECT * FROM entries WHERE device_id = ? AND remote_id = ?'),
+      insertMirrored: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size, remote_id)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?)`),
+      // OR FAIL for the reason given at closureOfNew: no statement savepoint.
+      outboxNew: p(`INSERT INTO index_outbox (${OUTBOX_ENTRY_COLUMNS}) VALUES ('entry', ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+      outboxRow: p(`INSERT OR FAIL INTO index_outbox (${OUTBOX_ENTRY_COLUMNS})
+                    SELECT 'entry', id, location_id, parent_id, name, kind, size, mtime, mode, content_id
+                    FROM entries WHERE id = ? AND device_id = ?`),
+      outboxTombstone: p(`INSERT OR FAIL INTO index_outbox (op, id) SELECT 'tombstone', id FROM entries WHERE id = ? AND device_id = ?`),
     };
   }
 
@@ -195,6 +213,7 @@ export class EntryStore {
   private insertRow(deviceId: string, locationId: number, parentId: number | null, f: EntryFields, aggregateSize: number): number {
     const id = Number(this.s.insert!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.inode, f.mode, aggregateSize).lastInsertRowid);
     this.s.searchInsert!.run(id, f.name);
+    if (deviceId === this.localDeviceId) this.s.outboxNew!.run(id, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.mode);
     return id;
   }
 
@@ -211,10 +230,34 @@ export class EntryStore {
   /** Rewrites an entry's metadata; contentId null clears a stale content id. */
   update(id: number, f: Omit<EntryFields, 'name'>, contentId: string | null): void {
     this.s.update!.run(f.kind, f.size, f.mtime, f.inode, f.mode, contentId, id);
+    this.capture(id);
   }
 
   setContentId(id: number, contentId: string | null): void {
     this.s.setContent!.run(contentId, id);
+    this.capture(id);
+  }
+
+  /** Queues the entry as it is now for this device's log, if it is this device's. */
+  private capture(id: number): void {
+    if (this.localDeviceId !== undefined) this.s.outboxRow!.run(id, this.localDeviceId);
+  }
+
+  /** The mirrored entry holding a peer's entry id (see replication/mirror.ts). */
+  byRemoteId(deviceId: string, remoteId: number): Entry | undefined {
+    const row = this.s.byRemoteId!.get(deviceId, remoteId) as EntryRow | undefined;
+    return row && toEntry(row);
+  }
+
+  /**
+   * Inserts a peer's entry into this library's mirror of that device: `remoteId` is the
+   * peer's own id of it. Closure and search rows are made here, as for any insert.
+   */
+  insertMirrored(deviceId: string, locationId: number, parentId: number | null, f: Omit<EntryFields, 'inode'>, contentId: string | null, remoteId: number): number {
+    const id = Number(this.s.insertMirrored!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.mode, contentId, remoteId).lastInsertRowid);
+    this.s.searchInsert!.run(id, f.name);
+    this.s.closureOfNew!.run({ id });
+    return id;
   }
 
   /** Moves (and renames) an entry with its whole subtree under newParentId. */
@@ -222,11 +265,14 @@ export class EntryStore {
     this.s.unlinkOuter!.run({ id });
     this.s.linkUnder!.run({ parent: newParentId, id });
     this.s.rename!.run(newParentId, newName, id);
+    this.capture(id);
   }
 
   /** Deletes an entry and everything below it; returns how many entries went. */
   deleteSubtree(id: number): number {
     const count = this.s.countSubtree!.pluck().get(id) as number;
+    // One tombstone for the subtree's root: a peer deletes the rest below it.
+    if (this.localDeviceId !== undefined) this.s.outboxTombstone!.run(id, this.localDeviceId);
     this.s.deleteTags!.run(id);
     // The outer rows go first: finding the subtree's ancestors needs its top entry.
     this.s.unlinkOuter!.run({ id });

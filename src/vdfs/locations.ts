@@ -125,6 +125,9 @@ export function addLocation(db: Db, entries: EntryStore, deviceId: string, input
                              VALUES (?, ?, ?, ?, ?, ?, ?)`)
       .run(deviceId, name, root, input.mode ?? 'content', input.includeHidden === false ? 0 : 1, JSON.stringify(input.ignoreRules ?? []), now);
     const id = Number(info.lastInsertRowid);
+    // Queued for the device's log before its root entry, which a peer hangs under it.
+    db.prepare(`INSERT INTO index_outbox (op, id, extra) VALUES ('location', ?, ?)`)
+      .run(id, JSON.stringify({ name, rootPath: root, indexMode: input.mode ?? 'content' }));
     const rootEntryId = entries.insert(deviceId, id, null, { name: '', kind: 'dir', size: 0, mtime: 0, inode: st.ino, mode: st.mode });
     db.prepare('UPDATE locations SET root_entry_id = ? WHERE id = ?').run(rootEntryId, id);
     return requireLocation(db, deviceId, String(id));
@@ -136,10 +139,39 @@ export function removeLocation(db: Db, entries: EntryStore, location: Location):
   return db.transaction(() => {
     const removed = location.rootEntryId === null ? 0 : entries.deleteSubtree(location.rootEntryId);
     db.prepare('DELETE FROM locations WHERE id = ?').run(location.id);
+    if (location.deviceId === localDeviceIdOf(db)) db.prepare(`INSERT INTO index_outbox (op, id) VALUES ('unlocation', ?)`).run(location.id);
     return removed;
   })();
 }
 
+function localDeviceIdOf(db: Db): string | undefined {
+  return db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck().get() as string | undefined;
+}
+
 export function markIndexed(db: Db, locationId: number, at: number): void {
   db.prepare('UPDATE locations SET last_indexed_at = ? WHERE id = ?').run(at, locationId);
+}
+
+// ---------------------------------------------------------------- a peer's locations (the mirror)
+
+/** The mirrored location holding a peer's location id. */
+export function locationByRemoteId(db: Db, deviceId: string, remoteId: number): Location | undefined {
+  const row = db.prepare('SELECT * FROM locations WHERE device_id = ? AND remote_id = ?').get(deviceId, remoteId) as LocationRow | undefined;
+  return row && toLocation(row);
+}
+
+/** Adds or updates a peer's location as its log reports it (the root path is the peer's). */
+export function upsertMirroredLocation(db: Db, deviceId: string, remoteId: number, l: { name: string; rootPath: string; indexMode: string }): Location {
+  const existing = locationByRemoteId(db, deviceId, remoteId);
+  if (existing) {
+    db.prepare('UPDATE locations SET name = ?, root_path = ?, index_mode = ? WHERE id = ?').run(l.name, l.rootPath, l.indexMode, existing.id);
+    return { ...existing, name: l.name, rootPath: l.rootPath, indexMode: l.indexMode as IndexMode };
+  }
+  const info = db.prepare(`INSERT INTO locations (device_id, name, root_path, index_mode, created_at, remote_id) VALUES (?, ?, ?, ?, ?, ?)`)
+    .run(deviceId, l.name, l.rootPath, l.indexMode, Date.now(), remoteId);
+  return toLocation(db.prepare('SELECT * FROM locations WHERE id = ?').get(info.lastInsertRowid) as LocationRow);
+}
+
+export function setLocationRoot(db: Db, locationId: number, rootEntryId: number | null): void {
+  db.prepare('UPDATE locations SET root_entry_id = ? WHERE id = ?').run(rootEntryId, locationId);
 }

@@ -195,6 +195,45 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 5,
+    description: 'device-owned sync: the outbox of this device\'s index changes, mirrored peers\' ids and logs',
+    // Version 4 (peer columns of devices) comes from the pairing work; migrate() runs
+    // whatever is above a library's user_version in order, so the gap is harmless.
+    sql: `
+      -- This device's index changes waiting for its log (replication/device-log.ts), written
+      -- in the same transaction as the change by whichever process makes it. op: 'location'
+      -- (upsert), 'unlocation' (removed), 'entry' (upsert), 'tombstone' (a subtree root),
+      -- 'content' (a content identity). Entry rows carry the row as it was at the change.
+      CREATE TABLE index_outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        op           TEXT NOT NULL,
+        id           INTEGER,
+        location_id  INTEGER,
+        parent_id    INTEGER,
+        name         TEXT,
+        kind         TEXT,
+        size         INTEGER,
+        mtime        REAL,
+        mode         INTEGER,
+        content_id   TEXT,
+        extra        TEXT
+      );
+
+      -- Rows mirrored from a peer keep the peer's own ids, to apply its later changes.
+      ALTER TABLE entries ADD COLUMN remote_id INTEGER;
+      CREATE UNIQUE INDEX entries_by_remote_id ON entries (device_id, remote_id) WHERE remote_id IS NOT NULL;
+      ALTER TABLE locations ADD COLUMN remote_id INTEGER;
+      CREATE UNIQUE INDEX locations_by_remote_id ON locations (device_id, remote_id) WHERE remote_id IS NOT NULL;
+
+      -- One row per mirrored peer log: how many of its blocks are applied here.
+      CREATE TABLE device_logs (
+        device_id       TEXT PRIMARY KEY REFERENCES devices(id),
+        log_key         TEXT NOT NULL,
+        applied_length  INTEGER NOT NULL DEFAULT 0
+      );
+    `,
+  },
+  {
     version: 6,
     description: 'tags as last-writer-wins registers stamped by a hybrid logical clock; shared operations waiting for the device log',
     sql: `

@@ -1,0 +1,115 @@
+// This device's index log: a hypercore signed with the device's log key pair, fed from
+// index_outbox. Each block records the last outbox seq it holds, so a crash between an
+// append and the outbox cleanup neither loses nor repeats a change.
+import type Corestore from 'corestore';
+import type Hypercore from 'hypercore';
+import { config } from '../config.js';
+import { log } from '../log.js';
+import type { Db } from '../vdfs/db/database.js';
+import { dropQueuedThrough, indexSnapshot, queuedChanges } from '../vdfs/outbox.js';
+import type { KeyPair } from './identity.js';
+import { decodeLogBlock, encodeLogBlock, type LogOp } from './log-messages.js';
+
+/** The device's own log in a corestore: its key is the log key pair's public key. */
+export function openOwnLog(store: Corestore, keyPair: KeyPair): Hypercore {
+  // key + keyPair: a "compat" core whose key is the public key itself, so peers given
+  // the log key at pairing open the same core.
+  return store.get({ key: keyPair.publicKey, keyPair });
+}
+
+/** Cuts changes into blocks of at most `perBlock`, the last one carrying lastSeq. */
+function toBlocks(ops: readonly LogOp[], seqs: readonly number[] | null, lastSeq: number, perBlock: number): Buffer[] {
+  const blocks: Buffer[] = [];
+  for (let i = 0; i < ops.length; i += perBlock) {
+    const end = Math.min(ops.length, i + perBlock);
+    // A block's lastSeq is the newest outbox row it holds (a snapshot: all of them).
+    const seq = seqs ? seqs[end - 1]! : lastSeq;
+    blocks.push(encodeLogBlock({ lastSeq: seq, ops: ops.slice(i, end) }));
+  }
+  return blocks;
+}
+
+export class DeviceLog {
+  /** Outbox seq up to which changes are in the log. */
+  private appendedSeq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private pumping: Promise<number> | undefined;
+  private closed = false;
+
+  constructor(private readonly db: Db, private readonly deviceId: string, readonly core: Hypercore, private readonly opsPerBlock = config.logOpsPerBlock) {}
+
+  get key(): Buffer {
+    return this.core.key!;
+  }
+
+  /**
+   * Opens the log: a new one starts with a snapshot of the whole index (a library indexed
+   * before its log existed); an existing one tells from its last block how far it got.
+   */
+  async open(): Promise<void> {
+    await this.core.ready();
+    if (!this.core.writable) throw new Error('the device log is not writable: its key pair does not match');
+    if (this.core.length === 0) {
+      const { lastSeq, changes } = indexSnapshot(this.db, this.deviceId);
+      const blocks = toBlocks(changes, null, lastSeq, this.opsPerBlock);
+      // An empty index still gets a block: the log's first block marks the snapshot done.
+      if (blocks.length === 0) blocks.push(encodeLogBlock({ lastSeq, ops: [] }));
+      await this.core.append(blocks); // one append: all of the snapshot or none of it
+      this.appendedSeq = lastSeq;
+      log.info({ op: 'device-log', changes: changes.length, blocks: blocks.length }, 'device log started from a snapshot of the index');
+    } else {
+      const last = await this.core.get(this.core.length - 1);
+      this.appendedSeq = decodeLogBlock(last!).lastSeq;
+    }
+    this.dropAppended();
+  }
+
+  /** Appends the queued changes not yet in the log; returns how many. (Step one of pump.) */
+  async appendQueued(maxBlocks = 16): Promise<number> {
+    const queued = queuedChanges(this.db, this.appendedSeq, this.opsPerBlock * maxBlocks);
+    if (queued.length === 0) return 0;
+    const seqs = queued.map((q) => q.seq);
+    await this.core.append(toBlocks(queued.map((q) => q.change), seqs, 0, this.opsPerBlock));
+    this.appendedSeq = seqs[seqs.length - 1]!;
+    return queued.length;
+  }
+
+  /** Drops the outbox rows the log holds. (Step two of pump.) */
+  dropAppended(): void {
+    dropQueuedThrough(this.db, this.appendedSeq);
+  }
+
+  /** Moves every queued change into the log; returns how many. */
+  pump(): Promise<number> {
+    // One pump at a time: a second caller waits for the running one, then runs its own.
+    const run = async (): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        const n = await this.appendQueued();
+        this.dropAppended();
+        total += n;
+        if (n === 0 || this.closed) return total;
+      }
+    };
+    const next = (this.pumping ?? Promise.resolve(0)).then(run, run);
+    this.pumping = next;
+    return next;
+  }
+
+  /** Pumps every intervalMs: other processes (sd index, job runners) queue changes too. */
+  startPumping(intervalMs = config.logPumpIntervalMs): void {
+    const tick = () => {
+      this.pump().catch((err: unknown) => log.warn({ op: 'device-log', err: String(err) }, 'could not append index changes to the device log; retrying'))
+        .finally(() => {
+          if (!this.closed) this.timer = setTimeout(tick, intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, intervalMs);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.pumping?.catch(() => undefined);
+  }
+}

@@ -1,0 +1,156 @@
+// The blocks of a device's index log (its hypercore) and their compact-encoding. A block
+// holds a run of index changes and the last outbox seq it covers (see device-log.ts).
+// To be merged into messages.ts with the swarm's messages.
+import c from 'compact-encoding';
+import type { EntryKind } from '../vdfs/entries.js';
+import type { IndexChange } from '../vdfs/outbox.js';
+
+/** One operation of a log block: an index change of the log's device. */
+export type LogOp = IndexChange;
+
+export interface LogBlock {
+  /** The highest outbox seq of the owner held by this block and the ones before it (0: none). */
+  lastSeq: number;
+  ops: LogOp[];
+}
+
+const BLOCK_VERSION = 1;
+const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash'] as const;
+
+type State = ReturnType<typeof c.state>;
+
+/** A malformed block: names what is wrong; the caller adds whose log it came from. */
+export class LogDecodeError extends Error {}
+
+const opEncoding = {
+  preencode(state: State, o: LogOp): void {
+    c.uint.preencode(state, TAGS.indexOf(o.op));
+    switch (o.op) {
+      case 'location':
+        c.uint.preencode(state, o.id);
+        c.string.preencode(state, o.name);
+        c.string.preencode(state, o.rootPath);
+        c.string.preencode(state, o.indexMode);
+        break;
+      case 'unlocation':
+      case 'tombstone':
+        c.uint.preencode(state, o.id);
+        break;
+      case 'entry':
+        c.uint.preencode(state, o.id);
+        c.uint.preencode(state, o.locationId);
+        c.uint.preencode(state, o.parentId ?? 0);
+        c.string.preencode(state, o.name);
+        c.uint.preencode(state, 0); // kind
+        c.uint.preencode(state, o.size);
+        c.float64.preencode(state, o.mtime);
+        c.uint.preencode(state, o.mode);
+        c.string.preencode(state, o.contentId ?? '');
+        break;
+      case 'content':
+        c.string.preencode(state, o.contentId);
+        c.uint.preencode(state, o.size);
+        c.string.preencode(state, o.sampledHash);
+        break;
+      case 'fullHash':
+        c.string.preencode(state, o.contentId);
+        c.string.preencode(state, o.fullHash);
+        break;
+    }
+  },
+  encode(state: State, o: LogOp): void {
+    c.uint.encode(state, TAGS.indexOf(o.op));
+    switch (o.op) {
+      case 'location':
+        c.uint.encode(state, o.id);
+        c.string.encode(state, o.name);
+        c.string.encode(state, o.rootPath);
+        c.string.encode(state, o.indexMode);
+        break;
+      case 'unlocation':
+      case 'tombstone':
+        c.uint.encode(state, o.id);
+        break;
+      case 'entry':
+        c.uint.encode(state, o.id);
+        c.uint.encode(state, o.locationId);
+        c.uint.encode(state, o.parentId ?? 0);
+        c.string.encode(state, o.name);
+        c.uint.encode(state, KINDS.indexOf(o.kind));
+        c.uint.encode(state, o.size);
+        c.float64.encode(state, o.mtime);
+        c.uint.encode(state, o.mode);
+        c.string.encode(state, o.contentId ?? '');
+        break;
+      case 'content':
+        c.string.encode(state, o.contentId);
+        c.uint.encode(state, o.size);
+        c.string.encode(state, o.sampledHash);
+        break;
+      case 'fullHash':
+        c.string.encode(state, o.contentId);
+        c.string.encode(state, o.fullHash);
+        break;
+    }
+  },
+  decode(state: State): LogOp {
+    const tag = TAGS[c.uint.decode(state)];
+    switch (tag) {
+      case 'location':
+        return { op: tag, id: c.uint.decode(state), name: c.string.decode(state), rootPath: c.string.decode(state), indexMode: c.string.decode(state) };
+      case 'unlocation':
+      case 'tombstone':
+        return { op: tag, id: c.uint.decode(state) };
+      case 'entry': {
+        const id = c.uint.decode(state);
+        const locationId = c.uint.decode(state);
+        const parentId = c.uint.decode(state) || null;
+        const name = c.string.decode(state);
+        const kind = KINDS[c.uint.decode(state)];
+        if (!kind) throw new LogDecodeError(`entry ${id} has an unknown kind`);
+        const size = c.uint.decode(state);
+        const mtime = c.float64.decode(state);
+        const mode = c.uint.decode(state);
+        const contentId = c.string.decode(state) || null;
+        return { op: tag, id, locationId, parentId, name, kind, size, mtime, mode, contentId };
+      }
+      case 'content':
+        return { op: tag, contentId: c.string.decode(state), size: c.uint.decode(state), sampledHash: c.string.decode(state) };
+      case 'fullHash':
+        return { op: tag, contentId: c.string.decode(state), fullHash: c.string.decode(state) };
+      default:
+        throw new LogDecodeError('an operation of an unknown type');
+    }
+  },
+};
+
+const opsEncoding = c.array(opEncoding);
+
+export function encodeLogBlock(block: LogBlock): Buffer {
+  const state = c.state();
+  c.uint.preencode(state, BLOCK_VERSION);
+  c.uint.preencode(state, block.lastSeq);
+  opsEncoding.preencode(state, block.ops);
+  state.buffer = Buffer.allocUnsafe(state.end);
+  c.uint.encode(state, BLOCK_VERSION);
+  c.uint.encode(state, block.lastSeq);
+  opsEncoding.encode(state, block.ops);
+  return state.buffer as Buffer;
+}
+
+/** Decodes a block; throws LogDecodeError on anything but a whole, well-formed block. */
+export function decodeLogBlock(buffer: Uint8Array): LogBlock {
+  const state = c.state(0, buffer.byteLength, buffer);
+  try {
+    const version = c.uint.decode(state);
+    if (version !== BLOCK_VERSION) throw new LogDecodeError(`block version ${version} is not known here (this build reads ${BLOCK_VERSION}); update sdfs`);
+    const lastSeq = c.uint.decode(state);
+    const ops = opsEncoding.decode(state);
+    if (state.start !== state.end) throw new LogDecodeError(`${state.end - state.start} bytes after the last operation`);
+    return { lastSeq, ops };
+  } catch (err) {
+    if (err instanceof LogDecodeError) throw err;
+    throw new LogDecodeError(`the block is cut short or garbled (${err instanceof Error ? err.message : String(err)})`);
+  }
+}

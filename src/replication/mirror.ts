@@ -1,0 +1,224 @@
+// This library's copy of a peer's index, kept by applying the peer's log in order. The
+// watermark (device_logs.applied_length) moves in the same transaction as the changes of
+// the blocks below it, so each block applies exactly once; closure and search rows are
+// built here, never replicated.
+import type Hypercore from 'hypercore';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import { ContentStore } from '../vdfs/content/store.js';
+import type { Db } from '../vdfs/db/database.js';
+import { deviceById, type Device } from '../vdfs/device.js';
+import { EntryStore } from '../vdfs/entries.js';
+import { locationByRemoteId, removeLocation, setLocationRoot, upsertMirroredLocation, type Location } from '../vdfs/locations.js';
+import { decodeLogBlock, LogDecodeError, type LogOp } from './log-messages.js';
+
+export interface MirrorProgress {
+  applied: number;
+  length: number;
+}
+
+export interface MirrorOptions {
+  /** Called after each applied batch (a backfill shows a progress bar with it). */
+  onProgress?: (p: MirrorProgress) => void;
+  /** Called when the log cannot be applied; the mirror then stops where it was. */
+  onError?: (err: SdError) => void;
+  blocksPerBatch?: number;
+}
+
+/** A change the mirror cannot apply: the peer's log does not fit what it said before. */
+class BadChange extends Error {}
+
+export class Mirror {
+  private readonly entries: EntryStore;
+  private readonly contents: ContentStore;
+  private readonly device: Device;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  /** Set once the log failed to apply; the mirror stays at its watermark. */
+  failure: SdError | undefined;
+  private readonly onAppend = () => this.schedule();
+
+  constructor(private readonly db: Db, deviceId: string, readonly core: Hypercore, private readonly options: MirrorOptions = {}) {
+    const device = deviceById(db, deviceId);
+    if (!device) throw new SdError('NOT_FOUND', `device ${deviceId} is not paired with this library; pair it before mirroring its index`);
+    if (device.isLocal) throw new SdError('INVALID', `device ${device.name} is this device; its index is not mirrored`);
+    this.device = device;
+    this.entries = new EntryStore(db);
+    this.contents = new ContentStore(db);
+  }
+
+  /** Blocks of the peer's log applied here. */
+  get applied(): number {
+    return (this.db.prepare('SELECT applied_length FROM device_logs WHERE device_id = ?').pluck().get(this.device.id) as number | undefined) ?? 0;
+  }
+
+  /** Registers the log (or checks it is the one registered) and applies what is there. */
+  async open(): Promise<void> {
+    await this.core.ready();
+    const key = this.core.key!.toString('hex');
+    const known = this.db.prepare('SELECT log_key FROM device_logs WHERE device_id = ?').pluck().get(this.device.id) as string | undefined;
+    if (known === undefined) this.db.prepare('INSERT INTO device_logs (device_id, log_key, applied_length) VALUES (?, ?, 0)').run(this.device.id, key);
+    else if (known !== key) throw new SdError('INVALID', `device ${this.device.name} already has index log ${known.slice(0, 16)}…, not ${key.slice(0, 16)}…; unpair and pair it again`);
+  }
+
+  /** Follows the log: applies every block as it arrives. */
+  follow(): void {
+    this.core.on('append', this.onAppend);
+    this.schedule();
+  }
+
+  /** Applies everything the log has now (after asking peers for its length). */
+  async catchUp(): Promise<void> {
+    await this.core.update({ wait: true }).catch(() => false);
+    this.schedule();
+    while (this.running) await this.running;
+    if (this.failure) throw this.failure;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.core.off('append', this.onAppend);
+  }
+
+  private schedule(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.applyAvailable()
+      .catch((err: unknown) => {
+        this.failure = err instanceof SdError ? err : new SdError('IO', `mirror of ${this.device.name}: ${String(err)}`);
+        log.warn({ op: 'mirror', device: this.device.slug, err: this.failure.message }, 'peer index log not applied');
+        this.options.onError?.(this.failure);
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.failure && !this.stopped) {
+          this.again = false;
+          this.schedule();
+        }
+      });
+  }
+
+  private async applyAvailable(): Promise<void> {
+    const perBatch = this.options.blocksPerBatch ?? config.mirrorBlocksPerBatch;
+    let applied = this.applied;
+    if (applied < this.core.length) {
+      // Fetch the rest in the background while the first batches apply.
+      const download = this.core.download({ start: applied, end: this.core.length });
+      try {
+        while (applied < this.core.length && !this.stopped && !this.failure) {
+          const end = Math.min(this.core.length, applied + perBatch);
+          const blocks = await Promise.all(Array.from({ length: end - applied }, (_, i) => this.core.get(applied + i)));
+          this.applyBatch(applied, blocks as Buffer[]);
+          applied = end;
+          this.options.onProgress?.({ applied, length: this.core.length });
+        }
+      } finally {
+        download.destroy();
+      }
+    }
+  }
+
+  /**
+   * Applies blocks start.. in one transaction with the watermark; all or nothing. Blocks
+   * below the watermark are applied already and skipped.
+   */
+  applyBatch(start: number, blocks: readonly Buffer[]): void {
+    let index = start;
+    try {
+      this.db.transaction(() => {
+        const watermark = this.applied;
+        if (start > watermark) throw new BadChange(`block ${start} comes before block ${watermark}`);
+        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents);
+        for (const block of blocks) {
+          if (index >= watermark) for (const op of decodeLogBlock(block).ops) apply.op(op);
+          index++;
+        }
+        if (index <= watermark) return;
+        this.db.prepare('UPDATE device_logs SET applied_length = ? WHERE device_id = ?').run(index, this.device.id);
+      })();
+    } catch (err) {
+      if (!(err instanceof LogDecodeError || err instanceof BadChange || (err instanceof Error && err.name === 'SqliteError'))) throw err;
+      throw new SdError('LIBRARY_CORRUPT', `the index log of device ${this.device.name} (${this.device.id}) cannot be applied at block ${index}: ${err.message}; its mirror stays at block ${start}`);
+    }
+  }
+}
+
+/** Applies ops within one transaction, remembering peer ids it already looked up. */
+class BatchApplier {
+  private readonly locations = new Map<number, Location>();
+  private readonly ids = new Map<number, number>();
+
+  constructor(private readonly db: Db, private readonly deviceId: string, private readonly entries: EntryStore, private readonly contents: ContentStore) {}
+
+  op(o: LogOp): void {
+    switch (o.op) {
+      case 'location':
+        this.locations.set(o.id, upsertMirroredLocation(this.db, this.deviceId, o.id, o));
+        break;
+      case 'unlocation': {
+        const location = this.location(o.id, false);
+        if (location) removeLocation(this.db, this.entries, location);
+        this.locations.delete(o.id);
+        this.ids.clear();
+        break;
+      }
+      case 'entry':
+        this.entry(o);
+        break;
+      case 'tombstone': {
+        const local = this.localId(o.id, false);
+        if (local !== undefined) this.entries.deleteSubtree(local);
+        this.ids.clear();
+        break;
+      }
+      case 'content':
+        this.contents.recordFromPeer(o.contentId, o.size, o.sampledHash);
+        break;
+      case 'fullHash':
+        this.contents.recordFullHashFromPeer(o.contentId, o.fullHash);
+        break;
+    }
+  }
+
+  private location(remoteId: number, required: boolean): Location | undefined {
+    let location = this.locations.get(remoteId);
+    if (!location) {
+      location = locationByRemoteId(this.db, this.deviceId, remoteId);
+      if (location) this.locations.set(remoteId, location);
+      else if (required) throw new BadChange(`location ${remoteId} was never announced`);
+    }
+    return location;
+  }
+
+  private localId(remoteId: number, required: boolean): number | undefined {
+    let id = this.ids.get(remoteId);
+    if (id === undefined) {
+      id = this.entries.byRemoteId(this.deviceId, remoteId)?.id;
+      if (id !== undefined) this.ids.set(remoteId, id);
+      else if (required) throw new BadChange(`entry ${remoteId} was never announced`);
+    }
+    return id;
+  }
+
+  private entry(o: Extract<LogOp, { op: 'entry' }>): void {
+    const location = this.location(o.locationId, true)!;
+    const parent = o.parentId === null ? null : this.localId(o.parentId, true)!;
+    const existing = this.entries.byRemoteId(this.deviceId, o.id);
+    if (!existing) {
+      const id = this.entries.insertMirrored(this.deviceId, location.id, parent, o, o.contentId, o.id);
+      this.ids.set(o.id, id);
+      if (parent === null) {
+        setLocationRoot(this.db, location.id, id);
+        this.locations.set(o.locationId, { ...location, rootEntryId: id });
+      }
+      return;
+    }
+    if (existing.locationId !== location.id) throw new BadChange(`entry ${o.id} moved from one location to another`);
+    if (parent !== null && (existing.parentId !== parent || existing.name !== o.name)) this.entries.move(existing.id, parent, o.name);
+    this.entries.update(existing.id, { kind: o.kind, size: o.size, mtime: o.mtime, inode: 0, mode: o.mode }, o.contentId);
+  }
+}

@@ -1,0 +1,51 @@
+// The part of hypercore and corestore sdfs uses (the packages ship no types).
+declare module 'hypercore' {
+  import { EventEmitter } from 'node:events';
+
+  export interface HypercoreKeyPair {
+    publicKey: Buffer;
+    secretKey: Buffer;
+  }
+
+  export interface Download {
+    done(): Promise<void>;
+    destroy(): void;
+  }
+
+  export default class Hypercore extends EventEmitter {
+    readonly key: Buffer | null;
+    readonly discoveryKey: Buffer | null;
+    readonly length: number;
+    readonly contiguousLength: number;
+    readonly writable: boolean;
+    readonly closed: boolean;
+    ready(): Promise<void>;
+    append(blocks: Buffer | Buffer[]): Promise<{ length: number; byteLength: number }>;
+    get(index: number, opts?: { wait?: boolean; timeout?: number }): Promise<Buffer | null>;
+    /** Waits for peers' length when wait is true; resolves whether the length grew. */
+    update(opts?: { wait?: boolean }): Promise<boolean>;
+    download(range?: { start?: number; end?: number; linear?: boolean }): Download;
+    close(): Promise<void>;
+  }
+}
+
+declare module 'corestore' {
+  import type Hypercore from 'hypercore';
+  import type { HypercoreKeyPair } from 'hypercore';
+
+  /** A replication stream (streamx Duplex): pipe it to the other side's and back. */
+  export interface ReplicationStream {
+    pipe<T>(destination: T): T;
+    destroy(err?: Error): void;
+    on(event: 'error' | 'close', listener: (err?: Error) => void): this;
+  }
+
+  export default class Corestore {
+    constructor(storage: string, opts?: Record<string, unknown>);
+    ready(): Promise<void>;
+    /** key alone: a peer's core (read-only); key with keyPair: a writable core with that key. */
+    get(opts: { key?: Buffer; keyPair?: HypercoreKeyPair; name?: string }): Hypercore;
+    replicate(isInitiator: boolean, opts?: Record<string, unknown>): ReplicationStream;
+    close(): Promise<void>;
+  }
+}

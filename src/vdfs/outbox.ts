@@ -1,0 +1,107 @@
+// This device's index changes on their way to its log: index_outbox rows (written by
+// EntryStore, ContentStore and locations.ts with each change) read back in order, and a
+// snapshot of the whole local index for a log that starts after the library did.
+import type { Db } from './db/database.js';
+import type { EntryKind } from './entries.js';
+
+/** A change of the index of one device, in the terms its peers apply it in (ids are the owner's). */
+export type IndexChange =
+  | { op: 'location'; id: number; name: string; rootPath: string; indexMode: string }
+  | { op: 'unlocation'; id: number }
+  /** An entry as it is now: added, changed, moved or renamed. parentId null: a location root. */
+  | { op: 'entry'; id: number; locationId: number; parentId: number | null; name: string; kind: EntryKind; size: number; mtime: number; mode: number; contentId: string | null }
+  /** An entry and everything below it is gone. */
+  | { op: 'tombstone'; id: number }
+  | { op: 'content'; contentId: string; size: number; sampledHash: string }
+  | { op: 'fullHash'; contentId: string; fullHash: string };
+
+export interface QueuedChange {
+  seq: number;
+  change: IndexChange;
+}
+
+interface OutboxRow {
+  seq: number;
+  op: string;
+  id: number | null;
+  location_id: number | null;
+  parent_id: number | null;
+  name: string | null;
+  kind: EntryKind | null;
+  size: number | null;
+  mtime: number | null;
+  mode: number | null;
+  content_id: string | null;
+  extra: string | null;
+}
+
+function toChange(r: OutboxRow): IndexChange {
+  switch (r.op) {
+    case 'entry':
+      return { op: 'entry', id: r.id!, locationId: r.location_id!, parentId: r.parent_id, name: r.name!, kind: r.kind!, size: r.size!, mtime: r.mtime!, mode: r.mode!, contentId: r.content_id };
+    case 'tombstone':
+      return { op: 'tombstone', id: r.id! };
+    case 'location': {
+      const x = JSON.parse(r.extra!) as { name: string; rootPath: string; indexMode: string };
+      return { op: 'location', id: r.id!, name: x.name, rootPath: x.rootPath, indexMode: x.indexMode };
+    }
+    case 'unlocation':
+      return { op: 'unlocation', id: r.id! };
+    case 'content': {
+      const x = JSON.parse(r.extra!) as { size?: number; sampledHash?: string; fullHash?: string };
+      if (x.fullHash !== undefined) return { op: 'fullHash', contentId: r.content_id!, fullHash: x.fullHash };
+      return { op: 'content', contentId: r.content_id!, size: x.size!, sampledHash: x.sampledHash! };
+    }
+    default:
+      throw new Error(`index_outbox row ${r.seq} has the unknown op '${r.op}'`);
+  }
+}
+
+/** Up to `limit` queued changes after `afterSeq`, oldest first. */
+export function queuedChanges(db: Db, afterSeq: number, limit: number): QueuedChange[] {
+  const rows = db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as OutboxRow[];
+  return rows.map((r) => ({ seq: r.seq, change: toChange(r) }));
+}
+
+/** Forgets the queued changes up to and including seq (they are in the log). */
+export function dropQueuedThrough(db: Db, seq: number): number {
+  return db.prepare('DELETE FROM index_outbox WHERE seq <= ?').run(seq).changes;
+}
+
+export function queuedCount(db: Db): number {
+  return db.prepare('SELECT count(*) FROM index_outbox').pluck().get() as number;
+}
+
+/**
+ * The whole index of a device as changes that rebuild it from nothing (locations, then
+ * each location's entries parents first, then content ids), with the outbox seq it
+ * covers: every queued change up to that seq is already in this picture.
+ */
+export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; changes: IndexChange[] } {
+  return db.transaction(() => {
+    const lastSeq = (db.prepare('SELECT coalesce(max(seq), 0) FROM index_outbox').pluck().get() as number);
+    const changes: IndexChange[] = [];
+    const locations = db.prepare('SELECT id, name, root_path, index_mode, root_entry_id FROM locations WHERE device_id = ? ORDER BY id')
+      .all(deviceId) as Array<{ id: number; name: string; root_path: string; index_mode: string; root_entry_id: number | null }>;
+    // Depth order puts every parent before its children (closure rows by ancestor: indexed).
+    const entries = db.prepare(`SELECT e.id, e.location_id, e.parent_id, e.name, e.kind, e.size, e.mtime, e.mode, e.content_id
+                                FROM entry_closure c JOIN entries e ON e.id = c.descendant
+                                WHERE c.ancestor = ? ORDER BY c.depth`).raw(true);
+    for (const l of locations) {
+      changes.push({ op: 'location', id: l.id, name: l.name, rootPath: l.root_path, indexMode: l.index_mode });
+      if (l.root_entry_id === null) continue;
+      for (const r of entries.iterate(l.root_entry_id) as Iterable<[number, number, number | null, string, EntryKind, number, number, number, string | null]>) {
+        const [id, locationId, parentId, name, kind, size, mtime, mode, contentId] = r;
+        changes.push({ op: 'entry', id, locationId, parentId, name, kind, size, mtime, mode, contentId });
+      }
+    }
+    const contents = db.prepare(`SELECT id, size, sampled_hash, full_hash FROM content_identities
+                                 WHERE id IN (SELECT content_id FROM entries WHERE device_id = ? AND content_id IS NOT NULL)`)
+      .all(deviceId) as Array<{ id: string; size: number; sampled_hash: string; full_hash: string | null }>;
+    for (const x of contents) {
+      changes.push({ op: 'content', contentId: x.id, size: x.size, sampledHash: x.sampled_hash });
+      if (x.full_hash) changes.push({ op: 'fullHash', contentId: x.id, fullHash: x.full_hash });
+    }
+    return { lastSeq, changes };
+  })();
+}

@@ -1,0 +1,220 @@
+// Device-owned sync: device A's index changes go to its own hypercore, B mirrors them.
+// Two real libraries indexed from real folders, two corestores piped to each other.
+import fs from 'node:fs';
+import path from 'node:path';
+import Corestore from 'corestore';
+import type Hypercore from 'hypercore';
+import hypercoreCrypto from 'hypercore-crypto';
+import t, { type Test } from 'tap';
+import { SdError } from '../src/errors.js';
+import { DeviceLog, openOwnLog } from '../src/replication/device-log.js';
+import { deviceKeys } from '../src/replication/identity.js';
+import { decodeLogBlock, encodeLogBlock } from '../src/replication/log-messages.js';
+import { Mirror, type MirrorProgress } from '../src/replication/mirror.js';
+import { addPeerDevice } from '../src/vdfs/device.js';
+import { EntryStore } from '../src/vdfs/entries.js';
+import { indexLocation } from '../src/vdfs/indexer/indexer.js';
+import type { Library } from '../src/vdfs/library.js';
+import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
+import { queuedCount } from '../src/vdfs/outbox.js';
+import { tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { assertClosureExact, sqlRows } from './index-assertions.js';
+
+/** (path, kind, size, mtime, content id) of every entry of a device, path from its location name. */
+function indexOf(library: Library, deviceId: string): string[] {
+  return sqlRows(library, `WITH RECURSIVE tree(id, path) AS (
+      SELECT root_entry_id, name FROM locations WHERE device_id = ? AND root_entry_id IS NOT NULL
+      UNION ALL SELECT e.id, tree.path || '/' || e.name FROM tree JOIN entries e ON e.parent_id = tree.id)
+    SELECT tree.path, e.kind, e.size, e.mtime, e.content_id FROM tree JOIN entries e ON e.id = tree.id ORDER BY 1`, deviceId);
+}
+
+interface Pair {
+  a: Library;
+  b: Library;
+  storeA: Corestore;
+  storeB: Corestore;
+  logA: DeviceLog;
+  /** B's mirror of A, opened on the core B replicates from A. */
+  mirror: Mirror;
+  progress: MirrorProgress[];
+  root: string;
+  location: Location;
+  store: EntryStore;
+  /** A's index as B should now mirror it, after A re-indexes and pumps its log. */
+  sync(what: string): Promise<void>;
+}
+
+async function pairedLibraries(t: Test, files: Record<string, string>): Promise<Pair> {
+  const a = tempLibrary(t, 'alpha');
+  const b = tempLibrary(t, 'beta');
+  addPeerDevice(b.db, { id: a.device.id, name: a.device.name });
+  const root = fs.realpathSync(writeTree(tempDir(t), files));
+  const store = new EntryStore(a.db);
+  const location = addLocation(a.db, store, a.device.id, { path: root, name: 'data' });
+  indexLocation(a, location);
+
+  const storeA = new Corestore(path.join(a.dir, 'cores'));
+  const storeB = new Corestore(path.join(b.dir, 'cores'));
+  t.teardown(async () => {
+    await storeA.close();
+    await storeB.close();
+  });
+  const s1 = storeA.replicate(true);
+  const s2 = storeB.replicate(false);
+  s1.pipe(s2).pipe(s1);
+  const logA = new DeviceLog(a.db, a.device.id, openOwnLog(storeA, deviceKeys(a.dir).log));
+  await logA.open();
+  const progress: MirrorProgress[] = [];
+  const mirror = new Mirror(b.db, a.device.id, storeB.get({ key: deviceKeys(a.dir).log.publicKey }), { onProgress: (p) => progress.push(p) });
+  await mirror.open();
+  const pair: Pair = {
+    a, b, storeA, storeB, logA, mirror, progress, root, location, store,
+    async sync(what) {
+      indexLocation(a, location);
+      await logA.pump();
+      await mirror.catchUp();
+      t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), `B mirrors A's index ${what}`);
+      assertClosureExact(t, b, ` on B ${what}`);
+    },
+  };
+  return pair;
+}
+
+const FILES = {
+  'docs/a.txt': 'alpha',
+  'docs/b.txt': 'bravo!',
+  'docs/deep/er/c.txt': 'charlie',
+  'media/x.bin': 'x'.repeat(5000),
+  'old/one.txt': 'one',
+  'old/sub/two.txt': 'two2',
+  'keep.txt': 'keep',
+  'empty.txt': '',
+};
+
+t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, locations added and removed', async (t) => {
+  const p = await pairedLibraries(t, FILES);
+  const { a, b, root, mirror } = p;
+  t.equal(p.logA.core.key!.toString('hex'), deviceKeys(a.dir).log.publicKey.toString('hex'), 'the log key is the device log key pair\'s public key');
+  t.equal(queuedCount(a.db), 0, 'the snapshot that starts the log covers the changes queued before it');
+
+  await mirror.catchUp();
+  t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), 'backfill: B mirrors A\'s index');
+  t.equal(indexOf(b, a.device.id).length, 15, 'all 15 entries (root, 6 folders, 8 files) are there');
+  t.ok(indexOf(b, a.device.id).some((r) => r.startsWith('data/media/x.bin,file,5000,') && /,[0-9a-f]{16}$/.test(r)), 'content ids come along');
+  assertClosureExact(t, b, ' on B after backfill');
+  t.same(p.progress.at(-1), { applied: p.logA.core.length, length: p.logA.core.length }, 'progress reports applied/length up to the end');
+  t.equal(sqlRows(b, 'SELECT count(*) FROM content_identities')[0], '7', 'B knows the 7 content identities');
+
+  fs.writeFileSync(path.join(root, 'docs/new.txt'), 'brand new');
+  fs.mkdirSync(path.join(root, 'fresh/inner'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'fresh/inner/f.txt'), 'f');
+  await p.sync('after new files');
+
+  fs.appendFileSync(path.join(root, 'docs/a.txt'), ' and more');
+  fs.utimesSync(path.join(root, 'keep.txt'), new Date('2024-01-01'), new Date('2024-01-01'));
+  await p.sync('after modified files');
+
+  const bStore = new EntryStore(b.db);
+  const mirroredOld = bStore.byRemoteId(a.device.id, p.store.resolve(p.location.rootEntryId!, ['old'])!.id)!;
+  fs.renameSync(path.join(root, 'old'), path.join(root, 'docs/deep/moved'));
+  await p.sync('after a moved folder');
+  t.equal(bStore.relativePath(mirroredOld.id), 'docs/deep/moved', 'the moved folder keeps its row on B (moved, not re-created)');
+
+  const before = p.logA.core.length;
+  fs.rmSync(path.join(root, 'docs'), { recursive: true });
+  await p.sync('after a deleted subtree');
+  const ops = [];
+  for (let i = before; i < p.logA.core.length; i++) ops.push(...decodeLogBlock((await p.logA.core.get(i))!).ops);
+  t.same(ops.filter((o) => o.op === 'tombstone').length, 1, 'the deleted subtree is one tombstone in the log');
+
+  const root2 = fs.realpathSync(writeTree(tempDir(t), { 'p/q.txt': 'q', 'r.txt': 'rr' }));
+  const second = addLocation(a.db, p.store, a.device.id, { path: root2, name: 'more' });
+  indexLocation(a, second);
+  await p.sync('after a location is added');
+  t.same(listLocations(b.db, a.device.id).map((l) => [l.name, l.rootPath]), [['data', root], ['more', root2]], 'B lists both locations with A\'s root paths');
+
+  removeLocation(a.db, p.store, second);
+  await p.sync('after a location is removed');
+  t.same(listLocations(b.db, a.device.id).map((l) => l.name), ['data'], 'the removed location is gone on B');
+  t.same(sqlRows(b, 'SELECT count(*) FROM entries WHERE device_id = ? AND location_id NOT IN (SELECT id FROM locations)', a.device.id), ['0'], 'with all its entries');
+  t.same(sqlRows(b, 'SELECT count(*) FROM search WHERE search MATCH ?', 'q'), ['0'], 'and their search rows');
+  t.same(sqlRows(b, 'SELECT count(*) FROM index_outbox'), ['0'], 'B queues nothing for its own log while mirroring');
+});
+
+t.test('a crash between append and outbox cleanup neither loses nor repeats a change; replay is a no-op', async (t) => {
+  const p = await pairedLibraries(t, FILES);
+  await p.mirror.catchUp();
+  fs.writeFileSync(path.join(p.root, 'after-crash.txt'), 'x');
+  fs.rmSync(path.join(p.root, 'old'), { recursive: true });
+  indexLocation(p.a, p.location);
+  const appended = await p.logA.appendQueued();
+  t.ok(appended > 0, `${appended} changes appended, then the process "dies" before dropping them`);
+  t.ok(queuedCount(p.a.db) > 0, 'they are still in the outbox');
+  const length = p.logA.core.length;
+
+  const restarted = new DeviceLog(p.a.db, p.a.device.id, p.logA.core);
+  await restarted.open();
+  t.equal(queuedCount(p.a.db), 0, 'on restart the outbox rows the log holds are dropped');
+  t.equal(await restarted.pump(), 0, 'nothing is appended twice');
+  t.equal(p.logA.core.length, length, 'the log did not grow');
+  await p.mirror.catchUp();
+  t.same(indexOf(p.b, p.a.device.id), indexOf(p.a, p.a.device.id), 'B mirrors A exactly');
+
+  const applied = p.mirror.applied;
+  const blocks = [];
+  for (let i = 0; i < applied; i++) blocks.push((await p.logA.core.get(i))!);
+  const snapshot = indexOf(p.b, p.a.device.id);
+  p.mirror.applyBatch(0, blocks);
+  p.mirror.applyBatch(applied - 1, blocks.slice(-1));
+  t.equal(p.mirror.applied, applied, 'replaying applied blocks leaves the watermark');
+  t.same(indexOf(p.b, p.a.device.id), snapshot, 'and the mirror as it was');
+  assertClosureExact(t, p.b);
+});
+
+t.test('a malformed or inconsistent block is refused with an error naming the device; the mirror stays as it was', async (t) => {
+  const b = tempLibrary(t, 'beta');
+  const store = new Corestore(path.join(tempDir(t), 'cores'));
+  t.teardown(() => store.close());
+  const keyPair = hypercoreCrypto.keyPair();
+  const core: Hypercore = store.get({ key: keyPair.publicKey, keyPair });
+  await core.ready();
+  await core.append([
+    encodeLogBlock({ lastSeq: 1, ops: [{ op: 'location', id: 1, name: 'docs', rootPath: '/home/c/docs', indexMode: 'content' }] }),
+    encodeLogBlock({ lastSeq: 2, ops: [{ op: 'entry', id: 1, locationId: 1, parentId: null, name: '', kind: 'dir', size: 0, mtime: 1, mode: 0o40755, contentId: null }] }),
+    Buffer.from([1, 3, 1, 9, 9]), // a version-1 block with one operation of an unknown type
+  ]);
+  addPeerDevice(b.db, { id: 'c-device', name: 'charlie' });
+  const errors: SdError[] = [];
+  const mirror = new Mirror(b.db, 'c-device', core, { blocksPerBatch: 1, onError: (e) => errors.push(e) });
+  await mirror.open();
+  await t.rejects(mirror.catchUp(), { code: 'LIBRARY_CORRUPT', message: /index log of device charlie \(c-device\) cannot be applied at block 2: an operation of an unknown type/ }, 'the bad block is refused, naming the device and the block');
+  t.equal(errors.length, 1, 'onError heard it once');
+  t.equal(mirror.applied, 2, 'the blocks before it stay applied');
+  t.same(listLocations(b.db, 'c-device').map((l) => l.name), ['docs'], 'the mirror is what those blocks made');
+  t.same(sqlRows(b, 'SELECT count(*) FROM entries'), ['1'], 'one entry (the root)');
+
+  const b2 = tempLibrary(t, 'beta2');
+  addPeerDevice(b2.db, { id: 'c-device', name: 'charlie' });
+  const orphan = new Mirror(b2.db, 'c-device', core, { blocksPerBatch: 1 });
+  await orphan.open();
+  t.throws(() => orphan.applyBatch(0, [encodeLogBlock({ lastSeq: 1, ops: [{ op: 'entry', id: 5, locationId: 1, parentId: 4, name: 'x', kind: 'file', size: 1, mtime: 1, mode: 0o100644, contentId: null }] })]),
+    { code: 'LIBRARY_CORRUPT', message: /device charlie.*location 1 was never announced/ }, 'an entry in a location never announced is refused');
+  t.throws(() => orphan.applyBatch(0, [Buffer.alloc(0)]), { message: /device charlie.*cut short/ }, 'an empty block is refused');
+  t.throws(() => orphan.applyBatch(0, [Buffer.from([1, 5])]), { message: /device charlie.*cut short/ }, 'a block cut short is refused');
+  t.equal(orphan.applied, 0, 'the refused blocks left the watermark at 0');
+  t.same(sqlRows(b2, 'SELECT count(*) FROM entries'), ['0'], 'and wrote nothing');
+});
+
+t.test('a change on A is listed in B\'s mirror within a second while B follows A\'s log', async (t) => {
+  const p = await pairedLibraries(t, { 'a.txt': 'a' });
+  p.mirror.follow();
+  t.teardown(() => p.mirror.stop());
+  p.logA.startPumping(20);
+  t.teardown(() => p.logA.close());
+  t.ok(await waitFor(() => indexOf(p.b, p.a.device.id).length === 2, 5000, 10), 'B follows the backfill');
+  fs.writeFileSync(path.join(p.root, 'live.txt'), 'live');
+  const started = Date.now();
+  indexLocation(p.a, p.location);
+  t.ok(await waitFor(() => indexOf(p.b, p.a.device.id).some((r) => r.startsWith('data/live.txt,')), 1000, 5), 'live.txt is on B within 1 s');
+  t.comment(`seen on B after ${Date.now() - started} ms`);
+});
