@@ -22,8 +22,10 @@ export interface WholeFileResult {
 
 export class RemoteFile {
   readonly readAheadBlocks: number;
-  /** Blocks held in memory, most recent last; failed fetches are dropped so a retry refetches. */
+  /** Blocks held in memory; failed fetches are dropped so a retry refetches. */
   private readonly recent = new Map<number, Promise<Buffer>>();
+  /** The block the reader is at: what is kept in memory is chosen around it. */
+  private position = 0;
   private nextOffset = -1;
   private sequentialReads = 0;
 
@@ -44,6 +46,7 @@ export class RemoteFile {
     const last = Math.floor((end - 1) / bs);
     this.sequentialReads = offset === this.nextOffset || offset === 0 ? this.sequentialReads + 1 : 0;
     this.nextOffset = end;
+    this.position = first;
     const needed: Array<Promise<Buffer>> = [];
     for (let i = first; i <= last; i++) needed.push(this.block(i));
     if (this.sequentialReads >= 1) this.readAhead(last + 1);
@@ -75,6 +78,7 @@ export class RemoteFile {
     let bytes = 0;
     try {
       for (let i = 0; i < count; i++) {
+        this.position = i;
         this.readAhead(i + 1);
         const data = await this.block(i);
         hasher.update(data);
@@ -98,11 +102,7 @@ export class RemoteFile {
 
   private block(index: number): Promise<Buffer> {
     const held = this.recent.get(index);
-    if (held) {
-      this.recent.delete(index);
-      this.recent.set(index, held);
-      return held;
-    }
+    if (held) return held;
     const pending = this.client.readBlock(this.ref, index);
     this.recent.set(index, pending);
     pending.catch(() => {
@@ -121,11 +121,23 @@ export class RemoteFile {
     }
   }
 
+  /**
+   * Drops the blocks farthest from the reader, those behind it first: plain LRU would drop
+   * read-ahead blocks (fetched early, used late) before the blocks already read.
+   */
   private trim(): void {
     const keep = this.readAheadBlocks + 4;
-    for (const index of this.recent.keys()) {
-      if (this.recent.size <= keep) break;
-      this.recent.delete(index);
+    while (this.recent.size > keep) {
+      let worst = -1;
+      let worstDistance = -1;
+      for (const index of this.recent.keys()) {
+        const distance = index < this.position ? (this.position - index) * 2 : index - this.position;
+        if (distance > worstDistance) {
+          worst = index;
+          worstDistance = distance;
+        }
+      }
+      this.recent.delete(worst);
     }
   }
 }
