@@ -44,7 +44,9 @@ export class RemoteFile {
     const bs = this.client.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
-    this.sequentialReads = offset === this.nextOffset || offset === 0 ? this.sequentialReads + 1 : 0;
+    // Read-ahead starts with the second read that follows the one before: the first read of
+    // a file gets the connection to itself (time to first byte), and a lone seek reads none.
+    this.sequentialReads = offset === this.nextOffset ? this.sequentialReads + 1 : 0;
     this.nextOffset = end;
     this.position = first;
     const needed: Array<Promise<Buffer>> = [];
