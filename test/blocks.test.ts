@@ -113,6 +113,17 @@ class TamperingServer implements BlockRequestHandler {
   detach(): void {}
 }
 
+/** A peer that answers like the real server, but only after a delay (a slow link). */
+class SlowServer implements BlockRequestHandler {
+  constructor(private readonly inner: BlockServer, private readonly delayMs: number) {}
+  handle(request: BlockRequest, channel: BlockChannel): void {
+    setTimeout(() => this.inner.handle(request, channel), this.delayMs);
+  }
+  detach(channel: BlockChannel): void {
+    this.inner.detach(channel);
+  }
+}
+
 /** A peer that takes requests and never answers. */
 class SilentServer implements BlockRequestHandler {
   received = 0;
@@ -276,6 +287,31 @@ t.test('a peer vanishing mid-read: the read continues from another copy, or fail
   await rejectsWithEio(t, read, 'the read fails with EIO');
   t.ok(Date.now() - started < 2000, `as soon as the connection drops (${Date.now() - started} ms)`);
   await rejectsWithEio(t, new BlockClient().read(alone, 0, 100), 'a closed peer is no source: EIO at once');
+});
+
+t.test('bytes come from the cheapest copy: this device first, then the faster peer', async (t) => {
+  const data = big.subarray(0, 16 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const second = servingDevice(t, { 'f.bin': data }, 'second');
+  const slow = await connect(t, new SlowServer(dev.server, 150), 'slow');
+  const fast = await connect(t, second.server, 'fast');
+  const local = path.join(tempDir(t), 'local-copy.bin');
+  fs.writeFileSync(local, data);
+  const peers = (): BlockSource[] => [
+    { kind: 'peer', channel: slow, target: target('f.bin') },
+    { kind: 'peer', channel: fast, target: target('f.bin') },
+  ];
+  const base = { ...pathRef(dev, 'f.bin', peers), mtime: 0 };
+
+  const withLocal = new BlockClient();
+  const ref = { ...base, cacheKey: 'with-local', sources: () => [...peers(), { kind: 'local' as const, path: local }] };
+  t.ok((await withLocal.read(ref, 0, 16 * MiB)).equals(data), 'right bytes');
+  t.equal(withLocal.stats.localReads, 16, 'all from the local copy');
+  t.equal(dev.server.stats.blocksServed + second.server.stats.blocksServed, 0, 'no peer asked');
+
+  const client = new BlockClient();
+  for (let i = 0; i < 16; i++) t.ok((await client.readBlock(base, i)).equals(data.subarray(i * MiB, (i + 1) * MiB)), `block ${i}`, { diagnostic: false });
+  t.ok(second.server.stats.blocksServed >= 14, `the fast peer served most blocks (${second.server.stats.blocksServed} of 16; slow: ${dev.server.stats.blocksServed})`);
 });
 
 t.test('a peer that never answers: EIO after the timeout, never a hang', async (t) => {
