@@ -39,6 +39,23 @@ export const config = {
   logPumpIntervalMs: 50,
   /** Blocks of a peer's log fetched and applied per mirror transaction. */
   mirrorBlocksPerBatch: 32,
+  /** Bytes per block of a remote file: the unit fetched, hashed, cached and verified. */
+  blockSize: 1024 * 1024,
+  /** Largest block a peer may ask for or send; anything bigger closes the connection. */
+  blockMaxBytes: 4 * 1024 * 1024,
+  /** Blocks fetched ahead of a sequential reader. */
+  readAheadBlocks: 8,
+  /** Size limit of the disk block cache (<library>/cache/blocks); least recently used blocks go first. */
+  cacheMaxBytes: 2 * 1024 * 1024 * 1024,
+  /** A remote read with no answer from any copy within this time fails with EIO. */
+  remoteReadTimeoutMs: 5000,
+  /** Block reads a peer may have running at once on one connection. */
+  blockServerConcurrency: 8,
+  /** Requests a peer may have queued on one connection beyond those running; more are answered BUSY. */
+  blockServerQueueMax: 256,
+  /** Open files a block server keeps (closed when unused for blockServerFdIdleMs). */
+  blockServerOpenFiles: 64,
+  blockServerFdIdleMs: 30_000,
 };
 
 /** A duration from the environment (for tests), else the default. */

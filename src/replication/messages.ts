@@ -1,6 +1,28 @@
 // Every wire message of sdfs and its compact-encoding. Decoders bound every length, so
 // an oversized or malformed message throws, and protomux closes that connection.
-import c, { type Encoding, type State } from 'compact-encoding';
+import c from 'compact-encoding';
+
+/** compact-encoding's state and encoder shapes (its typings do not export them). */
+export type State = ReturnType<typeof c.state>;
+export interface Encoding<T> {
+  preencode(state: State, value: T): void;
+  encode(state: State, value: T): void;
+  decode(state: State): T;
+}
+
+/** A fixed-size byte field decoded as a Buffer (compact-encoding's typings say Uint8Array). */
+function fixedBytes(inner: { preencode(state: State, v: Uint8Array): void; encode(state: State, v: Uint8Array): void; decode(state: State): Uint8Array }): Encoding<Buffer> {
+  return {
+    preencode: (state, v) => inner.preencode(state, v),
+    encode: (state, v) => inner.encode(state, v),
+    decode: (state) => {
+      const u = inner.decode(state);
+      return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+    },
+  };
+}
+const fixed32 = fixedBytes(c.fixed32);
+const fixed64 = fixedBytes(c.fixed64);
 
 /** Protocol names of the protomux channels on a device connection. */
 export const PAIR_PROTOCOL = 'sdfs/pair/1';
@@ -42,10 +64,10 @@ function exact<T>(encoding: Encoding<T>): Encoding<T> {
 // --- pairing (sdfs/pair/1) ---
 
 /** 32 random bytes each side sends first; both go into the transcript. */
-export const pairNonce = exact(c.fixed32);
+export const pairNonce = exact(fixed32);
 
 /** HMAC-SHA256 over the transcript with the key derived from the words. */
-export const pairProof = exact(c.fixed32);
+export const pairProof = exact(fixed32);
 
 export interface PairDevice {
   deviceId: string;
@@ -65,24 +87,24 @@ export const pairDevice: Encoding<PairDevice> = exact({
   preencode(state, m) {
     deviceId.preencode(state, m.deviceId);
     deviceName.preencode(state, m.name);
-    c.fixed32.preencode(state, m.swarmKey);
-    c.fixed32.preencode(state, m.logKey);
-    c.fixed64.preencode(state, m.signature);
+    fixed32.preencode(state, m.swarmKey);
+    fixed32.preencode(state, m.logKey);
+    fixed64.preencode(state, m.signature);
   },
   encode(state, m) {
     deviceId.encode(state, m.deviceId);
     deviceName.encode(state, m.name);
-    c.fixed32.encode(state, m.swarmKey);
-    c.fixed32.encode(state, m.logKey);
-    c.fixed64.encode(state, m.signature);
+    fixed32.encode(state, m.swarmKey);
+    fixed32.encode(state, m.logKey);
+    fixed64.encode(state, m.signature);
   },
   decode(state) {
     return {
       deviceId: deviceId.decode(state),
       name: deviceName.decode(state),
-      swarmKey: c.fixed32.decode(state),
-      logKey: c.fixed32.decode(state),
-      signature: c.fixed64.decode(state),
+      swarmKey: fixed32.decode(state),
+      logKey: fixed32.decode(state),
+      signature: fixed64.decode(state),
     };
   },
 });

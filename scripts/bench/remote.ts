@@ -1,0 +1,214 @@
+// Remote file bytes: a block server in a child process (a real library with an indexed
+// location) and the client here, over a TCP loopback socket wrapped in Noise
+// (NoiseSecretStream, as on a swarm connection). Figures: sequential read of a 1 GiB file
+// in 128 KiB reads (what FUSE asks) against a local read of the same file, time to first
+// byte, p50/p95 of 4 KiB reads at random offsets (cold cache), and a re-read from the cache.
+// Run: node build/scripts/bench/remote.js [--json] [--mib 1024] [--random 200] [--keep]
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import NoiseSecretStream from '@hyperswarm/secret-stream';
+import c from 'compact-encoding';
+import Protomux from 'protomux';
+import { BlockCache } from '../../src/replication/block-cache.js';
+import { BlockChannel } from '../../src/replication/block-channel.js';
+import { BlockClient, type RemoteFileRef } from '../../src/replication/block-client.js';
+import { BlockServer, LibraryServedFiles } from '../../src/replication/block-server.js';
+import { RemoteFile } from '../../src/replication/remote-file.js';
+import { EntryStore } from '../../src/vdfs/entries.js';
+import { indexLocation } from '../../src/vdfs/indexer/indexer.js';
+import { initLibrary, openLibrary } from '../../src/vdfs/library.js';
+import { addLocation } from '../../src/vdfs/locations.js';
+import { Report, flushToDisk, makeTempDir, mb, numberArg, parseArgs, seededRandom, writeRandomFile } from './common.js';
+
+const MiB = 1024 * 1024;
+const FUSE_READ = 128 * 1024;
+const AIM_MBPS = 300;
+const AIM_TTFB_MS = 50;
+
+const args = parseArgs();
+
+/** The server process: serves the library's locations on a loopback port it prints. */
+async function serve(libraryDir: string): Promise<void> {
+  const library = openLibrary(libraryDir);
+  const server = new BlockServer(new LibraryServedFiles(library));
+  const tcp = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    const stream = new NoiseSecretStream(false, socket);
+    stream.on('error', () => undefined);
+    new BlockChannel(stream, { server, name: 'bench-client' });
+    serveTransportProbe(stream);
+  });
+  tcp.listen(0, '127.0.0.1', () => {
+    const address = tcp.address() as net.AddressInfo;
+    process.stdout.write(`${address.port}\n`);
+  });
+  process.stdin.on('end', () => process.exit(0)).resume();
+}
+
+const PROBE_PROTOCOL = 'sdfs/bench-transport';
+
+/** The transport alone: on request, n messages of 1 MiB, no file, no hash (the ceiling). */
+function serveTransportProbe(stream: NoiseSecretStream): void {
+  const payload = Buffer.alloc(MiB, 0x5a);
+  const channel = Protomux.from(stream).createChannel({ protocol: PROBE_PROTOCOL })!;
+  const data = channel.addMessage({ encoding: c.buffer });
+  channel.addMessage({
+    encoding: c.uint,
+    onmessage(n: number) {
+      for (let i = 0; i < n; i++) data.send(payload);
+    },
+  });
+  channel.open();
+}
+
+/** MB/s of n 1 MiB messages from the server over the same kind of connection. */
+async function transportCeiling(port: number, n: number): Promise<number> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  const stream = new NoiseSecretStream(true, socket);
+  stream.on('error', () => undefined);
+  const mux = Protomux.from(stream);
+  let got = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  let opened!: () => void;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  const channel = mux.createChannel({ protocol: PROBE_PROTOCOL, onopen: () => opened() })!;
+  channel.addMessage({ encoding: c.buffer, onmessage: () => void (++got === n && done()) });
+  const ask = channel.addMessage({ encoding: c.uint });
+  channel.open();
+  await open;
+  const started = performance.now();
+  ask.send(n);
+  await finished;
+  const seconds = (performance.now() - started) / 1000;
+  stream.destroy();
+  return mb(n * MiB) / seconds;
+}
+
+function startServer(libraryDir: string): Promise<{ port: number; stop(): void }> {
+  const script = fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [script, 'serve', libraryDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+    child.stdout.setEncoding('utf8').once('data', (line: string) => resolve({ port: Number(line.trim()), stop: () => child.stdin.end() }));
+  });
+}
+
+async function connect(port: number): Promise<{ channel: BlockChannel; ms: number }> {
+  const started = performance.now();
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  const stream = new NoiseSecretStream(true, socket);
+  stream.on('error', () => undefined);
+  const channel = new BlockChannel(stream, { name: 'bench-server' });
+  if (!(await channel.waitOpened())) throw new Error('the block channel did not open');
+  return { channel, ms: performance.now() - started };
+}
+
+async function localRead(file: string): Promise<number> {
+  const handle = await fs.promises.open(file, 'r');
+  const buf = Buffer.allocUnsafe(FUSE_READ);
+  const started = performance.now();
+  let pos = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buf, 0, FUSE_READ, pos);
+    if (bytesRead === 0) break;
+    pos += bytesRead;
+  }
+  await handle.close();
+  return (performance.now() - started) / 1000;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+}
+
+async function bench(): Promise<void> {
+  const size = numberArg(args, 'mib', 1024) * MiB;
+  const randomReads = numberArg(args, 'random', 200);
+  const report = new Report('remote', args.json);
+  report.noteMachine('start');
+  const tmp = makeTempDir('sdfs-bench-remote-', args.keep);
+
+  report.progress(`writing a ${size / MiB} MiB file and indexing it`);
+  const root = path.join(tmp, 'media');
+  fs.mkdirSync(root);
+  const file = path.join(root, 'movie.mkv');
+  writeRandomFile(file, size, crypto.randomBytes(64 * MiB), seededRandom(5));
+  const { library } = initLibrary(path.join(tmp, 'server-library'), 'bench-server');
+  const location = addLocation(library.db, new EntryStore(library.db), library.device.id, { path: root, name: 'media' });
+  indexLocation(library, location);
+  library.close();
+  await flushToDisk();
+
+  const server = await startServer(path.join(tmp, 'server-library'));
+  try {
+    const st = fs.statSync(file);
+    const { channel, ms: connectMs } = await connect(server.port);
+    report.figure({ name: 'connect + Noise handshake', value: connectMs, unit: 'ms', note: 'TCP loopback, block channel open' });
+    const cache = await BlockCache.open(path.join(tmp, 'client-cache'), { maxBytes: size + 64 * MiB });
+    const ref: RemoteFileRef = {
+      size: st.size, mtime: st.mtimeMs, cacheKey: `bench/media/movie.mkv/${st.size}/${st.mtimeMs}`,
+      sources: () => [{ kind: 'peer', channel, target: { kind: 'path', location: 'media', path: 'movie.mkv' } }],
+    };
+
+    const ceiling = await transportCeiling(server.port, Math.min(512, size / MiB));
+    report.figure({ name: 'transport ceiling', value: ceiling, unit: 'MB/s', note: 'protomux + Noise over TCP loopback, 1 MiB messages, no file or hash' });
+
+    const localSeconds = await localRead(file);
+    report.figure({ name: 'local read (reference)', value: mb(size) / localSeconds, unit: 'MB/s', note: `${size / MiB} MiB in ${FUSE_READ / 1024} KiB reads, page cache` });
+
+    // Cold: nothing cached. Sequential in FUSE-sized reads.
+    const client = new BlockClient({ cache });
+    const remote = new RemoteFile(client, ref);
+    const started = performance.now();
+    let firstByteMs = 0;
+    for (let offset = 0; offset < size; offset += FUSE_READ) {
+      const data = await remote.read(offset, FUSE_READ);
+      if (offset === 0) firstByteMs = performance.now() - started;
+      if (data.length === 0) throw new Error(`short read at ${offset}`);
+    }
+    const seqSeconds = (performance.now() - started) / 1000;
+    const seqMbps = mb(size) / seqSeconds;
+    report.figure({ name: 'remote sequential read', value: seqMbps, unit: 'MB/s', note: `${(seqMbps / (mb(size) / localSeconds)).toFixed(2)}x local, ${(seqMbps / ceiling).toFixed(2)}x transport; ${client.stats.blocksFetched} blocks, ${client.stats.hashMismatches} bad`, aim: { op: '>=', value: AIM_MBPS } });
+    report.figure({ name: 'time to first byte', value: firstByteMs, unit: 'ms', note: 'first 128 KiB of a cold file on an open connection', aim: { op: '<=', value: AIM_TTFB_MS } });
+    await cache.flush();
+
+    // Warm: the same file again, from the disk cache (each block verified).
+    const warmClient = new BlockClient({ cache });
+    const warm = new RemoteFile(warmClient, ref);
+    const warmStarted = performance.now();
+    for (let offset = 0; offset < size; offset += FUSE_READ) await warm.read(offset, FUSE_READ);
+    const warmMbps = mb(size) / ((performance.now() - warmStarted) / 1000);
+    report.figure({ name: 'cached re-read', value: warmMbps, unit: 'MB/s', note: `${warmClient.stats.cacheHits} verified cache hits, ${warmClient.stats.blocksFetched} fetched` });
+
+    // Random 4 KiB reads, cold: a new client without the cache, offsets spread over the file.
+    const coldClient = new BlockClient();
+    const random = seededRandom(11);
+    const latencies: number[] = [];
+    for (let i = 0; i < randomReads; i++) {
+      const r = new RemoteFile(coldClient, ref);
+      const offset = Math.floor(random() * (size - 4096));
+      const t0 = performance.now();
+      await r.read(offset, 4096);
+      latencies.push(performance.now() - t0);
+    }
+    latencies.sort((a, b) => a - b);
+    report.figure({ name: '4 KiB random read p50', value: percentile(latencies, 50), unit: 'ms', note: `${randomReads} reads, cold, each fetches its 1 MiB block` });
+    report.figure({ name: '4 KiB random read p95', value: percentile(latencies, 95), unit: 'ms' });
+    channel.destroy();
+  } finally {
+    server.stop();
+  }
+  report.noteMachine('end');
+  report.finish();
+}
+
+if (args.positional[0] === 'serve') await serve(args.positional[1]!);
+else await bench();

@@ -1,0 +1,232 @@
+// Reads blocks of a file held elsewhere: from the disk cache, else from its cheapest source
+// (a local copy first, then peers by measured cost), checking each block's BLAKE3. A bad
+// block, an error or a vanished peer moves on to the next source; no answer in time is EIO.
+import fs from 'node:fs';
+import { blake3 } from '@napi-rs/blake-hash';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import type { BlockCache } from './block-cache.js';
+import type { BlockChannel } from './block-channel.js';
+import type { BlockTarget } from './block-messages.js';
+
+/** Where the bytes of a file can come from. */
+export type BlockSource =
+  | { kind: 'local'; path: string }
+  | { kind: 'peer'; channel: BlockChannel; target: BlockTarget };
+
+/** A file to read: what it must look like and who holds it. */
+export interface RemoteFileRef {
+  size: number;
+  /** mtime (ms) expected by path targets; 0 accepts any. */
+  mtime: number;
+  contentId?: string;
+  /** Names these exact bytes in the cache: content id + size, or device/location/path + size + mtime. */
+  cacheKey: string;
+  /** Asked on every block, so sources that come online or go away are seen at once. */
+  sources(): BlockSource[];
+}
+
+export interface BlockClientStats {
+  blocksFetched: number;
+  bytesFetched: number;
+  cacheHits: number;
+  localReads: number;
+  /** Blocks whose bytes did not match the hash sent with them: rejected. */
+  hashMismatches: number;
+  /** Blocks of the wrong length or for a file of another size: rejected. */
+  badReplies: number;
+  timeouts: number;
+  /** Times a block came from another source after one failed. */
+  failovers: number;
+  errors: number;
+}
+
+export interface BlockClientOptions {
+  cache?: BlockCache;
+  timeoutMs?: number;
+  blockSize?: number;
+}
+
+/** Measured cost of a peer connection: smoothed ms per block, plus a fading penalty for failures. */
+interface PeerCost {
+  msPerBlock: number;
+  samples: number;
+  penaltyUntil: number;
+}
+
+const UNMEASURED_MS = 20;
+const FAILURE_PENALTY_MS = 10_000;
+
+export class BlockClient {
+  readonly stats: BlockClientStats = {
+    blocksFetched: 0, bytesFetched: 0, cacheHits: 0, localReads: 0, hashMismatches: 0, badReplies: 0, timeouts: 0, failovers: 0, errors: 0,
+  };
+  readonly blockSize: number;
+  readonly timeoutMs: number;
+  readonly cache: BlockCache | undefined;
+  private readonly costs = new WeakMap<BlockChannel, PeerCost>();
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+
+  constructor(options: BlockClientOptions = {}) {
+    this.cache = options.cache;
+    this.timeoutMs = options.timeoutMs ?? config.remoteReadTimeoutMs;
+    this.blockSize = options.blockSize ?? config.blockSize;
+  }
+
+  blockCount(file: RemoteFileRef): number {
+    return Math.ceil(file.size / this.blockSize);
+  }
+
+  blockLength(file: RemoteFileRef, index: number): number {
+    return Math.max(0, Math.min(this.blockSize, file.size - index * this.blockSize));
+  }
+
+  /** Bytes [offset, offset+length) of the file, clipped at its end. */
+  async read(file: RemoteFileRef, offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(file.size, offset + length);
+    if (offset >= end) return Buffer.alloc(0);
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((end - 1) / this.blockSize);
+    const blocks = await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.readBlock(file, first + i)));
+    const whole = blocks.length === 1 ? blocks[0]! : Buffer.concat(blocks);
+    const start = offset - first * this.blockSize;
+    return whole.subarray(start, start + (end - offset));
+  }
+
+  /** One verified block; concurrent asks for the same block share one fetch. */
+  readBlock(file: RemoteFileRef, index: number): Promise<Buffer> {
+    if (index < 0 || index >= this.blockCount(file)) return Promise.reject(new SdError('INVALID', `block ${index} is outside the file`));
+    const key = `${file.cacheKey}\n${index}`;
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.fetchBlock(file, index).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  /** Whether a block is in the disk cache (read-ahead skips those). */
+  isCached(file: RemoteFileRef, index: number): boolean {
+    return this.cache?.has(file.cacheKey, index) ?? false;
+  }
+
+  private async fetchBlock(file: RemoteFileRef, index: number): Promise<Buffer> {
+    const cached = await this.cache?.get(file.cacheKey, index);
+    if (cached && cached.length === this.blockLength(file, index)) {
+      this.stats.cacheHits++;
+      return cached;
+    }
+    const deadline = Date.now() + this.timeoutMs;
+    const tried: string[] = [];
+    for (const source of this.ranked(file.sources())) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      if (tried.length > 0) this.stats.failovers++;
+      try {
+        const data = source.kind === 'local' ? await this.readLocal(file, index, source.path) : await this.readPeer(file, index, source, remaining);
+        return data;
+      } catch (err) {
+        const what = source.kind === 'local' ? `local copy ${source.path}` : source.channel.name;
+        tried.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+        log.debug({ op: 'block-fetch-failed', source: what, index, err: String(err) });
+        if (source.kind === 'peer') this.penalize(source.channel);
+      }
+    }
+    this.stats.errors++;
+    const why = tried.length ? tried.join('; ') : 'no copy is online';
+    throw new SdError('IO', `block ${index} of ${file.cacheKey} could not be read within ${this.timeoutMs} ms (${why})`);
+  }
+
+  private ranked(sources: BlockSource[]): BlockSource[] {
+    const now = Date.now();
+    const costOf = (s: BlockSource): number => {
+      if (s.kind === 'local') return 0;
+      if (s.channel.closed) return Number.POSITIVE_INFINITY;
+      const c = this.costs.get(s.channel);
+      const base = c && c.samples > 0 ? c.msPerBlock : UNMEASURED_MS;
+      return base + (c && c.penaltyUntil > now ? FAILURE_PENALTY_MS : 0);
+    };
+    return sources
+      .map((s, order) => ({ s, order, cost: costOf(s) }))
+      .filter((x) => x.cost !== Number.POSITIVE_INFINITY)
+      .sort((a, b) => a.cost - b.cost || a.order - b.order)
+      .map((x) => x.s);
+  }
+
+  private async readLocal(file: RemoteFileRef, index: number, file_path: string): Promise<Buffer> {
+    const handle = await fs.promises.open(file_path, 'r');
+    try {
+      const st = await handle.stat();
+      if (st.size !== file.size) throw new SdError('IO', `the local copy is ${st.size} bytes, not ${file.size}`);
+      const length = this.blockLength(file, index);
+      const data = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(data, done, length - done, index * this.blockSize + done);
+        if (bytesRead === 0) throw new SdError('IO', 'the local copy shrank while being read');
+        done += bytesRead;
+      }
+      this.stats.localReads++;
+      return data;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async readPeer(file: RemoteFileRef, index: number, source: Extract<BlockSource, { kind: 'peer' }>, remainingMs: number): Promise<Buffer> {
+    const { channel, target } = source;
+    const length = this.blockLength(file, index);
+    const started = performance.now();
+    const { id, response } = channel.request({
+      target,
+      offset: index * this.blockSize,
+      length,
+      expectSize: file.size,
+      expectMtime: target.kind === 'path' ? file.mtime : 0,
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        channel.cancel(id);
+        this.stats.timeouts++;
+        reject(new SdError('IO', `no answer from ${channel.name} within ${Math.round(remainingMs)} ms`));
+      }, remainingMs);
+    });
+    let answer;
+    try {
+      answer = await Promise.race([response, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!answer.ok) throw new SdError('IO', `${channel.name} answered ${answer.error.code}: ${answer.error.message}`);
+    const { data, hash, fileSize } = answer.reply;
+    if (fileSize !== file.size || data.length !== length) {
+      this.stats.badReplies++;
+      throw new SdError('IO', `${channel.name} sent ${data.length} bytes of a ${fileSize}-byte file, expected ${length} of ${file.size}`);
+    }
+    if (!blake3(data).equals(hash)) {
+      this.stats.hashMismatches++;
+      log.warn({ op: 'block-hash-mismatch', peer: channel.name, index, file: file.cacheKey });
+      throw new SdError('IO', `block ${index} from ${channel.name} does not match its BLAKE3; rejected`);
+    }
+    this.measure(channel, performance.now() - started);
+    this.stats.blocksFetched++;
+    this.stats.bytesFetched += data.length;
+    void this.cache?.put(file.cacheKey, index, data, hash);
+    return data;
+  }
+
+  private measure(channel: BlockChannel, ms: number): void {
+    const c = this.costs.get(channel) ?? { msPerBlock: ms, samples: 0, penaltyUntil: 0 };
+    c.msPerBlock = c.samples === 0 ? ms : c.msPerBlock * 0.8 + ms * 0.2;
+    c.samples++;
+    this.costs.set(channel, c);
+  }
+
+  private penalize(channel: BlockChannel): void {
+    const c = this.costs.get(channel) ?? { msPerBlock: UNMEASURED_MS, samples: 0, penaltyUntil: 0 };
+    c.penaltyUntil = Date.now() + FAILURE_PENALTY_MS;
+    this.costs.set(channel, c);
+  }
+}

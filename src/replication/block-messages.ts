@@ -1,0 +1,274 @@
+// The wire messages of the block protocol (compact-encoding): a request for a byte range of
+// a file, its reply (bytes + BLAKE3), or an error. Decoding enforces every size limit and
+// throws on anything malformed, which makes protomux close that connection.
+import c from 'compact-encoding';
+import type { Encoder, EncodingState } from 'protomux';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+
+export const BLOCK_PROTOCOL = 'sdfs/blocks/1';
+
+export const MAX_LOCATION_NAME_BYTES = 255;
+export const MAX_RELATIVE_PATH_BYTES = 4096;
+export const MAX_ERROR_MESSAGE_BYTES = 1024;
+export const BLAKE3_BYTES = 32;
+
+/** What a request names: a file of a location of the serving device, or any local copy of some content. */
+export type BlockTarget =
+  | { kind: 'path'; location: string; path: string }
+  | { kind: 'content'; contentId: string };
+
+export interface BlockRequest {
+  id: number;
+  target: BlockTarget;
+  offset: number;
+  length: number;
+  /** The file size the asker knows; a file of another size is answered STALE. */
+  expectSize: number;
+  /** The mtime (ms) the asker knows for a path target; 0 accepts any. */
+  expectMtime: number;
+}
+
+export interface BlockReply {
+  id: number;
+  data: Buffer;
+  /** BLAKE3 of data, checked by the receiver. */
+  hash: Buffer;
+  fileSize: number;
+  fileMtime: number;
+}
+
+export type BlockErrorCode = 'NOT_FOUND' | 'REFUSED' | 'STALE' | 'BUSY' | 'IO' | 'INVALID';
+const ERROR_CODES: readonly BlockErrorCode[] = ['NOT_FOUND', 'REFUSED', 'STALE', 'BUSY', 'IO', 'INVALID'];
+
+export interface BlockError {
+  id: number;
+  code: BlockErrorCode;
+  message: string;
+}
+
+function malformed(what: string): SdError {
+  return new SdError('INVALID', `malformed block message: ${what}`);
+}
+
+function need(state: EncodingState, n: number, what: string): void {
+  if (state.end - state.start < n) throw malformed(`${what} runs past the end of the message`);
+}
+
+const id: Encoder<number> = {
+  preencode: (s, v) => c.uint.preencode(s, v),
+  encode: (s, v) => c.uint.encode(s, v),
+  decode(s) {
+    const v = c.uint.decode(s);
+    if (v > 0xffffffff) throw malformed('request id out of range');
+    return v;
+  },
+};
+
+/** A non-negative integer that a JS number holds exactly (file offsets and sizes). */
+const safeUint: Encoder<number> = {
+  preencode: (s, v) => c.uint.preencode(s, v),
+  encode: (s, v) => c.uint.encode(s, v),
+  decode(s) {
+    const v = c.uint.decode(s);
+    if (!Number.isSafeInteger(v)) throw malformed('integer out of range');
+    return v;
+  },
+};
+
+const mtime: Encoder<number> = {
+  preencode: (s, v) => c.float64.preencode(s, v),
+  encode: (s, v) => c.float64.encode(s, v),
+  decode(s) {
+    need(s, 8, 'mtime');
+    const v = c.float64.decode(s);
+    if (!Number.isFinite(v) || v < 0) throw malformed('mtime out of range');
+    return v;
+  },
+};
+
+function boundedString(max: number, what: string): Encoder<string> {
+  return {
+    preencode: (s, v) => c.string.preencode(s, v),
+    encode: (s, v) => c.string.encode(s, v),
+    decode(s) {
+      const len = c.uint.decode(s);
+      if (len > max) throw malformed(`${what} longer than ${max} bytes`);
+      need(s, len, what);
+      const text = Buffer.from(s.buffer!.buffer, s.buffer!.byteOffset + s.start, len).toString('utf8');
+      s.start += len;
+      return text;
+    },
+  };
+}
+
+function boundedBuffer(max: () => number, what: string): Encoder<Buffer> {
+  return {
+    preencode(s, v) {
+      c.uint.preencode(s, v.byteLength);
+      s.end += v.byteLength;
+    },
+    encode(s, v) {
+      c.uint.encode(s, v.byteLength);
+      s.buffer!.set(v, s.start);
+      s.start += v.byteLength;
+    },
+    decode(s) {
+      const len = c.uint.decode(s);
+      if (len > max()) throw malformed(`${what} larger than ${max()} bytes`);
+      need(s, len, what);
+      const buf = Buffer.from(s.buffer!.buffer, s.buffer!.byteOffset + s.start, len);
+      s.start += len;
+      return buf;
+    },
+  };
+}
+
+const hash: Encoder<Buffer> = {
+  preencode: (s) => {
+    s.end += BLAKE3_BYTES;
+  },
+  encode(s, v) {
+    if (v.byteLength !== BLAKE3_BYTES) throw new SdError('INVALID', 'a block hash is 32 bytes');
+    s.buffer!.set(v, s.start);
+    s.start += BLAKE3_BYTES;
+  },
+  decode(s) {
+    need(s, BLAKE3_BYTES, 'hash');
+    const buf = Buffer.from(s.buffer!.buffer, s.buffer!.byteOffset + s.start, BLAKE3_BYTES);
+    s.start += BLAKE3_BYTES;
+    return buf;
+  },
+};
+
+const locationName = boundedString(MAX_LOCATION_NAME_BYTES, 'location name');
+const relativePath = boundedString(MAX_RELATIVE_PATH_BYTES, 'path');
+const errorMessage = boundedString(MAX_ERROR_MESSAGE_BYTES, 'error message');
+const contentId = boundedString(16, 'content id');
+
+const target: Encoder<BlockTarget> = {
+  preencode(s, v) {
+    s.end += 1;
+    if (v.kind === 'path') {
+      locationName.preencode(s, v.location);
+      relativePath.preencode(s, v.path);
+    } else contentId.preencode(s, v.contentId);
+  },
+  encode(s, v) {
+    c.uint8.encode(s, v.kind === 'path' ? 0 : 1);
+    if (v.kind === 'path') {
+      locationName.encode(s, v.location);
+      relativePath.encode(s, v.path);
+    } else contentId.encode(s, v.contentId);
+  },
+  decode(s) {
+    need(s, 1, 'target kind');
+    const kind = c.uint8.decode(s);
+    if (kind === 0) return { kind: 'path', location: locationName.decode(s), path: relativePath.decode(s) };
+    if (kind === 1) {
+      const cid = contentId.decode(s);
+      if (!/^[0-9a-f]{16}$/.test(cid)) throw malformed('content id is not 16 hex chars');
+      return { kind: 'content', contentId: cid };
+    }
+    throw malformed(`unknown target kind ${kind}`);
+  },
+};
+
+/**
+ * Any decoding failure — ours or compact-encoding's, including RangeErrors that protomux's
+ * safety-catch would rethrow and crash the process with — becomes one plain SdError.
+ */
+function guarded<T>(enc: Encoder<T>, what: string): Encoder<T> {
+  return {
+    preencode: enc.preencode,
+    encode: enc.encode,
+    decode(s) {
+      try {
+        return enc.decode(s);
+      } catch (err) {
+        if (err instanceof SdError) throw err;
+        throw malformed(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    },
+  };
+}
+
+export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
+  preencode(s, v) {
+    id.preencode(s, v.id);
+    target.preencode(s, v.target);
+    safeUint.preencode(s, v.offset);
+    safeUint.preencode(s, v.length);
+    safeUint.preencode(s, v.expectSize);
+    mtime.preencode(s, v.expectMtime);
+  },
+  encode(s, v) {
+    id.encode(s, v.id);
+    target.encode(s, v.target);
+    safeUint.encode(s, v.offset);
+    safeUint.encode(s, v.length);
+    safeUint.encode(s, v.expectSize);
+    mtime.encode(s, v.expectMtime);
+  },
+  decode(s) {
+    const req: BlockRequest = {
+      id: id.decode(s),
+      target: target.decode(s),
+      offset: safeUint.decode(s),
+      length: safeUint.decode(s),
+      expectSize: safeUint.decode(s),
+      expectMtime: mtime.decode(s),
+    };
+    if (req.length === 0 || req.length > config.blockMaxBytes) throw malformed(`request length ${req.length} outside 1..${config.blockMaxBytes}`);
+    return req;
+  },
+}, 'request');
+
+const data = boundedBuffer(() => config.blockMaxBytes, 'block data');
+
+export const blockReplyEncoding: Encoder<BlockReply> = guarded({
+  preencode(s, v) {
+    id.preencode(s, v.id);
+    data.preencode(s, v.data);
+    hash.preencode(s, v.hash);
+    safeUint.preencode(s, v.fileSize);
+    mtime.preencode(s, v.fileMtime);
+  },
+  encode(s, v) {
+    id.encode(s, v.id);
+    data.encode(s, v.data);
+    hash.encode(s, v.hash);
+    safeUint.encode(s, v.fileSize);
+    mtime.encode(s, v.fileMtime);
+  },
+  decode(s) {
+    return { id: id.decode(s), data: data.decode(s), hash: hash.decode(s), fileSize: safeUint.decode(s), fileMtime: mtime.decode(s) };
+  },
+}, 'reply');
+
+export const blockErrorEncoding: Encoder<BlockError> = guarded({
+  preencode(s, v) {
+    id.preencode(s, v.id);
+    s.end += 1;
+    errorMessage.preencode(s, v.message);
+  },
+  encode(s, v) {
+    id.encode(s, v.id);
+    c.uint8.encode(s, ERROR_CODES.indexOf(v.code));
+    errorMessage.encode(s, v.message);
+  },
+  decode(s) {
+    const msgId = id.decode(s);
+    need(s, 1, 'error code');
+    const code = ERROR_CODES[c.uint8.decode(s)];
+    if (!code) throw malformed('unknown error code');
+    return { id: msgId, code, message: errorMessage.decode(s) };
+  },
+}, 'error');
+
+/** Cuts an error message to what the wire carries (whole UTF-8 characters). */
+export function clipErrorMessage(message: string): string {
+  const buf = Buffer.from(message);
+  if (buf.byteLength <= MAX_ERROR_MESSAGE_BYTES) return message;
+  return buf.subarray(0, MAX_ERROR_MESSAGE_BYTES - 3).toString('utf8').replace(/\uFFFD$/, '') + '...';
+}

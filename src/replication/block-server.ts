@@ -1,0 +1,269 @@
+// Serves peers' block requests: resolves a target to a real file ONLY inside this device's
+// locations (and only what the index shows), reads the range with async I/O, hashes, replies.
+import fs from 'node:fs';
+import path from 'node:path';
+import { blake3 } from '@napi-rs/blake-hash';
+import { config } from '../config.js';
+import { SdError, systemCode } from '../errors.js';
+import { log } from '../log.js';
+import { EntryStore } from '../vdfs/entries.js';
+import type { Library } from '../vdfs/library.js';
+import { getLocation, listLocations, type Location } from '../vdfs/locations.js';
+import type { BlockChannel, BlockRequestHandler } from './block-channel.js';
+import type { BlockErrorCode, BlockRequest, BlockTarget } from './block-messages.js';
+
+/** A file this device agrees to serve: its real path and the location root it must stay in. */
+export interface ServedFile {
+  realPath: string;
+  root: string;
+}
+
+/** Maps a peer's target to a file this device serves; throws SdError (NOT_FOUND, PERMISSION). */
+export interface ServedFiles {
+  resolve(target: BlockTarget): ServedFile;
+}
+
+/** Splits a peer-given relative path, refusing anything that could leave the location. */
+export function safeSegments(rel: string): string[] {
+  if (rel.startsWith('/')) throw new SdError('PERMISSION', `path '${rel}' is absolute; peers ask for paths inside a location`);
+  const names = rel.split('/').filter((s) => s !== '');
+  for (const n of names) {
+    if (n === '..' || n === '.' || n.includes('\0')) throw new SdError('PERMISSION', `path '${rel}' holds '${n}'; peers ask for paths inside a location`);
+  }
+  return names;
+}
+
+/** The files of this device's locations that its index shows (ignored files are never served). */
+export class LibraryServedFiles implements ServedFiles {
+  private readonly entries: EntryStore;
+
+  constructor(private readonly library: Library) {
+    this.entries = new EntryStore(library.db);
+  }
+
+  resolve(target: BlockTarget): ServedFile {
+    const deviceId = this.library.device.id;
+    if (target.kind === 'path') {
+      const names = safeSegments(target.path);
+      const location = getLocation(this.library.db, deviceId, target.location);
+      if (!location || location.rootEntryId === null) throw new SdError('NOT_FOUND', `no location '${target.location}' on this device`);
+      const entry = this.entries.resolve(location.rootEntryId, names);
+      if (!entry || entry.kind !== 'file') throw new SdError('NOT_FOUND', `${target.location}/${target.path} is not an indexed file`);
+      return { realPath: path.join(location.rootPath, ...names), root: location.rootPath };
+    }
+    const copies = this.entries.withContent(target.contentId).filter((e) => e.deviceId === deviceId && e.kind === 'file');
+    const locations = new Map<number, Location>(listLocations(this.library.db, deviceId).map((l) => [l.id, l]));
+    for (const e of copies) {
+      const location = locations.get(e.locationId);
+      if (location) return { realPath: path.join(location.rootPath, ...this.entries.relativePath(e.id).split('/')), root: location.rootPath };
+    }
+    throw new SdError('NOT_FOUND', `no copy of content ${target.contentId} on this device`);
+  }
+}
+
+interface OpenFile {
+  handle: fs.promises.FileHandle;
+  size: number;
+  mtime: number;
+  checkedAt: number;
+  lastUse: number;
+  users: number;
+  /** Replaced on disk or evicted while in use: closed by its last user. */
+  retired: boolean;
+}
+
+interface ConnectionQueue {
+  running: number;
+  queue: BlockRequest[];
+}
+
+export interface BlockServerStats {
+  blocksServed: number;
+  bytesServed: number;
+  refused: number;
+  errors: number;
+  busy: number;
+}
+
+const STAT_RECHECK_MS = 1000;
+
+export class BlockServer implements BlockRequestHandler {
+  readonly stats: BlockServerStats = { blocksServed: 0, bytesServed: 0, refused: 0, errors: 0, busy: 0 };
+  private readonly connections = new Map<BlockChannel, ConnectionQueue>();
+  private readonly files = new Map<string, Promise<OpenFile>>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly served: ServedFiles) {
+    this.sweeper = setInterval(() => this.closeIdleFiles(), Math.min(config.blockServerFdIdleMs, 10_000));
+    this.sweeper.unref();
+  }
+
+  handle(request: BlockRequest, channel: BlockChannel): void {
+    let conn = this.connections.get(channel);
+    if (!conn) this.connections.set(channel, (conn = { running: 0, queue: [] }));
+    if (conn.queue.length >= config.blockServerQueueMax) {
+      this.stats.busy++;
+      channel.sendError({ id: request.id, code: 'BUSY', message: `more than ${config.blockServerQueueMax} requests queued` });
+      return;
+    }
+    conn.queue.push(request);
+    this.pump(channel, conn);
+  }
+
+  detach(channel: BlockChannel): void {
+    const conn = this.connections.get(channel);
+    if (conn) conn.queue.length = 0;
+    this.connections.delete(channel);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const files = [...this.files.values()];
+    this.files.clear();
+    await Promise.all(files.map((f) => f.then((o) => o.handle.close(), () => undefined)));
+  }
+
+  private pump(channel: BlockChannel, conn: ConnectionQueue): void {
+    while (conn.running < config.blockServerConcurrency && conn.queue.length > 0) {
+      const request = conn.queue.shift()!;
+      conn.running++;
+      void this.serve(request, channel).finally(() => {
+        conn.running--;
+        this.pump(channel, conn);
+      });
+    }
+  }
+
+  private async serve(request: BlockRequest, channel: BlockChannel): Promise<void> {
+    // A peer that does not read its replies stops getting new ones read for it.
+    await channel.drained();
+    if (channel.closed) return;
+    const started = performance.now();
+    let file: ServedFile;
+    try {
+      file = this.served.resolve(request.target);
+    } catch (err) {
+      return this.fail(channel, request, err);
+    }
+    let open: OpenFile | undefined;
+    try {
+      open = await this.acquire(file);
+      if (open.size !== request.expectSize || (request.expectMtime !== 0 && open.mtime !== request.expectMtime)) {
+        channel.sendError({ id: request.id, code: 'STALE', message: `the file changed (now ${open.size} bytes, mtime ${open.mtime})` });
+        return;
+      }
+      if (request.offset >= open.size) {
+        channel.sendError({ id: request.id, code: 'INVALID', message: `offset ${request.offset} is at or past the end (${open.size} bytes)` });
+        return;
+      }
+      const length = Math.min(request.length, open.size - request.offset);
+      const data = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await open.handle.read(data, done, length - done, request.offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      if (done < length) {
+        channel.sendError({ id: request.id, code: 'STALE', message: 'the file shrank while being read' });
+        return;
+      }
+      channel.sendReply({ id: request.id, data, hash: blake3(data), fileSize: open.size, fileMtime: open.mtime });
+      this.stats.blocksServed++;
+      this.stats.bytesServed += length;
+      log.debug({ op: 'block-serve', peer: channel.name, path: file.realPath, offset: request.offset, length, ms: performance.now() - started });
+    } catch (err) {
+      this.fail(channel, request, err);
+    } finally {
+      if (open) {
+        open.users--;
+        open.lastUse = Date.now();
+        if (open.retired && open.users === 0) void open.handle.close().catch(() => undefined);
+      }
+    }
+  }
+
+  private fail(channel: BlockChannel, request: BlockRequest, err: unknown): void {
+    const code = errorCode(err);
+    if (code === 'REFUSED') this.stats.refused++;
+    else this.stats.errors++;
+    const message = err instanceof Error ? err.message : String(err);
+    log.debug({ op: 'block-serve', peer: channel.name, code, err: message });
+    channel.sendError({ id: request.id, code, message });
+  }
+
+  /** An open descriptor of a served file, checked to be inside its location root. */
+  private async acquire(file: ServedFile): Promise<OpenFile> {
+    let pending = this.files.get(file.realPath);
+    if (!pending) {
+      pending = openServed(file);
+      this.files.set(file.realPath, pending);
+      pending.catch(() => this.files.delete(file.realPath));
+    }
+    const open = await pending;
+    open.users++;
+    if (Date.now() - open.checkedAt > STAT_RECHECK_MS) {
+      // The file may have been replaced since it was opened: reopen by path if so.
+      const [byPath, byFd] = await Promise.all([fs.promises.stat(file.realPath).catch(() => undefined), open.handle.stat()]);
+      if (!byPath || byPath.ino !== byFd.ino || byPath.dev !== byFd.dev) {
+        open.users--;
+        open.retired = true;
+        this.files.delete(file.realPath);
+        if (open.users === 0) void open.handle.close().catch(() => undefined);
+        return this.acquire(file);
+      }
+      open.size = byFd.size;
+      open.mtime = byFd.mtimeMs;
+      open.checkedAt = Date.now();
+    }
+    if (this.files.size > config.blockServerOpenFiles) this.closeIdleFiles(true);
+    return open;
+  }
+
+  private closeIdleFiles(overLimit = false): void {
+    const now = Date.now();
+    for (const [key, pending] of this.files) {
+      void pending.then((open) => {
+        const idle = open.users === 0 && (overLimit || now - open.lastUse > config.blockServerFdIdleMs);
+        if (idle && this.files.get(key) === pending) {
+          this.files.delete(key);
+          void open.handle.close().catch(() => undefined);
+        }
+      }, () => undefined);
+    }
+  }
+}
+
+async function openServed(file: ServedFile): Promise<OpenFile> {
+  let real: string;
+  try {
+    real = await fs.promises.realpath(file.realPath);
+  } catch (err) {
+    throw new SdError('NOT_FOUND', `${file.realPath} is gone (${systemCode(err) ?? String(err)})`);
+  }
+  const rel = path.relative(file.root, real);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new SdError('PERMISSION', `${file.realPath} leads outside its location (to ${real}); not served`);
+  }
+  // O_NOFOLLOW: a last component swapped for a symlink after the check is not followed.
+  const handle = await fs.promises.open(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const st = await handle.stat();
+  if (!st.isFile()) {
+    await handle.close();
+    throw new SdError('NOT_FOUND', `${file.realPath} is not a regular file`);
+  }
+  return { handle, size: st.size, mtime: st.mtimeMs, checkedAt: Date.now(), lastUse: Date.now(), users: 0, retired: false };
+}
+
+function errorCode(err: unknown): BlockErrorCode {
+  if (err instanceof SdError) {
+    if (err.code === 'PERMISSION') return 'REFUSED';
+    if (err.code === 'NOT_FOUND') return 'NOT_FOUND';
+    if (err.code === 'INVALID' || err.code === 'INVALID_PATH') return 'INVALID';
+    return 'IO';
+  }
+  const code = systemCode(err);
+  if (code === 'ENOENT' || code === 'ENOTDIR') return 'NOT_FOUND';
+  if (code === 'ELOOP' || code === 'EACCES' || code === 'EPERM') return 'REFUSED';
+  return 'IO';
+}

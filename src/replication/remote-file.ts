@@ -1,0 +1,145 @@
+// One open remote file: serves reads of any size from its blocks, keeps the last few blocks
+// in memory (FUSE asks 128 KiB at a time), reads ahead once access is sequential, and fetches
+// only the needed blocks on random access. A whole-file fetch checks the content id.
+import fs from 'node:fs';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import { contentHashOfFile } from '../vdfs/content/identity.js';
+import type { BlockClient, RemoteFileRef } from './block-client.js';
+
+export interface RemoteFileOptions {
+  readAheadBlocks?: number;
+}
+
+export interface WholeFileResult {
+  /** BLAKE3 of all bytes, hex: the integrity hash the caller records. */
+  fullHash: string;
+  contentId: string | undefined;
+  bytes: number;
+}
+
+export class RemoteFile {
+  readonly readAheadBlocks: number;
+  /** Blocks held in memory; failed fetches are dropped so a retry refetches. */
+  private readonly recent = new Map<number, Promise<Buffer>>();
+  /** The block the reader is at: what is kept in memory is chosen around it. */
+  private position = 0;
+  private nextOffset = -1;
+  private sequentialReads = 0;
+
+  constructor(private readonly client: BlockClient, readonly ref: RemoteFileRef, options: RemoteFileOptions = {}) {
+    this.readAheadBlocks = options.readAheadBlocks ?? config.readAheadBlocks;
+  }
+
+  get size(): number {
+    return this.ref.size;
+  }
+
+  /** Bytes [offset, offset+length), fewer at the end of the file, none past it. */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(this.ref.size, offset + length);
+    if (offset >= end) return Buffer.alloc(0);
+    const bs = this.client.blockSize;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    // Read-ahead starts with the second read that follows the one before: the first read of
+    // a file gets the connection to itself (time to first byte), and a lone seek reads none.
+    this.sequentialReads = offset === this.nextOffset ? this.sequentialReads + 1 : 0;
+    this.nextOffset = end;
+    this.position = first;
+    const needed: Array<Promise<Buffer>> = [];
+    for (let i = first; i <= last; i++) needed.push(this.block(i));
+    if (this.sequentialReads >= 1) this.readAhead(last + 1);
+    const blocks = await Promise.all(needed);
+    if (blocks.length === 1) {
+      const start = offset - first * bs;
+      return blocks[0]!.subarray(start, start + (end - offset));
+    }
+    const whole = Buffer.concat(blocks);
+    const start = offset - first * bs;
+    return whole.subarray(start, start + (end - offset));
+  }
+
+  /** Copies into buf (a FUSE read buffer); resolves to the number of bytes copied. */
+  async readInto(buf: Buffer, offset: number, length: number): Promise<number> {
+    const data = await this.read(offset, length);
+    data.copy(buf, 0);
+    return data.length;
+  }
+
+  /**
+   * Fetches the whole file into dest, checking the content id (when known) and returning the
+   * full BLAKE3. A mismatch removes dest and fails: the bytes are not the content asked for.
+   */
+  async fetchWhole(dest: string): Promise<WholeFileResult> {
+    const hasher = new Blake3Hasher();
+    const handle = await fs.promises.open(dest, 'w', 0o644);
+    const count = this.client.blockCount(this.ref);
+    let bytes = 0;
+    try {
+      for (let i = 0; i < count; i++) {
+        this.position = i;
+        this.readAhead(i + 1);
+        const data = await this.block(i);
+        hasher.update(data);
+        await handle.write(data, 0, data.length, bytes);
+        bytes += data.length;
+        this.recent.delete(i);
+      }
+    } catch (err) {
+      await handle.close();
+      await fs.promises.unlink(dest).catch(() => undefined);
+      throw err;
+    }
+    await handle.close();
+    const identity = contentHashOfFile(dest);
+    if (this.ref.contentId !== undefined && identity?.contentId !== this.ref.contentId) {
+      await fs.promises.unlink(dest).catch(() => undefined);
+      throw new SdError('IO', `the fetched bytes have content id ${identity?.contentId ?? '(none)'}, not ${this.ref.contentId}; discarded`);
+    }
+    return { fullHash: hasher.digest('hex'), contentId: identity?.contentId, bytes };
+  }
+
+  private block(index: number): Promise<Buffer> {
+    const held = this.recent.get(index);
+    if (held) return held;
+    const pending = this.client.readBlock(this.ref, index);
+    this.recent.set(index, pending);
+    pending.catch(() => {
+      if (this.recent.get(index) === pending) this.recent.delete(index);
+    });
+    this.trim();
+    return pending;
+  }
+
+  private readAhead(from: number): void {
+    const count = this.client.blockCount(this.ref);
+    for (let i = from; i < Math.min(count, from + this.readAheadBlocks); i++) {
+      if (this.recent.has(i)) continue;
+      // Read-ahead is a hint: its failure surfaces only if the block is really read.
+      this.block(i).catch((err: unknown) => log.debug({ op: 'read-ahead-failed', index: i, err: String(err) }));
+    }
+  }
+
+  /**
+   * Drops the blocks farthest from the reader, those behind it first: plain LRU would drop
+   * read-ahead blocks (fetched early, used late) before the blocks already read.
+   */
+  private trim(): void {
+    const keep = this.readAheadBlocks + 4;
+    while (this.recent.size > keep) {
+      let worst = -1;
+      let worstDistance = -1;
+      for (const index of this.recent.keys()) {
+        const distance = index < this.position ? (this.position - index) * 2 : index - this.position;
+        if (distance > worstDistance) {
+          worst = index;
+          worstDistance = distance;
+        }
+      }
+      this.recent.delete(worst);
+    }
+  }
+}

@@ -1,0 +1,426 @@
+// The byte layer of remote files without a swarm: a block server and client on a local
+// Noise pair, real files in a real indexed location, a real disk cache. Reads are byte-
+// identical, bad blocks and vanished peers fail over, and nothing a peer sends crashes us.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import NoiseSecretStream from '@hyperswarm/secret-stream';
+import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
+import c from 'compact-encoding';
+import Protomux from 'protomux';
+import t, { type Test } from 'tap';
+import { SdError } from '../src/errors.js';
+import { BlockCache } from '../src/replication/block-cache.js';
+import { BlockChannel, type BlockRequestHandler } from '../src/replication/block-channel.js';
+import { BlockClient, type BlockSource, type RemoteFileRef } from '../src/replication/block-client.js';
+import { BLOCK_PROTOCOL, blockRequestEncoding, type BlockRequest, type BlockTarget } from '../src/replication/block-messages.js';
+import { BlockServer, LibraryServedFiles } from '../src/replication/block-server.js';
+import { RemoteFile } from '../src/replication/remote-file.js';
+import { contentHashOfFile, fullHashOfFile } from '../src/vdfs/content/identity.js';
+import { EntryStore } from '../src/vdfs/entries.js';
+import { indexLocation } from '../src/vdfs/indexer/indexer.js';
+import type { Library } from '../src/vdfs/library.js';
+import { addLocation, type Location } from '../src/vdfs/locations.js';
+import { tempDir, tempLibrary } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const BIG = 200 * MiB;
+
+interface Device {
+  library: Library;
+  location: Location;
+  root: string;
+  server: BlockServer;
+}
+
+/** A device with one indexed location holding files, and a block server over it. */
+function servingDevice(t: Test, files: Record<string, Buffer>, name = 'server'): Device {
+  const library = tempLibrary(t, name);
+  const root = tempDir(t, 'sd-blocks-loc-');
+  for (const [rel, data] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), data);
+  }
+  const location = addLocation(library.db, new EntryStore(library.db), library.device.id, { path: root, name: 'media' });
+  indexLocation(library, location);
+  const server = new BlockServer(new LibraryServedFiles(library));
+  t.teardown(() => server.close());
+  return { library, location, root, server };
+}
+
+/** A connected Noise pair, destroyed when the test ends. */
+function noisePair(t: Test): [NoiseSecretStream, NoiseSecretStream] {
+  const a = new NoiseSecretStream(true);
+  const b = new NoiseSecretStream(false);
+  a.rawStream.pipe(b.rawStream).pipe(a.rawStream);
+  for (const s of [a, b]) s.on('error', () => undefined);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  return [a, b];
+}
+
+/** A client-side channel to a server (any request handler) over a fresh connection. */
+async function connect(t: Test, server: BlockRequestHandler, name = 'peer'): Promise<BlockChannel> {
+  const [a, b] = noisePair(t);
+  new BlockChannel(b, { server, name: `${name}-side` });
+  const channel = new BlockChannel(a, { name });
+  t.ok(await channel.waitOpened(), `channel to ${name} opens`);
+  return channel;
+}
+
+function pathRef(dev: Device, rel: string, sources: () => BlockSource[]): RemoteFileRef {
+  const st = fs.statSync(path.join(dev.root, rel));
+  return { size: st.size, mtime: st.mtimeMs, cacheKey: `test/${rel}/${st.size}/${st.mtimeMs}`, sources };
+}
+
+function target(rel: string): BlockTarget {
+  return { kind: 'path', location: 'media', path: rel };
+}
+
+function readLocal(file: string, offset: number, length: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, length, offset));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+async function rejectsWithEio(t: Test, p: Promise<unknown>, message: string): Promise<void> {
+  try {
+    await p;
+    t.fail(`${message}: it succeeded`);
+  } catch (err) {
+    t.ok(err instanceof SdError && err.code === 'IO' && err.errno === -5, `${message} (${String(err)})`);
+  }
+}
+
+/** A peer that answers every request with the right hash but tampered bytes. */
+class TamperingServer implements BlockRequestHandler {
+  served = 0;
+  constructor(private readonly file: string) {}
+  handle(request: BlockRequest, channel: BlockChannel): void {
+    const data = readLocal(this.file, request.offset, request.length);
+    const hash = blake3(data);
+    data[0] = data[0]! ^ 0xff;
+    this.served++;
+    const st = fs.statSync(this.file);
+    channel.sendReply({ id: request.id, data, hash, fileSize: st.size, fileMtime: st.mtimeMs });
+  }
+  detach(): void {}
+}
+
+/** A peer that answers like the real server, but only after a delay (a slow link). */
+class SlowServer implements BlockRequestHandler {
+  constructor(private readonly inner: BlockServer, private readonly delayMs: number) {}
+  handle(request: BlockRequest, channel: BlockChannel): void {
+    setTimeout(() => this.inner.handle(request, channel), this.delayMs);
+  }
+  detach(channel: BlockChannel): void {
+    this.inner.detach(channel);
+  }
+}
+
+/** A peer that takes requests and never answers. */
+class SilentServer implements BlockRequestHandler {
+  received = 0;
+  handle(): void {
+    this.received++;
+  }
+  detach(): void {}
+}
+
+const big = crypto.randomBytes(BIG);
+
+t.test('a 200 MiB file reads byte-identical through client and server, sequentially and at random offsets', async (t) => {
+  const dev = servingDevice(t, { 'movie.mkv': big });
+  const channel = await connect(t, dev.server);
+  const cache = await BlockCache.open(path.join(tempDir(t), 'blocks'), { maxBytes: 64 * MiB });
+  const client = new BlockClient({ cache });
+  const ref = pathRef(dev, 'movie.mkv', () => [{ kind: 'peer', channel, target: target('movie.mkv') }]);
+  const file = new RemoteFile(client, ref);
+
+  const started = performance.now();
+  const hasher = new Blake3Hasher();
+  const chunk = 128 * 1024; // what the kernel asks of a FUSE file system at a time
+  for (let offset = 0; offset < BIG; offset += chunk) hasher.update(await file.read(offset, chunk));
+  const seconds = (performance.now() - started) / 1000;
+  t.equal(hasher.digest('hex'), blake3(big).toString('hex'), 'the bytes read equal the file');
+  t.equal(client.stats.blocksFetched, 200, 'each 1 MiB block fetched once');
+  t.equal(client.stats.hashMismatches, 0);
+  t.comment(`sequential 200 MiB over a local Noise pair: ${(200 / seconds).toFixed(0)} MB/s`);
+  t.ok(cache.stats.bytes <= 64 * MiB + 64 * 1024, `the cache stays under its limit (${cache.stats.bytes} bytes)`);
+
+  const random = new RemoteFile(new BlockClient({ cache }), ref);
+  const rand = crypto.createHash('sha256').update('seed').digest();
+  for (let i = 0; i < 100; i++) {
+    const offset = rand.readUInt32LE((i * 4) % 28) * (i + 1) % BIG;
+    const length = [1, 4096, 131072, 3 * MiB][i % 4]!;
+    const got = await random.read(offset, length);
+    t.ok(got.equals(big.subarray(offset, Math.min(BIG, offset + length))), `read ${length} at ${offset}`, { diagnostic: false });
+    rand.writeUInt32LE((rand.readUInt32LE(0) * 1103515245 + 12345) >>> 0, 0);
+  }
+  const tail = await random.read(BIG - 10, 100);
+  t.equal(tail.length, 10, 'a read across the end returns the bytes up to it');
+  t.equal((await random.read(BIG + 5, 100)).length, 0, 'a read past the end returns nothing');
+});
+
+t.test('random access fetches only the blocks it needs', async (t) => {
+  const data = big.subarray(0, 64 * MiB);
+  const dev = servingDevice(t, { 'video.mp4': data });
+  const channel = await connect(t, dev.server);
+  const client = new BlockClient();
+  const file = new RemoteFile(client, pathRef(dev, 'video.mp4', () => [{ kind: 'peer', channel, target: target('video.mp4') }]));
+  for (const offset of [40 * MiB + 17, 7 * MiB, 63 * MiB]) {
+    t.ok((await file.read(offset, 4096)).equals(data.subarray(offset, offset + 4096)), `4 KiB at ${offset}`);
+  }
+  t.equal(client.stats.blocksFetched, 3, 'three seeks, three blocks');
+  t.equal(dev.server.stats.blocksServed, 3);
+});
+
+t.test('a whole-file fetch checks the content id and returns the full hash', async (t) => {
+  const data = big.subarray(0, 30 * MiB + 12345);
+  const dev = servingDevice(t, { 'a.bin': data });
+  const channel = await connect(t, dev.server);
+  const real = path.join(dev.root, 'a.bin');
+  const contentId = contentHashOfFile(real)!.contentId;
+  const sources = (): BlockSource[] => [{ kind: 'peer', channel, target: { kind: 'content', contentId } }];
+  const ref: RemoteFileRef = { size: data.length, mtime: 0, contentId, cacheKey: `content/${contentId}`, sources };
+  const dest = path.join(tempDir(t), 'copy.bin');
+  const result = await new RemoteFile(new BlockClient(), ref).fetchWhole(dest);
+  t.equal(result.fullHash, fullHashOfFile(real), 'full BLAKE3 equals b3sum of the original');
+  t.equal(result.contentId, contentId);
+  t.ok(fs.readFileSync(dest).equals(data), 'the copy is identical');
+
+  const wrong: RemoteFileRef = { ...ref, contentId: '0123456789abcdef', cacheKey: 'content/wrong' };
+  const dest2 = path.join(tempDir(t), 'wrong.bin');
+  await rejectsWithEio(t, new RemoteFile(new BlockClient(), wrong).fetchWhole(dest2), 'bytes of another content id are refused');
+  t.notOk(fs.existsSync(dest2), 'and not left behind');
+});
+
+t.test('cache hits are verified; a corrupted block is detected, removed and fetched again', async (t) => {
+  const data = big.subarray(0, 8 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const channel = await connect(t, dev.server);
+  const dir = path.join(tempDir(t), 'blocks');
+  const cache = await BlockCache.open(dir);
+  const ref = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]);
+  await new BlockClient({ cache }).read(ref, 0, 8 * MiB);
+  await cache.flush();
+  t.equal(cache.stats.blocks, 8, 'eight blocks cached');
+
+  // A new process: the index is rebuilt from the directory.
+  const reopened = await BlockCache.open(dir);
+  t.equal(reopened.stats.blocks, 8, 'the cache survives a restart');
+  const client = new BlockClient({ cache: reopened });
+  t.ok((await client.read(ref, 3 * MiB, MiB)).equals(data.subarray(3 * MiB, 4 * MiB)), 'block 3 from the cache');
+  t.equal(client.stats.cacheHits, 1);
+  t.equal(client.stats.blocksFetched, 0, 'nothing fetched');
+
+  const file = reopened.pathOf(ref.cacheKey, 5)!;
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from([0x55]), 0, 1, 1000);
+  fs.closeSync(fd);
+  const again = new BlockClient({ cache: reopened });
+  t.ok((await again.read(ref, 5 * MiB, MiB)).equals(data.subarray(5 * MiB, 6 * MiB)), 'block 5 still reads right');
+  t.equal(reopened.stats.corrupt, 1, 'the corrupted block was detected');
+  t.equal(again.stats.blocksFetched, 1, 'and fetched again from the peer');
+  await reopened.flush();
+  t.ok((await reopened.get(ref.cacheKey, 5))?.equals(data.subarray(5 * MiB, 6 * MiB)), 'the cache holds the good block again');
+});
+
+t.test('a tampered block is rejected, counted, and the read continues from another copy', async (t) => {
+  const data = big.subarray(0, 4 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const liar = new TamperingServer(path.join(dev.root, 'f.bin'));
+  const bad = await connect(t, liar, 'liar');
+  const good = await connect(t, dev.server, 'honest');
+  const client = new BlockClient();
+  const ref = pathRef(dev, 'f.bin', () => [
+    { kind: 'peer', channel: bad, target: target('f.bin') },
+    { kind: 'peer', channel: good, target: target('f.bin') },
+  ]);
+  t.ok((await client.read(ref, 0, 4 * MiB)).equals(data), 'the bytes are right');
+  t.ok(client.stats.hashMismatches >= 1, `mismatches counted (${client.stats.hashMismatches})`);
+  t.ok(client.stats.failovers >= 1, 'the read moved to the honest peer');
+  t.ok(liar.served >= 1 && dev.server.stats.blocksServed >= 1);
+  const before = liar.served;
+  await client.read(ref, 0, 4 * MiB);
+  t.equal(liar.served, before, 'the lying peer is avoided afterwards');
+
+  const onlyLiar = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel: bad, target: target('f.bin') }]);
+  await rejectsWithEio(t, new BlockClient().read({ ...onlyLiar, cacheKey: 'x' }, 0, 10), 'with only the liar the read fails with EIO');
+});
+
+t.test('a peer vanishing mid-read: the read continues from another copy, or fails with EIO at once', async (t) => {
+  const data = big.subarray(0, 48 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const second = servingDevice(t, { 'f.bin': data }, 'second');
+  fs.utimesSync(path.join(second.root, 'f.bin'), fs.statSync(path.join(dev.root, 'f.bin')).atime, fs.statSync(path.join(dev.root, 'f.bin')).mtime);
+  const first = await connect(t, dev.server, 'first');
+  const other = await connect(t, second.server, 'second');
+  const ref = pathRef(dev, 'f.bin', () => [
+    { kind: 'peer', channel: first, target: target('f.bin') },
+    { kind: 'peer', channel: other, target: target('f.bin') },
+  ]);
+  ref.mtime = 0; // the two copies are the same bytes; only their size is checked
+  const client = new BlockClient();
+  const file = new RemoteFile(client, ref);
+  const hasher = new Blake3Hasher();
+  for (let offset = 0; offset < data.length; offset += MiB) {
+    if (offset === 8 * MiB) first.destroy();
+    hasher.update(await file.read(offset, MiB));
+  }
+  t.equal(hasher.digest('hex'), blake3(data).toString('hex'), 'all bytes right');
+  t.ok(dev.server.stats.blocksServed > 0 && second.server.stats.blocksServed > 0, `both served (${dev.server.stats.blocksServed} + ${second.server.stats.blocksServed})`);
+
+  // Only one copy, and it goes away while a block is asked for.
+  const silent = new SilentServer();
+  const doomed = await connect(t, silent, 'doomed');
+  const alone: RemoteFileRef = { ...ref, cacheKey: 'alone', sources: () => [{ kind: 'peer', channel: doomed, target: target('f.bin') }] };
+  const started = Date.now();
+  const read = new BlockClient({ timeoutMs: 5000 }).read(alone, 0, 100);
+  setTimeout(() => doomed.destroy(), 100);
+  await rejectsWithEio(t, read, 'the read fails with EIO');
+  t.ok(Date.now() - started < 2000, `as soon as the connection drops (${Date.now() - started} ms)`);
+  await rejectsWithEio(t, new BlockClient().read(alone, 0, 100), 'a closed peer is no source: EIO at once');
+});
+
+t.test('bytes come from the cheapest copy: this device first, then the faster peer', async (t) => {
+  const data = big.subarray(0, 16 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const second = servingDevice(t, { 'f.bin': data }, 'second');
+  const slow = await connect(t, new SlowServer(dev.server, 150), 'slow');
+  const fast = await connect(t, second.server, 'fast');
+  const local = path.join(tempDir(t), 'local-copy.bin');
+  fs.writeFileSync(local, data);
+  const peers = (): BlockSource[] => [
+    { kind: 'peer', channel: slow, target: target('f.bin') },
+    { kind: 'peer', channel: fast, target: target('f.bin') },
+  ];
+  const base = { ...pathRef(dev, 'f.bin', peers), mtime: 0 };
+
+  const withLocal = new BlockClient();
+  const ref = { ...base, cacheKey: 'with-local', sources: () => [...peers(), { kind: 'local' as const, path: local }] };
+  t.ok((await withLocal.read(ref, 0, 16 * MiB)).equals(data), 'right bytes');
+  t.equal(withLocal.stats.localReads, 16, 'all from the local copy');
+  t.equal(dev.server.stats.blocksServed + second.server.stats.blocksServed, 0, 'no peer asked');
+
+  const client = new BlockClient();
+  for (let i = 0; i < 16; i++) t.ok((await client.readBlock(base, i)).equals(data.subarray(i * MiB, (i + 1) * MiB)), `block ${i}`, { diagnostic: false });
+  t.ok(second.server.stats.blocksServed >= 14, `the fast peer served most blocks (${second.server.stats.blocksServed} of 16; slow: ${dev.server.stats.blocksServed})`);
+});
+
+t.test('a peer that never answers: EIO after the timeout, never a hang', async (t) => {
+  const dev = servingDevice(t, { 'f.bin': Buffer.alloc(1000, 1) });
+  const silent = new SilentServer();
+  const channel = await connect(t, silent, 'silent');
+  const ref = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]);
+  const started = Date.now();
+  await rejectsWithEio(t, new BlockClient({ timeoutMs: 400 }).read(ref, 0, 10), 'EIO');
+  const ms = Date.now() - started;
+  t.ok(ms >= 390 && ms < 1500, `after the timeout (${ms} ms)`);
+  t.equal(silent.received, 1);
+  await rejectsWithEio(t, new BlockClient().read({ ...ref, sources: () => [] }, 0, 10), 'no source at all: EIO');
+});
+
+t.test('requests for anything outside a location, or not in its index, are refused', async (t) => {
+  const outside = tempDir(t, 'sd-outside-');
+  fs.writeFileSync(path.join(outside, 'secret.txt'), 'secret');
+  const dev = servingDevice(t, { 'ok.txt': Buffer.from('fine'), 'sub/secret.txt': Buffer.from('inside'), '.git/config': Buffer.from('[core]') });
+  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(dev.root, 'link.txt'));
+  indexLocation(dev.library, dev.location);
+  const channel = await connect(t, dev.server);
+  const ask = async (tg: BlockTarget, size = 6) => {
+    const { response } = channel.request({ target: tg, offset: 0, length: 100, expectSize: size, expectMtime: 0 });
+    return response;
+  };
+  const ok = await ask(target('ok.txt'), 4);
+  t.ok(ok.ok && ok.reply.data.toString() === 'fine', 'a file of the location is served');
+  for (const p of ['../outside/secret.txt', '/etc/passwd', 'sub/../../etc/passwd', './ok.txt']) {
+    const r = await ask(target(p));
+    t.ok(!r.ok && r.error.code === 'REFUSED', `'${p}' refused (${r.ok ? 'served!' : r.error.code})`);
+  }
+  for (const p of ['link.txt', '.git/config', 'nope.txt']) {
+    const r = await ask(target(p));
+    t.ok(!r.ok && r.error.code === 'NOT_FOUND', `'${p}' is not an indexed file (${r.ok ? 'served!' : r.error.code})`);
+  }
+  const noLoc = await ask({ kind: 'path', location: 'etc', path: 'passwd' });
+  t.ok(!noLoc.ok && noLoc.error.code === 'NOT_FOUND', 'an unknown location is not found');
+
+  // The index says sub/secret.txt; the folder is then swapped for a link leading outside.
+  fs.renameSync(path.join(dev.root, 'sub'), path.join(dev.root, 'sub-old'));
+  fs.symlinkSync(outside, path.join(dev.root, 'sub'));
+  const swapped = await ask(target('sub/secret.txt'));
+  t.ok(!swapped.ok && swapped.error.code === 'REFUSED', `a path through a symlink out of the location is refused (${swapped.ok ? 'served!' : swapped.error.code})`);
+  t.ok(dev.server.stats.refused >= 5);
+});
+
+t.test('garbage and oversized messages close that connection; the node and other connections live on', async (t) => {
+  const dev = servingDevice(t, { 'ok.txt': Buffer.from('fine') });
+  const healthy = await connect(t, dev.server, 'healthy');
+  const attacks: Array<[string, Buffer]> = [
+    ['random bytes', crypto.randomBytes(200)],
+    ['a path length of 2^40', Buffer.from([1, 0, 3, 0x6d, 0x65, 0x64, 0xfe, 0, 0, 0, 0, 1, 0, 0, 0])],
+    ['a request for 1 GiB', encodeRequest({ id: 1, target: target('ok.txt'), offset: 0, length: 1024 * MiB, expectSize: 4, expectMtime: 0 })],
+    ['an empty message', Buffer.alloc(0)],
+    ['a truncated request', encodeRequest({ id: 1, target: target('ok.txt'), offset: 0, length: 4, expectSize: 4, expectMtime: 0 }).subarray(0, 9)],
+  ];
+  for (const [what, payload] of attacks) {
+    const [a, b] = noisePair(t);
+    new BlockChannel(b, { server: dev.server, name: 'victim-side' });
+    const mux = new Protomux(a);
+    const ch = mux.createChannel({ protocol: BLOCK_PROTOCOL })!;
+    const raw = ch.addMessage({ encoding: c.raw });
+    ch.open();
+    const closed = new Promise<void>((resolve) => b.once('close', () => resolve()));
+    raw.send(payload);
+    const outcome = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))]);
+    t.equal(outcome, 'closed', `${what}: the connection is closed`);
+  }
+  // Noise itself: bytes that are no encrypted frame at all.
+  const [a, b] = noisePair(t);
+  new BlockChannel(b, { server: dev.server, name: 'victim-side' });
+  await a.opened;
+  const closed = new Promise<void>((resolve) => b.once('close', () => resolve()));
+  a.rawStream.write(Buffer.concat([Buffer.from([0x40, 0, 0]), crypto.randomBytes(64)]));
+  t.equal(await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))]), 'closed', 'a forged frame closes the connection');
+
+  const { response } = healthy.request({ target: target('ok.txt'), offset: 0, length: 4, expectSize: 4, expectMtime: 0 });
+  const r = await response;
+  t.ok(r.ok && r.reply.data.toString() === 'fine', 'the other connection is still served');
+});
+
+function encodeRequest(req: BlockRequest): Buffer {
+  // Encoded without the decoder's limits, as a hostile peer would.
+  const state = { start: 0, end: 0, buffer: null as Uint8Array | null };
+  blockRequestEncoding.preencode(state, req);
+  state.buffer = Buffer.alloc(state.end);
+  blockRequestEncoding.encode(state, req);
+  return state.buffer as Buffer;
+}
+
+t.test('the cache evicts least recently used blocks to stay under its limit, also after a restart', async (t) => {
+  const dir = path.join(tempDir(t), 'blocks');
+  const blockBytes = 64 * 1024;
+  const limit = 5 * (blockBytes + 32);
+  const cache = await BlockCache.open(dir, { maxBytes: limit });
+  const blocks = Array.from({ length: 10 }, () => crypto.randomBytes(blockBytes));
+  for (let i = 0; i < 4; i++) await cache.put('k', i, blocks[i]!, blake3(blocks[i]!));
+  t.ok(await cache.get('k', 0), 'block 0 used again');
+  for (let i = 4; i < 8; i++) await cache.put('k', i, blocks[i]!, blake3(blocks[i]!));
+  t.ok(cache.stats.bytes <= limit, `bytes ${cache.stats.bytes} <= ${limit}`);
+  t.equal(cache.stats.blocks, 5);
+  t.equal(cache.stats.evictions, 3);
+  const kept = [...Array(10).keys()].filter((i) => cache.has('k', i));
+  t.same(kept, [0, 4, 5, 6, 7], 'the most recently used stay (block 0 was read again, 1-3 were not)');
+  const onDisk = fs.readdirSync(dir).flatMap((d) => fs.readdirSync(path.join(dir, d)));
+  t.equal(onDisk.length, 5, 'evicted blocks are gone from disk');
+
+  const smaller = await BlockCache.open(dir, { maxBytes: 2 * (blockBytes + 32) });
+  t.equal(smaller.stats.blocks, 2, 'a restart with a smaller limit evicts down to it');
+  t.ok(smaller.has('k', 7) && smaller.has('k', 6), 'keeping the most recent');
+});
