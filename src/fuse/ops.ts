@@ -13,6 +13,7 @@ import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
 import { fromStats, readOnly, virtualDir } from './stat.js';
+import { RemoteTree, type RemoteFiles } from './remote.js';
 import { Tree, type Node } from './tree.js';
 
 /** Executes namespace changes on a local location (the ActionManager). */
@@ -31,6 +32,7 @@ interface Handle {
 
 export class MountOps {
   private readonly tree: Tree;
+  private readonly remote: RemoteTree;
   private readonly handles = new Map<number, Handle>();
   private readonly startedAt = Date.now();
 
@@ -39,8 +41,10 @@ export class MountOps {
     private readonly localDeviceId: string,
     private readonly writer: FsWriter,
     private readonly statfsPath: string,
+    remoteFiles?: RemoteFiles,
   ) {
     this.tree = new Tree(ns, localDeviceId);
+    this.remote = new RemoteTree(ns, remoteFiles);
   }
 
   /** The handler object fuse-native takes; with SD_LOG=debug every call is logged with its result and time. */
@@ -71,7 +75,7 @@ export class MountOps {
       return parent && parent.kind !== 'local' && parent.kind !== 'remote' ? EROFS : ENOENT;
     }
     if (node.kind === 'local') return node;
-    if (node.kind === 'remote') return EIO; // remote trees arrive with replication
+    if (node.kind === 'remote') return EROFS; // another device's tree is read-only here
     return EROFS; // root, device folders and .content are not writable
   }
 
@@ -99,8 +103,10 @@ export class MountOps {
           return cb(0, fromStats(fs.lstatSync(node.real)));
         case 'content':
           return cb(0, readOnly(fromStats(fs.statSync(node.real))));
-        case 'remote':
-          return cb(ENOENT);
+        case 'remote': {
+          const st = this.remote.getattr(node);
+          return typeof st === 'number' ? cb(st) : cb(0, st);
+        }
         default:
           return cb(0, virtualDir(p, this.startedAt));
       }
@@ -125,7 +131,10 @@ export class MountOps {
     if (!node) return cb(ENOENT);
     try {
       if (node.kind === 'local') return cb(0, fs.readdirSync(node.real));
-      if (node.kind === 'remote') return cb(ENOENT);
+      if (node.kind === 'remote') {
+        const names = this.remote.readdir(node);
+        return typeof names === 'number' ? cb(names) : cb(0, names);
+      }
       if (node.kind === 'content') return cb(-20 /* ENOTDIR */);
       return cb(0, this.tree.virtualChildren(node));
     } catch (err) {
@@ -182,7 +191,11 @@ export class MountOps {
         this.handles.set(fd, { rel: '', written: false });
         return cb(0, fd);
       }
-      if (node.kind !== 'local') return cb(node.kind === 'remote' ? EIO : EISDIR);
+      if (node.kind === 'remote') {
+        const handle = this.remote.openFile(node, writing);
+        return handle < 0 ? cb(handle) : cb(0, handle);
+      }
+      if (node.kind !== 'local') return cb(EISDIR);
       const fd = fs.openSync(node.real, flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
       // O_TRUNC changed the file already: it must be re-identified on release.
       this.handles.set(fd, { location: node.location, rel: node.rel.join('/'), written: (flags & fs.constants.O_TRUNC) !== 0 });
@@ -207,6 +220,7 @@ export class MountOps {
   }
 
   read(_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
+    if (this.remote.has(fd)) return this.remote.read(fd, buf, len, pos, cb);
     try {
       cb(fs.readSync(fd, buf, 0, len, pos));
     } catch (err) {
@@ -243,6 +257,7 @@ export class MountOps {
   }
 
   fsync(_p: string, datasync: boolean, fd: number, cb: (err: number) => void): void {
+    if (this.remote.has(fd)) return cb(0); // read-only: nothing to sync
     try {
       if (datasync) fs.fdatasyncSync(fd);
       else fs.fsyncSync(fd);
@@ -254,6 +269,10 @@ export class MountOps {
   }
 
   release(_p: string, fd: number, cb: (err: number) => void): void {
+    if (this.remote.has(fd)) {
+      this.remote.release(fd);
+      return cb(0);
+    }
     cb(this.releaseHandle(fd));
   }
 

@@ -45,7 +45,8 @@ declare module 'corestore' {
     ready(): Promise<void>;
     /** key alone: a peer's core (read-only); key with keyPair: a writable core with that key. */
     get(opts: { key?: Buffer; keyPair?: HypercoreKeyPair; name?: string }): Hypercore;
-    replicate(isInitiator: boolean, opts?: Record<string, unknown>): ReplicationStream;
+    /** A boolean makes a new stream; a Noise stream (a swarm connection) is replicated over as is. */
+    replicate(isInitiatorOrStream: boolean | import('node:stream').Duplex, opts?: Record<string, unknown>): ReplicationStream;
     close(): Promise<void>;
   }
 }

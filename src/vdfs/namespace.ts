@@ -65,6 +65,11 @@ export class Namespace {
     return location.rootEntryId === null ? undefined : this.store.resolve(location.rootEntryId, rel);
   }
 
+  /** The entries of a folder, by name. */
+  children(folder: Entry): Entry[] {
+    return this.store.children(folder.id);
+  }
+
   sdPath(device: Device, location: Location, rel: readonly string[]): string {
     return entrySdPath(device, location, rel);
   }

@@ -1,0 +1,160 @@
+// Replication in a running node: the swarm's authenticated device connections carry the
+// corestore (this device's index log out, peers' logs in, applied by their mirrors) and
+// the block channel (file bytes both ways). The mount asks it for remote files.
+import path from 'node:path';
+import Corestore from 'corestore';
+import type DHT from 'hyperdht';
+import { config } from '../config.js';
+import { log } from '../log.js';
+import type { Device } from '../vdfs/device.js';
+import type { Entry } from '../vdfs/entries.js';
+import { EntryStore } from '../vdfs/entries.js';
+import type { Library } from '../vdfs/library.js';
+import { listLocations, type Location } from '../vdfs/locations.js';
+import { listPeers, type Peer } from '../vdfs/peers.js';
+import { BlockCache } from './block-cache.js';
+import { BlockChannel } from './block-channel.js';
+import { BlockClient, type BlockSource, type RemoteFileRef } from './block-client.js';
+import { BlockServer, LibraryServedFiles } from './block-server.js';
+import { DeviceLog, openOwnLog } from './device-log.js';
+import { deviceKeys } from './identity.js';
+import { Mirror, type MirrorProgress } from './mirror.js';
+import { RemoteFile } from './remote-file.js';
+import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
+
+export interface ReplicationOptions {
+  bootstrap?: BootstrapNode[];
+  /** A DHT node to use (tests on an in-process testnet). */
+  dht?: DHT;
+  cacheMaxBytes?: number;
+  /** Backfill progress of a peer's index (the CLI draws a bar with it). */
+  onMirrorProgress?: (device: Peer, p: MirrorProgress) => void;
+}
+
+export class Replication {
+  private readonly mirrors = new Map<string, Mirror>();
+  private readonly channels = new Map<string, BlockChannel>();
+  private readonly entries: EntryStore;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  private constructor(
+    private readonly library: Library,
+    private readonly store: Corestore,
+    private readonly ownLog: DeviceLog,
+    readonly swarm: DeviceSwarm,
+    readonly blocks: BlockClient,
+    private readonly server: BlockServer,
+    private readonly options: ReplicationOptions,
+  ) {
+    this.entries = new EntryStore(library.db);
+  }
+
+  static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
+    const keys = deviceKeys(library.dir);
+    const store = new Corestore(path.join(library.dir, 'cores'));
+    await store.ready();
+    const ownLog = new DeviceLog(library.db, library.device.id, openOwnLog(store, keys.log));
+    await ownLog.open();
+    ownLog.startPumping();
+    const cache = await BlockCache.open(BlockCache.dirOf(library.dir), { maxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes });
+    const blocks = new BlockClient({ cache });
+    const server = new BlockServer(new LibraryServedFiles(library));
+    const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap, dht: options.dht });
+    const replication = new Replication(library, store, ownLog, swarm, blocks, server, options);
+    swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
+    replication.openMirrors();
+    replication.refreshTimer = setInterval(() => replication.openMirrors(), config.peerRefreshMs);
+    swarm.start();
+    return replication;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.refreshTimer);
+    for (const m of this.mirrors.values()) m.stop();
+    await this.swarm.stop();
+    await this.server.close();
+    await this.ownLog.close();
+    await this.blocks.cache?.flush();
+    await this.store.close();
+  }
+
+  /** A mirror for every paired device whose log key is known (new pairings included). */
+  private openMirrors(): void {
+    if (this.stopped) return;
+    for (const peer of listPeers(this.library.db)) {
+      if (peer.revokedAt !== null || !peer.logKey || this.mirrors.has(peer.id)) continue;
+      const core = this.store.get({ key: Buffer.from(peer.logKey, 'hex') });
+      const mirror = new Mirror(this.library.db, peer.id, core, {
+        onProgress: (p) => this.options.onMirrorProgress?.(peer, p),
+      });
+      this.mirrors.set(peer.id, mirror);
+      mirror
+        .open()
+        .then(() => mirror.follow())
+        .catch((err: unknown) => {
+          log.warn({ op: 'mirror', device: peer.slug, err: String(err) }, 'cannot mirror the index of this device');
+          this.mirrors.delete(peer.id);
+        });
+    }
+  }
+
+  private onConnection({ peer, conn, mux }: DeviceConnection): void {
+    this.openMirrors();
+    this.store.replicate(conn);
+    const channel = new BlockChannel(mux, { server: this.server, name: peer.slug });
+    this.channels.get(peer.id)?.close();
+    this.channels.set(peer.id, channel);
+    channel.onClose(() => {
+      if (this.channels.get(peer.id) === channel) this.channels.delete(peer.id);
+      this.server.detach(channel);
+    });
+  }
+
+  /** Opens a file of another device's tree for reading (the mount's open of a remote file). */
+  openRemote(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteFile {
+    return new RemoteFile(this.blocks, this.refOf(device, location, rel, entry));
+  }
+
+  private refOf(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteFileRef {
+    const contentId = entry.contentId ?? undefined;
+    const relPath = rel.join('/');
+    return {
+      size: entry.size,
+      mtime: entry.mtime,
+      contentId,
+      cacheKey: contentId ? `content/${contentId}/${entry.size}` : `path/${device.id}/${location.name}/${relPath}/${entry.size}/${entry.mtime}`,
+      // Asked on every block: the cheapest copies first (this device, then any online peer
+      // holding the content, the owner by path last resort).
+      sources: () => this.sourcesOf(device, location, relPath, contentId),
+    };
+  }
+
+  private sourcesOf(device: Device, location: Location, relPath: string, contentId: string | undefined): BlockSource[] {
+    const sources: BlockSource[] = [];
+    if (contentId) {
+      const local = this.localCopy(contentId);
+      if (local) sources.push({ kind: 'local', path: local });
+      for (const [deviceId, channel] of this.channels) {
+        if (deviceId !== device.id && this.holds(deviceId, contentId)) sources.push({ kind: 'peer', channel, target: { kind: 'content', contentId } });
+      }
+    }
+    const owner = this.channels.get(device.id);
+    if (owner) sources.push({ kind: 'peer', channel: owner, target: { kind: 'path', location: location.name, path: relPath } });
+    return sources;
+  }
+
+  private holds(deviceId: string, contentId: string): boolean {
+    return this.entries.withContent(contentId).some((e) => e.deviceId === deviceId && e.kind === 'file');
+  }
+
+  private localCopy(contentId: string): string | undefined {
+    const deviceId = this.library.device.id;
+    const copy = this.entries.withContent(contentId).find((e) => e.deviceId === deviceId && e.kind === 'file');
+    if (!copy) return undefined;
+    const location = listLocations(this.library.db, deviceId).find((l) => l.id === copy.locationId);
+    return location && path.join(location.rootPath, ...this.entries.relativePath(copy.id).split('/'));
+  }
+}
