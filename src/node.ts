@@ -7,6 +7,8 @@ import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { log } from './log.js';
+import { Replication } from './replication/replication.js';
+import type { BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
@@ -21,11 +23,16 @@ export interface NodeOptions {
   readOnly?: boolean;
   /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
   attrTimeout?: number;
+  /** DHT bootstrap nodes; undefined: the public DHT (the swarm starts with the first pairing). */
+  bootstrap?: BootstrapNode[];
+  /** Byte limit of the disk cache of other devices' file blocks (config.cacheMaxBytes). */
+  cacheMaxBytes?: number;
 }
 
 export interface RunningNode {
   library: Library;
   mountpoint: string;
+  replication: Replication;
   /** Resolves when the mount went away from outside (sd umount, fusermount -u). */
   ended: Promise<void>;
   stop(): Promise<void>;
@@ -75,9 +82,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;
+  let replication: Replication | undefined;
   const stop = async () => {
     await mounted?.unmount();
     mountOps?.closeAll();
+    await replication?.stop();
     // Running jobs checkpoint and stay queued; the next start resumes them.
     await actions.jobs.stop();
     await watcher?.close();
@@ -98,7 +107,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
             running.changedBySelf(location, foldersOf(op));
           },
         };
-    mountOps = new MountOps(ns, library.device.id, writer, library.dir);
+    replication = await Replication.start(library, { bootstrap: options.bootstrap, cacheMaxBytes: options.cacheMaxBytes });
+    mountOps = new MountOps(ns, library.device.id, writer, library.dir, replication);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
     const resumed = actions.jobs.resumeInterrupted();
@@ -113,11 +123,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     poll = setInterval(() => {
       if (!isMounted(options.mountpoint)) resolve();
     }, 1000);
-    poll.unref();
+    // Kept referenced: it holds the process while the node runs. The FUSE thread does not,
+    // and a library with no locations has no watcher to (exit 13 with nothing pending).
   });
   const stopAll = async () => {
     clearInterval(poll);
     await stop();
   };
-  return { library, mountpoint: options.mountpoint, ended, stop: stopAll };
+  return { library, mountpoint: options.mountpoint, replication: replication!, ended, stop: stopAll };
 }

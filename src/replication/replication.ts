@@ -36,6 +36,7 @@ export class Replication {
   private readonly channels = new Map<string, BlockChannel>();
   private readonly entries: EntryStore;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private swarmStarted = false;
   private stopped = false;
 
   private constructor(
@@ -63,9 +64,8 @@ export class Replication {
     const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap, dht: options.dht });
     const replication = new Replication(library, store, ownLog, swarm, blocks, server, options);
     swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
-    replication.openMirrors();
-    replication.refreshTimer = setInterval(() => replication.openMirrors(), config.peerRefreshMs);
-    swarm.start();
+    replication.refresh();
+    replication.refreshTimer = setInterval(() => replication.refresh(), config.peerRefreshMs);
     return replication;
   }
 
@@ -81,11 +81,29 @@ export class Replication {
     await this.store.close();
   }
 
-  /** A mirror for every paired device whose log key is known (new pairings included). */
-  private openMirrors(): void {
+  /**
+   * Picks up pairings made since (also by another process, `sd pair`): the swarm starts
+   * with the first paired device (or at once with --bootstrap), a mirror per device.
+   */
+  private refresh(): void {
     if (this.stopped) return;
-    for (const peer of listPeers(this.library.db)) {
-      if (peer.revokedAt !== null || !peer.logKey || this.mirrors.has(peer.id)) continue;
+    let peers: Peer[];
+    try {
+      peers = listPeers(this.library.db).filter((p) => p.revokedAt === null);
+    } catch (err) {
+      return log.warn({ op: 'replication', err: String(err) }, 'cannot read the paired devices; trying again');
+    }
+    if (!this.swarmStarted && (peers.length > 0 || this.options.bootstrap !== undefined)) {
+      this.swarmStarted = true;
+      this.swarm.start();
+    }
+    this.openMirrors(peers);
+  }
+
+  /** A mirror for every paired device whose log key is known. */
+  private openMirrors(peers: readonly Peer[]): void {
+    for (const peer of peers) {
+      if (!peer.logKey || this.mirrors.has(peer.id)) continue;
       const core = this.store.get({ key: Buffer.from(peer.logKey, 'hex') });
       const mirror = new Mirror(this.library.db, peer.id, core, {
         onProgress: (p) => this.options.onMirrorProgress?.(peer, p),
@@ -102,7 +120,7 @@ export class Replication {
   }
 
   private onConnection({ peer, conn, mux }: DeviceConnection): void {
-    this.openMirrors();
+    this.refresh();
     this.store.replicate(conn);
     const channel = new BlockChannel(mux, { server: this.server, name: peer.slug });
     this.channels.get(peer.id)?.close();

@@ -2,8 +2,10 @@
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../fuse/mount.js';
 import { startNode } from '../../node.js';
+import { parseBootstrap } from '../../replication/swarm.js';
 import { SdError } from '../../errors.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
+import { parseSize } from '../format.js';
 
 const DEFAULT_MOUNTPOINT = '/sd';
 
@@ -15,26 +17,36 @@ function mountpointOf(ctx: CommandContext): string {
 
 export const mountCommand: Command = {
   name: 'mount',
-  usage: `Usage: sd mount [MOUNTPOINT] [--read-only] [--attr-timeout SECONDS]
+  usage: `Usage: sd mount [MOUNTPOINT] [--bootstrap HOST:PORT,...] [--read-only] [--attr-timeout SECONDS] [--cache-max SIZE]
 
 Mounts every device's tree at MOUNTPOINT (default /sd) and keeps the index true while
 it runs:
   MOUNTPOINT/<device>/<location>/...   the files, with real names, sizes, modes, times
+  MOUNTPOINT/<peer>/<location>/...     a paired device's files (read-only), listed from
+                                       its replicated index, bytes fetched when read
   MOUNTPOINT/.content/<content-id>     any local copy of that content
 xattrs user.sd.content_id, user.sd.sdpath and user.sd.copies on every file.
 Changes made through the mount go through sdfs's actions and are in the index at once;
 changes made on disk show within about a second. Ctrl-C (or SIGTERM) unmounts cleanly.
 A stale mount left by a crash is cleaned at start.
+  --bootstrap H:P,...  DHT bootstrap nodes (also SD_BOOTSTRAP; default: the public DHT).
+                       The swarm starts with the first paired device ('sd pair'), or at
+                       once when bootstrap nodes are given
+  --cache-max SIZE     disk cache for other devices' file blocks (default 2GiB)
   --read-only          refuse every change (EROFS)
   --attr-timeout S     seconds the kernel caches names and attributes (default 1); higher
                        is faster for big listings, but outside changes show later`,
-  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' } },
+  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' } },
   async run(ctx) {
     const mountpoint = mountpointOf(ctx);
     const timeoutText = ctx.values['attr-timeout'] as string | undefined;
     const attrTimeout = timeoutText === undefined ? undefined : Number(timeoutText);
     if (attrTimeout !== undefined && !(attrTimeout >= 0)) throw new UsageError('--attr-timeout takes a number of seconds');
-    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout });
+    const bootstrap = parseBootstrap((ctx.values.bootstrap as string | undefined) ?? process.env.SD_BOOTSTRAP);
+    const cacheText = ctx.values['cache-max'] as string | undefined;
+    const cacheMaxBytes = cacheText === undefined ? undefined : parseSize(cacheText);
+    if (cacheMaxBytes === undefined && cacheText !== undefined) throw new UsageError(`--cache-max takes a size like 500M or 10GiB, not '${cacheText}'`);
+    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, bootstrap, cacheMaxBytes });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);
