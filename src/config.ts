@@ -33,6 +33,8 @@ export const config = {
   peerRefreshMs: 1000,
   /** How often the swarm asks the DHT again for paired devices it is not connected to. */
   peerRejoinMs: 5000,
+  /** How long stopping waits to unannounce from the DHT before it just closes (offline that takes ~9 s). */
+  swarmStopGraceMs: 1500,
 };
 
 /** A duration from the environment (for tests), else the default. */

@@ -7,6 +7,7 @@ import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { log } from './log.js';
+import { DeviceSwarm, type BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
@@ -21,11 +22,15 @@ export interface NodeOptions {
   readOnly?: boolean;
   /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
   attrTimeout?: number;
+  /** DHT bootstrap nodes (--bootstrap / SD_BOOTSTRAP); undefined: the public DHT. */
+  bootstrap?: BootstrapNode[];
 }
 
 export interface RunningNode {
   library: Library;
   mountpoint: string;
+  /** This device on the network: connections to paired devices. */
+  swarm: DeviceSwarm;
   /** Resolves when the mount went away from outside (sd umount, fusermount -u). */
   ended: Promise<void>;
   stop(): Promise<void>;
@@ -75,8 +80,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;
+  // Started first and never awaited: an unreachable DHT must not keep the mount from starting.
+  const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap });
   const stop = async () => {
     await mounted?.unmount();
+    await swarm.stop().catch((e: unknown) => log.warn({ op: 'swarm', err: String(e) }, 'stopping the swarm'));
     mountOps?.closeAll();
     // Running jobs checkpoint and stay queued; the next start resumes them.
     await actions.jobs.stop();
@@ -84,6 +92,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     library.close();
   };
   try {
+    swarm.start();
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
@@ -119,5 +128,5 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     clearInterval(poll);
     await stop();
   };
-  return { library, mountpoint: options.mountpoint, ended, stop: stopAll };
+  return { library, mountpoint: options.mountpoint, swarm, ended, stop: stopAll };
 }

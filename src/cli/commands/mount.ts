@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../fuse/mount.js';
 import { startNode } from '../../node.js';
+import { parseBootstrap } from '../../replication/swarm.js';
 import { SdError } from '../../errors.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
 
@@ -15,7 +16,7 @@ function mountpointOf(ctx: CommandContext): string {
 
 export const mountCommand: Command = {
   name: 'mount',
-  usage: `Usage: sd mount [MOUNTPOINT] [--read-only] [--attr-timeout SECONDS]
+  usage: `Usage: sd mount [MOUNTPOINT] [--read-only] [--attr-timeout SECONDS] [--bootstrap H:P,..]
 
 Mounts every device's tree at MOUNTPOINT (default /sd) and keeps the index true while
 it runs:
@@ -27,14 +28,17 @@ changes made on disk show within about a second. Ctrl-C (or SIGTERM) unmounts cl
 A stale mount left by a crash is cleaned at start.
   --read-only          refuse every change (EROFS)
   --attr-timeout S     seconds the kernel caches names and attributes (default 1); higher
-                       is faster for big listings, but outside changes show later`,
-  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' } },
+                       is faster for big listings, but outside changes show later
+  --bootstrap H:P,..   DHT bootstrap nodes for finding paired devices (default:
+                       $SD_BOOTSTRAP, else the public DHT); 'sd testnet' runs a local one`,
+  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' } },
   async run(ctx) {
     const mountpoint = mountpointOf(ctx);
     const timeoutText = ctx.values['attr-timeout'] as string | undefined;
     const attrTimeout = timeoutText === undefined ? undefined : Number(timeoutText);
     if (attrTimeout !== undefined && !(attrTimeout >= 0)) throw new UsageError('--attr-timeout takes a number of seconds');
-    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout });
+    const bootstrap = parseBootstrap((ctx.values.bootstrap as string | undefined) ?? process.env.SD_BOOTSTRAP);
+    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, bootstrap });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);
