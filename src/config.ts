@@ -56,6 +56,8 @@ export const config = {
   /** Open files a block server keeps (closed when unused for blockServerFdIdleMs). */
   blockServerOpenFiles: 64,
   blockServerFdIdleMs: 30_000,
+  /** How long stopping waits to unannounce from the DHT before it just closes (offline that takes ~9 s). */
+  swarmStopGraceMs: 1500,
 };
 
 /** A duration from the environment (for tests), else the default. */

@@ -86,7 +86,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const stop = async () => {
     await mounted?.unmount();
     mountOps?.closeAll();
-    await replication?.stop();
+    await replication?.stop().catch((e: unknown) => log.warn({ op: 'replication', err: String(e) }, 'stopping replication'));
     // Running jobs checkpoint and stay queued; the next start resumes them.
     await actions.jobs.stop();
     await watcher?.close();

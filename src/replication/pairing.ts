@@ -14,7 +14,7 @@ import type { Library } from '../vdfs/library.js';
 import { peerByKey, savePairedPeer, type Peer } from '../vdfs/peers.js';
 import { deviceKeys, type DeviceKeys } from './identity.js';
 import { PAIR_PROTOCOL, pairDevice, pairDone, pairNonce, pairProof, pairRefusal, type PairDevice } from './messages.js';
-import { createDht, type BootstrapNode } from './swarm.js';
+import { createDht, destroySwarm, type BootstrapNode } from './swarm.js';
 
 export const PAIR_WORD_COUNT = 12;
 
@@ -295,7 +295,7 @@ export async function hostPairing(library: Library, words: PairingWords, network
       });
     });
   } finally {
-    await swarm.destroy();
+    await destroySwarm(swarm);
   }
 }
 
@@ -334,6 +334,6 @@ export async function joinPairing(library: Library, secret: Buffer, network: Pai
       swarm.join(pairTopic(secret), { server: false, client: true });
     });
   } finally {
-    await swarm.destroy();
+    await destroySwarm(swarm);
   }
 }

@@ -47,6 +47,20 @@ export function createDht(bootstrap: BootstrapNode[] | undefined): DHT {
   return new DHT({ ephemeral: true, bootstrap, ...(local ? { host: '127.0.0.1' } : {}) });
 }
 
+/**
+ * Leaves the DHT politely (unannounce) when it answers within `graceMs`, else at once:
+ * on an unreachable DHT the polite way takes about 9 s, and announcements expire anyway.
+ */
+export async function destroySwarm(swarm: Hyperswarm, graceMs = config.swarmStopGraceMs): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const polite = swarm.destroy().then(() => true, () => false);
+  const inTime = await Promise.race([polite, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)))]);
+  clearTimeout(timer);
+  if (inTime) return;
+  await swarm.dht.destroy({ force: true });
+  await polite;
+}
+
 /** An authenticated connection to a paired device; replication attaches its channels to `mux`. */
 export interface DeviceConnection {
   peer: Peer;
@@ -115,7 +129,7 @@ export class DeviceSwarm extends EventEmitter {
     clearInterval(this.refreshTimer);
     clearInterval(this.rejoinTimer);
     for (const l of this.live.values()) clearInterval(l.timer);
-    await this.swarm?.destroy();
+    if (this.swarm) await destroySwarm(this.swarm);
     this.live.clear();
     clearPresence(this.library.db);
   }
@@ -147,22 +161,24 @@ export class DeviceSwarm extends EventEmitter {
       return log.warn({ op: 'swarm', err: String(err) }, 'cannot read the paired devices; keeping the last list');
     }
     const next = new Map(peers.filter((p) => p.revokedAt === null).map((p) => [p.publicKey, p]));
+    const previous = this.allowed;
+    // Replaced before joining: joinPeer asks the firewall at once, and a refusal bans the key.
+    this.allowed = next;
     for (const [key, peer] of next) {
-      if (this.allowed.has(key)) continue;
+      if (previous.has(key)) continue;
       // A key refused before it was paired stays banned in Hyperswarm until lifted here.
       const info = swarm.peers.get(key);
       if (info?.banned) info.ban(false);
       swarm.joinPeer(Buffer.from(key, 'hex'));
       log.info({ op: 'swarm', device: peer.slug }, 'looking for paired device');
     }
-    for (const [key, peer] of this.allowed) {
+    for (const [key, peer] of previous) {
       if (next.has(key)) continue;
       swarm.leavePeer(Buffer.from(key, 'hex'));
       const l = this.live.get(peer.id);
       if (l) l.conn.destroy(new Error(`device ${peer.slug} was revoked`));
       log.info({ op: 'swarm', device: peer.slug }, 'device revoked: refused from now on');
     }
-    this.allowed = next;
   }
 
   /** Hyperswarm backs off an unreachable peer up to minutes; ask again while it is offline. */

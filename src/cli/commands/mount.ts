@@ -35,7 +35,8 @@ A stale mount left by a crash is cleaned at start.
   --cache-max SIZE     disk cache for other devices' file blocks (default 2GiB)
   --read-only          refuse every change (EROFS)
   --attr-timeout S     seconds the kernel caches names and attributes (default 1); higher
-                       is faster for big listings, but outside changes show later`,
+                       is faster for big listings, but outside changes show later.
+'sd testnet' runs a local DHT to pass to --bootstrap.`,
   options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' } },
   async run(ctx) {
     const mountpoint = mountpointOf(ctx);
