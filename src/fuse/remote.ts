@@ -2,6 +2,7 @@
 // (no network), bytes through the replication's block client (async: the FUSE loop is
 // multithreaded, so a slow peer holds only its own read). Read-only for now.
 import type { FuseStat } from 'fuse-native';
+import { log } from '../log.js';
 import type { Device } from '../vdfs/device.js';
 import type { Entry } from '../vdfs/entries.js';
 import type { Location } from '../vdfs/locations.js';
@@ -75,7 +76,10 @@ export class RemoteTree {
   read(handle: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
     const reader = this.open.get(handle);
     if (!reader) return cb(-9); // EBADF
-    reader.readInto(buf, pos, len).then(cb, (err: unknown) => cb(errnoOf(err) || EIO));
+    reader.readInto(buf, pos, len).then(cb, (err: unknown) => {
+      log.warn({ op: 'read', remote: true, pos, len, err: String(err) }, 'remote read failed');
+      cb(errnoOf(err) || EIO);
+    });
   }
 
   release(handle: number): void {

@@ -33,7 +33,8 @@ export interface ReplicationOptions {
 
 export class Replication {
   private readonly mirrors = new Map<string, Mirror>();
-  private readonly channels = new Map<string, BlockChannel>();
+  /** Block channels per device, newest last: one per open connection. */
+  private readonly channels = new Map<string, BlockChannel[]>();
   private readonly entries: EntryStore;
   private refreshTimer: NodeJS.Timeout | undefined;
   private swarmStarted = false;
@@ -111,7 +112,10 @@ export class Replication {
       this.mirrors.set(peer.id, mirror);
       mirror
         .open()
-        .then(() => mirror.follow())
+        .then(() => {
+          mirror.follow();
+          log.info({ op: 'mirror', device: peer.slug, applied: mirror.applied }, 'following the index log of this device');
+        })
         .catch((err: unknown) => {
           log.warn({ op: 'mirror', device: peer.slug, err: String(err) }, 'cannot mirror the index of this device');
           this.mirrors.delete(peer.id);
@@ -122,11 +126,13 @@ export class Replication {
   private onConnection({ peer, conn, mux }: DeviceConnection): void {
     this.refresh();
     this.store.replicate(conn);
+    log.info({ op: 'replication', device: peer.slug }, 'replicating index logs and serving blocks');
     const channel = new BlockChannel(mux, { server: this.server, name: peer.slug });
-    this.channels.get(peer.id)?.close();
-    this.channels.set(peer.id, channel);
+    this.channels.set(peer.id, [...(this.channels.get(peer.id) ?? []), channel]);
     channel.onClose(() => {
-      if (this.channels.get(peer.id) === channel) this.channels.delete(peer.id);
+      const rest = (this.channels.get(peer.id) ?? []).filter((c) => c !== channel);
+      if (rest.length > 0) this.channels.set(peer.id, rest);
+      else this.channels.delete(peer.id);
       this.server.detach(channel);
     });
   }
@@ -155,11 +161,11 @@ export class Replication {
     if (contentId) {
       const local = this.localCopy(contentId);
       if (local) sources.push({ kind: 'local', path: local });
-      for (const [deviceId, channel] of this.channels) {
-        if (deviceId !== device.id && this.holds(deviceId, contentId)) sources.push({ kind: 'peer', channel, target: { kind: 'content', contentId } });
+      for (const [deviceId, list] of this.channels) {
+        if (deviceId !== device.id && this.holds(deviceId, contentId)) sources.push({ kind: 'peer', channel: list.at(-1)!, target: { kind: 'content', contentId } });
       }
     }
-    const owner = this.channels.get(device.id);
+    const owner = this.channels.get(device.id)?.at(-1);
     if (owner) sources.push({ kind: 'peer', channel: owner, target: { kind: 'path', location: location.name, path: relPath } });
     return sources;
   }

@@ -87,7 +87,12 @@ export class DeviceSwarm extends EventEmitter {
   private swarm: Hyperswarm | undefined;
   /** Hex swarm keys of paired, non-revoked devices: all the firewall lets through. */
   private allowed = new Map<string, Peer>();
-  private live = new Map<string, Live>();
+  /**
+   * Open connections per device, newest last (the one used). Two devices that look for each
+   * other at once may connect twice; Hyperswarm closes the duplicate itself, so a new
+   * connection never closes an older one here (that closed both, over and over).
+   */
+  private live = new Map<string, Live[]>();
   private refreshTimer: NodeJS.Timeout | undefined;
   private rejoinTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -107,7 +112,11 @@ export class DeviceSwarm extends EventEmitter {
     const swarm = new Hyperswarm({
       dht: this.options.dht ?? createDht(this.options.bootstrap),
       keyPair,
-      firewall: (remoteKey) => !this.allowed.has(remoteKey.toString('hex')),
+      firewall: (remoteKey) => {
+        const refused = !this.allowed.has(Buffer.from(remoteKey).toString('hex'));
+        log.debug({ op: 'swarm', remote: Buffer.from(remoteKey).toString('hex'), refused, type: remoteKey.constructor.name }, 'firewall');
+        return refused;
+      },
     });
     this.swarm = swarm;
     swarm.on('connection', (conn) => this.onConnection(conn));
@@ -128,7 +137,7 @@ export class DeviceSwarm extends EventEmitter {
     this.stopped = true;
     clearInterval(this.refreshTimer);
     clearInterval(this.rejoinTimer);
-    for (const l of this.live.values()) clearInterval(l.timer);
+    for (const list of this.live.values()) for (const l of list) clearInterval(l.timer);
     if (this.swarm) await destroySwarm(this.swarm);
     this.live.clear();
     clearPresence(this.library.db);
@@ -140,11 +149,23 @@ export class DeviceSwarm extends EventEmitter {
 
   /** The last measured round-trip time to a connected device, in ms. */
   rttMs(deviceId: string): number | null {
-    return this.live.get(deviceId)?.rttMs ?? null;
+    return this.current(deviceId)?.rttMs ?? null;
   }
 
   connections(): DeviceConnection[] {
-    return [...this.live.values()].map(({ peer, conn, mux }) => ({ peer, conn, mux }));
+    return [...this.live.values()].flatMap((list) => list.slice(-1)).map(({ peer, conn, mux }) => ({ peer, conn, mux }));
+  }
+
+  /**
+   * Of two paired devices only the one with the smaller key dials; the other listens. When
+   * both dial at once, Hyperswarm's duplicate tie-break closed the connections in use.
+   */
+  private dials(remoteKeyHex: string): boolean {
+    return this.publicKey.toString('hex') < remoteKeyHex;
+  }
+
+  private current(deviceId: string): Live | undefined {
+    return this.live.get(deviceId)?.at(-1);
   }
 
   /**
@@ -169,14 +190,13 @@ export class DeviceSwarm extends EventEmitter {
       // A key refused before it was paired stays banned in Hyperswarm until lifted here.
       const info = swarm.peers.get(key);
       if (info?.banned) info.ban(false);
-      swarm.joinPeer(Buffer.from(key, 'hex'));
+      if (this.dials(key)) swarm.joinPeer(Buffer.from(key, 'hex'));
       log.info({ op: 'swarm', device: peer.slug }, 'looking for paired device');
     }
     for (const [key, peer] of previous) {
       if (next.has(key)) continue;
       swarm.leavePeer(Buffer.from(key, 'hex'));
-      const l = this.live.get(peer.id);
-      if (l) l.conn.destroy(new Error(`device ${peer.slug} was revoked`));
+      for (const l of this.live.get(peer.id) ?? []) l.conn.destroy(new Error(`device ${peer.slug} was revoked`));
       log.info({ op: 'swarm', device: peer.slug }, 'device revoked: refused from now on');
     }
   }
@@ -185,23 +205,19 @@ export class DeviceSwarm extends EventEmitter {
   private rejoinOffline(): void {
     if (!this.swarm || this.stopped) return;
     for (const [key, peer] of this.allowed) {
-      if (!this.live.has(peer.id)) this.swarm.joinPeer(Buffer.from(key, 'hex'));
+      if (!this.live.has(peer.id) && this.dials(key)) this.swarm.joinPeer(Buffer.from(key, 'hex'));
     }
   }
 
   private onConnection(conn: SwarmConnection): void {
     const key = conn.remotePublicKey.toString('hex');
+    log.debug({ op: 'swarm', remote: key, initiator: conn.isInitiator }, 'connection');
     // Errors end this connection, never the node.
     conn.on('error', (err: Error) => log.debug({ op: 'swarm', remote: key, err: err.message }, 'connection error'));
     const peer = this.allowed.get(key) && peerByKey(this.library.db, key);
     if (!peer || peer.revokedAt !== null) {
       conn.destroy();
       return;
-    }
-    const previous = this.live.get(peer.id);
-    if (previous) {
-      clearInterval(previous.timer);
-      previous.conn.destroy();
     }
     const mux = Protomux.from(conn);
     const l: Live = { peer, conn, mux, rttMs: null, timer: setInterval(() => sendPing(), config.peerPingIntervalMs) };
@@ -217,7 +233,7 @@ export class DeviceSwarm extends EventEmitter {
     const pongMessage = channel.addMessage({
       encoding: pong,
       onmessage: (n) => {
-        if (n !== seq || this.live.get(peer.id) !== l) return;
+        if (n !== seq) return;
         l.rttMs = Math.round((performance.now() - sentAt) * 100) / 100;
         this.record(() => markPeerOnline(this.library.db, peer.id, l.rttMs));
       },
@@ -228,12 +244,18 @@ export class DeviceSwarm extends EventEmitter {
       sentAt = performance.now();
       pingMessage.send(seq);
     };
-    this.live.set(peer.id, l);
+    const list = this.live.get(peer.id) ?? [];
+    list.push(l);
+    this.live.set(peer.id, list);
     this.record(() => markPeerOnline(this.library.db, peer.id, null));
     sendPing();
     conn.on('close', () => {
       clearInterval(l.timer);
-      if (this.live.get(peer.id) !== l) return;
+      const remaining = (this.live.get(peer.id) ?? []).filter((x) => x !== l);
+      if (remaining.length > 0) {
+        this.live.set(peer.id, remaining);
+        return;
+      }
       this.live.delete(peer.id);
       if (!this.stopped) this.record(() => markPeerOffline(this.library.db, peer.id));
       log.info({ op: 'swarm', device: peer.slug }, 'device disconnected');
