@@ -104,6 +104,8 @@ function serveTransportProbe(stream: NoiseSecretStream): void {
 /**
  * The client end of the transport probe, opened with the block channel; measure(n) is the
  * MB/s of n 1 MiB messages from the server on that connection (the transport's ceiling).
+ * Both ends open it when the connection comes up: opened later, it did not pair on a swarm
+ * connection (not looked into further).
  */
 function openTransportProbe(stream: Duplex): { measure(n: number): Promise<number> } {
   const channel = Protomux.from(stream).createChannel({ protocol: PROBE_PROTOCOL })!;
@@ -113,10 +115,18 @@ function openTransportProbe(stream: Duplex): { measure(n: number): Promise<numbe
   channel.open();
   return {
     async measure(n: number): Promise<number> {
+      // Asked one message at a time with 8 outstanding, as the read-ahead asks for blocks.
       let got = 0;
-      const finished = new Promise<void>((resolve) => (onData = () => void (++got === n && resolve())));
+      let asked = 0;
+      const finished = new Promise<void>((resolve) => (onData = () => {
+        if (++got === n) resolve();
+        else if (asked < n) {
+          asked++;
+          ask.send(1);
+        }
+      }));
       const started = performance.now();
-      ask.send(n);
+      for (; asked < Math.min(8, n); asked++) ask.send(1);
       await finished;
       return mb(n * MiB) / ((performance.now() - started) / 1000);
     },
@@ -212,7 +222,7 @@ async function bench(): Promise<void> {
     };
 
     const ceiling = await probe.measure(Math.min(512, size / MiB));
-    report.figure({ name: 'transport ceiling', value: ceiling, unit: 'MB/s', note: 'the same connection, 1 MiB protomux messages, no file or hash' });
+    report.figure({ name: 'transport ceiling', value: ceiling, unit: 'MB/s', note: 'the same connection, 1 MiB protomux messages, 8 in flight, no file or hash' });
 
     const localSeconds = await localRead(file);
     report.figure({ name: 'local read (reference)', value: mb(size) / localSeconds, unit: 'MB/s', note: `${size / MiB} MiB in ${FUSE_READ / 1024} KiB reads, page cache` });
