@@ -175,11 +175,18 @@ t.test('random access fetches only the blocks it needs', async (t) => {
   const channel = await connect(t, dev.server);
   const client = new BlockClient();
   const file = new RemoteFile(client, pathRef(dev, 'video.mp4', () => [{ kind: 'peer', channel, target: target('video.mp4') }]));
-  for (const offset of [40 * MiB + 17, 7 * MiB, 63 * MiB]) {
+  const seeks = [40 * MiB + 17, 7 * MiB, 63 * MiB];
+  for (const offset of seeks) {
     t.ok((await file.read(offset, 4096)).equals(data.subarray(offset, offset + 4096)), `4 KiB at ${offset}`);
   }
+  t.equal(client.stats.rangeReads, 3, 'each seek answered by a short read of its own');
+  for (const offset of seeks) {
+    t.ok((await file.read(offset + 8192, 4096)).equals(data.subarray(offset + 8192, offset + 12288)), `the next 4 KiB after ${offset}`);
+  }
+  t.equal(client.stats.rangeReads, 3, 'reads after a seek come from its block');
   t.equal(client.stats.blocksFetched, 3, 'three seeks, three blocks');
-  t.equal(dev.server.stats.blocksServed, 3);
+  t.equal(dev.server.stats.blocksServed, 6, '3 short reads + 3 blocks served, nothing else');
+  t.equal(dev.server.stats.bytesServed, 3 * 4096 + 3 * MiB);
 });
 
 t.test('a whole-file fetch checks the content id and returns the full hash', async (t) => {

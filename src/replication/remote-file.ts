@@ -46,9 +46,13 @@ export class RemoteFile {
     const last = Math.floor((end - 1) / bs);
     // Read-ahead starts with the second read that follows the one before: the first read of
     // a file gets the connection to itself (time to first byte), and a lone seek reads none.
-    this.sequentialReads = offset === this.nextOffset ? this.sequentialReads + 1 : 0;
+    // "Follows" allows a block of slack: the kernel's parallel reads can arrive out of order.
+    this.sequentialReads = this.nextOffset >= 0 && Math.abs(offset - this.nextOffset) <= bs ? this.sequentialReads + 1 : 0;
     this.nextOffset = end;
     this.position = first;
+    if (first === last && end - offset < bs && !this.recent.has(first) && !this.client.isCached(this.ref, first)) {
+      return this.readCold(first, offset, end);
+    }
     const needed: Array<Promise<Buffer>> = [];
     for (let i = first; i <= last; i++) needed.push(this.block(i));
     if (this.sequentialReads >= 1) this.readAhead(last + 1);
@@ -60,6 +64,25 @@ export class RemoteFile {
     const whole = Buffer.concat(blocks);
     const start = offset - first * bs;
     return whole.subarray(start, start + (end - offset));
+  }
+
+  /**
+   * A short read of a block nobody has: its bytes are asked for alone (sent first, so they
+   * come back first: time to first byte, seeks), and the whole block is fetched behind
+   * them for the cache and the reads that follow. If the short read fails, the block's
+   * own fetch (with its own failover and deadline) answers.
+   */
+  private async readCold(index: number, offset: number, end: number): Promise<Buffer> {
+    const range = this.client.readRange(this.ref, offset, end - offset);
+    const whole = this.block(index);
+    whole.catch(() => undefined);
+    try {
+      return await range;
+    } catch (err) {
+      log.debug({ op: 'range-read-failed', offset, err: String(err) });
+      const start = offset - index * this.client.blockSize;
+      return (await whole).subarray(start, start + (end - offset));
+    }
   }
 
   /** Copies into buf (a FUSE read buffer); resolves to the number of bytes copied. */
