@@ -330,7 +330,7 @@ t.test('a peer that never answers: EIO after the timeout, never a hang', async (
   const started = Date.now();
   await rejectsWithEio(t, new BlockClient({ timeoutMs: 400 }).read(ref, 0, 10), 'EIO');
   const ms = Date.now() - started;
-  t.ok(ms >= 390 && ms < 1500, `after the timeout (${ms} ms)`);
+  t.ok(ms >= 390 && ms < 3000, `after the timeout, not long after (${ms} ms)`);
   t.equal(silent.received, 1);
   await rejectsWithEio(t, new BlockClient().read({ ...ref, sources: () => [] }, 0, 10), 'no source at all: EIO');
 });
@@ -364,6 +364,9 @@ t.test('requests for anything outside a location, or not in its index, are refus
   fs.symlinkSync(outside, path.join(dev.root, 'sub'));
   const swapped = await ask(target('sub/secret.txt'));
   t.ok(!swapped.ok && swapped.error.code === 'REFUSED', `a path through a symlink out of the location is refused (${swapped.ok ? 'served!' : swapped.error.code})`);
+  if (!swapped.ok) {
+    t.notOk(swapped.error.message.includes(outside) || swapped.error.message.includes(dev.root), `the answer names no real path (${swapped.error.message})`);
+  }
   t.ok(dev.server.stats.refused >= 5);
 });
 
@@ -472,5 +475,5 @@ t.test('a device serves its files on every connection and reads a peer\'s throug
   const started = Date.now();
   const uncached = { ...pathRef(owner, 'clip.mp4', () => [{ kind: 'peer' as const, channel: mute, target: target('clip.mp4') }]), cacheKey: 'other' };
   await rejectsWithEio(t, readerBlocks.openFile(uncached).read(0, 10), 'EIO');
-  t.ok(Date.now() - started < 1500, `within the timeout (${Date.now() - started} ms)`);
+  t.ok(Date.now() - started < 3000, `soon after the timeout (${Date.now() - started} ms)`);
 });
