@@ -30,6 +30,8 @@ export interface RemoteFileRef {
 export interface BlockClientStats {
   blocksFetched: number;
   bytesFetched: number;
+  /** Short reads fetched alone ahead of their block (cold first reads, seeks). */
+  rangeReads: number;
   cacheHits: number;
   localReads: number;
   /** Blocks whose bytes did not match the hash sent with them: rejected. */
@@ -48,6 +50,12 @@ export interface BlockClientOptions {
   blockSize?: number;
 }
 
+/** Bytes from a source; a peer's come with their BLAKE3 (already checked), cacheable. */
+interface Fetched {
+  data: Buffer;
+  hash?: Buffer;
+}
+
 /** Measured cost of a peer connection: smoothed ms per block, plus a fading penalty for failures. */
 interface PeerCost {
   msPerBlock: number;
@@ -60,7 +68,7 @@ const FAILURE_PENALTY_MS = 10_000;
 
 export class BlockClient {
   readonly stats: BlockClientStats = {
-    blocksFetched: 0, bytesFetched: 0, cacheHits: 0, localReads: 0, hashMismatches: 0, badReplies: 0, timeouts: 0, failovers: 0, errors: 0,
+    blocksFetched: 0, bytesFetched: 0, rangeReads: 0, cacheHits: 0, localReads: 0, hashMismatches: 0, badReplies: 0, timeouts: 0, failovers: 0, errors: 0,
   };
   readonly blockSize: number;
   readonly timeoutMs: number;
@@ -111,12 +119,37 @@ export class BlockClient {
     return this.cache?.has(file.cacheKey, index) ?? false;
   }
 
+  /**
+   * Bytes [offset, offset+length) inside one block, fetched alone (not cached): a cold read
+   * answered without waiting for its whole block. Checked against the hash sent with them.
+   */
+  async readRange(file: RemoteFileRef, offset: number, length: number): Promise<Buffer> {
+    const index = Math.floor(offset / this.blockSize);
+    const end = Math.min(file.size, offset + length, (index + 1) * this.blockSize);
+    if (offset < 0 || offset >= end) throw new SdError('INVALID', `range ${offset}+${length} is outside the file or crosses a block`);
+    const data = await this.fromSources(file, `bytes ${offset}-${end}`, (source, remaining) => this.readSource(file, offset, end - offset, source, remaining));
+    this.stats.rangeReads++;
+    return data.data;
+  }
+
   private async fetchBlock(file: RemoteFileRef, index: number): Promise<Buffer> {
     const cached = await this.cache?.get(file.cacheKey, index);
-    if (cached && cached.length === this.blockLength(file, index)) {
+    const length = this.blockLength(file, index);
+    if (cached && cached.length === length) {
       this.stats.cacheHits++;
       return cached;
     }
+    const got = await this.fromSources(file, `block ${index}`, (source, remaining) => this.readSource(file, index * this.blockSize, length, source, remaining));
+    if (got.hash) {
+      this.stats.blocksFetched++;
+      this.stats.bytesFetched += got.data.length;
+      void this.cache?.put(file.cacheKey, index, got.data, got.hash);
+    }
+    return got.data;
+  }
+
+  /** Tries the sources cheapest first until one delivers, all within one deadline. */
+  private async fromSources(file: RemoteFileRef, what: string, attempt: (source: BlockSource, remainingMs: number) => Promise<Fetched>): Promise<Fetched> {
     const deadline = Date.now() + this.timeoutMs;
     const tried: string[] = [];
     for (const source of this.ranked(file.sources())) {
@@ -124,18 +157,21 @@ export class BlockClient {
       if (remaining <= 0) break;
       if (tried.length > 0) this.stats.failovers++;
       try {
-        const data = source.kind === 'local' ? await this.readLocal(file, index, source.path) : await this.readPeer(file, index, source, remaining);
-        return data;
+        return await attempt(source, remaining);
       } catch (err) {
-        const what = source.kind === 'local' ? `local copy ${source.path}` : source.channel.name;
-        tried.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
-        log.debug({ op: 'block-fetch-failed', source: what, index, err: String(err) });
+        const name = source.kind === 'local' ? `local copy ${source.path}` : source.channel.name;
+        tried.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+        log.debug({ op: 'block-fetch-failed', source: name, what, err: String(err) });
         if (source.kind === 'peer') this.penalize(source.channel);
       }
     }
     this.stats.errors++;
     const why = tried.length ? tried.join('; ') : 'no copy is online';
-    throw new SdError('IO', `block ${index} of ${file.cacheKey} could not be read within ${this.timeoutMs} ms (${why})`);
+    throw new SdError('IO', `${what} of ${file.cacheKey} could not be read within ${this.timeoutMs} ms (${why})`);
+  }
+
+  private readSource(file: RemoteFileRef, offset: number, length: number, source: BlockSource, remainingMs: number): Promise<Fetched> {
+    return source.kind === 'local' ? this.readLocal(file, offset, length, source.path) : this.readPeer(file, offset, length, source, remainingMs);
   }
 
   private ranked(sources: BlockSource[]): BlockSource[] {
@@ -154,33 +190,32 @@ export class BlockClient {
       .map((x) => x.s);
   }
 
-  private async readLocal(file: RemoteFileRef, index: number, file_path: string): Promise<Buffer> {
-    const handle = await fs.promises.open(file_path, 'r');
+  private async readLocal(file: RemoteFileRef, offset: number, length: number, localPath: string): Promise<Fetched> {
+    const handle = await fs.promises.open(localPath, 'r');
     try {
       const st = await handle.stat();
       if (st.size !== file.size) throw new SdError('IO', `the local copy is ${st.size} bytes, not ${file.size}`);
-      const length = this.blockLength(file, index);
       const data = Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(data, done, length - done, index * this.blockSize + done);
+        const { bytesRead } = await handle.read(data, done, length - done, offset + done);
         if (bytesRead === 0) throw new SdError('IO', 'the local copy shrank while being read');
         done += bytesRead;
       }
       this.stats.localReads++;
-      return data;
+      // Local bytes need no cache: the copy itself is on this device.
+      return { data };
     } finally {
       await handle.close();
     }
   }
 
-  private async readPeer(file: RemoteFileRef, index: number, source: Extract<BlockSource, { kind: 'peer' }>, remainingMs: number): Promise<Buffer> {
+  private async readPeer(file: RemoteFileRef, offset: number, length: number, source: Extract<BlockSource, { kind: 'peer' }>, remainingMs: number): Promise<Fetched> {
     const { channel, target } = source;
-    const length = this.blockLength(file, index);
     const started = performance.now();
     const { id, response } = channel.request({
       target,
-      offset: index * this.blockSize,
+      offset,
       length,
       expectSize: file.size,
       expectMtime: target.kind === 'path' ? file.mtime : 0,
@@ -207,14 +242,12 @@ export class BlockClient {
     }
     if (!blake3(data).equals(hash)) {
       this.stats.hashMismatches++;
-      log.warn({ op: 'block-hash-mismatch', peer: channel.name, index, file: file.cacheKey });
-      throw new SdError('IO', `block ${index} from ${channel.name} does not match its BLAKE3; rejected`);
+      log.warn({ op: 'block-hash-mismatch', peer: channel.name, offset, file: file.cacheKey });
+      throw new SdError('IO', `bytes at ${offset} from ${channel.name} do not match their BLAKE3; rejected`);
     }
-    this.measure(channel, performance.now() - started);
-    this.stats.blocksFetched++;
-    this.stats.bytesFetched += data.length;
-    void this.cache?.put(file.cacheKey, index, data, hash);
-    return data;
+    // Cost is time per full block; a short range says little about throughput.
+    if (length === this.blockSize) this.measure(channel, performance.now() - started);
+    return { data, hash };
   }
 
   private measure(channel: BlockChannel, ms: number): void {

@@ -189,7 +189,8 @@ export class BlockServer implements BlockRequestHandler {
     else this.stats.errors++;
     const message = err instanceof Error ? err.message : String(err);
     log.debug({ op: 'block-serve', peer: channel.name, code, err: message });
-    channel.sendError({ id: request.id, code, message });
+    // The peer learns what went wrong with what it asked for, never this device's real paths.
+    channel.sendError({ id: request.id, code, message: `${describeTarget(request.target)}: ${PEER_MESSAGES[code]}` });
   }
 
   /** An open descriptor of a served file, checked to be inside its location root. */
@@ -253,6 +254,19 @@ async function openServed(file: ServedFile): Promise<OpenFile> {
     throw new SdError('NOT_FOUND', `${file.realPath} is not a regular file`);
   }
   return { handle, size: st.size, mtime: st.mtimeMs, checkedAt: Date.now(), lastUse: Date.now(), users: 0, retired: false };
+}
+
+const PEER_MESSAGES: Record<BlockErrorCode, string> = {
+  NOT_FOUND: 'not an indexed file on this device',
+  REFUSED: 'refused: not inside a shared location',
+  STALE: 'the file changed',
+  BUSY: 'too many requests',
+  IO: 'read error on this device',
+  INVALID: 'invalid request',
+};
+
+function describeTarget(target: BlockTarget): string {
+  return target.kind === 'path' ? `${target.location}/${target.path}` : `content ${target.contentId}`;
 }
 
 function errorCode(err: unknown): BlockErrorCode {

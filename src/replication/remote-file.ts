@@ -27,6 +27,7 @@ export class RemoteFile {
   /** The block the reader is at: what is kept in memory is chosen around it. */
   private position = 0;
   private nextOffset = -1;
+  private lastOffset = -1;
   private sequentialReads = 0;
 
   constructor(private readonly client: BlockClient, readonly ref: RemoteFileRef, options: RemoteFileOptions = {}) {
@@ -46,9 +47,16 @@ export class RemoteFile {
     const last = Math.floor((end - 1) / bs);
     // Read-ahead starts with the second read that follows the one before: the first read of
     // a file gets the connection to itself (time to first byte), and a lone seek reads none.
-    this.sequentialReads = offset === this.nextOffset ? this.sequentialReads + 1 : 0;
+    // "Follows" means moving forward, with a block of slack: the kernel's parallel reads can
+    // arrive a little out of order. Reading the same place again is not progress.
+    const follows = this.nextOffset >= 0 && offset > this.lastOffset && Math.abs(offset - this.nextOffset) <= bs;
+    this.sequentialReads = follows ? this.sequentialReads + 1 : 0;
     this.nextOffset = end;
+    this.lastOffset = offset;
     this.position = first;
+    if (first === last && end - offset < bs && !this.recent.has(first) && !this.client.isCached(this.ref, first)) {
+      return this.readCold(first, offset, end);
+    }
     const needed: Array<Promise<Buffer>> = [];
     for (let i = first; i <= last; i++) needed.push(this.block(i));
     if (this.sequentialReads >= 1) this.readAhead(last + 1);
@@ -60,6 +68,27 @@ export class RemoteFile {
     const whole = Buffer.concat(blocks);
     const start = offset - first * bs;
     return whole.subarray(start, start + (end - offset));
+  }
+
+  /**
+   * A short read of a block nobody has: its bytes are asked for alone (time to first byte,
+   * seeks), and once they are in, the whole block is fetched for the cache and the reads
+   * that follow — not at the same time, where the big reply delays the small one. If the
+   * short read fails fast (a bad copy), the block's own fetch, with its failover, answers;
+   * if it ran out of time, the read fails now rather than wait a second deadline.
+   */
+  private async readCold(index: number, offset: number, end: number): Promise<Buffer> {
+    const started = Date.now();
+    try {
+      const data = await this.client.readRange(this.ref, offset, end - offset);
+      this.block(index).catch(() => undefined);
+      return data;
+    } catch (err) {
+      if (Date.now() - started >= this.client.timeoutMs) throw err;
+      log.debug({ op: 'range-read-failed', offset, err: String(err) });
+      const start = offset - index * this.client.blockSize;
+      return (await this.block(index)).subarray(start, start + (end - offset));
+    }
   }
 
   /** Copies into buf (a FUSE read buffer); resolves to the number of bytes copied. */

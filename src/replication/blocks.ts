@@ -1,0 +1,74 @@
+// The byte layer of one running device, for the node and the mount: serves this device's
+// files on every peer connection, and opens remote files read through the shared disk cache.
+import type { Duplex } from 'node:stream';
+import type Protomux from 'protomux';
+import { BlockCache } from './block-cache.js';
+import { BlockChannel } from './block-channel.js';
+import { BlockClient, type BlockClientStats, type RemoteFileRef } from './block-client.js';
+import type { BlockCacheStats } from './block-cache.js';
+import { BlockServer, LibraryServedFiles, type BlockServerStats } from './block-server.js';
+import { RemoteFile } from './remote-file.js';
+import type { Library } from '../vdfs/library.js';
+
+export interface BlockServiceOptions {
+  cacheMaxBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface BlockServiceStats {
+  client: BlockClientStats;
+  server: BlockServerStats;
+  cache: BlockCacheStats;
+}
+
+export class BlockService {
+  /** Open block channels by peer (device id or key, as the caller names them). */
+  private readonly channels = new Map<string, BlockChannel>();
+
+  private constructor(
+    readonly cache: BlockCache,
+    readonly client: BlockClient,
+    readonly server: BlockServer,
+  ) {}
+
+  static async open(library: Library, options: BlockServiceOptions = {}): Promise<BlockService> {
+    const cache = await BlockCache.open(BlockCache.dirOf(library.dir), { maxBytes: options.cacheMaxBytes });
+    const client = new BlockClient({ cache, timeoutMs: options.timeoutMs });
+    return new BlockService(cache, client, new BlockServer(new LibraryServedFiles(library)));
+  }
+
+  /**
+   * Opens the block channel on a new peer connection (call it as soon as the connection is
+   * up, on both sides; pass the connection's Protomux when other protocols share it).
+   */
+  attach(connection: Duplex | Protomux, peer: string): BlockChannel {
+    const channel = new BlockChannel(connection, { server: this.server, name: peer });
+    this.channels.set(peer, channel);
+    channel.onClose(() => {
+      if (this.channels.get(peer) === channel) this.channels.delete(peer);
+    });
+    return channel;
+  }
+
+  /** The open channel to a peer, if it is online. */
+  channelTo(peer: string): BlockChannel | undefined {
+    const channel = this.channels.get(peer);
+    return channel && !channel.closed ? channel : undefined;
+  }
+
+  /** A remote file to read from (one per open FUSE handle: it tracks sequential access). */
+  openFile(ref: RemoteFileRef): RemoteFile {
+    return new RemoteFile(this.client, ref);
+  }
+
+  get stats(): BlockServiceStats {
+    return { client: this.client.stats, server: this.server.stats, cache: this.cache.stats };
+  }
+
+  async close(): Promise<void> {
+    for (const channel of this.channels.values()) channel.close();
+    this.channels.clear();
+    await this.cache.flush();
+    await this.server.close();
+  }
+}
