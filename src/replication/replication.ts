@@ -12,14 +12,12 @@ import { EntryStore } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
 import { listLocations, type Location } from '../vdfs/locations.js';
 import { listPeers, type Peer } from '../vdfs/peers.js';
-import { BlockCache } from './block-cache.js';
-import { BlockChannel } from './block-channel.js';
-import { BlockClient, type BlockSource, type RemoteFileRef } from './block-client.js';
-import { BlockServer, LibraryServedFiles } from './block-server.js';
+import type { BlockSource, RemoteFileRef } from './block-client.js';
+import { BlockService } from './blocks.js';
 import { DeviceLog, openOwnLog } from './device-log.js';
 import { deviceKeys } from './identity.js';
 import { Mirror, type MirrorProgress } from './mirror.js';
-import { RemoteFile } from './remote-file.js';
+import type { RemoteFile } from './remote-file.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
 
 export interface ReplicationOptions {
@@ -33,8 +31,6 @@ export interface ReplicationOptions {
 
 export class Replication {
   private readonly mirrors = new Map<string, Mirror>();
-  /** Block channels per device, newest last: one per open connection. */
-  private readonly channels = new Map<string, BlockChannel[]>();
   private readonly entries: EntryStore;
   private refreshTimer: NodeJS.Timeout | undefined;
   private swarmStarted = false;
@@ -45,8 +41,7 @@ export class Replication {
     private readonly store: Corestore,
     private readonly ownLog: DeviceLog,
     readonly swarm: DeviceSwarm,
-    readonly blocks: BlockClient,
-    private readonly server: BlockServer,
+    readonly blocks: BlockService,
     private readonly options: ReplicationOptions,
   ) {
     this.entries = new EntryStore(library.db);
@@ -59,11 +54,9 @@ export class Replication {
     const ownLog = new DeviceLog(library.db, library.device.id, openOwnLog(store, keys.log));
     await ownLog.open();
     ownLog.startPumping();
-    const cache = await BlockCache.open(BlockCache.dirOf(library.dir), { maxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes });
-    const blocks = new BlockClient({ cache });
-    const server = new BlockServer(new LibraryServedFiles(library));
+    const blocks = await BlockService.open(library, { cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes });
     const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap, dht: options.dht });
-    const replication = new Replication(library, store, ownLog, swarm, blocks, server, options);
+    const replication = new Replication(library, store, ownLog, swarm, blocks, options);
     swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
     replication.refresh();
     replication.refreshTimer = setInterval(() => replication.refresh(), config.peerRefreshMs);
@@ -76,9 +69,8 @@ export class Replication {
     clearInterval(this.refreshTimer);
     for (const m of this.mirrors.values()) m.stop();
     await this.swarm.stop();
-    await this.server.close();
+    await this.blocks.close();
     await this.ownLog.close();
-    await this.blocks.cache?.flush();
     await this.store.close();
   }
 
@@ -127,19 +119,12 @@ export class Replication {
     this.refresh();
     this.store.replicate(conn);
     log.info({ op: 'replication', device: peer.slug }, 'replicating index logs and serving blocks');
-    const channel = new BlockChannel(mux, { server: this.server, name: peer.slug });
-    this.channels.set(peer.id, [...(this.channels.get(peer.id) ?? []), channel]);
-    channel.onClose(() => {
-      const rest = (this.channels.get(peer.id) ?? []).filter((c) => c !== channel);
-      if (rest.length > 0) this.channels.set(peer.id, rest);
-      else this.channels.delete(peer.id);
-      this.server.detach(channel);
-    });
+    this.blocks.attach(mux, peer.id);
   }
 
   /** Opens a file of another device's tree for reading (the mount's open of a remote file). */
   openRemote(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteFile {
-    return new RemoteFile(this.blocks, this.refOf(device, location, rel, entry));
+    return this.blocks.openFile(this.refOf(device, location, rel, entry));
   }
 
   private refOf(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteFileRef {
@@ -161,17 +146,20 @@ export class Replication {
     if (contentId) {
       const local = this.localCopy(contentId);
       if (local) sources.push({ kind: 'local', path: local });
-      for (const [deviceId, list] of this.channels) {
-        if (deviceId !== device.id && this.holds(deviceId, contentId)) sources.push({ kind: 'peer', channel: list.at(-1)!, target: { kind: 'content', contentId } });
+      for (const holder of this.holders(contentId)) {
+        const channel = holder === device.id ? undefined : this.blocks.channelTo(holder);
+        if (channel) sources.push({ kind: 'peer', channel, target: { kind: 'content', contentId } });
       }
     }
-    const owner = this.channels.get(device.id)?.at(-1);
+    const owner = this.blocks.channelTo(device.id);
     if (owner) sources.push({ kind: 'peer', channel: owner, target: { kind: 'path', location: location.name, path: relPath } });
     return sources;
   }
 
-  private holds(deviceId: string, contentId: string): boolean {
-    return this.entries.withContent(contentId).some((e) => e.deviceId === deviceId && e.kind === 'file');
+  /** Other devices whose index says they hold this content. */
+  private holders(contentId: string): Set<string> {
+    const local = this.library.device.id;
+    return new Set(this.entries.withContent(contentId).filter((e) => e.deviceId !== local && e.kind === 'file').map((e) => e.deviceId));
   }
 
   private localCopy(contentId: string): string | undefined {
