@@ -15,6 +15,8 @@ export const config = {
   contentSampleCount: 4,
   /** Quiet period after the last file system event before the watcher applies changes. */
   watchDebounceMs: 100,
+  /** How often folders the kernel would not watch (inotify limits reached) are re-diffed instead. */
+  watchPollMs: 2000,
   /** Seconds the kernel trusts a mount's attributes and names: outside changes show after this. */
   mountAttrTimeoutSeconds: 1,
   /** How long a command waits for a locked library before giving up. */

@@ -266,7 +266,7 @@ t.test('a root that comes back (a drive plugged in again) is indexed in full', a
   const watcher = await startWatcher(library, [location], { onError: (e) => errors.push(e) });
   t.teardown(() => watcher.close());
   t.match(String(errors[0]), /is missing/, 'a missing root is reported at start');
-  await new Promise((r) => setTimeout(r, 1000)); // chokidar watches the parent for it only after 'ready'
+  await new Promise((r) => setTimeout(r, 1000)); // the root's parent is watched for it
   fs.renameSync(away, root);
   const store = new EntryStore(library.db);
   await reaches(t, 'a returning root', () => store.resolve(location.rootEntryId!, ['sub', 'deeper', 'b.txt']) !== undefined);
@@ -322,7 +322,7 @@ t.test('sd watch prints one line per batch and stops cleanly on SIGINT', async (
   }
 });
 
-t.test('closing while chokidar is busy leaves no file system watch behind', async (t) => {
+t.test('closing while the watcher is busy leaves no file system watch behind', async (t) => {
   const before = await settledFsWatches();
   const files: Record<string, string> = {};
   for (let i = 0; i < 40; i++) for (let j = 0; j < 50; j++) files[`big/d${i}/f${j}`] = 'x';
@@ -330,7 +330,7 @@ t.test('closing while chokidar is busy leaves no file system watch behind', asyn
   fs.renameSync(path.join(s.root, 'big'), path.join(s.root, 'moved'));
   await new Promise((r) => setTimeout(r, 30));
   await s.watcher.close();
-  // chokidar's stats still in flight now fail; chokidar 5 can reopen a closed watcher then.
+  // Watches still being started or re-diffs in flight must not outlive close().
   fs.rmSync(s.root, { recursive: true });
   // Handles close asynchronously (slowly on a loaded machine); a leaked one never does.
   const closedAll = await waitFor(() => fsWatches() <= before, 3000);
