@@ -71,7 +71,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     library.close();
     throw err;
   }
-  const actions = new ActionManager(library, { actor: 'fuse' });
+  const actions = new ActionManager(library, { actor: 'fuse', groupCommitMs: config.mountIndexCommitMs });
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;

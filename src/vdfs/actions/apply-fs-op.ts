@@ -6,6 +6,7 @@ import path from 'node:path';
 import { SdError } from '../../errors.js';
 import { log } from '../../log.js';
 import { AuditLog, type Actor } from '../audit.js';
+import { GroupCommit } from '../db/group-commit.js';
 import type { Library } from '../library.js';
 import type { Location } from '../locations.js';
 import { entrySdPath } from '../sdpath.js';
@@ -18,14 +19,18 @@ const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
 export class FsOpApplier {
   private readonly index: IndexUpdater;
   private readonly audit: AuditLog;
-  private readonly tx: { immediate(fn: () => void): void };
+  private readonly tx: GroupCommit;
   /** Index updates that failed after the disk change succeeded (the watcher repairs them). */
   indexFailures = 0;
 
-  constructor(private readonly library: Library) {
+  /** groupCommitMs: changes share a commit per this many ms (the mount); 0 commits each alone. */
+  constructor(
+    private readonly library: Library,
+    groupCommitMs = 0,
+  ) {
     this.index = new IndexUpdater(library);
     this.audit = new AuditLog(library.db);
-    this.tx = library.db.transaction((fn: () => void) => fn());
+    this.tx = new GroupCommit(library.db, groupCommitMs);
   }
 
   apply(location: Location, op: FsOp, actor: Actor = 'fuse'): FsOpResult {
@@ -216,10 +221,13 @@ export class FsOpApplier {
     if (toDir !== parentRel(from)) this.index.touchDir(location, toDir);
   }
 
-  /** The index changes and the audit row, in one transaction; a failure here is logged, not thrown (the disk changed). */
+  /**
+   * The index changes and the audit row, atomically (a savepoint of the group's transaction
+   * when commits are grouped); a failure here is logged, not thrown (the disk changed).
+   */
   private record(location: Location, actor: Actor, action: string, target: string, details: unknown, changes: () => void): void {
     try {
-      this.tx.immediate(() => {
+      this.tx.run(() => {
         changes();
         this.audit.append({ actor, action, status: 'Completed', target, details: typeof details === 'function' ? (details as () => unknown)() : details });
       });
