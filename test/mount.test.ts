@@ -2,6 +2,7 @@
 // SIGINT and SIGTERM, stale mounts cleaned, busy and non-empty mount points refused).
 import fs from 'node:fs';
 import path from 'node:path';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { isMounted } from '../src/fuse/mount.js';
@@ -147,4 +148,25 @@ t.test('2,000 files created in one folder through the mount are all indexed and 
   fs.writeFileSync(path.join(root, 'many', 'outside.txt'), 'x');
   const seen = performance.now();
   t.ok(await waitFor(() => fs.readdirSync(dir).includes('outside.txt'), 3000), `an outside file in the same folder shows (${Math.round(performance.now() - seen)} ms)`);
+});
+
+t.test('in a deep location a file written through the mount gets its full hash soon after', async (t) => {
+  const { library, root } = await libraryWithLocation(t, {}, 'box', 'data', 'deep');
+  const m = await startMount(t, library);
+  const sizes = [5000, 300_000, 3 * 1024 * 1024 + 17];
+  for (const [i, size] of sizes.entries()) {
+    const bytes = Buffer.alloc(size);
+    for (let j = 0; j < size; j += 4096) bytes[j] = (i * 31 + j / 4096) & 0xff;
+    fs.writeFileSync(path.join(m.mountpoint, 'box', 'data', `f${i}.bin`), bytes);
+  }
+  for (const i of sizes.keys()) {
+    const expected = new Blake3Hasher().update(fs.readFileSync(path.join(root, `f${i}.bin`))).digest('hex');
+    let got: string | null | undefined;
+    const ok = await waitFor(async () => {
+      const r = await runSd(['--json', 'stat', `sd://box/data/f${i}.bin`], { library });
+      got = r.code === 0 ? (JSON.parse(r.stdout) as { fullHash: string | null }).fullHash : undefined;
+      return got === expected;
+    }, 5000, 200);
+    t.ok(ok, `f${i}.bin (${sizes[i]} bytes): full BLAKE3 recorded and equal to b3sum (${got ?? 'none'})`);
+  }
 });

@@ -10,6 +10,7 @@ import { GroupCommit } from '../db/group-commit.js';
 import type { Library } from '../library.js';
 import type { Location } from '../locations.js';
 import { entrySdPath } from '../sdpath.js';
+import { DeferredFullHash } from './deferred-full-hash.js';
 import { tryFs } from './errno.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { IndexUpdater, baseName, parentRel, splitRel } from './index-update.js';
@@ -22,6 +23,8 @@ export class FsOpApplier {
   private readonly tx: GroupCommit;
   /** Index updates that failed after the disk change succeeded (the watcher repairs them). */
   indexFailures = 0;
+  /** Full hashes of files written in deep locations, computed after the write's FUSE call. */
+  readonly fullHashes: DeferredFullHash;
 
   /** groupCommitMs: changes share a commit per this many ms (the mount); 0 commits each alone. */
   constructor(
@@ -31,6 +34,7 @@ export class FsOpApplier {
     this.index = new IndexUpdater(library);
     this.audit = new AuditLog(library.db);
     this.tx = new GroupCommit(library.db, groupCommitMs);
+    this.fullHashes = new DeferredFullHash(this.index.contents);
   }
 
   apply(location: Location, op: FsOp, actor: Actor = 'fuse'): FsOpResult {
@@ -158,9 +162,12 @@ export class FsOpApplier {
       case 'written': {
         const rel = checkRel(op.path);
         let contentId: string | null = null;
+        let st: fs.Stats | undefined;
         this.record(location, actor, 'written', sd(rel), () => ({ contentId }), () => {
-          contentId = this.restat(location, rel, 'rehash');
+          contentId = this.restat(location, rel, 'rehash', (seen) => (st = seen));
         });
+        // Deep locations keep a full BLAKE3 of every file: hashed later, not in this FUSE call.
+        if (location.indexMode === 'deep' && contentId !== null && st?.isFile()) this.fullHashes.add(abs(rel), contentId, st);
         return {};
       }
     }
@@ -176,7 +183,7 @@ export class FsOpApplier {
   }
 
   /** Re-stats an indexed path and records it: 'keep' its content id (the bytes did not change) or 'rehash'. */
-  private restat(location: Location, rel: string, content: 'keep' | 'rehash'): string | null {
+  private restat(location: Location, rel: string, content: 'keep' | 'rehash', seen?: (st: fs.Stats) => void): string | null {
     if (rel === '') {
       this.index.touchDir(location, '');
       return null;
@@ -184,6 +191,7 @@ export class FsOpApplier {
     const entry = this.index.entryAt(location, rel);
     const st = lstatOrUndefined(path.join(location.rootPath, rel));
     if (!st) return null;
+    seen?.(st);
     if (!entry) {
       this.index.place(location, rel, st);
       return null;
