@@ -21,6 +21,8 @@ export interface NodeOptions {
   readOnly?: boolean;
   /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
   attrTimeout?: number;
+  /** Something the user should know and can fix (the inotify watch limit reached). */
+  onWarning?: (message: string) => void;
 }
 
 export interface RunningNode {
@@ -87,6 +89,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
+      onWarning: options.onWarning,
     });
     const running = watcher;
     const writer: FsWriter = options.readOnly

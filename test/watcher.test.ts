@@ -412,8 +412,9 @@ t.test('when the kernel refuses more watches, the folders past the limit are pol
   const library = tempLibrary(t);
   const { root, location } = newLocation(t, library, { 'a/one.txt': '1', 'a/b/two.txt': '2', 'c/three.txt': '3' });
   const errors: unknown[] = [];
+  const warnings: string[] = [];
   // Three watches: the root's parent, the root and 'a'; 'c' and 'a/b' are refused.
-  const watcher = await startWatcher(library, [location], { watchFolder: limitedWatches(3), pollMs: 300, onError: (e) => errors.push(e) });
+  const watcher = await startWatcher(library, [location], { watchFolder: limitedWatches(3), pollMs: 300, onError: (e) => errors.push(e), onWarning: (m) => warnings.push(m) });
   t.teardown(() => watcher.close());
   const store = new EntryStore(library.db);
   const at = (rel: string) => store.resolve(location.rootEntryId!, rel.split('/'));
@@ -428,6 +429,8 @@ t.test('when the kernel refuses more watches, the folders past the limit are pol
   fs.writeFileSync(path.join(root, 'c/new/deeper/later.txt'), 'later');
   t.ok(await waitFor(() => at('c/new/deeper/later.txt') !== undefined, limit), 'and later changes below a polled folder too');
   t.same(errors, [], 'no errors');
+  t.equal(warnings.length, 1, 'one warning');
+  t.match(warnings[0], /fs\.inotify\.max_user_watches = \d+ reached.*re-checked every 0\.3 s.*sysctl -w fs\.inotify\.max_user_watches=/, 'naming the limit, what happens instead and the sysctl to raise it');
   assertClosureExact(t, library);
   assertAggregatesExact(t, library);
 });

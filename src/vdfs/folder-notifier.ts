@@ -22,6 +22,8 @@ export interface FolderNotifierOptions {
   watchFolder?: WatchFolder;
   /** How often folders that could not be watched are re-diffed (config.watchPollMs). */
   pollMs?: number;
+  /** Something the user should know and can fix (the inotify limit reached); said once. */
+  onWarning?(message: string): void;
   /** Absolute folders never watched, nor anything below them (the library's own folder). */
   exclude?: readonly string[];
 }
@@ -390,16 +392,16 @@ export class FolderNotifier {
     if (!this.warnedLimit) {
       this.warnedLimit = true;
       const limit = code === 'ENOSPC' ? 'fs.inotify.max_user_watches' : 'fs.inotify.max_user_instances';
-      log.warn(
-        { op: 'watch', location: lw.location.name, code, limit, value: readLimit(limit), pollMs: this.pollMs },
+      const message =
         `the kernel refused more folder watches (${code}: ${limit} = ${readLimit(limit) ?? '?'} reached); folders past the limit are re-checked every ${this.pollMs / 1000} s instead. ` +
-          `Raise it with 'sysctl -w ${limit}=524288' (and a line in /etc/sysctl.d/ to keep it)` +
-          (code === 'ENOSPC' ? '' : `, or raise the open-file limit (ulimit -n)`),
-      );
+        `Raise it with 'sysctl -w ${limit}=524288' (and a line in /etc/sysctl.d/ to keep it)` +
+        (code === 'ENOSPC' ? '' : ', or raise the open-file limit (ulimit -n)');
+      log.warn({ op: 'watch', location: lw.location.name, code, limit, value: readLimit(limit), pollMs: this.pollMs }, message);
+      this.options.onWarning?.(message);
     }
     if (!this.pollTimer) {
+      // Not unref'd: like a watch, polling keeps a watching process alive.
       this.pollTimer = setInterval(() => this.pollNow(), this.pollMs);
-      this.pollTimer.unref();
     }
   }
 
@@ -452,7 +454,6 @@ export class FolderNotifier {
     } catch (err) {
       log.debug({ op: 'watch', location: location.name, err: String(err) }, "the root's parent cannot be watched; the root is checked every pollMs");
       const timer = setInterval(() => onParentEvent(null), this.pollMs);
-      timer.unref();
       lw.guard = { close: () => clearInterval(timer) };
     }
   }

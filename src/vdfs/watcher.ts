@@ -24,6 +24,8 @@ export interface WatcherOptions {
   watchFolder?: WatchFolder;
   /** How often folders that could not be watched are re-diffed (default config.watchPollMs). */
   pollMs?: number;
+  /** Something the user should know and can fix (the inotify watch limit reached). */
+  onWarning?: (message: string) => void;
 }
 
 export interface Watcher {
@@ -167,6 +169,7 @@ export async function startWatcher(library: Library, locations: Location[], opti
     },
     watchFolder: options.watchFolder,
     pollMs: options.pollMs,
+    onWarning: options.onWarning,
     exclude: [libraryDir],
   });
   const started = performance.now();

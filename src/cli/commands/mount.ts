@@ -34,7 +34,7 @@ A stale mount left by a crash is cleaned at start.
     const timeoutText = ctx.values['attr-timeout'] as string | undefined;
     const attrTimeout = timeoutText === undefined ? undefined : Number(timeoutText);
     if (attrTimeout !== undefined && !(attrTimeout >= 0)) throw new UsageError('--attr-timeout takes a number of seconds');
-    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout });
+    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, onWarning: (m) => ctx.out.info(`sd: warning: ${m}`) });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);
