@@ -142,11 +142,6 @@ export class FolderNotifier {
     return this.byLocation.get(location.id)?.watched.size ?? 0;
   }
 
-  /** Folders of a location re-diffed by polling because the kernel refused a watch. */
-  polledCount(location: Location): number {
-    return this.byLocation.get(location.id)?.polled.size ?? 0;
-  }
-
   /**
    * Starts watching a location: the root's parent (for the root going and coming back),
    * the root and every folder the index has. Resolves once all are watched; the thread
