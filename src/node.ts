@@ -97,8 +97,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       : {
           // The action indexes its change at once; the watcher need not re-diff after each one.
           applyFsOp(location, op, actor) {
-            actions.applyFsOp(location, op, actor);
+            const result = actions.applyFsOp(location, op, actor);
             running.changedBySelf(location, foldersOf(op));
+            return result;
           },
         };
     mountOps = new MountOps(ns, library.device.id, writer, library.dir);
