@@ -15,6 +15,14 @@ export const config = {
   contentSampleCount: 4,
   /** Quiet period after the last file system event before the watcher applies changes. */
   watchDebounceMs: 100,
+  /** How often folders the kernel would not watch (inotify limits reached) are re-diffed instead. */
+  watchPollMs: 2000,
+  /**
+   * The mount's index changes share one SQLite commit per this many ms (a commit costs
+   * ~0.5 ms, a create's other work less). A crash loses at most this much of the index,
+   * never file data; the watcher's start-up diff puts it back. 0: one commit per change.
+   */
+  mountIndexCommitMs: 10,
   /** Seconds the kernel trusts a mount's attributes and names: outside changes show after this. */
   mountAttrTimeoutSeconds: 1,
   /** How long a command waits for a locked library before giving up. */

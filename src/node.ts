@@ -27,6 +27,8 @@ export interface NodeOptions {
   bootstrap?: BootstrapNode[];
   /** Byte limit of the disk cache of other devices' file blocks (config.cacheMaxBytes). */
   cacheMaxBytes?: number;
+  /** Something the user should know and can fix (the inotify watch limit reached). */
+  onWarning?: (message: string) => void;
 }
 
 export interface RunningNode {
@@ -78,7 +80,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     library.close();
     throw err;
   }
-  const actions = new ActionManager(library, { actor: 'fuse' });
+  const actions = new ActionManager(library, { actor: 'fuse', groupCommitMs: config.mountIndexCommitMs });
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;
@@ -96,6 +98,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
+      onWarning: options.onWarning,
     });
     const running = watcher;
     const writer: FsWriter = options.readOnly
@@ -103,8 +106,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       : {
           // The action indexes its change at once; the watcher need not re-diff after each one.
           applyFsOp(location, op, actor) {
-            actions.applyFsOp(location, op, actor);
+            const result = actions.applyFsOp(location, op, actor);
             running.changedBySelf(location, foldersOf(op));
+            return result;
           },
         };
     replication = await Replication.start(library, { bootstrap: options.bootstrap, cacheMaxBytes: options.cacheMaxBytes });

@@ -2,6 +2,7 @@
 // SIGINT and SIGTERM, stale mounts cleaned, busy and non-empty mount points refused).
 import fs from 'node:fs';
 import path from 'node:path';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { isMounted } from '../src/fuse/mount.js';
@@ -121,4 +122,51 @@ t.test('an outside change right after a change through the mount still reaches t
   fs.writeFileSync(path.join(root, 'outside.txt'), 'b');
   const started = Date.now();
   t.ok(await waitFor(async () => (await runSd(['stat', 'sd://box/data/outside.txt'], { library })).code === 0, 4000), `indexed after ${Date.now() - started} ms`);
+});
+
+t.test('2,000 files created in one folder through the mount are all indexed and listed', async (t) => {
+  const { library, root } = await libraryWithLocation(t, {});
+  const m = await startMount(t, library);
+  const dir = path.join(m.mountpoint, 'box', 'data', 'many');
+  fs.mkdirSync(dir);
+  const block = Buffer.alloc(4096, 120);
+  const started = performance.now();
+  for (let i = 0; i < 2000; i++) {
+    const fd = fs.openSync(path.join(dir, `f${i}`), 'w');
+    fs.writeSync(fd, block);
+    fs.closeSync(fd);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  t.comment(`2,000 × 4 KiB create+write+close through the mount: ${(2000 / seconds).toFixed(0)} files/s`);
+  t.equal(fs.readdirSync(dir).length, 2000, 'all are listed through the mount');
+  t.equal(fs.readdirSync(path.join(root, 'many')).length, 2000, 'all are on disk');
+  const rows = await sdJson<Array<{ name: string; size: number; contentId?: string | null }>>(t, ['ls', 'sd://box/data/many'], { library });
+  t.equal(rows.length, 2000, 'all are indexed');
+  t.ok(rows.every((r) => r.size === 4096), 'with their size');
+  t.ok(rows.every((r) => typeof r.contentId === 'string'), 'and their content id');
+  // The folder was changed through the mount a moment ago; a change from outside still shows.
+  fs.writeFileSync(path.join(root, 'many', 'outside.txt'), 'x');
+  const seen = performance.now();
+  t.ok(await waitFor(() => fs.readdirSync(dir).includes('outside.txt'), 3000), `an outside file in the same folder shows (${Math.round(performance.now() - seen)} ms)`);
+});
+
+t.test('in a deep location a file written through the mount gets its full hash soon after', async (t) => {
+  const { library, root } = await libraryWithLocation(t, {}, 'box', 'data', 'deep');
+  const m = await startMount(t, library);
+  const sizes = [5000, 300_000, 3 * 1024 * 1024 + 17];
+  for (const [i, size] of sizes.entries()) {
+    const bytes = Buffer.alloc(size);
+    for (let j = 0; j < size; j += 4096) bytes[j] = (i * 31 + j / 4096) & 0xff;
+    fs.writeFileSync(path.join(m.mountpoint, 'box', 'data', `f${i}.bin`), bytes);
+  }
+  for (const i of sizes.keys()) {
+    const expected = new Blake3Hasher().update(fs.readFileSync(path.join(root, `f${i}.bin`))).digest('hex');
+    let got: string | null | undefined;
+    const ok = await waitFor(async () => {
+      const r = await runSd(['--json', 'stat', `sd://box/data/f${i}.bin`], { library });
+      got = r.code === 0 ? (JSON.parse(r.stdout) as { fullHash: string | null }).fullHash : undefined;
+      return got === expected;
+    }, 5000, 200);
+    t.ok(ok, `f${i}.bin (${sizes[i]} bytes): full BLAKE3 recorded and equal to b3sum (${got ?? 'none'})`);
+  }
 });

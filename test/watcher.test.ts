@@ -10,6 +10,7 @@ import { EntryStore, type Entry } from '../src/vdfs/entries.js';
 import type { IndexSummary } from '../src/vdfs/indexer/summary.js';
 import type { Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
+import type { WatchFolder } from '../src/vdfs/folder-notifier.js';
 import { startWatcher, type Watcher } from '../src/vdfs/watcher.js';
 import { SD_MAIN, tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
 import { assertAggregatesExact, assertClosureExact } from './index-assertions.js';
@@ -266,7 +267,7 @@ t.test('a root that comes back (a drive plugged in again) is indexed in full', a
   const watcher = await startWatcher(library, [location], { onError: (e) => errors.push(e) });
   t.teardown(() => watcher.close());
   t.match(String(errors[0]), /is missing/, 'a missing root is reported at start');
-  await new Promise((r) => setTimeout(r, 1000)); // chokidar watches the parent for it only after 'ready'
+  await new Promise((r) => setTimeout(r, 1000)); // the root's parent is watched for it
   fs.renameSync(away, root);
   const store = new EntryStore(library.db);
   await reaches(t, 'a returning root', () => store.resolve(location.rootEntryId!, ['sub', 'deeper', 'b.txt']) !== undefined);
@@ -322,7 +323,7 @@ t.test('sd watch prints one line per batch and stops cleanly on SIGINT', async (
   }
 });
 
-t.test('closing while chokidar is busy leaves no file system watch behind', async (t) => {
+t.test('closing while the watcher is busy leaves no file system watch behind', async (t) => {
   const before = await settledFsWatches();
   const files: Record<string, string> = {};
   for (let i = 0; i < 40; i++) for (let j = 0; j < 50; j++) files[`big/d${i}/f${j}`] = 'x';
@@ -330,12 +331,108 @@ t.test('closing while chokidar is busy leaves no file system watch behind', asyn
   fs.renameSync(path.join(s.root, 'big'), path.join(s.root, 'moved'));
   await new Promise((r) => setTimeout(r, 30));
   await s.watcher.close();
-  // chokidar's stats still in flight now fail; chokidar 5 can reopen a closed watcher then.
+  // Watches still being started or re-diffs in flight must not outlive close().
   fs.rmSync(s.root, { recursive: true });
   // Handles close asynchronously (slowly on a loaded machine); a leaked one never does.
   const closedAll = await waitFor(() => fsWatches() <= before, 3000);
   const after = fsWatches();
   t.ok(closedAll, `every fs.watch handle is closed (${before} open before, ${after} after)`);
+});
+
+t.test('a folder created and then filled is watched, and its watch closes when it goes', async (t) => {
+  const before = await settledFsWatches();
+  const s = await watched(t, { 'keep.txt': 'keep' });
+  const base = fsWatches();
+  t.equal(base - before, 2, 'the root and its parent (for the root going away) are watched');
+  fs.mkdirSync(path.join(s.root, 'fresh'));
+  await reaches(t, 'a new empty folder', () => s.at('fresh') !== undefined);
+  t.ok(await waitFor(() => fsWatches() === base + 1, 1000), `the new folder gets a watch (${fsWatches() - base} more)`);
+  fs.writeFileSync(path.join(s.root, 'fresh/a.txt'), 'filled later');
+  await reaches(t, 'a file in a folder created after start', () => s.at('fresh/a.txt')?.contentId != null);
+  fs.mkdirSync(path.join(s.root, 'fresh/sub/deeper'), { recursive: true });
+  await reaches(t, 'new folders below it', () => s.at('fresh/sub/deeper') !== undefined);
+  t.ok(await waitFor(() => fsWatches() === base + 3, 1000), 'they are watched too');
+  fs.writeFileSync(path.join(s.root, 'fresh/sub/deeper/b.txt'), 'deep');
+  await reaches(t, 'a file written into the deepest new folder', () => s.at('fresh/sub/deeper/b.txt') !== undefined);
+  fs.rmSync(path.join(s.root, 'fresh'), { recursive: true });
+  await reaches(t, 'the tree deleted again', () => s.at('fresh') === undefined);
+  t.ok(await waitFor(() => fsWatches() === base, 2000), `their watches are closed (${fsWatches() - base} left)`);
+  t.same(s.errors, [], 'no errors');
+  assertClosureExact(t, s.library);
+  assertAggregatesExact(t, s.library);
+});
+
+t.test('files written into a folder right after it is made are all found', async (t) => {
+  const s = await watched(t, {});
+  // The parent's diff may read the folder before all of them exist and before its watch starts.
+  for (let round = 0; round < 5; round++) {
+    const dir = path.join(s.root, `burst${round}`);
+    fs.mkdirSync(dir);
+    for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(dir, `f${i}.txt`), `${round}/${i}`);
+    await new Promise((r) => setTimeout(r, 40 * round));
+    for (let i = 40; i < 60; i++) fs.writeFileSync(path.join(dir, `f${i}.txt`), `${round}/${i}`);
+  }
+  const count = () => s.library.db.prepare(`SELECT count(*) FROM entries WHERE location_id = ? AND kind = 'file'`).pluck().get(s.location.id) as number;
+  await reaches(t, '300 files in 5 new folders', () => count() === 300);
+  assertAggregatesExact(t, s.library);
+});
+
+t.test('a renamed folder is watched at its new name', async (t) => {
+  const s = await watched(t, { 'photos/2024/a.jpg': 'aaa', 'photos/b.jpg': 'b' });
+  fs.renameSync(path.join(s.root, 'photos'), path.join(s.root, 'pictures'));
+  await reaches(t, 'the rename', () => s.at('pictures/2024/a.jpg') !== undefined);
+  await new Promise((r) => setTimeout(r, 200));
+  fs.writeFileSync(path.join(s.root, 'pictures/2024/c.jpg'), 'cc');
+  fs.writeFileSync(path.join(s.root, 'pictures/d.jpg'), 'd');
+  await reaches(t, 'files written below the new name', () => s.at('pictures/2024/c.jpg') !== undefined && s.at('pictures/d.jpg') !== undefined);
+  t.equal(s.at('photos'), undefined, 'nothing under the old name');
+  assertClosureExact(t, s.library);
+});
+
+/** fs.watch that refuses with ENOSPC (inotify's max_user_watches) once `max` watches are open. */
+function limitedWatches(max: number): WatchFolder {
+  let open = 0;
+  return (abs, onEvent, onError) => {
+    if (open >= max) throw Object.assign(new Error(`ENOSPC: System limit for number of file watchers reached, watch '${abs}'`), { code: 'ENOSPC', errno: -28, syscall: 'watch' });
+    const w = fs.watch(abs, (_event, name) => onEvent(name === null ? null : String(name)));
+    w.on('error', onError);
+    open++;
+    let closed = false;
+    return {
+      close() {
+        if (!closed) open--;
+        closed = true;
+        w.close();
+      },
+    };
+  };
+}
+
+t.test('when the kernel refuses more watches, the folders past the limit are polled and no change is lost', async (t) => {
+  const library = tempLibrary(t);
+  const { root, location } = newLocation(t, library, { 'a/one.txt': '1', 'a/b/two.txt': '2', 'c/three.txt': '3' });
+  const errors: unknown[] = [];
+  const warnings: string[] = [];
+  // Three watches: the root's parent, the root and 'a'; 'c' and 'a/b' are refused.
+  const watcher = await startWatcher(library, [location], { watchFolder: limitedWatches(3), pollMs: 300, onError: (e) => errors.push(e), onWarning: (m) => warnings.push(m) });
+  t.teardown(() => watcher.close());
+  const store = new EntryStore(library.db);
+  const at = (rel: string) => store.resolve(location.rootEntryId!, rel.split('/'));
+  fs.writeFileSync(path.join(root, 'a/watched.txt'), 'w');
+  fs.writeFileSync(path.join(root, 'c/polled.txt'), 'p');
+  fs.writeFileSync(path.join(root, 'a/b/polled.txt'), 'pp');
+  writeTree(root, { 'c/new/deeper/file.txt': 'in a folder made past the limit' });
+  fs.rmSync(path.join(root, 'a/b/two.txt'));
+  const limit = 300 + LIMIT_MS;
+  const ok = await waitFor(() => at('a/watched.txt') !== undefined && at('c/polled.txt') !== undefined && at('a/b/polled.txt') !== undefined && at('c/new/deeper/file.txt') !== undefined && at('a/b/two.txt') === undefined, limit);
+  t.ok(ok, `changes in watched and in polled folders reach the index within ${limit} ms`);
+  fs.writeFileSync(path.join(root, 'c/new/deeper/later.txt'), 'later');
+  t.ok(await waitFor(() => at('c/new/deeper/later.txt') !== undefined, limit), 'and later changes below a polled folder too');
+  t.same(errors, [], 'no errors');
+  t.equal(warnings.length, 1, 'one warning');
+  t.match(warnings[0], /fs\.inotify\.max_user_watches = \d+ reached.*re-checked every 0\.3 s.*sysctl -w fs\.inotify\.max_user_watches=/, 'naming the limit, what happens instead and the sysctl to raise it');
+  assertClosureExact(t, library);
+  assertAggregatesExact(t, library);
 });
 
 t.test('latency', async (t) => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import type { FuseStat, Ops } from 'fuse-native';
 import { log } from '../log.js';
-import type { FsOp } from '../vdfs/actions/fs-op.js';
+import type { FsOp, FsOpResult } from '../vdfs/actions/fs-op.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
@@ -18,7 +18,8 @@ import { Tree, type Node } from './tree.js';
 
 /** Executes namespace changes on a local location (the ActionManager). */
 export interface FsWriter {
-  applyFsOp(location: Location, op: FsOp, actor: string): void;
+  /** Returns the open descriptor of a `create` given `flags`. */
+  applyFsOp(location: Location, op: FsOp, actor: string): FsOpResult | void;
 }
 
 const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies'] as const;
@@ -210,8 +211,9 @@ export class MountOps {
     if (typeof node === 'number') return cb(node);
     try {
       const rel = node.rel.join('/');
-      this.writer.applyFsOp(node.location, { op: 'create', path: rel, mode }, 'fuse');
-      const fd = fs.openSync(node.real, fs.constants.O_RDWR);
+      // The descriptor the create opened is the handle: no close and open again per new file.
+      const created = this.writer.applyFsOp(node.location, { op: 'create', path: rel, mode, flags: fs.constants.O_RDWR }, 'fuse');
+      const fd = created?.fd ?? fs.openSync(node.real, fs.constants.O_RDWR);
       this.handles.set(fd, { location: node.location, rel, written: false });
       cb(0, fd);
     } catch (err) {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SdError, systemCode } from '../errors.js';
 import { openDatabase, type Db } from './db/database.js';
+import { commitGrouped } from './db/group-commit.js';
 import { createLocalDevice, localDevice, type Device } from './device.js';
 
 export const DATABASE_FILE = 'library.db';
@@ -52,5 +53,14 @@ export function openLibrary(dir: string): Library {
 }
 
 function makeLibrary(dir: string, dbPath: string, db: Db, device: Device): Library {
-  return { dir, dbPath, db, device, close: () => db.close() };
+  return {
+    dir,
+    dbPath,
+    db,
+    device,
+    close: () => {
+      commitGrouped(db);
+      db.close();
+    },
+  };
 }

@@ -1,16 +1,15 @@
-// The live watcher: chokidar events become the folders they touched, collected for a
-// quiet moment (debounce) and handed to the indexer's own diff (`syncDirectories`).
-// Only folders are watched: a folder's watch reports its files' changes too.
+// The live watcher: the folder notifier names the folders whose entries changed; they are
+// collected for a quiet moment (debounce) and handed to the indexer's own diff
+// (`syncDirectories`), once per batch. The event path reads nothing from disk.
 import fs from 'node:fs';
 import path from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import { indexLocation, syncDirectories } from './indexer/indexer.js';
-import { IgnoreRules, crossesIgnoredName } from './indexer/ignore.js';
 import type { IndexSummary } from './indexer/summary.js';
 import { EntryStore } from './entries.js';
+import { FolderNotifier, type WatchFolder } from './folder-notifier.js';
 import type { Library } from './library.js';
 import type { Location } from './locations.js';
 
@@ -21,6 +20,12 @@ export interface WatcherOptions {
   onApplied?: (summary: IndexSummary) => void;
   /** Called for a batch that failed; the watcher keeps going. */
   onError?: (err: unknown) => void;
+  /** How a folder is watched (default fs.watch); tests pass one that runs out of watches. */
+  watchFolder?: WatchFolder;
+  /** How often folders that could not be watched are re-diffed (default config.watchPollMs). */
+  pollMs?: number;
+  /** Something the user should know and can fix (the inotify watch limit reached). */
+  onWarning?: (message: string) => void;
 }
 
 export interface Watcher {
@@ -65,10 +70,16 @@ export async function startWatcher(library: Library, locations: Location[], opti
     options.onError?.(err);
   };
 
+  const store = new EntryStore(library.db);
+  const entryOf = (location: Location) => (rel: string) => (location.rootEntryId === null ? undefined : store.resolve(location.rootEntryId, rel === '' ? [] : rel.split('/')));
+
   const apply = (location: Location, dirRels: Set<string> | 'all') => {
     try {
       checkRoot(library, location);
-      const summary = dirRels === 'all' ? indexLocation(library, location) : syncDirectories(library, location, existingDirs(location, dirRels));
+      const dirs = dirRels === 'all' ? 'all' : existingDirs(location, dirRels);
+      const summary = dirs === 'all' ? indexLocation(library, location) : syncDirectories(library, location, dirs);
+      // Folders the diff found get a watch (and one more look once watched); gone ones lose theirs.
+      notifier.reconcile(location, dirs, entryOf(location));
       log.debug({ op: 'watch', location: location.name, dirs: dirRels === 'all' ? 'all' : dirRels.size, ...summary.counts, seconds: summary.seconds }, 'applied');
       options.onApplied?.(summary);
     } catch (err) {
@@ -105,6 +116,22 @@ export async function startWatcher(library: Library, locations: Location[], opti
     return ready;
   };
 
+  /** Full diffs in progress (a root came back): the index's folders are watched first, a slice at a time. */
+  const fullDiffs = new Map<Location, Promise<void>>();
+  const again = new Set<Location>();
+  const fullDiff = (location: Location) => {
+    if (closed) return apply(location, 'all');
+    if (fullDiffs.has(location)) return void again.add(location);
+    const run = notifier
+      .watchIndexed(location)
+      .then(() => apply(location, 'all'))
+      .finally(() => {
+        fullDiffs.delete(location);
+        if (again.delete(location)) fullDiff(location);
+      });
+    fullDiffs.set(location, run);
+  };
+
   const flushNow = () => {
     clearTimeout(timer);
     timer = undefined;
@@ -114,7 +141,8 @@ export async function startWatcher(library: Library, locations: Location[], opti
     const now = Date.now();
     for (const [location, dirRels] of batch) {
       const ready = holdSelfChanged(location, dirRels, now);
-      if (ready === 'all' || ready.size > 0) apply(location, ready);
+      if (ready === 'all') fullDiff(location);
+      else if (ready.size > 0) apply(location, ready);
     }
   };
 
@@ -133,40 +161,20 @@ export async function startWatcher(library: Library, locations: Location[], opti
     schedule();
   };
 
-  // chokidar's raw event names the watched folder whose entries changed: files are not
-  // watched themselves, so this is how their creates, writes, renames and deletes arrive.
-  const onRaw = (details: unknown) => {
-    if (closed || !details || typeof details !== 'object' || !('watchedPath' in details) || typeof details.watchedPath !== 'string') return;
-    const hit = locate(locations, details.watchedPath);
-    if (hit) queue(hit[0], [hit[1]]);
-  };
-
-  const onEvent = (event: string, absPath: string) => {
-    if (closed) return;
-    const hit = locate(locations, absPath);
-    if (!hit) return;
-    const [location, rel] = hit;
-    // A root that comes back (a drive plugged in again) may have changed anywhere below.
-    if (rel === '' && event === 'addDir') return queue(location, 'all');
-    const dirs = [parentRel(rel)];
-    // A folder's own event also names the folder, so a new one is walked and a gone one settled.
-    if (event === 'addDir' || event === 'unlinkDir') dirs.push(rel);
-    queue(location, dirs);
-  };
-
-  const chokidar: FSWatcher = watch(locations.map((l) => l.rootPath), {
-    ignoreInitial: true,
-    followSymlinks: false, // links are shown as links, never followed (DESIGN: SdPath)
-    ignorePermissionErrors: true, // the indexer warns about unreadable folders itself
-    // The indexer re-diffs whole folders, so chokidar's rewriting of editor saves buys
-    // nothing and its 100 ms hold on unlinks would only add latency.
-    atomic: false,
-    ignored: ignoredPaths(locations, libraryDir),
+  // The notifier names a folder whose entries changed (files are not watched themselves:
+  // their folder's watch reports their creates, writes, renames and deletes).
+  const notifier = new FolderNotifier(library, {
+    onChange: (location, dirRel) => {
+      if (!closed) queue(location, dirRel === 'all' ? 'all' : [dirRel]);
+    },
+    watchFolder: options.watchFolder,
+    pollMs: options.pollMs,
+    onWarning: options.onWarning,
+    exclude: [libraryDir],
   });
-  chokidar.on('all', onEvent);
-  chokidar.on('raw', (_event, _name, details) => onRaw(details));
-  chokidar.on('error', (err: unknown) => report(err));
-  await new Promise<void>((resolve) => chokidar.once('ready', resolve));
+  const started = performance.now();
+  for (const location of locations) await notifier.watchLocation(location);
+  log.debug({ op: 'watch', folders: locations.reduce((n, l) => n + notifier.watchedCount(l), 0), ms: Math.round(performance.now() - started) }, 'watching');
 
   // The full diff runs once watching is live, so nothing changed in between is missed;
   // events it overlaps only cause a harmless second look at those folders.
@@ -186,13 +194,10 @@ export async function startWatcher(library: Library, locations: Location[], opti
     async close() {
       if (closed) return;
       closed = true;
-      // chokidar 5's add() reopens a closed watcher, and its own unlink handling calls add()
-      // when a stat finishes after close(): an fs.watch then outlives close() and keeps the
-      // process alive (seen closing mid-rename of a large tree). A closed watcher adds nothing.
-      chokidar.add = () => chokidar;
-      await chokidar.close();
+      notifier.close();
       clearTimeout(selfTimer);
       flushNow();
+      await Promise.all(fullDiffs.values());
     },
   };
 }
@@ -211,39 +216,6 @@ function checkRoot(library: Library, location: Location): void {
   }
 }
 
-/** The location holding an absolute path and the path relative to its root ('' for the root). */
-function locate(locations: readonly Location[], absPath: string): [Location, string] | undefined {
-  for (const location of locations) {
-    const root = location.rootPath;
-    if (absPath === root) return [location, ''];
-    if (absPath.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) {
-      return [location, path.relative(root, absPath).split(path.sep).join('/')];
-    }
-  }
-  return undefined;
-}
-
-/**
- * chokidar's filter. Files: their folder's watch sees them, and one inotify watch per
- * file costs ~10 KB each and runs into fs.inotify.max_user_watches on big trees. What no
- * location indexes is not watched at all. Only rules that never change while watching
- * apply here; .gitignore files can, so the indexer alone applies those.
- */
-function ignoredPaths(locations: readonly Location[], libraryDir: string): (absPath: string, stats?: fs.Stats) => boolean {
-  const rules = new Map(locations.map((l) => [l, IgnoreRules.forLocation(l)]));
-  return (absPath, stats) => {
-    if (stats?.isFile()) return true;
-    // A library inside a location would otherwise index its own database writes, forever.
-    if (absPath === libraryDir || absPath.startsWith(libraryDir + path.sep)) return true;
-    const hit = locate(locations, absPath);
-    if (!hit || hit[1] === '') return false;
-    const [location, rel] = hit;
-    if (crossesIgnoredName(rel)) return true;
-    // chokidar asks again with stats before it descends, so folder-only patterns still apply.
-    return rules.get(location)!.ignores(parentRel(rel), rel.slice(rel.lastIndexOf('/') + 1), stats?.isDirectory() ?? false);
-  };
-}
-
 function parentRel(rel: string): string {
   const slash = rel.lastIndexOf('/');
   return slash < 0 ? '' : rel.slice(0, slash);
@@ -251,7 +223,7 @@ function parentRel(rel: string): string {
 
 /**
  * Each folder, or its nearest ancestor that still exists: a folder gone by now is
- * settled by diffing where it was, even when chokidar's event for its parent got lost.
+ * settled by diffing where it was, even when the event for its parent got lost.
  */
 function existingDirs(location: Location, dirRels: Iterable<string>): Set<string> {
   const found = new Set<string>();

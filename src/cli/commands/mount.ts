@@ -47,7 +47,7 @@ A stale mount left by a crash is cleaned at start.
     const cacheText = ctx.values['cache-max'] as string | undefined;
     const cacheMaxBytes = cacheText === undefined ? undefined : parseSize(cacheText);
     if (cacheMaxBytes === undefined && cacheText !== undefined) throw new UsageError(`--cache-max takes a size like 500M or 10GiB, not '${cacheText}'`);
-    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, bootstrap, cacheMaxBytes });
+    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, bootstrap, cacheMaxBytes, onWarning: (m) => ctx.out.info(`sd: warning: ${m}`) });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);

@@ -48,6 +48,9 @@ that vanished, a locked library) are reported on stderr and watching goes on.`,
       onError(err) {
         ctx.out.info(`sd: ${err instanceof Error ? err.message : String(err)}`);
       },
+      onWarning(message) {
+        ctx.out.info(`sd: warning: ${message}`);
+      },
     });
     ctx.out.info(`watching ${locations.map((l) => l.name).join(', ')} (Ctrl-C to stop)`);
     await stopped;

@@ -3,6 +3,7 @@
 // once. Every front end — CLI, FUSE, tests — goes through here.
 import { SdError } from '../../errors.js';
 import { AuditLog, type Actor } from '../audit.js';
+import { commitGrouped } from '../db/group-commit.js';
 import type { Library } from '../library.js';
 import type { Location } from '../locations.js';
 import { JobManager, type JobOutcome, type RunOptions } from '../jobs/job-manager.js';
@@ -52,11 +53,11 @@ export class ActionManager {
 
   constructor(
     private readonly library: Library,
-    options: { actor?: Actor } = {},
+    options: { actor?: Actor; groupCommitMs?: number } = {},
   ) {
     this.audit = new AuditLog(library.db);
     this.jobStore = new JobStore(library.db);
-    this.fsOps = new FsOpApplier(library);
+    this.fsOps = new FsOpApplier(library, options.groupCommitMs);
     this.jobs = new JobManager(library, options);
   }
 
@@ -84,6 +85,8 @@ export class ActionManager {
       if (denied) throw new SdError('PERMISSION', `${action.kind} not started: ${denied.path} is not ${denied.need === 'read' ? 'readable' : 'writable'} (${denied.errno}); fix its permissions`);
       throw new SdError('DISK_FULL', `${action.kind} not started: it does not fit on the target`);
     }
+    // The journal row is durable before the job can start, not a few ms later with the mount's changes.
+    commitGrouped(this.library.db);
     return this.library.db.transaction(() => {
       const id = this.jobStore.create(action.kind, plan.payload, plan.items, actor);
       const target = plan.payload.target;

@@ -6,9 +6,11 @@ import path from 'node:path';
 import { SdError } from '../../errors.js';
 import { log } from '../../log.js';
 import { AuditLog, type Actor } from '../audit.js';
+import { GroupCommit } from '../db/group-commit.js';
 import type { Library } from '../library.js';
 import type { Location } from '../locations.js';
 import { entrySdPath } from '../sdpath.js';
+import { DeferredFullHash } from './deferred-full-hash.js';
 import { tryFs } from './errno.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { IndexUpdater, baseName, parentRel, splitRel } from './index-update.js';
@@ -18,14 +20,21 @@ const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
 export class FsOpApplier {
   private readonly index: IndexUpdater;
   private readonly audit: AuditLog;
-  private readonly tx: { immediate(fn: () => void): void };
+  private readonly tx: GroupCommit;
   /** Index updates that failed after the disk change succeeded (the watcher repairs them). */
   indexFailures = 0;
+  /** Full hashes of files written in deep locations, computed after the write's FUSE call. */
+  readonly fullHashes: DeferredFullHash;
 
-  constructor(private readonly library: Library) {
+  /** groupCommitMs: changes share a commit per this many ms (the mount); 0 commits each alone. */
+  constructor(
+    private readonly library: Library,
+    groupCommitMs = 0,
+  ) {
     this.index = new IndexUpdater(library);
     this.audit = new AuditLog(library.db);
-    this.tx = library.db.transaction((fn: () => void) => fn());
+    this.tx = new GroupCommit(library.db, groupCommitMs);
+    this.fullHashes = new DeferredFullHash(this.index.contents);
   }
 
   apply(location: Location, op: FsOp, actor: Actor = 'fuse'): FsOpResult {
@@ -153,9 +162,12 @@ export class FsOpApplier {
       case 'written': {
         const rel = checkRel(op.path);
         let contentId: string | null = null;
+        let st: fs.Stats | undefined;
         this.record(location, actor, 'written', sd(rel), () => ({ contentId }), () => {
-          contentId = this.restat(location, rel, 'rehash');
+          contentId = this.restat(location, rel, 'rehash', (seen) => (st = seen));
         });
+        // Deep locations keep a full BLAKE3 of every file: hashed later, not in this FUSE call.
+        if (location.indexMode === 'deep' && contentId !== null && st?.isFile()) this.fullHashes.add(abs(rel), contentId, st);
         return {};
       }
     }
@@ -171,7 +183,7 @@ export class FsOpApplier {
   }
 
   /** Re-stats an indexed path and records it: 'keep' its content id (the bytes did not change) or 'rehash'. */
-  private restat(location: Location, rel: string, content: 'keep' | 'rehash'): string | null {
+  private restat(location: Location, rel: string, content: 'keep' | 'rehash', seen?: (st: fs.Stats) => void): string | null {
     if (rel === '') {
       this.index.touchDir(location, '');
       return null;
@@ -179,6 +191,7 @@ export class FsOpApplier {
     const entry = this.index.entryAt(location, rel);
     const st = lstatOrUndefined(path.join(location.rootPath, rel));
     if (!st) return null;
+    seen?.(st);
     if (!entry) {
       this.index.place(location, rel, st);
       return null;
@@ -216,10 +229,13 @@ export class FsOpApplier {
     if (toDir !== parentRel(from)) this.index.touchDir(location, toDir);
   }
 
-  /** The index changes and the audit row, in one transaction; a failure here is logged, not thrown (the disk changed). */
+  /**
+   * The index changes and the audit row, atomically (a savepoint of the group's transaction
+   * when commits are grouped); a failure here is logged, not thrown (the disk changed).
+   */
   private record(location: Location, actor: Actor, action: string, target: string, details: unknown, changes: () => void): void {
     try {
-      this.tx.immediate(() => {
+      this.tx.run(() => {
         changes();
         this.audit.append({ actor, action, status: 'Completed', target, details: typeof details === 'function' ? (details as () => unknown)() : details });
       });

@@ -2,6 +2,7 @@
 // when the first write comes, so a pass that changes nothing writes nothing; a killed
 // process loses at most the open batch and leaves every committed one consistent.
 import type { Db } from '../db/database.js';
+import { commitGrouped } from '../db/group-commit.js';
 
 export class WriteBatch {
   private open = false;
@@ -15,6 +16,8 @@ export class WriteBatch {
 
   write<T>(fn: () => T): T {
     if (!this.open) {
+      // The mount's grouped changes go first: SQLite has one transaction per connection.
+      commitGrouped(this.db);
       this.db.exec('BEGIN IMMEDIATE');
       this.open = true;
     }
