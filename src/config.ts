@@ -15,8 +15,12 @@ export const config = {
   contentSampleCount: 4,
   /** Quiet period after the last file system event before the watcher applies changes. */
   watchDebounceMs: 100,
-  /** Seconds the kernel trusts a mount's attributes and names: outside changes show after this. */
-  mountAttrTimeoutSeconds: 1,
+  /**
+   * Seconds the kernel trusts a mount's attributes and names. Outside changes the watcher
+   * sees are pushed to the kernel at once (src/fuse/invalidate.ts), so this only bounds
+   * changes it does not see (ignored folders) and mounts where the kernel cannot be told.
+   */
+  mountAttrTimeoutSeconds: 60,
   /** How long a command waits for a locked library before giving up. */
   dbBusyTimeoutMs: 5000,
 };

@@ -6,6 +6,7 @@ import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
+import { CONTENT_DIR } from './fuse/tree.js';
 import { log } from './log.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
@@ -86,7 +87,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   try {
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
-      onApplied: () => ns.invalidate(),
+      onApplied: (summary) => {
+        ns.invalidate();
+        // The kernel caches names and attributes for the attribute timeout: tell it to drop
+        // them when the watcher saw the tree change outside the mount. Changes made through
+        // the mount need nothing: the kernel made them and knows.
+        const c = summary.counts;
+        if (c.new + c.modified + c.moved + c.deleted > 0) mounted?.invalidate([library.device.slug, CONTENT_DIR]);
+      },
     });
     const running = watcher;
     const writer: FsWriter = options.readOnly
