@@ -15,16 +15,19 @@ export interface BenchArgs {
   keep: boolean;
   /** Numeric overrides given as --name N (e.g. --files 1000 for a quick run). */
   numbers: Map<string, number>;
+  /** Word options given as --name WORD, for the names a benchmark declares (e.g. --only ls). */
+  words: Map<string, string>;
   /** Everything that is not a flag. */
   positional: string[];
 }
 
-export function parseArgs(argv: readonly string[] = process.argv.slice(2)): BenchArgs {
-  const args: BenchArgs = { json: false, keep: false, numbers: new Map(), positional: [] };
+export function parseArgs(argv: readonly string[] = process.argv.slice(2), wordFlags: readonly string[] = []): BenchArgs {
+  const args: BenchArgs = { json: false, keep: false, numbers: new Map(), words: new Map(), positional: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') args.json = true;
     else if (a === '--keep') args.keep = true;
+    else if (a.startsWith('--') && wordFlags.includes(a.slice(2)) && i + 1 < argv.length) args.words.set(a.slice(2), argv[++i]!);
     else if (a.startsWith('--') && i + 1 < argv.length && /^[0-9_.e]+$/i.test(argv[i + 1]!)) {
       args.numbers.set(a.slice(2), Number(argv[++i]!.replace(/_/g, '')));
     } else if (a.startsWith('--')) {
