@@ -103,6 +103,7 @@ export class KernelInvalidator {
     // One batch in flight; names asked for meanwhile go in the next one.
     if (this.busy || this.closed || this.pending.size === 0) return;
     const msgs = [...this.pending].map((name) => invalEntryMessage(FUSE_ROOT_ID, name));
+    log.debug({ op: 'invalidate', names: [...this.pending] }, 'telling the kernel to drop cached names');
     this.pending.clear();
     this.busy = true;
     this.stats.sent += msgs.length;
