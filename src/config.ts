@@ -21,6 +21,12 @@ export const config = {
    * changes it does not see (ignored folders) and mounts where the kernel cannot be told.
    */
   mountAttrTimeoutSeconds: 60,
+  /**
+   * Seconds after which opening a file asks for its size and mtime again, and keeps the
+   * kernel page cache only when they are unchanged (libfuse auto_cache). Bounds stale
+   * content from changes the watcher does not see; costs one request per open at most.
+   */
+  mountOpenRecheckSeconds: 1,
   /** How long a command waits for a locked library before giving up. */
   dbBusyTimeoutMs: 5000,
 };

@@ -108,7 +108,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         };
     mountOps = new MountOps(ns, library.device.id, writer, library.dir);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
-    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

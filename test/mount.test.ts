@@ -99,6 +99,16 @@ t.test('with names and attributes cached for a minute, outside changes still sho
   t.ok(Date.now() - started <= 1000, `seen in ${Date.now() - started} ms`);
 });
 
+t.test('a change the watcher does not see (an ignored folder) is read fresh on the next open after a second', async (t) => {
+  const { library, root } = await libraryWithLocation(t, { 'node_modules/x.txt': 'aaaa' });
+  const m = await startMount(t, library, ['--attr-timeout', '60']);
+  const file = path.join(m.mountpoint, 'box', 'data', 'node_modules', 'x.txt');
+  t.equal(fs.readFileSync(file, 'utf8'), 'aaaa');
+  fs.writeFileSync(path.join(root, 'node_modules', 'x.txt'), 'bbbb'); // same size, new mtime
+  const started = Date.now();
+  t.ok(await waitFor(() => fs.readFileSync(file, 'utf8') === 'bbbb', 2500), `new content read after ${Date.now() - started} ms, not the kept page cache`);
+});
+
 t.test('changes through the mount show at once with long timeouts', async (t) => {
   const { library } = await libraryWithLocation(t, { 'a.txt': 'a' });
   const m = await startMount(t, library, ['--attr-timeout', '60']);

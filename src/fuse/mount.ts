@@ -18,6 +18,8 @@ export interface MountOptions {
   /** Seconds the kernel trusts attributes and names; changes made outside show after this. */
   attrTimeout: number;
   entryTimeout: number;
+  /** Seconds after which an open re-checks size and mtime before keeping the page cache. */
+  openRecheck: number;
   debug?: boolean;
 }
 
@@ -120,6 +122,7 @@ export async function mountFuse(mountpoint: string, ops: Ops, options: MountOpti
     autoCache: true, // keep the page cache across opens while mtime and size are unchanged
     attrTimeout: options.attrTimeout,
     entryTimeout: options.entryTimeout,
+    acAttrTimeout: options.openRecheck,
     debug: options.debug ?? false,
   });
   await new Promise<void>((resolve, reject) => {
