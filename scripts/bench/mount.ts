@@ -136,17 +136,17 @@ try {
     const lsSecond = await sh(`ls -lR ${viaMount('tree')} > /dev/null`);
     const entries = formatCount(files + folders);
     report.figure({ name: 'ls -lR 1st vs native', value: lsFirst.seconds / lsNative.seconds, unit: '× native time', note: `${entries} entries: ${lsFirst.seconds.toFixed(2)} s vs ${lsNative.seconds.toFixed(2)} s` });
-    report.figure({ name: 'ls -lR 2nd vs native', value: lsSecond.seconds / lsNative.seconds, unit: '× native time', note: `${lsSecond.seconds.toFixed(2)} s, attr/entry timeout 60 s (default), outside changes invalidated`, aim: { op: '<=', value: 2 } });
+    report.figure({ name: 'ls -lR 2nd vs native', value: lsSecond.seconds / lsNative.seconds, unit: '× native time', note: `${lsSecond.seconds.toFixed(2)} s, attr/entry timeout 1 s (default)`, aim: { op: '<=', value: 2 } });
+    await unmountAll();
+    await mountAt(mnt, ['--attr-timeout', '60']);
+    await sh(`ls -lR ${viaMount('tree')} > /dev/null`);
+    const lsCached = await sh(`ls -lR ${viaMount('tree')} > /dev/null`);
+    report.figure({ name: 'ls -lR 2nd, 60 s timeouts', value: lsCached.seconds / lsNative.seconds, unit: '× native time', note: `${lsCached.seconds.toFixed(2)} s with --attr-timeout 60 (outside changes invalidated)`, aim: { op: '<=', value: 2 } });
     // One file changed outside: the kernel is told to drop the device's cached names.
     fs.writeFileSync(path.join(treeNative, 'changed-outside.txt'), 'x');
     for (let i = 0; i < 50 && !fs.existsSync(viaMount('tree/changed-outside.txt')); i++) await new Promise((r) => setTimeout(r, 100));
     const lsAfterChange = await sh(`ls -lR ${viaMount('tree')} > /dev/null`);
-    report.figure({ name: 'ls -lR after an outside change', value: lsAfterChange.seconds / lsNative.seconds, unit: '× native time', note: `${lsAfterChange.seconds.toFixed(2)} s: every name is looked up again` });
-    await unmountAll();
-    await mountAt(mnt, ['--attr-timeout', '1']);
-    await sh(`ls -lR ${viaMount('tree')} > /dev/null`);
-    const lsShort = await sh(`ls -lR ${viaMount('tree')} > /dev/null`);
-    report.figure({ name: 'ls -lR 2nd, 1 s timeouts', value: lsShort.seconds / lsNative.seconds, unit: '× native time', note: `${lsShort.seconds.toFixed(2)} s with --attr-timeout 1 (no caching across passes)` });
+    report.figure({ name: 'ls -lR 60 s, after a change', value: lsAfterChange.seconds / lsNative.seconds, unit: '× native time', note: `${lsAfterChange.seconds.toFixed(2)} s: one outside change, every name is looked up again` });
   }
 
   // --- small files

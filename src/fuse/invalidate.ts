@@ -44,12 +44,18 @@ export function invalEntryMessage(parent: bigint, name: string): Buffer {
 }
 
 // The worker: writes each message it gets; ENOENT only means the name was not cached.
+// When the tree is unmounted from outside, libfuse closes the descriptor before we hear
+// of it, and the number may already name another file: it is checked to still be
+// /dev/fuse (same device number) before each batch, and never written again otherwise.
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
+let gone = false;
 parentPort.on('message', (msgs) => {
   const failures = [];
-  for (const msg of msgs) {
+  try { gone ||= fs.fstatSync(workerData.fd).rdev !== workerData.rdev; } catch { gone = true; }
+  if (gone) failures.push('EBADF');
+  else for (const msg of msgs) {
     try { fs.writeSync(workerData.fd, msg); } catch (err) { if (err.code !== 'ENOENT') failures.push(err.code || String(err)); }
   }
   parentPort.postMessage(failures);
@@ -64,7 +70,7 @@ export class KernelInvalidator {
   readonly stats = { sent: 0, failed: 0 };
 
   constructor(private readonly fd: number) {
-    this.worker = new Worker(WORKER, { eval: true, workerData: { fd } });
+    this.worker = new Worker(WORKER, { eval: true, workerData: { fd, rdev: fs.statSync('/dev/fuse').rdev } });
     this.worker.unref();
     this.worker.on('message', (failures: string[]) => {
       this.busy = false;

@@ -23,12 +23,13 @@ it runs:
   MOUNTPOINT/.content/<content-id>     any local copy of that content
 xattrs user.sd.content_id, user.sd.sdpath and user.sd.copies on every file.
 Changes made through the mount go through sdfs's actions and are in the index at once;
-changes made on disk show as soon as the watcher sees them (well under a second; the
-kernel is told to drop what it cached). Ctrl-C (or SIGTERM) unmounts cleanly.
+changes made on disk show within about a second (the kernel is told to drop what it
+cached when the watcher sees them). Ctrl-C (or SIGTERM) unmounts cleanly.
 A stale mount left by a crash is cleaned at start.
   --read-only          refuse every change (EROFS)
-  --attr-timeout S     seconds the kernel caches names and attributes (default 60); only
-                       changes the watcher does not see (ignored folders) wait for it`,
+  --attr-timeout S     seconds the kernel caches names and attributes (default 1); 60
+                       makes big listings much faster, and outside changes still show at
+                       once, except on files held open through the mount while they change`,
   options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' } },
   async run(ctx) {
     const mountpoint = mountpointOf(ctx);
