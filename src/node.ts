@@ -6,6 +6,7 @@ import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
+import { CONTENT_DIR } from './fuse/tree.js';
 import { log } from './log.js';
 import { Replication } from './replication/replication.js';
 import type { BootstrapNode } from './replication/swarm.js';
@@ -97,7 +98,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   try {
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
-      onApplied: () => ns.invalidate(),
+      onApplied: (summary) => {
+        ns.invalidate();
+        // The kernel caches names and attributes for the attribute timeout: tell it to drop
+        // them when the watcher saw the tree change outside the mount. Changes made through
+        // the mount need nothing: the kernel made them and knows.
+        const c = summary.counts;
+        if (c.new + c.modified + c.moved + c.deleted > 0) mounted?.invalidate([library.device.slug, CONTENT_DIR]);
+      },
       onWarning: options.onWarning,
     });
     const running = watcher;
@@ -114,7 +122,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     replication = await Replication.start(library, { bootstrap: options.bootstrap, cacheMaxBytes: options.cacheMaxBytes });
     mountOps = new MountOps(ns, library.device.id, writer, library.dir, replication);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
-    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

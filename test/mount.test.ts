@@ -1,13 +1,17 @@
 // The mounted tree: layout, attributes, reads, xattrs, lifecycle (clean unmount on
 // SIGINT and SIGTERM, stale mounts cleaned, busy and non-empty mount points refused).
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { promisify } from 'node:util';
 import { getAttributeSync, listAttributesSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { isMounted } from '../src/fuse/mount.js';
 import { runSd, sdJson, tempDir, waitFor } from './helpers.js';
 import { libraryWithLocation, startMount } from './mount-helpers.js';
+
+const run = promisify(execFile);
 
 const big = Buffer.alloc(3 * 1024 * 1024);
 for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 12)) & 0xff;
@@ -74,6 +78,68 @@ t.test('changes made on disk show through the mount within a second', async (t) 
   t.ok(await waitFor(() => fs.readFileSync(path.join(data, 'a.txt'), 'utf8') === 'changed!', 1500), 'new content is read, not stale cache');
   t.ok(Date.now() - started <= 1500, `seen in ${Date.now() - started} ms`);
   t.ok(await waitFor(async () => (await runSd(['stat', 'sd://box/data/new.txt'], { library })).code === 0, 2000), 'and indexed by the watcher');
+});
+
+t.test('with names and attributes cached for a minute, outside changes still show within a second', async (t) => {
+  const { library, root } = await libraryWithLocation(t, { 'keep.txt': 'k', 'grow.txt': 'one', 'gone.txt': 'g', 'sub/old.txt': 'o' });
+  const m = await startMount(t, library, ['--attr-timeout', '60']);
+  const data = path.join(m.mountpoint, 'box', 'data');
+  // Look everything up once so the kernel holds it.
+  t.same(fs.readdirSync(data).sort(), ['gone.txt', 'grow.txt', 'keep.txt', 'sub']);
+  t.equal(fs.statSync(path.join(data, 'grow.txt')).size, 3);
+  t.ok(fs.existsSync(path.join(data, 'gone.txt')));
+  t.ok(fs.existsSync(path.join(data, 'sub', 'old.txt')));
+  fs.writeFileSync(path.join(root, 'grow.txt'), 'one two three');
+  fs.rmSync(path.join(root, 'gone.txt'));
+  fs.renameSync(path.join(root, 'sub', 'old.txt'), path.join(root, 'sub', 'new.txt'));
+  const started = Date.now();
+  t.ok(await waitFor(() => fs.statSync(path.join(data, 'grow.txt')).size === 13, 1000), 'the new size, not the cached one');
+  t.ok(await waitFor(() => !fs.existsSync(path.join(data, 'gone.txt')), 1000), 'a file removed outside is gone');
+  t.ok(await waitFor(() => !fs.existsSync(path.join(data, 'sub', 'old.txt')) && fs.existsSync(path.join(data, 'sub', 'new.txt')), 1000), 'a rename outside shows');
+  t.equal(fs.readFileSync(path.join(data, 'grow.txt'), 'utf8'), 'one two three', 'and reads whole');
+  t.ok(Date.now() - started <= 1000, `seen in ${Date.now() - started} ms`);
+});
+
+t.test('a change the watcher does not see (an ignored folder) is read fresh on the next open after a second', async (t) => {
+  const { library, root } = await libraryWithLocation(t, { 'node_modules/x.txt': 'aaaa' });
+  const m = await startMount(t, library, ['--attr-timeout', '60']);
+  const file = path.join(m.mountpoint, 'box', 'data', 'node_modules', 'x.txt');
+  t.equal(fs.readFileSync(file, 'utf8'), 'aaaa');
+  fs.writeFileSync(path.join(root, 'node_modules', 'x.txt'), 'bbbb'); // same size, new mtime
+  const started = Date.now();
+  t.ok(await waitFor(() => fs.readFileSync(file, 'utf8') === 'bbbb', 2500), `new content read after ${Date.now() - started} ms, not the kept page cache`);
+});
+
+t.test('changes through the mount show at once with long timeouts', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a' });
+  const m = await startMount(t, library, ['--attr-timeout', '60']);
+  const data = path.join(m.mountpoint, 'box', 'data');
+  t.same(fs.readdirSync(data), ['a.txt']);
+  fs.writeFileSync(path.join(data, 'b.txt'), 'bb');
+  t.same(fs.readdirSync(data).sort(), ['a.txt', 'b.txt'], 'a created file is listed');
+  t.equal(fs.statSync(path.join(data, 'b.txt')).size, 2);
+  fs.appendFileSync(path.join(data, 'b.txt'), 'ccc');
+  t.equal(fs.statSync(path.join(data, 'b.txt')).size, 5, 'a write through the mount updates the size');
+  fs.renameSync(path.join(data, 'b.txt'), path.join(data, 'c.txt'));
+  t.same(fs.readdirSync(data).sort(), ['a.txt', 'c.txt'], 'a rename is listed');
+  t.notOk(fs.existsSync(path.join(data, 'b.txt')));
+  fs.unlinkSync(path.join(data, 'a.txt'));
+  t.same(fs.readdirSync(data), ['c.txt'], 'a removed file is gone');
+  t.throws(() => fs.statSync(path.join(data, 'a.txt')), { code: 'ENOENT' });
+});
+
+t.test('ACL and security xattrs are unsupported (ls -l stops asking); user.sd.* still answer', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'f.txt': 'f' });
+  const m = await startMount(t, library);
+  const file = path.join(m.mountpoint, 'box', 'data', 'f.txt');
+  for (const name of ['system.posix_acl_access', 'security.selinux']) {
+    const r = await run('getfattr', ['-n', name, file]).then(() => ({ stderr: '' }), (err: { stderr: string }) => err);
+    t.match(r.stderr, /Operation not supported/, `${name}: not supported`);
+  }
+  const out = await run('getfattr', ['-n', 'user.sd.sdpath', '--only-values', file]);
+  t.equal(out.stdout, 'sd://box/data/f.txt', 'getfattr reads user.sd.sdpath');
+  const all = await run('getfattr', ['-d', file]);
+  t.match(all.stdout, /user\.sd\.content_id="[0-9a-f]{16}"/, 'getfattr -d lists user.sd.content_id');
 });
 
 t.test('SIGINT and SIGTERM unmount cleanly; a stale mount is cleaned at the next start', async (t) => {

@@ -15,22 +15,19 @@ export interface BenchArgs {
   keep: boolean;
   /** Numeric overrides given as --name N (e.g. --files 1000 for a quick run). */
   numbers: Map<string, number>;
+  /** Word options given as --name WORD, for the names a benchmark declares (e.g. --only ls). */
+  words: Map<string, string>;
   /** Everything that is not a flag. */
   positional: string[];
-  /** Word-valued flags given as --name WORD (only the names in STRING_FLAGS). */
-  strings: Map<string, string>;
 }
 
-/** Flags that take a word rather than a number: --only small,ls runs just those parts. */
-const STRING_FLAGS = new Set(['only']);
-
-export function parseArgs(argv: readonly string[] = process.argv.slice(2)): BenchArgs {
-  const args: BenchArgs = { json: false, keep: false, numbers: new Map(), positional: [], strings: new Map() };
+export function parseArgs(argv: readonly string[] = process.argv.slice(2), wordFlags: readonly string[] = []): BenchArgs {
+  const args: BenchArgs = { json: false, keep: false, numbers: new Map(), words: new Map(), positional: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') args.json = true;
     else if (a === '--keep') args.keep = true;
-    else if (a.startsWith('--') && STRING_FLAGS.has(a.slice(2)) && i + 1 < argv.length) args.strings.set(a.slice(2), argv[++i]!);
+    else if (a.startsWith('--') && wordFlags.includes(a.slice(2)) && i + 1 < argv.length) args.words.set(a.slice(2), argv[++i]!);
     else if (a.startsWith('--') && i + 1 < argv.length && /^[0-9_.e]+$/i.test(argv[i + 1]!)) {
       args.numbers.set(a.slice(2), Number(argv[++i]!.replace(/_/g, '')));
     } else if (a.startsWith('--')) {
@@ -39,19 +36,6 @@ export function parseArgs(argv: readonly string[] = process.argv.slice(2)): Benc
     } else args.positional.push(a);
   }
   return args;
-}
-
-/** The parts a benchmark runs: all of `known` unless --only names some (comma-separated); a wrong name exits 2. */
-export function onlyArg<T extends string>(args: BenchArgs, known: readonly T[]): Set<T> {
-  const given = args.strings.get('only');
-  if (given === undefined) return new Set(known);
-  const parts = given.split(',').filter(Boolean);
-  const unknown = parts.filter((p) => !(known as readonly string[]).includes(p));
-  if (unknown.length > 0 || parts.length === 0) {
-    process.stderr.write(`--only takes some of ${known.join(', ')} (comma-separated), not '${given}'\n`);
-    process.exit(2);
-  }
-  return new Set(parts as T[]);
 }
 
 export function numberArg(args: BenchArgs, name: string, fallback: number): number {

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import Fuse, { type Ops } from 'fuse-native';
 import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
+import { KernelInvalidator, devFuseFds } from './invalidate.js';
 
 const run = promisify(execFile);
 
@@ -17,6 +18,8 @@ export interface MountOptions {
   /** Seconds the kernel trusts attributes and names; changes made outside show after this. */
   attrTimeout: number;
   entryTimeout: number;
+  /** Seconds after which an open re-checks size and mtime before keeping the page cache. */
+  openRecheck: number;
   debug?: boolean;
 }
 
@@ -101,29 +104,49 @@ export async function prepareMountpoint(mountpoint: string): Promise<void> {
 
 export interface Mounted {
   mountpoint: string;
+  /** Whether the kernel can be told about outside changes (else they show after the timeouts). */
+  readonly invalidates: boolean;
+  /** Makes the kernel forget its cached names and attributes under these folders of the mount root. */
+  invalidate(rootChildren: Iterable<string>): void;
+  /** Resolves when the invalidations asked for so far reached the kernel. */
+  invalidated(): Promise<void>;
   unmount(): Promise<void>;
 }
 
 export async function mountFuse(mountpoint: string, ops: Ops, options: MountOptions): Promise<Mounted> {
   if (!fs.existsSync('/dev/fuse')) throw new SdError('IO', '/dev/fuse is missing; load the fuse module (modprobe fuse) or run where FUSE is available');
   await prepareMountpoint(mountpoint);
+  const fdsBefore = devFuseFds();
   const fuse = new SdFuse(mountpoint, ops, {
     timeout: false, // no timer per operation: ours answer at once, remote reads carry their own deadline
     autoCache: true, // keep the page cache across opens while mtime and size are unchanged
     attrTimeout: options.attrTimeout,
     entryTimeout: options.entryTimeout,
+    acAttrTimeout: options.openRecheck,
     debug: options.debug ?? false,
   });
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => (err ? reject(new SdError('IO', `could not mount ${mountpoint}: ${err.message}; is libfuse2 installed (npm run setup)?`)) : resolve()));
   });
-  log.info({ op: 'mount', mountpoint }, 'mounted');
+  const invalidator = KernelInvalidator.afterMount(fdsBefore);
+  // A name that is never cached: the kernel answers ENOENT when it takes notifications, and
+  // anything else is logged as a warning.
+  invalidator?.invalidate(['.sd-invalidation-probe']);
+  log.info({ op: 'mount', mountpoint, invalidation: invalidator !== undefined }, 'mounted');
   let unmounted = false;
   return {
     mountpoint,
+    invalidates: invalidator !== undefined,
+    invalidate(rootChildren) {
+      invalidator?.invalidate(rootChildren);
+    },
+    async invalidated() {
+      await invalidator?.settled();
+    },
     async unmount() {
       if (unmounted) return;
       unmounted = true;
+      await invalidator?.close();
       await new Promise<void>((resolve) => {
         fuse.unmount((err) => {
           if (err) log.warn({ op: 'unmount', err: String(err) }, 'unmount failed; trying harder');

@@ -11,7 +11,7 @@ import { log } from '../log.js';
 import type { FsOp, FsOpResult } from '../vdfs/actions/fs-op.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
-import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
+import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, ENOTSUP, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
 import { fromStats, readOnly, virtualDir } from './stat.js';
 import { RemoteTree, type RemoteFiles } from './remote.js';
 import { Tree, type Node } from './tree.js';
@@ -363,8 +363,10 @@ export class MountOps {
 
   getxattr(p: string, name: string, _position: number, cb: (err: number, value?: Buffer | null) => void): void {
     // `ls -l` asks every file for system.posix_acl_access and security.selinux, which the
-    // kernel never caches: answer those at once. Only user.* attributes exist here.
-    if (!name.startsWith('user.')) return cb(ENODATA);
+    // kernel never caches. Only user.* attributes exist here; "not supported" (rather than
+    // "no such attribute") lets ls, cp and getfattr remember that for the whole mount and
+    // stop asking (coreutils caches it per st_dev), so one request is made, not two per file.
+    if (!name.startsWith('user.')) return cb(ENOTSUP);
     const node = this.node(p);
     if (!node) return cb(ENOENT);
     try {
@@ -391,6 +393,7 @@ export class MountOps {
   }
 
   setxattr(p: string, name: string, value: Buffer, _position: number, _flags: number, cb: (err: number) => void): void {
+    if (!name.startsWith('user.')) return cb(ENOTSUP); // no ACLs or security labels through the mount (see getxattr)
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     if (name.startsWith('user.sd.')) return cb(EACCES); // sdfs's own attributes are derived, not set
@@ -403,6 +406,7 @@ export class MountOps {
   }
 
   removexattr(p: string, name: string, cb: (err: number) => void): void {
+    if (!name.startsWith('user.')) return cb(ENOTSUP);
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     if (name.startsWith('user.sd.')) return cb(EACCES);

@@ -27,15 +27,17 @@ it runs:
   MOUNTPOINT/.content/<content-id>     any local copy of that content
 xattrs user.sd.content_id, user.sd.sdpath and user.sd.copies on every file.
 Changes made through the mount go through sdfs's actions and are in the index at once;
-changes made on disk show within about a second. Ctrl-C (or SIGTERM) unmounts cleanly.
+changes made on disk show within about a second (the kernel is told to drop what it
+cached when the watcher sees them). Ctrl-C (or SIGTERM) unmounts cleanly.
 A stale mount left by a crash is cleaned at start.
   --bootstrap H:P,...  DHT bootstrap nodes (also SD_BOOTSTRAP; default: the public DHT).
                        The swarm starts with the first paired device ('sd pair'), or at
                        once when bootstrap nodes are given
   --cache-max SIZE     disk cache for other devices' file blocks (default 2GiB)
   --read-only          refuse every change (EROFS)
-  --attr-timeout S     seconds the kernel caches names and attributes (default 1); higher
-                       is faster for big listings, but outside changes show later.
+  --attr-timeout S     seconds the kernel caches names and attributes (default 1); 60
+                       makes big listings much faster, and outside changes still show at
+                       once, except on files held open through the mount while they change.
 'sd testnet' runs a local DHT to pass to --bootstrap.`,
   options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' } },
   async run(ctx) {
