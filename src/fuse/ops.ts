@@ -12,7 +12,7 @@ import type { FsOp, FsOpResult } from '../vdfs/actions/fs-op.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, ENOTSUP, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
-import { fromStats, readOnly, virtualDir } from './stat.js';
+import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
 import { RemoteTree, type RemoteFiles } from './remote.js';
 import { Tree, type Node } from './tree.js';
 
@@ -22,7 +22,9 @@ export interface FsWriter {
   applyFsOp(location: Location, op: FsOp, actor: string): FsOpResult | void;
 }
 
-const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies'] as const;
+const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies', 'user.sd.tags'] as const;
+/** The one attribute of sdfs that can be set: `setfattr -n user.sd.tags -v "tax,2025"` tags the file. */
+const TAGS_XATTR = 'user.sd.tags';
 const W_OK = fs.constants.W_OK;
 
 interface Handle {
@@ -108,6 +110,8 @@ export class MountOps {
           const st = this.remote.getattr(node);
           return typeof st === 'number' ? cb(st) : cb(0, st);
         }
+        case 'tag-link':
+          return cb(0, virtualLink(p, node.target, this.startedAt));
         default:
           return cb(0, virtualDir(p, this.startedAt));
       }
@@ -144,6 +148,8 @@ export class MountOps {
   }
 
   readlink(p: string, cb: (err: number, target?: string) => void): void {
+    const tagged = this.node(p);
+    if (tagged?.kind === 'tag-link') return cb(0, tagged.target);
     const node = this.local(p);
     if (typeof node === 'number') return cb(node === EROFS ? -22 : node);
     try {
@@ -394,6 +400,7 @@ export class MountOps {
 
   setxattr(p: string, name: string, value: Buffer, _position: number, _flags: number, cb: (err: number) => void): void {
     if (!name.startsWith('user.')) return cb(ENOTSUP); // no ACLs or security labels through the mount (see getxattr)
+    if (name === TAGS_XATTR) return this.setTags(p, value.toString('utf8'), cb);
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     if (name.startsWith('user.sd.')) return cb(EACCES); // sdfs's own attributes are derived, not set
@@ -407,11 +414,27 @@ export class MountOps {
 
   removexattr(p: string, name: string, cb: (err: number) => void): void {
     if (!name.startsWith('user.')) return cb(ENOTSUP);
+    if (name === TAGS_XATTR) return this.setTags(p, '', cb);
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     if (name.startsWith('user.sd.')) return cb(EACCES);
     try {
       removeAttributeSync(node.real, name);
+      cb(0);
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+  }
+
+  /** Makes an entry's tags exactly the comma list given (any device's entry: tags are shared). */
+  private setTags(p: string, list: string, cb: (err: number) => void): void {
+    const node = this.node(p);
+    if (!node) return cb(ENOENT);
+    if (node.kind !== 'local' && node.kind !== 'remote') return cb(EPERM);
+    const entry = this.ns.entry(node.location, node.rel);
+    if (!entry) return cb(ENOENT);
+    try {
+      this.ns.setTags(entry, list);
       cb(0);
     } catch (err) {
       cb(errnoOf(err));
@@ -432,6 +455,10 @@ export class MountOps {
     if (name === 'user.sd.sdpath') return this.ns.sdPath(node.device, node.location, node.rel);
     if (name === 'user.sd.content_id') return entry?.contentId ?? null;
     if (name === 'user.sd.copies') return entry?.contentId ? String(this.ns.copies(entry.contentId)) : null;
+    if (name === TAGS_XATTR) {
+      const tags = entry ? this.ns.tagsOf(entry) : [];
+      return tags.length > 0 ? tags.join(',') : null;
+    }
     return null;
   }
 }

@@ -4,6 +4,7 @@ import type { FuseStat } from 'fuse-native';
 import type fs from 'node:fs';
 
 const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
 /** Synthetic inode numbers sit at the top of the 32-bit range, away from real ones. */
 const VIRTUAL_INO_BASE = 0xfff00000;
 
@@ -36,6 +37,11 @@ export function virtualDir(key: string, timeMs: number, writable = false): FuseS
     mtime: timeMs,
     ctime: timeMs,
   };
+}
+
+/** A symlink of the virtual tree (/.tags/<tag>/<name>). */
+export function virtualLink(key: string, target: string, timeMs: number): FuseStat {
+  return { ...virtualDir(key, timeMs), mode: S_IFLNK | 0o777, size: Buffer.byteLength(target), nlink: 1 };
 }
 
 /** A read-only view of a real file (for /sd/.content/<id>). */

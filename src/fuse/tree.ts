@@ -1,5 +1,6 @@
-// Resolves a path inside the mount to what it names: the root, the .content folder, a
-// device, or a place inside a location (with its real path when the device is this one).
+// Resolves a path inside the mount to what it names: the root, the .content folder, the
+// .tags folders and their links, a device, or a place inside a location (with its real
+// path when the device is this one).
 // Pure path logic over the Namespace; no file system calls.
 import path from 'node:path';
 import type { Device } from '../vdfs/device.js';
@@ -7,11 +8,16 @@ import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 
 export const CONTENT_DIR = '.content';
+export const TAGS_DIR = '.tags';
 
 export type Node =
   | { kind: 'root' }
   | { kind: 'content-dir' }
   | { kind: 'content'; contentId: string; real: string }
+  | { kind: 'tags-dir' }
+  | { kind: 'tag'; tag: string }
+  /** A tagged entry in /.tags/<tag>/: a symlink, relative, into its place in the tree. */
+  | { kind: 'tag-link'; tag: string; target: string }
   | { kind: 'device'; device: Device }
   | { kind: 'local'; device: Device; location: Location; rel: string[]; real: string }
   | { kind: 'remote'; device: Device; location: Location; rel: string[] };
@@ -34,6 +40,13 @@ export class Tree {
       const real = this.ns.localCopy(second, this.localDeviceId);
       return real === undefined ? undefined : { kind: 'content', contentId: second, real };
     }
+    if (first === TAGS_DIR) {
+      if (second === undefined) return { kind: 'tags-dir' };
+      if (!this.ns.tagNames().includes(second)) return undefined;
+      if (rest.length === 0) return { kind: 'tag', tag: second };
+      const target = rest.length === 1 ? this.ns.taggedLinks(second).get(rest[0]!) : undefined;
+      return target === undefined ? undefined : { kind: 'tag-link', tag: second, target: `../../${target}` };
+    }
     const device = this.ns.device(first);
     if (!device) return undefined;
     if (second === undefined) return { kind: 'device', device };
@@ -47,7 +60,9 @@ export class Tree {
 
   /** Names in a virtual folder (root, device, .content). */
   virtualChildren(node: Node): string[] {
-    if (node.kind === 'root') return [CONTENT_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'root') return [CONTENT_DIR, TAGS_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'tags-dir') return this.ns.tagNames();
+    if (node.kind === 'tag') return [...this.ns.taggedLinks(node.tag).keys()];
     if (node.kind === 'device') return this.ns.locations(node.device).map((l) => l.name);
     if (node.kind === 'content-dir') return this.ns.localContentIds(this.localDeviceId, 100_000);
     return [];

@@ -8,12 +8,16 @@ import { listDevices, type Device } from './device.js';
 import { EntryStore, type Entry } from './entries.js';
 import { listLocations, type Location } from './locations.js';
 import { entrySdPath } from './sdpath.js';
+import { TagStore, parseTagList } from './tags.js';
 
 const TABLE_TTL_MS = 1000;
+/** A tag folder lists at most this many entries (a listing, not an export). */
+const TAG_LINKS_MAX = 10_000;
 
 export class Namespace {
   private readonly store: EntryStore;
   private readonly contents: ContentStore;
+  private readonly tags: TagStore;
   private cachedAt = 0;
   private devicesBySlug = new Map<string, Device>();
   private locationsByDevice = new Map<string, Map<string, Location>>();
@@ -21,6 +25,8 @@ export class Namespace {
   constructor(readonly db: Db) {
     this.store = new EntryStore(db);
     this.contents = new ContentStore(db);
+    const local = db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck().get() as string;
+    this.tags = new TagStore(db, local);
   }
 
   /** Forget cached devices and locations (after a location is added or removed). */
@@ -63,6 +69,41 @@ export class Namespace {
 
   entry(location: Location, rel: readonly string[]): Entry | undefined {
     return location.rootEntryId === null ? undefined : this.store.resolve(location.rootEntryId, rel);
+  }
+
+  tagNames(): string[] {
+    return this.tags.list().map((t) => t.tag);
+  }
+
+  tagsOf(entry: Entry): string[] {
+    return this.tags.tagsOf(entry.id);
+  }
+
+  /** Sets an entry's tags from a comma list (user.sd.tags); a bad tag name throws USAGE. */
+  setTags(entry: Entry, list: string): void {
+    this.tags.set(entry, parseTagList(list));
+  }
+
+  /**
+   * The entries carrying a tag as link name -> path below the mount root
+   * (device/location/rel). Two entries with one name are told apart by their id.
+   */
+  taggedLinks(tag: string): Map<string, string> {
+    this.refresh();
+    const locations = new Map<number, Location>();
+    for (const byName of this.locationsByDevice.values()) for (const l of byName.values()) locations.set(l.id, l);
+    const slugs = new Map([...this.devicesBySlug.values()].map((d) => [d.id, d.slug]));
+    const links = new Map<string, string>();
+    for (const id of this.tags.entriesWith(tag, TAG_LINKS_MAX)) {
+      const entry = this.store.get(id);
+      const location = entry && locations.get(entry.locationId);
+      const slug = entry && slugs.get(entry.deviceId);
+      if (!entry || !location || !slug) continue;
+      const rel = this.store.relativePath(entry.id);
+      const name = entry.parentId === null ? location.name : entry.name;
+      links.set(links.has(name) ? `${name} (${entry.id})` : name, [slug, location.name, ...(rel ? [rel] : [])].join('/'));
+    }
+    return links;
   }
 
   /** The entries of a folder, by name. */

@@ -136,17 +136,26 @@ export class TagStore {
     }
   }
 
-  /** How every device names this entry. */
+  /** How every device names this entry: its owner and the id it has there. */
   refOf(entry: Entry): EntryRef {
     if (entry.deviceId === this.localDeviceId) return { device: entry.deviceId, entry: entry.id };
-    throw new SdError('NOT_SUPPORTED', `tagging files of another device needs its replicated index; tag it on that device`);
+    const remoteId = this.db.prepare('SELECT remote_id FROM entries WHERE id = ?').pluck().get(entry.id) as number | null | undefined;
+    if (remoteId === null || remoteId === undefined) throw new SdError('NOT_FOUND', `entry ${entry.name} of another device is not in its replicated index`);
+    return { device: entry.deviceId, entry: remoteId };
   }
 
-  /** The entry here that a reference names, if this library has it. */
+  /** The entry here that a reference names, if this library has it (mirrored entries by their owner's id). */
   private localId(ref: EntryRef): number | undefined {
-    if (ref.device === this.localDeviceId) {
-      return this.db.prepare('SELECT id FROM entries WHERE id = ? AND device_id = ?').pluck().get(ref.entry, ref.device) as number | undefined;
-    }
-    return undefined;
+    const sql = ref.device === this.localDeviceId ? 'SELECT id FROM entries WHERE id = ? AND device_id = ?' : 'SELECT id FROM entries WHERE remote_id = ? AND device_id = ?';
+    return this.db.prepare(sql).pluck().get(ref.entry, ref.device) as number | undefined;
+  }
+
+  /**
+   * Gives a mirrored entry that just arrived the tags operations named it with before
+   * (another device may have tagged it before its owner's index reached this one).
+   */
+  attach(entryId: number, ref: EntryRef): void {
+    const held = this.db.prepare('SELECT tag, present FROM tag_ops WHERE device_id = ? AND entry_ref = ?').all(ref.device, ref.entry) as Array<{ tag: string; present: number }>;
+    for (const h of held) this.materialize(entryId, h.tag, h.present === 1);
   }
 }
