@@ -1,6 +1,9 @@
 // Tags: hybrid logical clock stamps, last-writer-wins registers per (entry, tag), and the
 // `sd tag` command. Two libraries exchanging each other's operations in different orders
 // end with the same registers (convergence), whatever the wall clocks say.
+import fs from 'node:fs';
+import path from 'node:path';
+import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { HlcClock, formatHlc, parseHlc } from '../src/replication/hlc.js';
 import { EntryStore } from '../src/vdfs/entries.js';
@@ -10,6 +13,7 @@ import { TagStore, parseTagList, type TagOp } from '../src/vdfs/tags.js';
 import { sd } from './cli-process.js';
 import { tempDir, tempLibrary, writeTree } from './helpers.js';
 import { throwsSdError } from './index-assertions.js';
+import { libraryWithLocation, startMount } from './mount-helpers.js';
 
 t.test('HLC stamps sort in clock order and never go back', async (t) => {
   let wall = 1000;
@@ -88,4 +92,22 @@ t.test('sd tag add, ls, files and rm', async (t) => {
   const missing = await sd(['tag', 'add', 'x', 'sd://lap/docs/nope'], { library: lib });
   t.equal(missing.code, 1);
   t.match(missing.stderr, /not in the index/);
+});
+
+t.test('the mount: setfattr user.sd.tags tags a file, /sd/.tags/<tag>/ links to it', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a', 'sub/b.txt': 'b' }, 'lap', 'docs');
+  const m = await startMount(t, library);
+  const file = path.join(m.mountpoint, 'lap/docs/a.txt');
+  setAttributeSync(file, 'user.sd.tags', Buffer.from('tax, 2025'));
+  t.equal(getAttributeSync(file, 'user.sd.tags')?.toString(), '2025,tax', 'the tags read back, sorted');
+  t.ok(listAttributesSync(file).includes('user.sd.tags'), 'listed with the other sd attributes');
+  t.same(fs.readdirSync(path.join(m.mountpoint, '.tags')).sort(), ['2025', 'tax']);
+  t.equal(fs.readlinkSync(path.join(m.mountpoint, '.tags/tax/a.txt')), '../../lap/docs/a.txt', 'a relative link into the tree');
+  t.equal(fs.readFileSync(path.join(m.mountpoint, '.tags/tax/a.txt'), 'utf8'), 'a', 'which opens the file');
+  const cli = await sd(['--json', 'tag', 'ls', 'sd://lap/docs/a.txt'], { library });
+  t.same(JSON.parse(cli.stdout)[0].tags, ['2025', 'tax'], 'sd tag ls in another process sees the same tags');
+  t.throws(() => setAttributeSync(file, 'user.sd.tags', Buffer.from('a/b')), /Invalid argument/, 'a bad tag name is refused (EINVAL)');
+  removeAttributeSync(file, 'user.sd.tags');
+  t.same(fs.readdirSync(path.join(m.mountpoint, '.tags')), [], 'removing the attribute removes every tag');
+  t.throws(() => fs.mkdirSync(path.join(m.mountpoint, '.tags/new')), { code: 'EROFS' }, '.tags is not written to');
 });
