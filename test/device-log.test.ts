@@ -75,6 +75,8 @@ async function pairedLibraries(t: Test, files: Record<string, string>): Promise<
       await mirror.catchUp();
       t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), `B mirrors A's index ${what}`);
       assertClosureExact(t, b, ` on B ${what}`);
+      const contents = 'SELECT id, size, sampled_hash, full_hash FROM content_identities ORDER BY id';
+      t.same(sqlRows(b, contents), sqlRows(a, contents), `B knows A's content identities ${what}`);
     },
   };
   return pair;
