@@ -7,6 +7,7 @@ import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { log } from './log.js';
+import { startIndexSync, type IndexSync } from './replication/index-sync.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
@@ -26,6 +27,8 @@ export interface NodeOptions {
 export interface RunningNode {
   library: Library;
   mountpoint: string;
+  /** This device's index log and its peers' mirrors (the swarm replicates sync.store). */
+  sync: IndexSync;
   /** Resolves when the mount went away from outside (sd umount, fusermount -u). */
   ended: Promise<void>;
   stop(): Promise<void>;
@@ -75,15 +78,20 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let watcher: Watcher | undefined;
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;
+  let sync: IndexSync | undefined;
   const stop = async () => {
     await mounted?.unmount();
     mountOps?.closeAll();
     // Running jobs checkpoint and stay queued; the next start resumes them.
     await actions.jobs.stop();
     await watcher?.close();
+    // After the writers: their last changes still reach the log.
+    await sync?.ownLog.pump().catch((e: unknown) => log.warn({ op: 'index-sync', err: String(e) }, 'last changes stay queued for the next start'));
+    await sync?.close();
     library.close();
   };
   try {
+    sync = await startIndexSync(library);
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
@@ -119,5 +127,5 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     clearInterval(poll);
     await stop();
   };
-  return { library, mountpoint: options.mountpoint, ended, stop: stopAll };
+  return { library, mountpoint: options.mountpoint, sync: sync!, ended, stop: stopAll };
 }

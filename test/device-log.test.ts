@@ -9,12 +9,13 @@ import t, { type Test } from 'tap';
 import { SdError } from '../src/errors.js';
 import { DeviceLog, openOwnLog } from '../src/replication/device-log.js';
 import { deviceKeys } from '../src/replication/identity.js';
+import { startIndexSync } from '../src/replication/index-sync.js';
 import { decodeLogBlock, encodeLogBlock } from '../src/replication/log-messages.js';
 import { Mirror, type MirrorProgress } from '../src/replication/mirror.js';
 import { addPeerDevice } from '../src/vdfs/device.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
-import type { Library } from '../src/vdfs/library.js';
+import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
 import { tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
@@ -219,4 +220,31 @@ t.test('a change on A is listed in B\'s mirror within a second while B follows A
   indexLocation(p.a, p.location);
   t.ok(await waitFor(() => indexOf(p.b, p.a.device.id).some((r) => r.startsWith('data/live.txt,')), 1000, 5), 'live.txt is on B within 1 s');
   t.comment(`seen on B after ${Date.now() - started} ms`);
+});
+
+t.test('the running node\'s log takes changes another process makes to the index', async (t) => {
+  const a = tempLibrary(t, 'alpha');
+  const b = tempLibrary(t, 'beta');
+  addPeerDevice(b.db, { id: a.device.id, name: a.device.name });
+  const root = fs.realpathSync(writeTree(tempDir(t), { 'x/y.txt': 'y' }));
+  const sync = await startIndexSync(a, { pumpIntervalMs: 10 });
+  t.teardown(() => sync.close());
+  const storeB = new Corestore(path.join(b.dir, 'cores'));
+  t.teardown(() => storeB.close());
+  const s1 = sync.store.replicate(true);
+  const s2 = storeB.replicate(false);
+  s1.pipe(s2).pipe(s1);
+  const mirror = new Mirror(b.db, a.device.id, storeB.get({ key: sync.ownLog.key }));
+  await mirror.open();
+  mirror.follow();
+  t.teardown(() => mirror.stop());
+
+  // `sd location add` and `sd index` in a child process: their own connection to A's library.
+  const other = openLibrary(a.dir);
+  const location = addLocation(other.db, new EntryStore(other.db), other.device.id, { path: root, name: 'docs' });
+  indexLocation(other, location);
+  other.close();
+  t.ok(await waitFor(() => indexOf(b, a.device.id).length === 3, 5000, 10), 'B mirrors what the other process indexed');
+  t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), 'exactly');
+  t.equal(queuedCount(a.db), 0, 'the outbox is empty once the log has it');
 });
