@@ -91,7 +91,6 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     library.close();
   };
   try {
-    sync = await startIndexSync(library);
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
       onApplied: () => ns.invalidate(),
@@ -109,6 +108,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     mountOps = new MountOps(ns, library.device.id, writer, library.dir);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
+    // After the mount point checks: a second mount of this library fails there, clearly.
+    sync = await startIndexSync(library);
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

@@ -19,6 +19,7 @@ import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
 import { tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
 /** (path, kind, size, mtime, content id) of every entry of a device, path from its location name. */
@@ -247,4 +248,27 @@ t.test('the running node\'s log takes changes another process makes to the index
   t.ok(await waitFor(() => indexOf(b, a.device.id).length === 3, 5000, 10), 'B mirrors what the other process indexed');
   t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), 'exactly');
   t.equal(queuedCount(a.db), 0, 'the outbox is empty once the log has it');
+});
+
+t.test('the mount lists a peer\'s mirrored tree under /sd/<peer>/<location>, read-only', async (t) => {
+  const p = await pairedLibraries(t, { 'docs/a.txt': 'alpha', 'docs/deep/b.txt': 'bravo!', 'top.txt': 'top' });
+  await p.mirror.catchUp();
+  p.mirror.stop();
+  await p.logA.close();
+  await p.storeB.close(); // the mount process opens B's corestore itself
+  const mounted = await startMount(t, p.b.dir);
+  const base = path.join(mounted.mountpoint, 'alpha', 'data');
+  t.same(fs.readdirSync(path.join(mounted.mountpoint, 'alpha')), ['data'], 'the peer device lists its location');
+  t.same(fs.readdirSync(base).sort(), ['docs', 'top.txt'], 'the location root lists A\'s entries');
+  t.same(fs.readdirSync(path.join(base, 'docs')).sort(), ['a.txt', 'deep'], 'and a folder below it');
+  const st = fs.statSync(path.join(base, 'docs/deep/b.txt'));
+  const real = fs.statSync(path.join(p.root, 'docs/deep/b.txt'));
+  t.equal(st.size, 6, 'a file has the size A indexed');
+  t.equal(Math.round(st.mtimeMs), Math.round(real.mtimeMs), 'and its mtime');
+  t.ok(st.isFile() && fs.statSync(path.join(base, 'docs')).isDirectory(), 'files are files, folders folders');
+  t.equal(st.mode & 0o222, 0, 'read-only');
+  t.throws(() => fs.statSync(path.join(base, 'nope.txt')), { code: 'ENOENT' }, 'a name A does not have is ENOENT');
+  t.throws(() => fs.writeFileSync(path.join(base, 'new.txt'), 'x'), { code: 'EROFS' }, 'creating a file in a peer\'s tree answers EROFS');
+  t.throws(() => fs.rmSync(path.join(base, 'top.txt')), { code: 'EROFS' }, 'removing one too');
+  t.throws(() => fs.readFileSync(path.join(base, 'top.txt')), { code: 'EIO' }, 'reading bytes answers EIO until remote reads exist');
 });

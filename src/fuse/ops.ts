@@ -12,7 +12,7 @@ import type { FsOp } from '../vdfs/actions/fs-op.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
-import { fromStats, readOnly, virtualDir } from './stat.js';
+import { fromEntry, fromStats, readOnly, virtualDir } from './stat.js';
 import { Tree, type Node } from './tree.js';
 
 /** Executes namespace changes on a local location (the ActionManager). */
@@ -68,11 +68,10 @@ export class MountOps {
     if (!node) {
       // A new name: writable only inside a location; the virtual folders take none.
       const parent = this.node(path.posix.dirname(p));
-      return parent && parent.kind !== 'local' && parent.kind !== 'remote' ? EROFS : ENOENT;
+      return parent && parent.kind !== 'local' ? EROFS : ENOENT;
     }
     if (node.kind === 'local') return node;
-    if (node.kind === 'remote') return EIO; // remote trees arrive with replication
-    return EROFS; // root, device folders and .content are not writable
+    return EROFS; // root, device folders, .content and peers' trees (for now) are not writable
   }
 
   /** Runs one namespace change; a location root takes only attribute changes (rootAllowed). */
@@ -99,8 +98,10 @@ export class MountOps {
           return cb(0, fromStats(fs.lstatSync(node.real)));
         case 'content':
           return cb(0, readOnly(fromStats(fs.statSync(node.real))));
-        case 'remote':
-          return cb(ENOENT);
+        case 'remote': {
+          const entry = this.ns.entry(node.location, node.rel);
+          return entry ? cb(0, fromEntry(entry)) : cb(ENOENT);
+        }
         default:
           return cb(0, virtualDir(p, this.startedAt));
       }
@@ -125,7 +126,12 @@ export class MountOps {
     if (!node) return cb(ENOENT);
     try {
       if (node.kind === 'local') return cb(0, fs.readdirSync(node.real));
-      if (node.kind === 'remote') return cb(ENOENT);
+      if (node.kind === 'remote') {
+        // A peer's folder as its log reported it (the mirror, replication/mirror.ts).
+        const entry = this.ns.entry(node.location, node.rel);
+        if (!entry) return cb(ENOENT);
+        return entry.kind === 'dir' ? cb(0, this.ns.childNames(entry)) : cb(-20 /* ENOTDIR */);
+      }
       if (node.kind === 'content') return cb(-20 /* ENOTDIR */);
       return cb(0, this.tree.virtualChildren(node));
     } catch (err) {
@@ -134,6 +140,9 @@ export class MountOps {
   }
 
   readlink(p: string, cb: (err: number, target?: string) => void): void {
+    const remote = this.node(p);
+    // A peer's link targets are not in its log yet: the link is listed but not readable.
+    if (remote?.kind === 'remote') return cb(this.ns.entry(remote.location, remote.rel)?.kind === 'symlink' ? EIO : -22);
     const node = this.local(p);
     if (typeof node === 'number') return cb(node === EROFS ? -22 : node);
     try {

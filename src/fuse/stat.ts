@@ -2,6 +2,7 @@
 // virtual folders (root, devices, .content).
 import type { FuseStat } from 'fuse-native';
 import type fs from 'node:fs';
+import type { Entry } from '../vdfs/entries.js';
 
 const S_IFDIR = 0o040000;
 /** Synthetic inode numbers sit at the top of the 32-bit range, away from real ones. */
@@ -35,6 +36,27 @@ export function virtualDir(key: string, timeMs: number, writable = false): FuseS
     atime: timeMs,
     mtime: timeMs,
     ctime: timeMs,
+  };
+}
+
+const KIND_BITS = { file: 0o100000, dir: S_IFDIR, symlink: 0o120000 } as const;
+
+/** A peer's entry as its log reported it, read-only (its bytes are on the peer). */
+export function fromEntry(e: Entry): FuseStat {
+  const type = KIND_BITS[e.kind];
+  const perms = (e.mode & 0o7777) || (e.kind === 'dir' ? 0o755 : 0o644);
+  return {
+    mode: type | (perms & ~0o222),
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    size: e.kind === 'dir' ? 4096 : e.size,
+    nlink: e.kind === 'dir' ? 2 : 1,
+    ino: e.id,
+    blksize: 4096,
+    blocks: Math.ceil(e.size / 512),
+    atime: e.mtime,
+    mtime: e.mtime,
+    ctime: e.mtime,
   };
 }
 

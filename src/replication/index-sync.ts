@@ -3,6 +3,7 @@
 // one mirror per peer whose log key the library knows. The swarm replicates `store`.
 import path from 'node:path';
 import Corestore from 'corestore';
+import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { Library } from '../vdfs/library.js';
 import { DeviceLog, openOwnLog } from './device-log.js';
@@ -55,6 +56,10 @@ export async function startIndexSync(library: Library, options: { pumpIntervalMs
     return sync;
   } catch (err) {
     await close().catch(() => undefined);
+    // rocksdb's lock on the corestore: another process runs this device.
+    if (err instanceof Error && /could not be locked/i.test(err.message)) {
+      throw new SdError('LIBRARY_LOCKED', `the index log of ${library.dir} is in use by another running 'sd mount' of this library; stop that one first`);
+    }
     throw err;
   }
 }

@@ -65,6 +65,11 @@ export class Namespace {
     return location.rootEntryId === null ? undefined : this.store.resolve(location.rootEntryId, rel);
   }
 
+  /** Names in a folder of the index (a peer's folder, for the mount). */
+  childNames(folder: Entry): string[] {
+    return this.store.childrenOf(folder).map((e) => e.name);
+  }
+
   sdPath(device: Device, location: Location, rel: readonly string[]): string {
     return entrySdPath(device, location, rel);
   }

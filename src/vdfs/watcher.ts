@@ -166,7 +166,9 @@ export async function startWatcher(library: Library, locations: Location[], opti
   chokidar.on('all', onEvent);
   chokidar.on('raw', (_event, _name, details) => onRaw(details));
   chokidar.on('error', (err: unknown) => report(err));
-  await new Promise<void>((resolve) => chokidar.once('ready', resolve));
+  // chokidar never says 'ready' when it watches nothing (a device with no location yet,
+  // only peers' trees): waiting would hang `sd mount` before it mounts.
+  if (locations.length > 0) await new Promise<void>((resolve) => chokidar.once('ready', resolve));
 
   // The full diff runs once watching is live, so nothing changed in between is missed;
   // events it overlaps only cause a harmless second look at those folders.
