@@ -109,7 +109,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
     // After the mount point checks: a second mount of this library fails there, clearly.
-    sync = await startIndexSync(library);
+    // A peer's new location shows under /sd/<peer>/ at once, not after the cache's second.
+    sync = await startIndexSync(library, { onMirrored: () => ns.invalidate() });
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

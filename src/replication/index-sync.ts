@@ -21,7 +21,13 @@ export interface IndexSync {
   close(): Promise<void>;
 }
 
-export async function startIndexSync(library: Library, options: { pumpIntervalMs?: number } = {}): Promise<IndexSync> {
+export interface IndexSyncOptions {
+  pumpIntervalMs?: number;
+  /** Called whenever a peer's changes were applied to its mirror. */
+  onMirrored?: (deviceId: string) => void;
+}
+
+export async function startIndexSync(library: Library, options: IndexSyncOptions = {}): Promise<IndexSync> {
   const store = new Corestore(path.join(library.dir, CORES_DIR));
   const mirrors = new Map<string, Mirror>();
   let ownLog: DeviceLog | undefined;
@@ -41,7 +47,8 @@ export async function startIndexSync(library: Library, options: { pumpIntervalMs
       async mirror(deviceId, logKey, mirrorOptions) {
         let m = mirrors.get(deviceId);
         if (!m) {
-          m = new Mirror(library.db, deviceId, store.get({ key: logKey }), mirrorOptions);
+          const onMirrored = options.onMirrored;
+          m = new Mirror(library.db, deviceId, store.get({ key: logKey }), { onApplied: onMirrored && (() => onMirrored(deviceId)), ...mirrorOptions });
           await m.open();
           mirrors.set(deviceId, m);
           m.follow();
