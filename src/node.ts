@@ -8,6 +8,7 @@ import { MountOps, type FsWriter } from './fuse/ops.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { log } from './log.js';
 import { startIndexSync, type IndexSync } from './replication/index-sync.js';
+import type { MirrorProgress } from './replication/mirror.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
@@ -22,6 +23,8 @@ export interface NodeOptions {
   readOnly?: boolean;
   /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
   attrTimeout?: number;
+  /** Progress of applying a peer's index log (blocks applied of its length). */
+  onSyncProgress?: (deviceId: string, p: MirrorProgress) => void;
 }
 
 export interface RunningNode {
@@ -110,7 +113,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout });
     // After the mount point checks: a second mount of this library fails there, clearly.
     // A peer's new location shows under /sd/<peer>/ at once, not after the cache's second.
-    sync = await startIndexSync(library, { onMirrored: () => ns.invalidate() });
+    sync = await startIndexSync(library, { onMirrored: () => ns.invalidate(), onProgress: options.onSyncProgress });
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

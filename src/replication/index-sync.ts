@@ -8,7 +8,7 @@ import { log } from '../log.js';
 import type { Library } from '../vdfs/library.js';
 import { DeviceLog, openOwnLog } from './device-log.js';
 import { deviceKeys } from './identity.js';
-import { Mirror, type MirrorOptions } from './mirror.js';
+import { Mirror, type MirrorOptions, type MirrorProgress } from './mirror.js';
 
 export const CORES_DIR = 'cores';
 
@@ -25,6 +25,8 @@ export interface IndexSyncOptions {
   pumpIntervalMs?: number;
   /** Called whenever a peer's changes were applied to its mirror. */
   onMirrored?: (deviceId: string) => void;
+  /** Progress of applying a peer's log (a backfill shows a bar with it). */
+  onProgress?: (deviceId: string, p: MirrorProgress) => void;
 }
 
 export async function startIndexSync(library: Library, options: IndexSyncOptions = {}): Promise<IndexSync> {
@@ -47,8 +49,12 @@ export async function startIndexSync(library: Library, options: IndexSyncOptions
       async mirror(deviceId, logKey, mirrorOptions) {
         let m = mirrors.get(deviceId);
         if (!m) {
-          const onMirrored = options.onMirrored;
-          m = new Mirror(library.db, deviceId, store.get({ key: logKey }), { onApplied: onMirrored && (() => onMirrored(deviceId)), ...mirrorOptions });
+          const { onMirrored, onProgress } = options;
+          m = new Mirror(library.db, deviceId, store.get({ key: logKey }), {
+            onApplied: onMirrored && (() => onMirrored(deviceId)),
+            onProgress: onProgress && ((p) => onProgress(deviceId, p)),
+            ...mirrorOptions,
+          });
           await m.open();
           mirrors.set(deviceId, m);
           m.follow();

@@ -14,6 +14,8 @@ import { locationByRemoteId, removeLocation, setLocationRoot, upsertMirroredLoca
 import { decodeLogBlock, LogDecodeError, type LogOp } from './log-messages.js';
 
 export interface MirrorProgress {
+  /** The peer's slug, for a progress line. */
+  device: string;
   applied: number;
   length: number;
 }
@@ -116,7 +118,7 @@ export class Mirror {
           const blocks = await Promise.all(Array.from({ length: end - applied }, (_, i) => this.core.get(applied + i)));
           this.applyBatch(applied, blocks as Buffer[]);
           applied = end;
-          this.options.onProgress?.({ applied, length: this.core.length });
+          this.options.onProgress?.({ device: this.device.slug, applied, length: this.core.length });
           this.options.onApplied?.();
         }
       } finally {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { forceUnmount, isMounted } from '../../fuse/mount.js';
 import { startNode } from '../../node.js';
 import { SdError } from '../../errors.js';
+import { ProgressLine } from '../progress.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
 
 const DEFAULT_MOUNTPOINT = '/sd';
@@ -34,7 +35,13 @@ A stale mount left by a crash is cleaned at start.
     const timeoutText = ctx.values['attr-timeout'] as string | undefined;
     const attrTimeout = timeoutText === undefined ? undefined : Number(timeoutText);
     if (attrTimeout !== undefined && !(attrTimeout >= 0)) throw new UsageError('--attr-timeout takes a number of seconds');
-    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout });
+    // A peer's index arriving in bulk (a new device's backfill) draws a bar on a terminal.
+    const progress = new ProgressLine();
+    const onSyncProgress = (_deviceId: string, p: { device: string; applied: number; length: number }) => {
+      if (p.applied >= p.length) progress.clear();
+      else progress.bar(`index of ${p.device}`, p.applied, p.length);
+    };
+    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, onSyncProgress });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);
