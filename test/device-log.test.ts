@@ -74,7 +74,7 @@ async function pairedLibraries(t: Test, files: Record<string, string>): Promise<
     async sync(what) {
       indexLocation(a, location);
       await logA.pump();
-      await mirror.catchUp();
+      await mirror.catchUp(logA.core.length);
       t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), `B mirrors A's index ${what}`);
       assertClosureExact(t, b, ` on B ${what}`);
       const contents = 'SELECT id, size, sampled_hash, full_hash FROM content_identities ORDER BY id';
@@ -101,7 +101,7 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
   t.equal(p.logA.core.key!.toString('hex'), deviceKeys(a.dir).log.publicKey.toString('hex'), 'the log key is the device log key pair\'s public key');
   t.equal(queuedCount(a.db), 0, 'the snapshot that starts the log covers the changes queued before it');
 
-  await mirror.catchUp();
+  await mirror.catchUp(p.logA.core.length);
   t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), 'backfill: B mirrors A\'s index');
   t.equal(indexOf(b, a.device.id).length, 15, 'all 15 entries (root, 6 folders, 8 files) are there');
   t.ok(indexOf(b, a.device.id).some((r) => r.startsWith('data/media/x.bin,file,5000,') && /,[0-9a-f]{16}$/.test(r)), 'content ids come along');
@@ -132,9 +132,11 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
   t.same(ops.filter((o) => o.op === 'tombstone').length, 1, 'the deleted subtree is one tombstone in the log');
 
   const root2 = fs.realpathSync(writeTree(tempDir(t), { 'p/q.txt': 'q', 'r.txt': 'rr' }));
-  const second = addLocation(a.db, p.store, a.device.id, { path: root2, name: 'more' });
+  // deep: full hashes too, which go through the log as their own operation.
+  const second = addLocation(a.db, p.store, a.device.id, { path: root2, name: 'more', mode: 'deep' });
   indexLocation(a, second);
   await p.sync('after a location is added');
+  t.equal(sqlRows(b, 'SELECT count(*) FROM content_identities WHERE full_hash IS NOT NULL')[0], '2', 'B has the full hashes of the deep location\'s 2 files');
   t.same(listLocations(b.db, a.device.id).map((l) => [l.name, l.rootPath]), [['data', root], ['more', root2]], 'B lists both locations with A\'s root paths');
 
   removeLocation(a.db, p.store, second);
@@ -147,7 +149,7 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
 
 t.test('a crash between append and outbox cleanup neither loses nor repeats a change; replay is a no-op', async (t) => {
   const p = await pairedLibraries(t, FILES);
-  await p.mirror.catchUp();
+  await p.mirror.catchUp(p.logA.core.length);
   fs.writeFileSync(path.join(p.root, 'after-crash.txt'), 'x');
   fs.rmSync(path.join(p.root, 'old'), { recursive: true });
   indexLocation(p.a, p.location);
@@ -161,7 +163,7 @@ t.test('a crash between append and outbox cleanup neither loses nor repeats a ch
   t.equal(queuedCount(p.a.db), 0, 'on restart the outbox rows the log holds are dropped');
   t.equal(await restarted.pump(), 0, 'nothing is appended twice');
   t.equal(p.logA.core.length, length, 'the log did not grow');
-  await p.mirror.catchUp();
+  await p.mirror.catchUp(p.logA.core.length);
   t.same(indexOf(p.b, p.a.device.id), indexOf(p.a, p.a.device.id), 'B mirrors A exactly');
 
   const applied = p.mirror.applied;
@@ -252,7 +254,7 @@ t.test('the running node\'s log takes changes another process makes to the index
 
 t.test('the mount lists a peer\'s mirrored tree under /sd/<peer>/<location>, read-only', async (t) => {
   const p = await pairedLibraries(t, { 'docs/a.txt': 'alpha', 'docs/deep/b.txt': 'bravo!', 'top.txt': 'top' });
-  await p.mirror.catchUp();
+  await p.mirror.catchUp(p.logA.core.length);
   p.mirror.stop();
   await p.logA.close();
   await p.storeB.close(); // the mount process opens B's corestore itself

@@ -74,7 +74,7 @@ const mirror = new Mirror(b.db, a.device.id, storeB.get({ key: keys.publicKey })
 await mirror.open();
 report.progress('backfilling B from A\'s log');
 t0 = performance.now();
-await mirror.catchUp();
+await mirror.catchUp(logA.core.length);
 const backfillSeconds = (performance.now() - t0) / 1000;
 backfilling = false;
 const entriesB = b.db.prepare('SELECT count(*) FROM entries WHERE device_id = ?').pluck().get(a.device.id) as number;

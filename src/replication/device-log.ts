@@ -84,9 +84,10 @@ export class DeviceLog {
     const ops: LogOp[] = [];
     const seqs: number[] = [];
     for (const q of queued) {
-      // An entry's content identity goes just before it, the first time the log meets it
-      // (the indexer does not queue identities: one outbox row less per file identified).
-      const cid = q.change.op === 'entry' ? q.change.contentId : null;
+      // An entry's content identity goes just before it (or before its full hash), the
+      // first time the log meets it (the indexer does not queue identities: one outbox row
+      // less per file identified).
+      const cid = q.change.op === 'entry' ? q.change.contentId : q.change.op === 'fullHash' ? q.change.contentId : null;
       if (cid !== null && !this.sentContent.has(cid)) {
         const identity = this.contents.identity(cid);
         if (identity) {

@@ -73,12 +73,36 @@ export class Mirror {
     this.schedule();
   }
 
-  /** Applies everything the log has now (after asking peers for its length). */
-  async catchUp(): Promise<void> {
+  /**
+   * Applies everything the log has now (after asking peers for its length), or at least
+   * its first `length` blocks when given (they may still be on their way).
+   */
+  async catchUp(length = 0, timeoutMs = 10_000): Promise<void> {
     await this.core.update({ wait: true }).catch(() => false);
+    if (this.core.length < length) await this.lengthReached(length, timeoutMs);
     this.schedule();
     while (this.running) await this.running;
     if (this.failure) throw this.failure;
+  }
+
+  private lengthReached(length: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.core.length < length) return;
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new SdError('IO', `the index log of device ${this.device.name} did not reach ${length} blocks in ${timeoutMs} ms (it has ${this.core.length}); is the device online?`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.core.off('append', check);
+      };
+      this.core.on('append', check);
+      check();
+    });
   }
 
   stop(): void {
