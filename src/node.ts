@@ -5,9 +5,11 @@ import path from 'node:path';
 import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
+import type { RemoteFiles } from './fuse/remote.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { CONTENT_DIR } from './fuse/tree.js';
 import { log } from './log.js';
+import type { MirrorProgress } from './replication/mirror.js';
 import { Replication } from './replication/replication.js';
 import type { BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
@@ -30,6 +32,8 @@ export interface NodeOptions {
   cacheMaxBytes?: number;
   /** Something the user should know and can fix (the inotify watch limit reached). */
   onWarning?: (message: string) => void;
+  /** Progress of applying a peer's index log (blocks applied of its length). */
+  onSyncProgress?: (deviceId: string, p: MirrorProgress) => void;
 }
 
 export interface RunningNode {
@@ -89,10 +93,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const stop = async () => {
     await mounted?.unmount();
     mountOps?.closeAll();
-    await replication?.stop().catch((e: unknown) => log.warn({ op: 'replication', err: String(e) }, 'stopping replication'));
     // Running jobs checkpoint and stay queued; the next start resumes them.
     await actions.jobs.stop();
     await watcher?.close();
+    // After the writers: their last changes still reach the log.
+    await replication?.stop().catch((e: unknown) => log.warn({ op: 'replication', err: String(e) }, 'stopping replication'));
     library.close();
   };
   try {
@@ -119,10 +124,29 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
             return result;
           },
         };
-    replication = await Replication.start(library, { bootstrap: options.bootstrap, cacheMaxBytes: options.cacheMaxBytes });
-    mountOps = new MountOps(ns, library.device.id, writer, library.dir, replication);
+    // Replication starts once mounted (a second mount of this library fails at the mount
+    // point, clearly); until then a peer's file answers EIO.
+    const remoteFiles: RemoteFiles = {
+      openRemote(device, location, rel, entry) {
+        if (!replication) throw new SdError('IO', `replication is not running yet; ${device.name}'s files cannot be read`);
+        return replication.openRemote(device, location, rel, entry);
+      },
+    };
+    mountOps = new MountOps(ns, library.device.id, writer, library.dir, remoteFiles);
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
+    const mountedNow = mounted;
+    replication = await Replication.start(library, {
+      bootstrap: options.bootstrap,
+      cacheMaxBytes: options.cacheMaxBytes,
+      onMirrorProgress: options.onSyncProgress,
+      // A peer's changes landed: its folder under the mount is stale in our caches and the kernel's.
+      onMirrored: (deviceId) => {
+        ns.invalidate();
+        const slug = ns.devices().find((d) => d.id === deviceId)?.slug;
+        if (slug) mountedNow.invalidate([slug]);
+      },
+    });
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

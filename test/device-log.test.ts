@@ -9,15 +9,17 @@ import t, { type Test } from 'tap';
 import { SdError } from '../src/errors.js';
 import { DeviceLog, openOwnLog } from '../src/replication/device-log.js';
 import { deviceKeys } from '../src/replication/identity.js';
+import { startIndexSync } from '../src/replication/index-sync.js';
 import { decodeLogBlock, encodeLogBlock } from '../src/replication/log-messages.js';
 import { Mirror, type MirrorProgress } from '../src/replication/mirror.js';
 import { addPeerDevice } from '../src/vdfs/device.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
-import type { Library } from '../src/vdfs/library.js';
+import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
 import { tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
 /** (path, kind, size, mtime, content id) of every entry of a device, path from its location name. */
@@ -72,9 +74,11 @@ async function pairedLibraries(t: Test, files: Record<string, string>): Promise<
     async sync(what) {
       indexLocation(a, location);
       await logA.pump();
-      await mirror.catchUp();
+      await mirror.catchUp(logA.core.length);
       t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), `B mirrors A's index ${what}`);
       assertClosureExact(t, b, ` on B ${what}`);
+      const contents = 'SELECT id, size, sampled_hash, full_hash FROM content_identities ORDER BY id';
+      t.same(sqlRows(b, contents), sqlRows(a, contents), `B knows A's content identities ${what}`);
     },
   };
   return pair;
@@ -97,12 +101,12 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
   t.equal(p.logA.core.key!.toString('hex'), deviceKeys(a.dir).log.publicKey.toString('hex'), 'the log key is the device log key pair\'s public key');
   t.equal(queuedCount(a.db), 0, 'the snapshot that starts the log covers the changes queued before it');
 
-  await mirror.catchUp();
+  await mirror.catchUp(p.logA.core.length);
   t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), 'backfill: B mirrors A\'s index');
   t.equal(indexOf(b, a.device.id).length, 15, 'all 15 entries (root, 6 folders, 8 files) are there');
   t.ok(indexOf(b, a.device.id).some((r) => r.startsWith('data/media/x.bin,file,5000,') && /,[0-9a-f]{16}$/.test(r)), 'content ids come along');
   assertClosureExact(t, b, ' on B after backfill');
-  t.same(p.progress.at(-1), { applied: p.logA.core.length, length: p.logA.core.length }, 'progress reports applied/length up to the end');
+  t.same(p.progress.at(-1), { device: 'alpha', applied: p.logA.core.length, length: p.logA.core.length }, 'progress reports applied/length up to the end');
   t.equal(sqlRows(b, 'SELECT count(*) FROM content_identities')[0], '7', 'B knows the 7 content identities');
 
   fs.writeFileSync(path.join(root, 'docs/new.txt'), 'brand new');
@@ -128,9 +132,11 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
   t.same(ops.filter((o) => o.op === 'tombstone').length, 1, 'the deleted subtree is one tombstone in the log');
 
   const root2 = fs.realpathSync(writeTree(tempDir(t), { 'p/q.txt': 'q', 'r.txt': 'rr' }));
-  const second = addLocation(a.db, p.store, a.device.id, { path: root2, name: 'more' });
+  // deep: full hashes too, which go through the log as their own operation.
+  const second = addLocation(a.db, p.store, a.device.id, { path: root2, name: 'more', mode: 'deep' });
   indexLocation(a, second);
   await p.sync('after a location is added');
+  t.equal(sqlRows(b, 'SELECT count(*) FROM content_identities WHERE full_hash IS NOT NULL')[0], '2', 'B has the full hashes of the deep location\'s 2 files');
   t.same(listLocations(b.db, a.device.id).map((l) => [l.name, l.rootPath]), [['data', root], ['more', root2]], 'B lists both locations with A\'s root paths');
 
   removeLocation(a.db, p.store, second);
@@ -143,7 +149,7 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
 
 t.test('a crash between append and outbox cleanup neither loses nor repeats a change; replay is a no-op', async (t) => {
   const p = await pairedLibraries(t, FILES);
-  await p.mirror.catchUp();
+  await p.mirror.catchUp(p.logA.core.length);
   fs.writeFileSync(path.join(p.root, 'after-crash.txt'), 'x');
   fs.rmSync(path.join(p.root, 'old'), { recursive: true });
   indexLocation(p.a, p.location);
@@ -157,7 +163,7 @@ t.test('a crash between append and outbox cleanup neither loses nor repeats a ch
   t.equal(queuedCount(p.a.db), 0, 'on restart the outbox rows the log holds are dropped');
   t.equal(await restarted.pump(), 0, 'nothing is appended twice');
   t.equal(p.logA.core.length, length, 'the log did not grow');
-  await p.mirror.catchUp();
+  await p.mirror.catchUp(p.logA.core.length);
   t.same(indexOf(p.b, p.a.device.id), indexOf(p.a, p.a.device.id), 'B mirrors A exactly');
 
   const applied = p.mirror.applied;
@@ -217,4 +223,54 @@ t.test('a change on A is listed in B\'s mirror within a second while B follows A
   indexLocation(p.a, p.location);
   t.ok(await waitFor(() => indexOf(p.b, p.a.device.id).some((r) => r.startsWith('data/live.txt,')), 1000, 5), 'live.txt is on B within 1 s');
   t.comment(`seen on B after ${Date.now() - started} ms`);
+});
+
+t.test('the running node\'s log takes changes another process makes to the index', async (t) => {
+  const a = tempLibrary(t, 'alpha');
+  const b = tempLibrary(t, 'beta');
+  addPeerDevice(b.db, { id: a.device.id, name: a.device.name });
+  const root = fs.realpathSync(writeTree(tempDir(t), { 'x/y.txt': 'y' }));
+  const sync = await startIndexSync(a, { pumpIntervalMs: 10 });
+  t.teardown(() => sync.close());
+  const storeB = new Corestore(path.join(b.dir, 'cores'));
+  t.teardown(() => storeB.close());
+  const s1 = sync.store.replicate(true);
+  const s2 = storeB.replicate(false);
+  s1.pipe(s2).pipe(s1);
+  const mirror = new Mirror(b.db, a.device.id, storeB.get({ key: sync.ownLog.key }));
+  await mirror.open();
+  mirror.follow();
+  t.teardown(() => mirror.stop());
+
+  // `sd location add` and `sd index` in a child process: their own connection to A's library.
+  const other = openLibrary(a.dir);
+  const location = addLocation(other.db, new EntryStore(other.db), other.device.id, { path: root, name: 'docs' });
+  indexLocation(other, location);
+  other.close();
+  t.ok(await waitFor(() => indexOf(b, a.device.id).length === 3, 5000, 10), 'B mirrors what the other process indexed');
+  t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), 'exactly');
+  t.equal(queuedCount(a.db), 0, 'the outbox is empty once the log has it');
+});
+
+t.test('the mount lists a peer\'s mirrored tree under /sd/<peer>/<location>, read-only', async (t) => {
+  const p = await pairedLibraries(t, { 'docs/a.txt': 'alpha', 'docs/deep/b.txt': 'bravo!', 'top.txt': 'top' });
+  await p.mirror.catchUp(p.logA.core.length);
+  p.mirror.stop();
+  await p.logA.close();
+  await p.storeB.close(); // the mount process opens B's corestore itself
+  const mounted = await startMount(t, p.b.dir);
+  const base = path.join(mounted.mountpoint, 'alpha', 'data');
+  t.same(fs.readdirSync(path.join(mounted.mountpoint, 'alpha')), ['data'], 'the peer device lists its location');
+  t.same(fs.readdirSync(base).sort(), ['docs', 'top.txt'], 'the location root lists A\'s entries');
+  t.same(fs.readdirSync(path.join(base, 'docs')).sort(), ['a.txt', 'deep'], 'and a folder below it');
+  const st = fs.statSync(path.join(base, 'docs/deep/b.txt'));
+  const real = fs.statSync(path.join(p.root, 'docs/deep/b.txt'));
+  t.equal(st.size, 6, 'a file has the size A indexed');
+  t.ok(Math.abs(st.mtimeMs - real.mtimeMs) < 1, `and its mtime (to the ms fuse-native passes: ${st.mtimeMs} vs ${real.mtimeMs})`);
+  t.ok(st.isFile() && fs.statSync(path.join(base, 'docs')).isDirectory(), 'files are files, folders folders');
+  t.equal(st.mode & 0o222, 0, 'read-only');
+  t.throws(() => fs.statSync(path.join(base, 'nope.txt')), { code: 'ENOENT' }, 'a name A does not have is ENOENT');
+  t.throws(() => fs.writeFileSync(path.join(base, 'new.txt'), 'x'), { code: 'EROFS' }, 'creating a file in a peer\'s tree answers EROFS');
+  t.throws(() => fs.rmSync(path.join(base, 'top.txt')), { code: 'EROFS' }, 'removing one too');
+  t.throws(() => fs.readFileSync(path.join(base, 'top.txt')), { code: 'EIO' }, 'reading bytes answers EIO until remote reads exist');
 });

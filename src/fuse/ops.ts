@@ -75,7 +75,7 @@ export class MountOps {
     if (!node) {
       // A new name: writable only inside a location; the virtual folders take none.
       const parent = this.node(path.posix.dirname(p));
-      return parent && parent.kind !== 'local' && parent.kind !== 'remote' ? EROFS : ENOENT;
+      return parent && parent.kind !== 'local' ? EROFS : ENOENT;
     }
     if (node.kind === 'local') return node;
     if (node.kind === 'remote') return EROFS; // another device's tree is read-only here
@@ -150,6 +150,10 @@ export class MountOps {
   readlink(p: string, cb: (err: number, target?: string) => void): void {
     const tagged = this.node(p);
     if (tagged?.kind === 'tag-link') return cb(0, tagged.target);
+    if (tagged?.kind === 'remote') {
+      // A peer's link targets are not in its log yet: the link is listed but not readable.
+      return cb(this.ns.entry(tagged.location, tagged.rel)?.kind === 'symlink' ? EIO : -22);
+    }
     const node = this.local(p);
     if (typeof node === 'number') return cb(node === EROFS ? -22 : node);
     try {

@@ -8,6 +8,7 @@ import type { Entry } from '../vdfs/entries.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EIO, EISDIR, ENOENT, EROFS, errnoOf } from './errno.js';
+import { fromEntry } from './stat.js';
 import type { Node } from './tree.js';
 
 /** An open file of another device: reads by offset, from cache or peers. */
@@ -22,20 +23,12 @@ export interface RemoteFiles {
 
 type RemoteNode = Extract<Node, { kind: 'remote' }>;
 
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-/** Remote entries get inode numbers in the upper half of the 32-bit range, from their row id. */
-const REMOTE_INO_BASE = 0x80000000;
-const REMOTE_INO_SPAN = 0x7ff00000;
 /** Handle numbers of remote files, far above real file descriptors. */
 const FIRST_REMOTE_HANDLE = 1 << 30;
 
 export class RemoteTree {
   private readonly open = new Map<number, RemoteReader>();
   private nextHandle = FIRST_REMOTE_HANDLE;
-  private readonly uid = process.getuid?.() ?? 0;
-  private readonly gid = process.getgid?.() ?? 0;
 
   constructor(
     private readonly ns: Namespace,
@@ -48,14 +41,14 @@ export class RemoteTree {
 
   getattr(node: RemoteNode): FuseStat | number {
     const entry = this.entry(node);
-    return entry ? this.stat(entry) : ENOENT;
+    return entry ? fromEntry(entry) : ENOENT;
   }
 
   readdir(node: RemoteNode): string[] | number {
     const entry = this.entry(node);
     if (!entry) return ENOENT;
     if (entry.kind !== 'dir') return -20; // ENOTDIR
-    return this.ns.children(entry).map((c) => c.name);
+    return this.ns.childNames(entry);
   }
 
   openFile(node: RemoteNode, writing: boolean): number {
@@ -86,20 +79,4 @@ export class RemoteTree {
     this.open.delete(handle);
   }
 
-  private stat(entry: Entry): FuseStat {
-    const type = entry.kind === 'dir' ? S_IFDIR : entry.kind === 'symlink' ? S_IFLNK : S_IFREG;
-    // Another device's files are read-only here until remote writes exist.
-    const perm = (entry.mode & 0o7777 || (entry.kind === 'dir' ? 0o755 : 0o644)) & ~0o222;
-    return {
-      mode: type | perm,
-      uid: this.uid,
-      gid: this.gid,
-      size: entry.kind === 'dir' ? 4096 : entry.size,
-      nlink: entry.kind === 'dir' ? 2 : 1,
-      ino: REMOTE_INO_BASE + (entry.id % REMOTE_INO_SPAN),
-      atime: entry.mtime,
-      mtime: entry.mtime,
-      ctime: entry.mtime,
-    };
-  }
 }

@@ -2,11 +2,15 @@
 // virtual folders (root, devices, .content).
 import type { FuseStat } from 'fuse-native';
 import type fs from 'node:fs';
+import type { Entry } from '../vdfs/entries.js';
 
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 /** Synthetic inode numbers sit at the top of the 32-bit range, away from real ones. */
 const VIRTUAL_INO_BASE = 0xfff00000;
+/** A peer's entries get inode numbers in the upper half of the 32-bit range, from their row id. */
+const REMOTE_INO_BASE = 0x80000000;
+const REMOTE_INO_SPAN = 0x7ff00000;
 
 export function fromStats(st: fs.Stats): FuseStat {
   return {
@@ -42,6 +46,27 @@ export function virtualDir(key: string, timeMs: number, writable = false): FuseS
 /** A symlink of the virtual tree (/.tags/<tag>/<name>). */
 export function virtualLink(key: string, target: string, timeMs: number): FuseStat {
   return { ...virtualDir(key, timeMs), mode: S_IFLNK | 0o777, size: Buffer.byteLength(target), nlink: 1 };
+}
+
+const KIND_BITS = { file: 0o100000, dir: S_IFDIR, symlink: 0o120000 } as const;
+
+/** A peer's entry as its log reported it, read-only (its bytes are on the peer). */
+export function fromEntry(e: Entry): FuseStat {
+  const type = KIND_BITS[e.kind];
+  const perms = (e.mode & 0o7777) || (e.kind === 'dir' ? 0o755 : 0o644);
+  return {
+    mode: type | (perms & ~0o222),
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    size: e.kind === 'dir' ? 4096 : e.size,
+    nlink: e.kind === 'dir' ? 2 : 1,
+    ino: REMOTE_INO_BASE + (e.id % REMOTE_INO_SPAN),
+    blksize: 4096,
+    blocks: Math.ceil(e.size / 512),
+    atime: e.mtime,
+    mtime: e.mtime,
+    ctime: e.mtime,
+  };
 }
 
 /** A read-only view of a real file (for /sd/.content/<id>). */

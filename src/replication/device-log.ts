@@ -5,10 +5,13 @@ import type Corestore from 'corestore';
 import type Hypercore from 'hypercore';
 import { config } from '../config.js';
 import { log } from '../log.js';
+import { ContentStore } from '../vdfs/content/store.js';
 import type { Db } from '../vdfs/db/database.js';
 import { dropQueuedThrough, indexSnapshot, queuedChanges } from '../vdfs/outbox.js';
 import type { KeyPair } from './identity.js';
 import { decodeLogBlock, encodeLogBlock, type LogOp } from './log-messages.js';
+
+const SENT_CONTENT_MAX = 100_000;
 
 /** The device's own log in a corestore: its key is the log key pair's public key. */
 export function openOwnLog(store: Corestore, keyPair: KeyPair): Hypercore {
@@ -35,8 +38,18 @@ export class DeviceLog {
   private timer: NodeJS.Timeout | undefined;
   private pumping: Promise<number> | undefined;
   private closed = false;
+  private readonly contents: ContentStore;
+  /** Content ids the log holds already (recent ones: peers ignore a repeat anyway). */
+  private sentContent = new Set<string>();
 
-  constructor(private readonly db: Db, private readonly deviceId: string, readonly core: Hypercore, private readonly opsPerBlock = config.logOpsPerBlock) {}
+  private rememberSent(contentId: string): void {
+    if (this.sentContent.size >= SENT_CONTENT_MAX) this.sentContent = new Set();
+    this.sentContent.add(contentId);
+  }
+
+  constructor(private readonly db: Db, private readonly deviceId: string, readonly core: Hypercore, private readonly opsPerBlock = config.logOpsPerBlock) {
+    this.contents = new ContentStore(db);
+  }
 
   get key(): Buffer {
     return this.core.key!;
@@ -68,8 +81,25 @@ export class DeviceLog {
   async appendQueued(maxBlocks = 16): Promise<number> {
     const queued = queuedChanges(this.db, this.appendedSeq, this.opsPerBlock * maxBlocks);
     if (queued.length === 0) return 0;
-    const seqs = queued.map((q) => q.seq);
-    await this.core.append(toBlocks(queued.map((q) => q.change), seqs, 0, this.opsPerBlock));
+    const ops: LogOp[] = [];
+    const seqs: number[] = [];
+    for (const q of queued) {
+      // An entry's content identity goes just before it (or before its full hash), the
+      // first time the log meets it (the indexer does not queue identities: one outbox row
+      // less per file identified).
+      const cid = q.change.op === 'entry' ? q.change.contentId : q.change.op === 'fullHash' ? q.change.contentId : null;
+      if (cid !== null && !this.sentContent.has(cid)) {
+        const identity = this.contents.identity(cid);
+        if (identity) {
+          ops.push({ op: 'content', contentId: cid, size: identity.size, sampledHash: identity.sampledHash });
+          seqs.push(q.seq - 1 > this.appendedSeq ? q.seq - 1 : this.appendedSeq);
+        }
+        this.rememberSent(cid);
+      }
+      ops.push(q.change);
+      seqs.push(q.seq);
+    }
+    await this.core.append(toBlocks(ops, seqs, 0, this.opsPerBlock));
     this.appendedSeq = seqs[seqs.length - 1]!;
     return queued.length;
   }

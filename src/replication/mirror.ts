@@ -14,6 +14,8 @@ import { locationByRemoteId, removeLocation, setLocationRoot, upsertMirroredLoca
 import { decodeLogBlock, LogDecodeError, type LogOp } from './log-messages.js';
 
 export interface MirrorProgress {
+  /** The peer's slug, for a progress line. */
+  device: string;
   applied: number;
   length: number;
 }
@@ -21,6 +23,8 @@ export interface MirrorProgress {
 export interface MirrorOptions {
   /** Called after each applied batch (a backfill shows a progress bar with it). */
   onProgress?: (p: MirrorProgress) => void;
+  /** Called after each applied batch, in the live phase too (caches of the tree go stale). */
+  onApplied?: () => void;
   /** Called when the log cannot be applied; the mirror then stops where it was. */
   onError?: (err: SdError) => void;
   blocksPerBatch?: number;
@@ -69,12 +73,36 @@ export class Mirror {
     this.schedule();
   }
 
-  /** Applies everything the log has now (after asking peers for its length). */
-  async catchUp(): Promise<void> {
+  /**
+   * Applies everything the log has now (after asking peers for its length), or at least
+   * its first `length` blocks when given (they may still be on their way).
+   */
+  async catchUp(length = 0, timeoutMs = 10_000): Promise<void> {
     await this.core.update({ wait: true }).catch(() => false);
+    if (this.core.length < length) await this.lengthReached(length, timeoutMs);
     this.schedule();
     while (this.running) await this.running;
     if (this.failure) throw this.failure;
+  }
+
+  private lengthReached(length: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.core.length < length) return;
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new SdError('IO', `the index log of device ${this.device.name} did not reach ${length} blocks in ${timeoutMs} ms (it has ${this.core.length}); is the device online?`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.core.off('append', check);
+      };
+      this.core.on('append', check);
+      check();
+    });
   }
 
   stop(): void {
@@ -114,7 +142,8 @@ export class Mirror {
           const blocks = await Promise.all(Array.from({ length: end - applied }, (_, i) => this.core.get(applied + i)));
           this.applyBatch(applied, blocks as Buffer[]);
           applied = end;
-          this.options.onProgress?.({ applied, length: this.core.length });
+          this.options.onProgress?.({ device: this.device.slug, applied, length: this.core.length });
+          this.options.onApplied?.();
         }
       } finally {
         download.destroy();
@@ -151,6 +180,8 @@ export class Mirror {
 class BatchApplier {
   private readonly locations = new Map<number, Location>();
   private readonly ids = new Map<number, number>();
+  /** Ids from the location root down to a mirrored folder (by its local id), for inserts below it. */
+  private readonly chains = new Map<number, readonly number[]>();
 
   constructor(private readonly db: Db, private readonly deviceId: string, private readonly entries: EntryStore, private readonly contents: ContentStore) {}
 
@@ -163,7 +194,7 @@ class BatchApplier {
         const location = this.location(o.id, false);
         if (location) removeLocation(this.db, this.entries, location);
         this.locations.delete(o.id);
-        this.ids.clear();
+        this.forgetIds();
         break;
       }
       case 'entry':
@@ -172,7 +203,7 @@ class BatchApplier {
       case 'tombstone': {
         const local = this.localId(o.id, false);
         if (local !== undefined) this.entries.deleteSubtree(local);
-        this.ids.clear();
+        this.forgetIds();
         break;
       }
       case 'content':
@@ -182,6 +213,17 @@ class BatchApplier {
         this.contents.recordFullHashFromPeer(o.contentId, o.fullHash);
         break;
     }
+  }
+
+  private forgetIds(): void {
+    this.ids.clear();
+    this.chains.clear();
+  }
+
+  private chainTo(localId: number): readonly number[] {
+    let chain = this.chains.get(localId);
+    if (!chain) this.chains.set(localId, (chain = this.entries.ancestorIds(localId)));
+    return chain;
   }
 
   private location(remoteId: number, required: boolean): Location | undefined {
@@ -209,8 +251,10 @@ class BatchApplier {
     const parent = o.parentId === null ? null : this.localId(o.parentId, true)!;
     const existing = this.entries.byRemoteId(this.deviceId, o.id);
     if (!existing) {
-      const id = this.entries.insertMirrored(this.deviceId, location.id, parent, o, o.contentId, o.id);
+      const chain = parent === null ? [] : this.chainTo(parent);
+      const id = this.entries.insertMirrored(this.deviceId, location.id, chain, o, o.contentId, o.id);
       this.ids.set(o.id, id);
+      if (o.kind === 'dir') this.chains.set(id, [...chain, id]);
       if (parent === null) {
         setLocationRoot(this.db, location.id, id);
         this.locations.set(o.locationId, { ...location, rootEntryId: id });
@@ -218,7 +262,10 @@ class BatchApplier {
       return;
     }
     if (existing.locationId !== location.id) throw new BadChange(`entry ${o.id} moved from one location to another`);
-    if (parent !== null && (existing.parentId !== parent || existing.name !== o.name)) this.entries.move(existing.id, parent, o.name);
+    if (parent !== null && (existing.parentId !== parent || existing.name !== o.name)) {
+      this.entries.move(existing.id, parent, o.name);
+      this.chains.clear(); // the chains below the moved entry changed
+    }
     this.entries.update(existing.id, { kind: o.kind, size: o.size, mtime: o.mtime, inode: 0, mode: o.mode }, o.contentId);
   }
 }

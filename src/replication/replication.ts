@@ -2,7 +2,6 @@
 // corestore (this device's index log out, peers' logs in, applied by their mirrors) and
 // the block channel (file bytes both ways). The mount asks it for remote files.
 import path from 'node:path';
-import Corestore from 'corestore';
 import type DHT from 'hyperdht';
 import { config } from '../config.js';
 import { log } from '../log.js';
@@ -14,9 +13,8 @@ import { listLocations, type Location } from '../vdfs/locations.js';
 import { listPeers, type Peer } from '../vdfs/peers.js';
 import type { BlockSource, RemoteFileRef } from './block-client.js';
 import { BlockService } from './blocks.js';
-import { DeviceLog, openOwnLog } from './device-log.js';
-import { deviceKeys } from './identity.js';
-import { Mirror, type MirrorProgress } from './mirror.js';
+import { startIndexSync, type IndexSync } from './index-sync.js';
+import type { MirrorProgress } from './mirror.js';
 import type { RemoteFile } from './remote-file.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
 
@@ -26,20 +24,22 @@ export interface ReplicationOptions {
   dht?: DHT;
   cacheMaxBytes?: number;
   /** Backfill progress of a peer's index (the CLI draws a bar with it). */
-  onMirrorProgress?: (device: Peer, p: MirrorProgress) => void;
+  onMirrorProgress?: (deviceId: string, p: MirrorProgress) => void;
+  /** A peer's changes were applied to its mirror (caches of its tree are stale). */
+  onMirrored?: (deviceId: string) => void;
 }
 
 export class Replication {
-  private readonly mirrors = new Map<string, Mirror>();
   private readonly entries: EntryStore;
   private refreshTimer: NodeJS.Timeout | undefined;
   private swarmStarted = false;
+  /** Peers whose mirror is being opened. */
+  private readonly opening = new Set<string>();
   private stopped = false;
 
   private constructor(
     private readonly library: Library,
-    private readonly store: Corestore,
-    private readonly ownLog: DeviceLog,
+    private readonly sync: IndexSync,
     readonly swarm: DeviceSwarm,
     readonly blocks: BlockService,
     private readonly options: ReplicationOptions,
@@ -48,15 +48,10 @@ export class Replication {
   }
 
   static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
-    const keys = deviceKeys(library.dir);
-    const store = new Corestore(path.join(library.dir, 'cores'));
-    await store.ready();
-    const ownLog = new DeviceLog(library.db, library.device.id, openOwnLog(store, keys.log));
-    await ownLog.open();
-    ownLog.startPumping();
+    const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress });
     const blocks = await BlockService.open(library, { cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes });
     const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap, dht: options.dht });
-    const replication = new Replication(library, store, ownLog, swarm, blocks, options);
+    const replication = new Replication(library, sync, swarm, blocks, options);
     swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
     replication.refresh();
     replication.refreshTimer = setInterval(() => replication.refresh(), config.peerRefreshMs);
@@ -67,11 +62,11 @@ export class Replication {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.refreshTimer);
-    for (const m of this.mirrors.values()) m.stop();
     await this.swarm.stop();
     await this.blocks.close();
-    await this.ownLog.close();
-    await this.store.close();
+    // The writers have stopped: their last changes still reach the log.
+    await this.sync.ownLog.pump().catch((e: unknown) => log.warn({ op: 'index-sync', err: String(e) }, 'last changes stay queued for the next start'));
+    await this.sync.close();
   }
 
   /**
@@ -96,28 +91,19 @@ export class Replication {
   /** A mirror for every paired device whose log key is known. */
   private openMirrors(peers: readonly Peer[]): void {
     for (const peer of peers) {
-      if (!peer.logKey || this.mirrors.has(peer.id)) continue;
-      const core = this.store.get({ key: Buffer.from(peer.logKey, 'hex') });
-      const mirror = new Mirror(this.library.db, peer.id, core, {
-        onProgress: (p) => this.options.onMirrorProgress?.(peer, p),
-      });
-      this.mirrors.set(peer.id, mirror);
-      mirror
-        .open()
-        .then(() => {
-          mirror.follow();
-          log.info({ op: 'mirror', device: peer.slug, applied: mirror.applied }, 'following the index log of this device');
-        })
-        .catch((err: unknown) => {
-          log.warn({ op: 'mirror', device: peer.slug, err: String(err) }, 'cannot mirror the index of this device');
-          this.mirrors.delete(peer.id);
-        });
+      if (!peer.logKey || this.opening.has(peer.id) || this.sync.mirrors.has(peer.id)) continue;
+      this.opening.add(peer.id);
+      this.sync
+        .mirror(peer.id, Buffer.from(peer.logKey, 'hex'))
+        .then((mirror) => log.info({ op: 'mirror', device: peer.slug, applied: mirror.applied }, 'following the index log of this device'))
+        .catch((err: unknown) => log.warn({ op: 'mirror', device: peer.slug, err: String(err) }, 'cannot mirror the index of this device'))
+        .finally(() => this.opening.delete(peer.id));
     }
   }
 
   private onConnection({ peer, conn, mux }: DeviceConnection): void {
     this.refresh();
-    this.store.replicate(conn);
+    this.sync.store.replicate(conn);
     log.info({ op: 'replication', device: peer.slug }, 'replicating index logs and serving blocks');
     this.blocks.attach(mux, peer.id);
   }

@@ -16,6 +16,7 @@ declare module 'hypercore' {
     readonly key: Buffer | null;
     readonly discoveryKey: Buffer | null;
     readonly length: number;
+    readonly byteLength: number;
     readonly contiguousLength: number;
     readonly writable: boolean;
     readonly closed: boolean;

@@ -251,12 +251,20 @@ export class EntryStore {
 
   /**
    * Inserts a peer's entry into this library's mirror of that device: `remoteId` is the
-   * peer's own id of it. Closure and search rows are made here, as for any insert.
+   * peer's own id of it, `chain` the ids from the location root down to its parent (empty
+   * for a root). Closure and search rows are made here, as for any insert.
    */
-  insertMirrored(deviceId: string, locationId: number, parentId: number | null, f: Omit<EntryFields, 'inode'>, contentId: string | null, remoteId: number): number {
+  insertMirrored(deviceId: string, locationId: number, chain: readonly number[], f: Omit<EntryFields, 'inode'>, contentId: string | null, remoteId: number): number {
+    const parentId = chain[chain.length - 1] ?? null;
     const id = Number(this.s.insertMirrored!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.mode, contentId, remoteId).lastInsertRowid);
     this.s.searchInsert!.run(id, f.name);
-    this.s.closureOfNew!.run({ id });
+    if (chain.length === 0 || chain.length >= CLOSURE_VALUES_MAX) {
+      this.s.closureOfNew!.run({ id });
+    } else {
+      const rows: number[] = [id, id, 0];
+      for (let i = 0; i < chain.length; i++) rows.push(chain[i]!, id, chain.length - i);
+      this.closureValues(chain.length + 1).run(rows);
+    }
     return id;
   }
 

@@ -106,9 +106,9 @@ export class Namespace {
     return links;
   }
 
-  /** The entries of a folder, by name. */
-  children(folder: Entry): Entry[] {
-    return this.store.children(folder.id);
+  /** Names in a folder of the index (a peer's folder, for the mount). */
+  childNames(folder: Entry): string[] {
+    return this.store.childrenOf(folder).map((e) => e.name);
   }
 
   sdPath(device: Device, location: Location, rel: readonly string[]): string {

@@ -5,6 +5,7 @@ import { startNode } from '../../node.js';
 import { parseBootstrap } from '../../replication/swarm.js';
 import { SdError } from '../../errors.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
+import { ProgressLine } from '../progress.js';
 import { parseSize } from '../format.js';
 
 const DEFAULT_MOUNTPOINT = '/sd';
@@ -49,7 +50,22 @@ A stale mount left by a crash is cleaned at start.
     const cacheText = ctx.values['cache-max'] as string | undefined;
     const cacheMaxBytes = cacheText === undefined ? undefined : parseSize(cacheText);
     if (cacheMaxBytes === undefined && cacheText !== undefined) throw new UsageError(`--cache-max takes a size like 500M or 10GiB, not '${cacheText}'`);
-    const node = await startNode({ libraryDir: ctx.libraryDir, mountpoint, readOnly: ctx.values['read-only'] === true, attrTimeout, bootstrap, cacheMaxBytes, onWarning: (m) => ctx.out.info(`sd: warning: ${m}`) });
+    // A peer's index arriving in bulk (a new device's backfill) draws a bar on a terminal.
+    const progress = new ProgressLine();
+    const onSyncProgress = (_deviceId: string, p: { device: string; applied: number; length: number }) => {
+      if (p.applied >= p.length) progress.clear();
+      else progress.bar(`index of ${p.device}`, p.applied, p.length);
+    };
+    const node = await startNode({
+      libraryDir: ctx.libraryDir,
+      mountpoint,
+      readOnly: ctx.values['read-only'] === true,
+      attrTimeout,
+      bootstrap,
+      cacheMaxBytes,
+      onWarning: (m) => ctx.out.info(`sd: warning: ${m}`),
+      onSyncProgress,
+    });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);

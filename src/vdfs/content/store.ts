@@ -1,5 +1,5 @@
 // The content_identities table: one row per content id with its size, sampled hash and,
-// once a file has been read whole, its full BLAKE3 integrity hash. What this device
+// once a file has been read whole, its full BLAKE3 integrity hash. A full hash this device
 // records also goes to index_outbox for its log; what a peer's log brings does not.
 import type { Db } from '../db/database.js';
 
@@ -24,11 +24,17 @@ export class ContentStore {
     this.getOne = db.prepare('SELECT id, size, sampled_hash AS sampledHash, full_hash AS fullHash, first_seen AS firstSeen FROM content_identities WHERE id = ?');
   }
 
-  /** Records a content id this device found (and queues it for the device's log). */
+  /**
+   * Records a content id this device found. Not queued for the device's log by itself:
+   * the log sends the identity along with the first entry holding it (device-log.ts).
+   */
   record(id: string, size: number, sampledHash: string): void {
     this.insert.run(id, size, sampledHash, Date.now());
-    // Even when known already (from a peer, say): a device mirroring only this one needs it.
-    this.outbox.run(id, JSON.stringify({ size, sampledHash }));
+  }
+
+  /** Content identities as the log sends them (null for an id this library does not know). */
+  identity(id: string): { size: number; sampledHash: string } | undefined {
+    return this.getOne.get(id) as ContentIdentity | undefined;
   }
 
   recordFullHash(id: string, fullHash: string): void {
