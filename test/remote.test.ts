@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { setAttributeSync } from '@napi-rs/xattr';
 import createTestnet from 'hyperdht/testnet.js';
 import t, { type Test } from 'tap';
 import { SD_MAIN, cleanEnv, runSd, waitFor } from './helpers.js';
@@ -92,6 +93,26 @@ t.test('paired devices list and read each other through their mounts', async (t)
   t.match(JSON.parse(xattr.stdout), [{ name: 'alpha', online: true }], 'sd devices shows the peer online');
 
   t.throws(() => fs.writeFileSync(path.join(remote, 'new.txt'), 'x'), { code: 'EROFS' }, "another device's tree is read-only here");
+
+  // Tags are shared: set on either device, on either device's files, they end the same on both.
+  const tagsOn = async (library: string, target: string) => {
+    const r = await runSd(['--json', 'tag', 'ls', target], { library });
+    return r.code === 0 ? ((JSON.parse(r.stdout) as Array<{ tags: string[] }>)[0]?.tags ?? []).join(',') : `error: ${r.stderr}`;
+  };
+  setAttributeSync(path.join(remote, 'hi.txt'), 'user.sd.tags', Buffer.from('from-beta,shared'));
+  await runSd(['tag', 'add', 'from-alpha', path.join(p.alpha.root, 'hi.txt')], { library: p.alpha.library });
+  const converged = await waitFor(async () => {
+    const [a, b] = [await tagsOn(p.alpha.library, 'sd://alpha/media/hi.txt'), await tagsOn(p.beta.library, 'sd://alpha/media/hi.txt')];
+    return a === b && a === 'from-alpha,from-beta,shared';
+  }, 10_000, 200);
+  t.ok(converged, 'tags set on two devices converge on both');
+  // Concurrent edits of one register: the later stamp wins on both sides.
+  setAttributeSync(path.join(p.mountA.mountpoint, 'alpha/media/hi.txt'), 'user.sd.tags', Buffer.from('x'));
+  setAttributeSync(path.join(remote, 'hi.txt'), 'user.sd.tags', Buffer.from('y'));
+  t.ok(await waitFor(async () => (await tagsOn(p.alpha.library, 'sd://alpha/media/hi.txt')) === (await tagsOn(p.beta.library, 'sd://alpha/media/hi.txt')), 10_000, 200),
+    'concurrent edits end the same on both devices');
+  t.comment(`after concurrent edits: ${await tagsOn(p.alpha.library, 'sd://alpha/media/hi.txt')}`);
+  t.ok(fs.readdirSync(path.join(p.mountB.mountpoint, '.tags')).length > 0, "beta's /.tags lists the shared tags");
 });
 
 t.test("a change on one device shows in the other's mount, and a gone device stays listed", async (t) => {

@@ -16,7 +16,7 @@ export interface LogBlock {
 
 const BLOCK_VERSION = 1;
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash'] as const;
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag'] as const;
 
 type State = ReturnType<typeof c.state>;
 
@@ -57,6 +57,13 @@ const opEncoding = {
         c.string.preencode(state, o.contentId);
         c.string.preencode(state, o.fullHash);
         break;
+      case 'tag':
+        c.string.preencode(state, o.device);
+        c.uint.preencode(state, o.entry);
+        c.string.preencode(state, o.tag);
+        c.uint.preencode(state, 0); // present
+        c.string.preencode(state, o.hlc);
+        break;
     }
   },
   encode(state: State, o: LogOp): void {
@@ -92,6 +99,13 @@ const opEncoding = {
         c.string.encode(state, o.contentId);
         c.string.encode(state, o.fullHash);
         break;
+      case 'tag':
+        c.string.encode(state, o.device);
+        c.uint.encode(state, o.entry);
+        c.string.encode(state, o.tag);
+        c.uint.encode(state, o.present ? 1 : 0);
+        c.string.encode(state, o.hlc);
+        break;
     }
   },
   decode(state: State): LogOp {
@@ -119,6 +133,14 @@ const opEncoding = {
         return { op: tag, contentId: c.string.decode(state), size: c.uint.decode(state), sampledHash: c.string.decode(state) };
       case 'fullHash':
         return { op: tag, contentId: c.string.decode(state), fullHash: c.string.decode(state) };
+      case 'tag': {
+        const device = c.string.decode(state);
+        const entry = c.uint.decode(state);
+        const name = c.string.decode(state);
+        const present = c.uint.decode(state) === 1;
+        const hlc = c.string.decode(state);
+        return { op: tag, device, entry, tag: name, present, hlc };
+      }
       default:
         throw new LogDecodeError('an operation of an unknown type');
     }

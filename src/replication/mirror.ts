@@ -7,6 +7,8 @@ import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import { ContentStore } from '../vdfs/content/store.js';
+import { localDevice } from '../vdfs/device.js';
+import { TagStore, validateTag } from '../vdfs/tags.js';
 import type { Db } from '../vdfs/db/database.js';
 import { deviceById, type Device } from '../vdfs/device.js';
 import { EntryStore } from '../vdfs/entries.js';
@@ -36,6 +38,7 @@ class BadChange extends Error {}
 export class Mirror {
   private readonly entries: EntryStore;
   private readonly contents: ContentStore;
+  private readonly tags: TagStore;
   private readonly device: Device;
   private running: Promise<void> | undefined;
   private again = false;
@@ -51,6 +54,7 @@ export class Mirror {
     this.device = device;
     this.entries = new EntryStore(db);
     this.contents = new ContentStore(db);
+    this.tags = new TagStore(db, localDevice(db)!.id);
   }
 
   /** Blocks of the peer's log applied here. */
@@ -161,7 +165,7 @@ export class Mirror {
       this.db.transaction(() => {
         const watermark = this.applied;
         if (start > watermark) throw new BadChange(`block ${start} comes before block ${watermark}`);
-        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents);
+        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags);
         for (const block of blocks) {
           if (index >= watermark) for (const op of decodeLogBlock(block).ops) apply.op(op);
           index++;
@@ -183,7 +187,13 @@ class BatchApplier {
   /** Ids from the location root down to a mirrored folder (by its local id), for inserts below it. */
   private readonly chains = new Map<number, readonly number[]>();
 
-  constructor(private readonly db: Db, private readonly deviceId: string, private readonly entries: EntryStore, private readonly contents: ContentStore) {}
+  constructor(
+    private readonly db: Db,
+    private readonly deviceId: string,
+    private readonly entries: EntryStore,
+    private readonly contents: ContentStore,
+    private readonly tags: TagStore,
+  ) {}
 
   op(o: LogOp): void {
     switch (o.op) {
@@ -211,6 +221,14 @@ class BatchApplier {
         break;
       case 'fullHash':
         this.contents.recordFullHashFromPeer(o.contentId, o.fullHash);
+        break;
+      case 'tag':
+        // Shared data: the newest stamp wins, whatever order the devices' logs arrive in.
+        try {
+          this.tags.apply({ target: { device: o.device, entry: o.entry }, tag: validateTag(o.tag), present: o.present, hlc: o.hlc });
+        } catch (err) {
+          throw new BadChange(`tag operation '${o.tag.slice(0, 40)}' is not valid: ${err instanceof Error ? err.message : String(err)}`);
+        }
         break;
     }
   }
@@ -254,6 +272,7 @@ class BatchApplier {
       const chain = parent === null ? [] : this.chainTo(parent);
       const id = this.entries.insertMirrored(this.deviceId, location.id, chain, o, o.contentId, o.id);
       this.ids.set(o.id, id);
+      this.tags.attach(id, { device: this.deviceId, entry: o.id });
       if (o.kind === 'dir') this.chains.set(id, [...chain, id]);
       if (parent === null) {
         setLocationRoot(this.db, location.id, id);

@@ -13,7 +13,9 @@ export type IndexChange =
   /** An entry and everything below it is gone. */
   | { op: 'tombstone'; id: number }
   | { op: 'content'; contentId: string; size: number; sampledHash: string }
-  | { op: 'fullHash'; contentId: string; fullHash: string };
+  | { op: 'fullHash'; contentId: string; fullHash: string }
+  /** A tag set or removed on any device's entry, by this device (shared data, HLC last-writer-wins). */
+  | { op: 'tag'; device: string; entry: number; tag: string; present: boolean; hlc: string };
 
 export interface QueuedChange {
   seq: number;
@@ -51,6 +53,10 @@ function toChange(r: OutboxRow): IndexChange {
       const x = JSON.parse(r.extra!) as { size?: number; sampledHash?: string; fullHash?: string };
       if (x.fullHash !== undefined) return { op: 'fullHash', contentId: r.content_id!, fullHash: x.fullHash };
       return { op: 'content', contentId: r.content_id!, size: x.size!, sampledHash: x.sampledHash! };
+    }
+    case 'tag': {
+      const x = JSON.parse(r.extra!) as { target: { device: string; entry: number }; tag: string; present: boolean; hlc: string };
+      return { op: 'tag', device: x.target.device, entry: x.target.entry, tag: x.tag, present: x.present, hlc: x.hlc };
     }
     default:
       throw new Error(`index_outbox row ${r.seq} has the unknown op '${r.op}'`);
@@ -102,6 +108,10 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
       changes.push({ op: 'content', contentId: x.id, size: x.size, sampledHash: x.sampled_hash });
       if (x.full_hash) changes.push({ op: 'fullHash', contentId: x.id, fullHash: x.full_hash });
     }
+    // Tag registers whose newest operation this device made (an HLC stamp ends with its device).
+    const tags = db.prepare(`SELECT device_id, entry_ref, tag, present, hlc FROM tag_ops WHERE hlc LIKE '%.' || ?`)
+      .all(deviceId) as Array<{ device_id: string; entry_ref: number; tag: string; present: number; hlc: string }>;
+    for (const x of tags) changes.push({ op: 'tag', device: x.device_id, entry: x.entry_ref, tag: x.tag, present: x.present === 1, hlc: x.hlc });
     return { lastSeq, changes };
   })();
 }

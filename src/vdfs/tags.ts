@@ -1,7 +1,8 @@
 // Tags on entries, shared by every device of the library. Each (entry, tag) pair is a
 // last-writer-wins register stamped by a hybrid logical clock: `tag_ops` keeps the newest
 // operation per pair (removals included), `entry_tags` is what it makes true here.
-// Operations made on this device also go to `shared_outbox`, for this device's log.
+// Operations made on this device also go to index_outbox, for this device's own log; the
+// peers apply them from there (replication/mirror.ts).
 import { SdError } from '../errors.js';
 import { HlcClock } from '../replication/hlc.js';
 import type { Db } from './db/database.js';
@@ -106,13 +107,6 @@ export class TagStore {
     return true;
   }
 
-  /** Operations made here since `afterSeq`, in order (for this device's log). */
-  outbox(afterSeq: number, limit = 1000): Array<{ seq: number; op: TagOp }> {
-    return (this.db.prepare('SELECT seq, op FROM shared_outbox WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as Array<{ seq: number; op: string }>).map(
-      (r) => ({ seq: r.seq, op: JSON.parse(r.op) as TagOp }),
-    );
-  }
-
   private change(entry: Entry, tags: readonly string[], present: boolean): TagOp[] {
     const target = this.refOf(entry);
     return this.db.transaction(() => {
@@ -120,7 +114,7 @@ export class TagStore {
       for (const tag of tags) {
         const op: TagOp = { target, tag, present, hlc: this.clock.tick() };
         this.apply(op);
-        this.db.prepare('INSERT INTO shared_outbox (op) VALUES (?)').run(JSON.stringify(op));
+        this.db.prepare(`INSERT INTO index_outbox (op, extra) VALUES ('tag', ?)`).run(JSON.stringify(op));
         ops.push(op);
       }
       return ops;

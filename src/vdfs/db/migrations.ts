@@ -235,7 +235,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    description: 'tags as last-writer-wins registers stamped by a hybrid logical clock; shared operations waiting for the device log',
+    description: 'tags as last-writer-wins registers stamped by a hybrid logical clock (their operations travel in index_outbox)',
     sql: `
       -- The newest operation per (owning device, entry id there, tag); present = 0 is a removal.
       CREATE TABLE tag_ops (
@@ -247,11 +247,6 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (device_id, entry_ref, tag)
       ) WITHOUT ROWID;
       CREATE INDEX entry_tags_by_tag ON entry_tags (tag_id);
-      -- Shared-metadata operations made on this device, in order, until its log holds them.
-      CREATE TABLE shared_outbox (
-        seq  INTEGER PRIMARY KEY,
-        op   TEXT NOT NULL
-      );
     `,
   },
 ];
