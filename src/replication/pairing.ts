@@ -304,6 +304,7 @@ export async function joinPairing(library: Library, secret: Buffer, network: Pai
   const me = localDeviceOf(library);
   const key = pairKey(secret);
   const swarm = pairingSwarm(network);
+  let relook: NodeJS.Timeout | undefined;
   try {
     return await new Promise<Peer>((resolve, reject) => {
       let done = false;
@@ -331,9 +332,15 @@ export async function joinPairing(library: Library, secret: Buffer, network: Pai
           },
         );
       });
-      swarm.join(pairTopic(secret), { server: false, client: true });
+      const discovery = swarm.join(pairTopic(secret), { server: false, client: true });
+      // One lookup can miss a device that announced a moment later (sd pair prints its words
+      // before its announcement is out): look again until connected or out of time.
+      relook = setInterval(() => {
+        if (!done && swarm.connections.size === 0) discovery.refresh().catch((err: unknown) => log.debug({ op: 'pair', err: String(err) }, 'lookup failed'));
+      }, config.pairLookupIntervalMs);
     });
   } finally {
+    clearInterval(relook);
     await destroySwarm(swarm);
   }
 }
