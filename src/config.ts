@@ -44,6 +44,8 @@ export const config = {
   pairWordsTtlMs: envMs('SD_PAIR_TTL_MS', 5 * 60_000),
   /** How long `sd pair join` looks for the device showing the words before giving up. */
   pairJoinTimeoutMs: envMs('SD_PAIR_JOIN_TIMEOUT_MS', 20_000),
+  /** How often `sd pair join` looks up the words' topic again while it found nobody. */
+  pairLookupIntervalMs: 2000,
   /** A pairing connection that has not finished its handshake by then is closed. */
   pairHandshakeTimeoutMs: 10_000,
   /** How often a running node pings each connected device (round-trip time, presence). */

@@ -118,23 +118,28 @@ export function pairOverConnection<T>(
     let remoteDone = false;
     let settled = false;
 
-    const settle = (err: PairingFailure | undefined, value?: T) => {
+    const settle = (err: PairingFailure | undefined, value?: T, afterRefusal = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       if (err) {
         reject(err);
-        conn.destroy();
+        if (afterRefusal) {
+          // Ended, not destroyed, so the refusal reaches the other side before the close.
+          conn.end();
+          setTimeout(() => conn.destroy(), 1000).unref();
+        } else {
+          conn.destroy();
+        }
       } else {
         resolve(value as T);
       }
     };
     const refuse = (reason: 'proof' | 'refused', message: string) => {
       refusalMessage.send(message);
-      settle(new PairingFailure(reason, message));
+      settle(new PairingFailure(reason, message), undefined, true);
     };
     const timer = setTimeout(() => settle(new PairingFailure('timeout', 'the other device did not finish pairing in time')), config.pairHandshakeTimeoutMs);
-    conn.on('error', (err: Error) => log.debug({ op: 'pair', err: err.message }, 'pairing connection error'));
     conn.on('close', () => settle(new PairingFailure('protocol', 'the other device closed the connection before pairing finished')));
 
     const mux = Protomux.from(conn);
@@ -275,6 +280,7 @@ export async function hostPairing(library: Library, words: PairingWords, network
         reject(new SdError('CANCELLED', 'pairing cancelled; the words no longer work'));
       });
       swarm.on('connection', (conn) => {
+        conn.on('error', (err: Error) => log.debug({ op: 'pair', err: err.message }, 'pairing connection error'));
         if (done) return conn.destroy();
         pairOverConnection(conn, key, me, { accept: acceptUnlessRevoked(library), store: (d) => (done ? null : storePeer(library)(d)) }).then(
           async (peer) => {
@@ -304,6 +310,7 @@ export async function joinPairing(library: Library, secret: Buffer, network: Pai
   const me = localDeviceOf(library);
   const key = pairKey(secret);
   const swarm = pairingSwarm(network);
+  let relook: NodeJS.Timeout | undefined;
   try {
     return await new Promise<Peer>((resolve, reject) => {
       let done = false;
@@ -312,6 +319,7 @@ export async function joinPairing(library: Library, secret: Buffer, network: Pai
         reject(new SdError('NOT_FOUND', 'no device is waiting for these words (they expire after 5 minutes and work once); run \'sd pair\' on the other device for new words'));
       }, timeoutMs);
       swarm.on('connection', (conn) => {
+        conn.on('error', (err: Error) => log.debug({ op: 'pair', err: err.message }, 'pairing connection error'));
         if (done) return conn.destroy();
         pairOverConnection(conn, key, me, { accept: acceptUnlessRevoked(library), store: storePeer(library) }).then(
           async (peer) => {
@@ -331,9 +339,15 @@ export async function joinPairing(library: Library, secret: Buffer, network: Pai
           },
         );
       });
-      swarm.join(pairTopic(secret), { server: false, client: true });
+      const discovery = swarm.join(pairTopic(secret), { server: false, client: true });
+      // One lookup can miss a device that announced a moment later (sd pair prints its words
+      // before its announcement is out): look again until connected or out of time.
+      relook = setInterval(() => {
+        if (!done && swarm.connections.size === 0) discovery.refresh().catch((err: unknown) => log.debug({ op: 'pair', err: String(err) }, 'lookup failed'));
+      }, config.pairLookupIntervalMs);
     });
   } finally {
+    clearInterval(relook);
     await destroySwarm(swarm);
   }
 }

@@ -23,6 +23,7 @@ declare module 'hyperswarm' {
 
   export interface Discovery {
     flushed(): Promise<boolean>;
+    refresh(options?: { server?: boolean; client?: boolean }): Promise<void>;
     destroy(): Promise<void>;
   }
 
