@@ -46,8 +46,8 @@ export const config = {
   pairJoinTimeoutMs: envMs('SD_PAIR_JOIN_TIMEOUT_MS', 20_000),
   /** How often `sd pair join` looks up the words' topic again while it found nobody. */
   pairLookupIntervalMs: 2000,
-  /** A pairing connection that has not finished its handshake by then is closed. */
-  pairHandshakeTimeoutMs: 10_000,
+  /** A pairing connection that has not finished its handshake by then is closed (and another tried). */
+  pairHandshakeTimeoutMs: 5000,
   /** How often a running node pings each connected device (round-trip time, presence). */
   peerPingIntervalMs: 2000,
   /** A device whose presence a running node has not confirmed for this long counts as offline. */
