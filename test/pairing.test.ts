@@ -71,12 +71,12 @@ async function startPair(t: Test, library: string, env: NodeJS.ProcessEnv = {}):
 }
 
 function join(library: string, words: string[], env: NodeJS.ProcessEnv = {}) {
-  return runSd(['pair', 'join', ...words, '--bootstrap', BOOTSTRAP], { library, env: { SD_PAIR_JOIN_TIMEOUT_MS: '4000', ...env } });
+  return runSd(['pair', 'join', ...words, '--bootstrap', BOOTSTRAP], { library, env: { SD_PAIR_JOIN_TIMEOUT_MS: '4000', ...env }, timeoutMs: 90_000 });
 }
 
 async function pairDevices(t: Test, host: string, guest: string): Promise<void> {
   const waiting = await startPair(t, host);
-  const r = await join(guest, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '20000' });
+  const r = await join(guest, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '60000' });
   t.equal(r.code, 0, `sd pair join exits 0${r.code ? `: ${r.stderr}` : ''}`);
   if (r.code !== 0) waiting.child.kill('SIGINT');
   t.equal(await waiting.exited, 0, 'sd pair exits 0 once a device joined');
@@ -106,7 +106,7 @@ t.test('two devices pair and each lists the other', async (t) => {
   const waiting = await startPair(t, a);
   t.equal(waiting.words.length, 12, 'twelve words');
   t.ok(Date.parse(waiting.expires) > Date.now() + 4 * 60_000, 'valid for about 5 minutes');
-  const r = await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '20000' });
+  const r = await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '60000' });
   t.equal(r.code, 0, `join exits 0: ${r.stderr}`);
   t.match(r.stdout, /Paired with 'Alpha'/);
   t.equal(await waiting.exited, 0);
@@ -154,7 +154,7 @@ t.test('wrong, reused, mistyped and expired words are refused with a clear messa
   t.same(await devicesOf(t, b), [], 'nothing stored on the joining device');
   t.same(await devicesOf(t, a), [], 'nothing stored on the waiting device');
 
-  t.equal((await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '20000' })).code, 0, 'the right words pair');
+  t.equal((await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '60000' })).code, 0, 'the right words pair');
   t.equal(await waiting.exited, 0);
   const again = await join(c3, waiting.words);
   t.equal(again.code, 1, 'the same words a second time are refused');
@@ -213,7 +213,7 @@ t.test('malformed, oversized or unproven pairing messages close that connection;
 
   t.equal(waiting.child.exitCode, null, 'sd pair is still waiting');
   t.same(await devicesOf(t, a), [], 'nothing stored');
-  t.equal((await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '20000' })).code, 0, 'the real device still pairs');
+  t.equal((await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '60000' })).code, 0, 'the real device still pairs');
   t.equal(await waiting.exited, 0);
   const last = JSON.parse(waiting.lines().at(-1)!) as { paired: { name: string }; refused: number };
   t.equal(last.paired.name, 'Beta');
@@ -286,7 +286,7 @@ t.test('a running node lets in paired devices only, shows them online, reconnect
 
   // Revoked for good: pairing again with the same device key is refused.
   const waiting = await startPair(t, a);
-  const again = await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '20000' });
+  const again = await join(b, waiting.words, { SD_PAIR_JOIN_TIMEOUT_MS: '60000' });
   t.equal(again.code, 1);
   t.match(again.stderr, /refused to pair: device 'Beta' was revoked here and cannot pair again/);
   waiting.child.kill('SIGINT');
