@@ -52,6 +52,8 @@ export const config = {
   peerPingIntervalMs: 2000,
   /** A device whose presence a running node has not confirmed for this long counts as offline. */
   peerOnlineStaleMs: 6000,
+  /** A connection whose pings have gone unanswered this long is closed and dialled again. */
+  peerDeadMs: 7000,
   /** How often the swarm re-reads the paired devices (pairings and revocations by other processes). */
   peerRefreshMs: 1000,
   /** How often the swarm asks the DHT again for paired devices it is not connected to. */

@@ -8,6 +8,7 @@ import { systemCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Library } from './library.js';
 import type { Location } from './locations.js';
+import { statOrUndefined } from './fs-stat.js';
 
 /** A live watch on one folder; `onEvent` gets the changed name (null when the kernel gave none). */
 export interface FolderWatch {
@@ -492,14 +493,6 @@ function pathsOf(rows: Map<number, DirRow>, topId: number, topRel = ''): Map<str
 function readLimit(name: string): number | undefined {
   try {
     return Number(fs.readFileSync(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-}
-
-function statOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.statSync(p);
   } catch {
     return undefined;
   }

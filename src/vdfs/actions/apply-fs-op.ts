@@ -14,6 +14,7 @@ import { DeferredFullHash } from './deferred-full-hash.js';
 import { tryFs } from './errno.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { IndexUpdater, baseName, parentRel, splitRel } from './index-update.js';
+import { exists, lstatOrUndefined } from '../fs-stat.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
 
@@ -264,14 +265,3 @@ function checkRel(rel: string, root: 'no' | 'root' | 'busy' = 'no'): string {
   return rel;
 }
 
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
-function exists(p: string): boolean {
-  return lstatOrUndefined(p) !== undefined;
-}

@@ -1,21 +1,12 @@
 // Names for --on-conflict rename: "report.pdf" becomes "report (1).pdf", then (2)...
-import fs from 'node:fs';
 import path from 'node:path';
+import { exists } from '../fs-stat.js';
 
 /** The n-th alternative of a file name: "name (n).ext" (dot files and folders get " (n)" at the end). */
 export function numberedName(name: string, n: number): string {
   const dot = name.lastIndexOf('.');
   if (dot <= 0) return `${name} (${n})`;
   return `${name.slice(0, dot)} (${n})${name.slice(dot)}`;
-}
-
-function exists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The first "name (n).ext" next to dst that does not exist (and is not in `taken`). */

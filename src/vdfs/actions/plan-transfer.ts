@@ -12,6 +12,7 @@ import { IndexUpdater, kindOf } from './index-update.js';
 import { describeAbs, resolveLocal, type LocalPath } from './local-path.js';
 import { errCode, problem } from './preview.js';
 import type { ActionPreview, Conflict, ConflictMode, CopyInput, DedupHit, PathInfo, PermissionProblem, Plan, PlanItem, PlanOp, Problem } from './types.js';
+import { lstatOrUndefined, statOrUndefined } from '../fs-stat.js';
 
 /** Names sdfs keeps for itself inside a location; never copied or moved. */
 export const OWN_FOLDERS = new Set(['.sd-trash', '.sd-staging']);
@@ -21,22 +22,6 @@ const SAMPLE_LIMIT = 100;
 
 export function pathInfo(p: LocalPath): PathInfo {
   return { given: p.given, path: p.abs, sdpath: p.sdpath, location: p.location?.name ?? null };
-}
-
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
-function statOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.statSync(p);
-  } catch {
-    return undefined;
-  }
 }
 
 function isInside(child: string, parent: string): boolean {

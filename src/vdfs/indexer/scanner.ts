@@ -12,6 +12,7 @@ import type { Location } from '../locations.js';
 import { IgnoreRules } from './ignore.js';
 import type { IndexCounts, WarningList } from './summary.js';
 import type { WriteBatch } from './write-batch.js';
+import { lstatOrUndefined } from '../fs-stat.js';
 
 interface Missing {
   id: number;
@@ -534,10 +535,3 @@ function runWalker({ location, port, shared }: WalkerData): void {
 
 if (!isMainThread && (workerData as Partial<WalkerData> | null)?.sdfsWalker === true) runWalker(workerData as WalkerData);
 
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}

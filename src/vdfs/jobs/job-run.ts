@@ -19,6 +19,7 @@ import { copyFileChunked, copySmall, fullHashAsync, type CopyFileResult } from '
 import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
 import { jobOptions } from './options.js';
 import { bootId } from './owner.js';
+import { lstatOrUndefined } from '../fs-stat.js';
 
 export type Interruption = 'pause' | 'cancel' | 'stop';
 
@@ -49,14 +50,6 @@ export interface RunHooks {
 
 const STAGING_FOLDER = '.sd-staging';
 const execFileAsync = promisify(execFile);
-
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
-}
 
 function sampled(file: string): ContentHash | undefined {
   return contentHashOfFile(file);
