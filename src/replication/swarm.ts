@@ -212,7 +212,12 @@ export class DeviceSwarm extends EventEmitter {
   private rejoinOffline(): void {
     if (!this.swarm || this.stopped) return;
     for (const [key, peer] of this.allowed) {
-      if (!this.live.has(peer.id) && this.dials(key)) this.swarm.joinPeer(Buffer.from(key, 'hex'));
+      if (this.live.has(peer.id) || !this.dials(key)) continue;
+      // After 3 failed dials Hyperswarm stops trying an explicit peer (it found a stale
+      // announcement of a restarted device, say): leaving first makes the next join fresh.
+      const publicKey = Buffer.from(key, 'hex');
+      this.swarm.leavePeer(publicKey);
+      this.swarm.joinPeer(publicKey);
     }
   }
 
