@@ -42,6 +42,7 @@ Mounting at ${mountpoint}. Try, in another terminal (sd is bin/sd in this checko
   getfattr -d ${rel}/laptop/Photos/2025/garden.png
   cat ${rel}/laptop/Documents/notes.md
   ls ${rel}/.content
+  setfattr -n user.sd.tags -v "garden,2025" ${rel}/laptop/Photos/2025/garden.png; ls -l ${rel}/.tags/garden
   export SD_LIBRARY=${path.relative(process.cwd(), library)}
   bin/sd search sunset            bin/sd search kind:image size:>100KB
   bin/sd dupes                    bin/sd stat sd://laptop/Videos/ball.y4m
