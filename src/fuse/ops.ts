@@ -78,8 +78,7 @@ export class MountOps {
       return parent && parent.kind !== 'local' ? EROFS : ENOENT;
     }
     if (node.kind === 'local') return node;
-    if (node.kind === 'remote') return EROFS; // another device's tree is read-only here
-    return EROFS; // root, device folders and .content are not writable
+    return EROFS; // root, device folders, .content, .tags and other devices' trees are not writable here
   }
 
   /** Runs one namespace change; a location root takes only attribute changes (rootAllowed). */

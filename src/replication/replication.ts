@@ -1,7 +1,6 @@
 // Replication in a running node: the swarm's authenticated device connections carry the
 // corestore (this device's index log out, peers' logs in, applied by their mirrors) and
 // the block channel (file bytes both ways). The mount asks it for remote files.
-import path from 'node:path';
 import type DHT from 'hyperdht';
 import { config } from '../config.js';
 import { log } from '../log.js';
@@ -9,7 +8,8 @@ import type { Device } from '../vdfs/device.js';
 import type { Entry } from '../vdfs/entries.js';
 import { EntryStore } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
-import { listLocations, type Location } from '../vdfs/locations.js';
+import type { Location } from '../vdfs/locations.js';
+import { Namespace } from '../vdfs/namespace.js';
 import { listPeers, type Peer } from '../vdfs/peers.js';
 import type { BlockSource, RemoteFileRef } from './block-client.js';
 import { BlockService } from './blocks.js';
@@ -31,6 +31,7 @@ export interface ReplicationOptions {
 
 export class Replication {
   private readonly entries: EntryStore;
+  private readonly ns: Namespace;
   private refreshTimer: NodeJS.Timeout | undefined;
   private swarmStarted = false;
   /** Peers whose mirror is being opened. */
@@ -45,6 +46,7 @@ export class Replication {
     private readonly options: ReplicationOptions,
   ) {
     this.entries = new EntryStore(library.db);
+    this.ns = new Namespace(library.db);
   }
 
   static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
@@ -130,10 +132,14 @@ export class Replication {
   private sourcesOf(device: Device, location: Location, relPath: string, contentId: string | undefined): BlockSource[] {
     const sources: BlockSource[] = [];
     if (contentId) {
-      const local = this.localCopy(contentId);
-      if (local) sources.push({ kind: 'local', path: local });
-      for (const holder of this.holders(contentId)) {
-        const channel = holder === device.id ? undefined : this.blocks.channelTo(holder);
+      // One lookup of every copy: this device's first, then other online peers holding it.
+      const copies = this.entries.withContent(contentId).filter((e) => e.kind === 'file');
+      const localId = this.library.device.id;
+      const localCopy = copies.find((e) => e.deviceId === localId);
+      const localPath = localCopy && this.ns.realPath(localCopy);
+      if (localPath) sources.push({ kind: 'local', path: localPath });
+      for (const holder of new Set(copies.map((e) => e.deviceId))) {
+        const channel = holder === device.id || holder === localId ? undefined : this.blocks.channelTo(holder);
         if (channel) sources.push({ kind: 'peer', channel, target: { kind: 'content', contentId } });
       }
     }
@@ -142,17 +148,4 @@ export class Replication {
     return sources;
   }
 
-  /** Other devices whose index says they hold this content. */
-  private holders(contentId: string): Set<string> {
-    const local = this.library.device.id;
-    return new Set(this.entries.withContent(contentId).filter((e) => e.deviceId !== local && e.kind === 'file').map((e) => e.deviceId));
-  }
-
-  private localCopy(contentId: string): string | undefined {
-    const deviceId = this.library.device.id;
-    const copy = this.entries.withContent(contentId).find((e) => e.deviceId === deviceId && e.kind === 'file');
-    if (!copy) return undefined;
-    const location = listLocations(this.library.db, deviceId).find((l) => l.id === copy.locationId);
-    return location && path.join(location.rootPath, ...this.entries.relativePath(copy.id).split('/'));
-  }
 }

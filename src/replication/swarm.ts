@@ -103,13 +103,16 @@ export class DeviceSwarm extends EventEmitter {
   private refreshTimer: NodeJS.Timeout | undefined;
   private rejoinTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private ownKey: Buffer | undefined;
 
   constructor(private readonly library: Library, private readonly options: DeviceSwarmOptions = {}) {
     super();
   }
 
   get publicKey(): Buffer {
-    return deviceKeys(this.library.dir).swarm.publicKey;
+    // Read from device.key once; asked on every rejoin round.
+    this.ownKey ??= deviceKeys(this.library.dir).swarm.publicKey;
+    return this.ownKey;
   }
 
   /** Joins the DHT and looks for every paired device; never waits for the network to answer. */

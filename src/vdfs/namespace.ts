@@ -126,13 +126,18 @@ export class Namespace {
 
   /** A local file holding this content, as a real path, if this device has one. */
   localCopy(contentId: string, localDeviceId: string): string | undefined {
-    this.refresh();
     for (const entry of this.store.withContent(contentId)) {
-      if (entry.deviceId !== localDeviceId) continue;
-      const location = [...(this.locationsByDevice.get(localDeviceId)?.values() ?? [])].find((l) => l.id === entry.locationId);
-      if (location) return path.join(location.rootPath, this.store.relativePath(entry.id));
+      const real = entry.deviceId === localDeviceId ? this.realPath(entry) : undefined;
+      if (real) return real;
     }
     return undefined;
+  }
+
+  /** Where an entry of this device is on disk (undefined when its location is gone). */
+  realPath(entry: Entry): string | undefined {
+    this.refresh();
+    const location = [...(this.locationsByDevice.get(entry.deviceId)?.values() ?? [])].find((l) => l.id === entry.locationId);
+    return location && path.join(location.rootPath, this.store.relativePath(entry.id));
   }
 
   /** Content ids this device holds a copy of (for listing /sd/.content). */
