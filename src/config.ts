@@ -56,8 +56,10 @@ export const config = {
   peerDeadMs: 7000,
   /** How often the swarm re-reads the paired devices (pairings and revocations by other processes). */
   peerRefreshMs: 1000,
-  /** How often the swarm asks the DHT again for paired devices it is not connected to. */
+  /** The longest wait between dials of a paired device that is not connected (backs off 1, 2, 4 s up to this). */
   peerRejoinMs: 5000,
+  /** How often the swarm checks which paired devices are due to be dialled. */
+  peerDialTickMs: 250,
   /** Index changes per block of a device's log (a block is one signed hypercore entry). */
   logOpsPerBlock: 1000,
   /** How often the running node looks for index changes other processes queued for its log. */

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import DHT from 'hyperdht';
 import Hyperswarm, { type SwarmConnection } from 'hyperswarm';
+import type { DhtServer } from 'hyperdht';
 import Protomux from 'protomux';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
@@ -52,12 +53,17 @@ export function createDht(bootstrap: BootstrapNode[] | undefined): DHT {
  * on an unreachable DHT the polite way takes about 9 s, and announcements expire anyway.
  */
 export async function destroySwarm(swarm: Hyperswarm, graceMs = config.swarmStopGraceMs): Promise<void> {
-  const polite = swarm.destroy().then(() => true, () => false);
-  if (await within(polite, graceMs)) return;
-  await swarm.dht.destroy({ force: true }).catch(() => undefined);
+  await leaveDht(swarm.destroy(), swarm.dht, graceMs);
+}
+
+/** Waits up to `graceMs` for a polite close, then destroys the DHT node at once. */
+async function leaveDht(polite: Promise<unknown>, dht: DHT, graceMs: number): Promise<void> {
+  const done = polite.then(() => true, () => false);
+  if (await within(done, graceMs)) return;
+  await dht.destroy({ force: true }).catch(() => undefined);
   // A swarm with a topic lookup in flight may never finish its own destroy once its DHT is
   // gone (seen in tests: the process then never exited); its sockets are closed by now.
-  if (!(await within(polite, graceMs))) log.debug({ op: 'swarm' }, 'the swarm did not finish stopping; its DHT is closed');
+  if (!(await within(done, graceMs))) log.debug({ op: 'swarm' }, 'the swarm did not finish stopping; its DHT is closed');
 }
 
 /** Whether the promise settles true within ms. */
@@ -86,22 +92,37 @@ export interface DeviceSwarmOptions {
   dht?: DHT;
 }
 
+/** A device this side dials: when to try next and how many tries failed in a row. */
+interface Dial {
+  conn: SwarmConnection | undefined;
+  failures: number;
+  nextAt: number;
+}
+
 /**
- * This device on the network. Emits 'connection' (DeviceConnection) once a paired device
- * is connected and 'disconnect' (Peer) when that connection ends.
+ * This device on the network: a DHT server on the device's own key pair that lets through
+ * only paired, non-revoked devices, a dialer for the paired devices this side calls, presence
+ * and round-trip time per connected device. Emits 'connection' (DeviceConnection) once a
+ * paired device is connected and 'disconnect' (Peer) when that connection ends.
+ *
+ * Hyperswarm's explicit peers (joinPeer) are not used: after four failed dials Hyperswarm
+ * parks a peer for ten minutes and ignores joinPeer meanwhile, so a device that restarted
+ * while the other kept dialling stayed unreachable (seen in CI). Dialling a known key needs
+ * no topic, so the dialer calls dht.connect itself, at most every `peerRejoinMs` while offline.
  */
 export class DeviceSwarm extends EventEmitter {
-  private swarm: Hyperswarm | undefined;
+  private dht: DHT | undefined;
+  private server: DhtServer | undefined;
   /** Hex swarm keys of paired, non-revoked devices: all the firewall lets through. */
   private allowed = new Map<string, Peer>();
-  /**
-   * Open connections per device, newest last (the one used). Two devices that look for each
-   * other at once may connect twice; Hyperswarm closes the duplicate itself, so a new
-   * connection never closes an older one here (that closed both, over and over).
-   */
+  /** Open connections per device, newest last (the one used). */
   private live = new Map<string, Live[]>();
+  /** The devices this side dials (see `dials`), by hex key. */
+  private dialing = new Map<string, Dial>();
+  /** Keys refused once, so a device that keeps calling is logged once. */
+  private refusedLogged = new Set<string>();
   private refreshTimer: NodeJS.Timeout | undefined;
-  private rejoinTimer: NodeJS.Timeout | undefined;
+  private dialTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private ownKey: Buffer | undefined;
 
@@ -110,35 +131,22 @@ export class DeviceSwarm extends EventEmitter {
   }
 
   get publicKey(): Buffer {
-    // Read from device.key once; asked on every rejoin round.
     this.ownKey ??= deviceKeys(this.library.dir).swarm.publicKey;
     return this.ownKey;
   }
 
-  /** Joins the DHT and looks for every paired device; never waits for the network to answer. */
+  /** Announces this device and looks for every paired device; never waits for the network. */
   start(): void {
     const keyPair = deviceKeys(this.library.dir).swarm;
     clearPresence(this.library.db);
-    const swarm = new Hyperswarm({
-      dht: this.options.dht ?? createDht(this.options.bootstrap),
-      keyPair,
-      firewall: (remoteKey) => {
-        const refused = !this.allowed.has(Buffer.from(remoteKey).toString('hex'));
-        log.debug({ op: 'swarm', remote: Buffer.from(remoteKey).toString('hex'), refused, type: remoteKey.constructor.name }, 'firewall');
-        return refused;
-      },
-    });
-    this.swarm = swarm;
-    swarm.on('connection', (conn) => this.onConnection(conn));
-    swarm.on('ban', (...args: unknown[]) => {
-      const info = args[0] as { publicKey: Buffer } | undefined;
-      log.info({ op: 'swarm', refused: info?.publicKey.toString('hex') }, 'refused a device that is not paired');
-    });
+    const dht = this.options.dht ?? createDht(this.options.bootstrap);
+    this.dht = dht;
+    this.server = dht.createServer({ firewall: (remoteKey) => this.refuses(remoteKey) }, (conn) => this.onConnection(conn));
+    // The announce may take long (or never finish offline); hyperdht's announcer retries.
+    this.server.listen(keyPair).catch((err: unknown) => log.warn({ op: 'swarm', err: String(err) }, 'announcing this device failed'));
     this.refresh();
-    // The announce may take long (or never finish offline); the swarm retries on its own.
-    swarm.listen().catch((err: unknown) => log.warn({ op: 'swarm', err: String(err) }, 'announcing this device failed; retrying'));
     this.refreshTimer = setInterval(() => this.refresh(), config.peerRefreshMs);
-    this.rejoinTimer = setInterval(() => this.rejoinOffline(), config.peerRejoinMs);
+    this.dialTimer = setInterval(() => this.dialDue(), config.peerDialTickMs);
     log.info({ op: 'swarm', key: keyPair.publicKey.toString('hex'), peers: this.allowed.size }, 'swarm started');
   }
 
@@ -146,9 +154,15 @@ export class DeviceSwarm extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.refreshTimer);
-    clearInterval(this.rejoinTimer);
+    clearInterval(this.dialTimer);
+    for (const d of this.dialing.values()) d.conn?.destroy();
     for (const list of this.live.values()) for (const l of list) clearInterval(l.timer);
-    if (this.swarm) await destroySwarm(this.swarm);
+    const dht = this.dht;
+    if (dht) {
+      const server = this.server;
+      // Unannounce when the DHT answers in time; then the node goes, closing every connection.
+      await leaveDht((server ? server.close() : Promise.resolve()).then(() => dht.destroy()), dht, config.swarmStopGraceMs);
+    }
     this.live.clear();
     clearPresence(this.library.db);
   }
@@ -167,8 +181,8 @@ export class DeviceSwarm extends EventEmitter {
   }
 
   /**
-   * Of two paired devices only the one with the smaller key dials; the other listens. When
-   * both dial at once, Hyperswarm's duplicate tie-break closed the connections in use.
+   * Of two paired devices only the one with the smaller key dials; the other listens. Both
+   * dialling at once made two connections, and closing either raced with the other side.
    */
   private dials(remoteKeyHex: string): boolean {
     return this.publicKey.toString('hex') < remoteKeyHex;
@@ -178,13 +192,23 @@ export class DeviceSwarm extends EventEmitter {
     return this.live.get(deviceId)?.at(-1);
   }
 
+  /** The server's firewall: true refuses. */
+  private refuses(remoteKey: Buffer): boolean {
+    const key = Buffer.from(remoteKey).toString('hex');
+    if (this.allowed.has(key)) return false;
+    if (!this.refusedLogged.has(key)) {
+      this.refusedLogged.add(key);
+      log.info({ op: 'swarm', refused: key }, 'refused a device that is not paired');
+    }
+    return true;
+  }
+
   /**
    * Re-reads the paired devices: pairings made by another process (sd pair) are let in and
-   * looked for; revoked ones are refused and their connections closed.
+   * dialled; revoked ones are refused and their connections closed.
    */
   refresh(): void {
-    const swarm = this.swarm;
-    if (!swarm || this.stopped) return;
+    if (!this.dht || this.stopped) return;
     let peers: Peer[];
     try {
       peers = listPeers(this.library.db);
@@ -193,34 +217,48 @@ export class DeviceSwarm extends EventEmitter {
     }
     const next = new Map(peers.filter((p) => p.revokedAt === null).map((p) => [p.publicKey, p]));
     const previous = this.allowed;
-    // Replaced before joining: joinPeer asks the firewall at once, and a refusal bans the key.
     this.allowed = next;
     for (const [key, peer] of next) {
       if (previous.has(key)) continue;
-      // A key refused before it was paired stays banned in Hyperswarm until lifted here.
-      const info = swarm.peers.get(key);
-      if (info?.banned) info.ban(false);
-      if (this.dials(key)) swarm.joinPeer(Buffer.from(key, 'hex'));
+      this.refusedLogged.delete(key);
+      if (this.dials(key)) this.dialing.set(key, { conn: undefined, failures: 0, nextAt: 0 });
       log.info({ op: 'swarm', device: peer.slug }, 'looking for paired device');
     }
     for (const [key, peer] of previous) {
       if (next.has(key)) continue;
-      swarm.leavePeer(Buffer.from(key, 'hex'));
+      this.dialing.get(key)?.conn?.destroy();
+      this.dialing.delete(key);
       for (const l of this.live.get(peer.id) ?? []) l.conn.destroy(new Error(`device ${peer.slug} was revoked`));
       log.info({ op: 'swarm', device: peer.slug }, 'device revoked: refused from now on');
     }
+    this.dialDue();
   }
 
-  /** Hyperswarm backs off an unreachable peer up to minutes; ask again while it is offline. */
-  private rejoinOffline(): void {
-    if (!this.swarm || this.stopped) return;
-    for (const [key, peer] of this.allowed) {
-      if (this.live.has(peer.id) || !this.dials(key)) continue;
-      // After 3 failed dials Hyperswarm stops trying an explicit peer (it found a stale
-      // announcement of a restarted device, say): leaving first makes the next join fresh.
-      const publicKey = Buffer.from(key, 'hex');
-      this.swarm.leavePeer(publicKey);
-      this.swarm.joinPeer(publicKey);
+  /** Dials every device this side calls that is neither connected nor being dialled, when due. */
+  private dialDue(): void {
+    const dht = this.dht;
+    if (!dht || this.stopped) return;
+    const now = performance.now();
+    for (const [key, d] of this.dialing) {
+      const peer = this.allowed.get(key);
+      if (!peer || d.conn || this.live.has(peer.id) || now < d.nextAt) continue;
+      const conn = dht.connect(Buffer.from(key, 'hex'), { keyPair: deviceKeys(this.library.dir).swarm });
+      d.conn = conn;
+      let opened = false;
+      conn.on('error', (err: Error) => log.debug({ op: 'swarm', device: peer.slug, err: err.message }, 'dial failed'));
+      conn.once('open', () => {
+        opened = true;
+        d.failures = 0;
+        this.onConnection(conn);
+      });
+      conn.once('close', () => {
+        if (d.conn === conn) d.conn = undefined;
+        // A dropped connection is dialled again at once; a failed dial backs off 1, 2, 4 s
+        // up to peerRejoinMs (a device that is off is asked for on the DHT that often).
+        if (!opened) d.failures++;
+        d.nextAt = performance.now() + (opened ? 0 : Math.min(1000 * 2 ** (d.failures - 1), config.peerRejoinMs));
+        if (opened) setImmediate(() => this.dialDue());
+      });
     }
   }
 

@@ -1,18 +1,10 @@
 // The part of hyperswarm sdfs uses (the package ships no types).
 declare module 'hyperswarm' {
   import type { EventEmitter } from 'node:events';
-  import type { Duplex } from 'node:stream';
   import type DHT from 'hyperdht';
-  import type { DhtKeyPair } from 'hyperdht';
+  import type { DhtKeyPair, NoiseStream } from 'hyperdht';
 
-  /** A Noise-encrypted, framed connection (@hyperswarm/secret-stream). */
-  export interface SwarmConnection extends Duplex {
-    readonly publicKey: Buffer;
-    readonly remotePublicKey: Buffer;
-    readonly isInitiator: boolean;
-    /** The UDX stream under the Noise layer; `rtt` is its smoothed round-trip time (ms). */
-    readonly rawStream: { rtt: number } | null;
-  }
+  export type SwarmConnection = NoiseStream;
 
   export interface PeerInfo {
     publicKey: Buffer;
