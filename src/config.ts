@@ -58,6 +58,12 @@ export const config = {
   peerRefreshMs: 1000,
   /** The longest wait between dials of a paired device that is not connected (backs off 1, 2, 4 s up to this). */
   peerRejoinMs: 5000,
+  /** How often queued changes to other devices' trees are looked at (and sent when the device is online). */
+  remoteDeliveryTickMs: 1000,
+  /** The wait before sending a change again that the device could not apply for now (busy, bytes changed in flight). */
+  remoteRetryMs: 2000,
+  /** How long a delivered change waits for the device's log to show it before the mount stops showing it as pending. */
+  remoteMirrorWaitMs: 10_000,
   /** How often the swarm checks which paired devices are due to be dialled. */
   peerDialTickMs: 250,
   /** Index changes per block of a device's log (a block is one signed hypercore entry). */

@@ -17,6 +17,7 @@ import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
 import { listLocations, locationOfPath, type Location } from './vdfs/locations.js';
 import { Namespace } from './vdfs/namespace.js';
+import { RemoteChanges } from './vdfs/remote-changes.js';
 import { startWatcher, type Watcher } from './vdfs/watcher.js';
 
 export interface NodeOptions {
@@ -132,7 +133,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         return replication.openRemote(device, location, rel, entry);
       },
     };
-    mountOps = new MountOps(ns, library.device.id, writer, library.dir, remoteFiles);
+    mountOps = new MountOps(ns, library.device.id, writer, library.dir, remoteFiles, options.readOnly ? undefined : new RemoteChanges(library));
     const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
     mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
     const mountedNow = mounted;
@@ -140,6 +141,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       bootstrap: options.bootstrap,
       cacheMaxBytes: options.cacheMaxBytes,
       onMirrorProgress: options.onSyncProgress,
+      // Paired devices' changes to this device's tree run as actions here (refused while read-only).
+      runner: options.readOnly ? undefined : { execute: (action, actor) => actions.execute(action, actor), applyFsOp: (location, op, actor) => writer.applyFsOp(location, op, actor) },
       // A peer's changes landed: its folder under the mount is stale in our caches and the kernel's.
       onMirrored: (deviceId) => {
         ns.invalidate();

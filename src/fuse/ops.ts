@@ -13,7 +13,8 @@ import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, ENOTSUP, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
 import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
-import { RemoteTree, type RemoteFiles } from './remote.js';
+import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from './remote.js';
+import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
 
 /** Executes namespace changes on a local location (the ActionManager). */
@@ -31,6 +32,8 @@ interface Handle {
   location?: Location;
   rel: string;
   written: boolean;
+  /** A pending file in another device's tree: released, its copy job is queued. */
+  staged?: StagedHandle;
 }
 
 export class MountOps {
@@ -45,9 +48,29 @@ export class MountOps {
     private readonly writer: FsWriter,
     private readonly statfsPath: string,
     remoteFiles?: RemoteFiles,
+    /** Changes to other devices' trees (absent on a read-only mount: EROFS there too). */
+    remoteChanges?: RemoteChanges,
   ) {
     this.tree = new Tree(ns, localDeviceId);
-    this.remote = new RemoteTree(ns, remoteFiles);
+    this.remote = new RemoteTree(ns, remoteFiles, remoteChanges);
+  }
+
+  /** The node when it is in another device's tree (changes there are the RemoteTree's). */
+  private remoteNode(p: string): RemoteNode | undefined {
+    const node = this.node(p);
+    return node?.kind === 'remote' ? node : undefined;
+  }
+
+  /** Runs a change on another device's tree when p is in one; returns whether it was. */
+  private onRemote(p: string, change: (node: RemoteNode) => number, cb: (err: number) => void): boolean {
+    const node = this.remoteNode(p);
+    if (!node) return false;
+    try {
+      cb(change(node));
+    } catch (err) {
+      cb(errnoOf(err));
+    }
+    return true;
   }
 
   /** The handler object fuse-native takes; with SD_LOG=debug every call is logged with its result and time. */
@@ -170,7 +193,7 @@ export class MountOps {
       else if (node.kind === 'content') {
         if (mode & W_OK) return cb(EROFS);
         fs.accessSync(node.real, mode);
-      } else if (mode & W_OK) return cb(EROFS);
+      } else if (mode & W_OK && !(node.kind === 'remote' && this.remote.writable)) return cb(EROFS);
       cb(0);
     } catch (err) {
       cb(errnoOf(err));
@@ -202,8 +225,11 @@ export class MountOps {
         return cb(0, fd);
       }
       if (node.kind === 'remote') {
-        const handle = this.remote.openFile(node, writing);
-        return handle < 0 ? cb(handle) : cb(0, handle);
+        return this.remote.openFile(node, flags, (err, fd, staged) => {
+          if (err < 0) return cb(err);
+          if (!this.remote.has(fd!)) this.handles.set(fd!, { rel: '', written: false, staged });
+          cb(0, fd);
+        });
       }
       if (node.kind !== 'local') return cb(EISDIR);
       const fd = fs.openSync(node.real, flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
@@ -216,6 +242,17 @@ export class MountOps {
   }
 
   create(p: string, mode: number, cb: (err: number, fd?: number) => void): void {
+    const remote = this.remoteNode(p);
+    if (remote) {
+      try {
+        const made = this.remote.create(remote, mode);
+        if (typeof made === 'number') return cb(made);
+        this.handles.set(made[0], { rel: '', written: true, staged: made[1] });
+        return cb(0, made[0]);
+      } catch (err) {
+        return cb(errnoOf(err));
+      }
+    }
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     try {
@@ -293,11 +330,18 @@ export class MountOps {
     } catch (err) {
       log.warn({ op: 'release', err: String(err) }, 'could not update the index after a write');
     }
+    const staged = this.handles.get(fd)?.staged;
     this.handles.delete(fd);
     try {
       fs.closeSync(fd);
+    } catch (err) {
+      return errnoOf(err);
+    }
+    try {
+      if (staged) this.remote.released(staged);
       return 0;
     } catch (err) {
+      log.warn({ op: 'release', err: String(err) }, 'could not queue the new file for its device');
       return errnoOf(err);
     }
   }
@@ -313,18 +357,22 @@ export class MountOps {
   // --- namespace changes (all through the ActionManager) -----------------------
 
   truncate(p: string, size: number, cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.truncate(n, size), cb)) return;
     this.apply(p, (rel) => ({ op: 'truncate', path: rel, size }), cb);
   }
 
   mkdir(p: string, mode: number, cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.mkdir(n, mode), cb)) return;
     this.apply(p, (rel) => ({ op: 'mkdir', path: rel, mode }), cb);
   }
 
   rmdir(p: string, cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.rmdir(n), cb)) return;
     this.apply(p, (rel) => ({ op: 'rmdir', path: rel }), cb);
   }
 
   unlink(p: string, cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.unlink(n), cb)) return;
     this.apply(p, (rel) => ({ op: 'unlink', path: rel }), cb);
   }
 
@@ -333,6 +381,7 @@ export class MountOps {
   }
 
   chmod(p: string, mode: number, cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.chmod(n, mode), cb)) return;
     this.apply(p, (rel) => ({ op: 'chmod', path: rel, mode }), cb, true);
   }
 
@@ -341,10 +390,15 @@ export class MountOps {
   }
 
   utimens(p: string, atime: number, mtime: number, cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.utimens(n, atime, mtime), cb)) return;
     this.apply(p, (rel) => ({ op: 'utimens', path: rel, atimeMs: atime, mtimeMs: mtime }), cb, true);
   }
 
   rename(src: string, dest: string, cb: (err: number) => void): void {
+    const from = this.remoteNode(src);
+    const to = this.remoteNode(dest);
+    if (from && to) return void this.onRemote(src, (n) => this.remote.rename(n, to), cb);
+    if (from || to) return cb(from && !this.node(dest) && !this.node(path.posix.dirname(dest)) ? ENOENT : EXDEV); // across devices: tools copy, then delete
     this.twoPaths(src, dest, (from, to) => ({ op: 'rename', from, to }), cb);
   }
 

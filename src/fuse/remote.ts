@@ -1,15 +1,23 @@
 // Another device's tree in the mount: attributes and listings from the replicated index
-// (no network), bytes through the replication's block client (async: the FUSE loop is
-// multithreaded, so a slow peer holds only its own read). Read-only for now.
+// (no network) with the changes made here and not yet applied there laid over it; bytes
+// through the replication's block client (async: the FUSE loop is multithreaded, so a slow
+// peer holds only its own read). Changes (new files, mkdir, rm, mv) become jobs that the
+// device runs when it is online (vdfs/remote-changes); a new file's bytes are staged here.
+import fs from 'node:fs';
 import type { FuseStat } from 'fuse-native';
 import { log } from '../log.js';
-import type { Device } from '../vdfs/device.js';
 import type { Entry } from '../vdfs/entries.js';
+import type { Device } from '../vdfs/device.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
-import { EIO, EISDIR, ENOENT, EROFS, errnoOf } from './errno.js';
-import { fromEntry } from './stat.js';
+import type { PendingChange } from '../vdfs/pending.js';
+import type { RemoteChanges } from '../vdfs/remote-changes.js';
+import { EIO, EISDIR, ENOENT, ENOTDIR, EROFS, errnoOf } from './errno.js';
+import { fromEntry, fromStats, virtualDir } from './stat.js';
 import type { Node } from './tree.js';
+
+const EEXIST = -17;
+const ENOTEMPTY = -39;
 
 /** An open file of another device: reads by offset, from cache or peers. */
 export interface RemoteReader {
@@ -21,7 +29,23 @@ export interface RemoteFiles {
   openRemote(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteReader;
 }
 
-type RemoteNode = Extract<Node, { kind: 'remote' }>;
+export type RemoteNode = Extract<Node, { kind: 'remote' }>;
+
+/** What a path of a peer's tree shows: a mirrored entry, a pending new file or folder, or nothing. */
+type View =
+  | { kind: 'entry'; entry: Entry }
+  | { kind: 'file'; change: PendingChange }
+  | { kind: 'dir'; change: PendingChange }
+  | { kind: 'none' };
+
+/** A handle on a pending file's staged bytes: released, it (re)queues the file's copy job. */
+export interface StagedHandle {
+  fd: number;
+  changeId: number;
+  device: Device;
+  /** The name showed a file already: the copy replaces what is there (else it keeps both). */
+  overwrite: boolean;
+}
 
 /** Handle numbers of remote files, far above real file descriptors. */
 const FIRST_REMOTE_HANDLE = 1 << 30;
@@ -33,33 +57,256 @@ export class RemoteTree {
   constructor(
     private readonly ns: Namespace,
     private readonly files: RemoteFiles | undefined,
+    /** Undefined: the mount is read-only and so are other devices' trees. */
+    private readonly changes: RemoteChanges | undefined,
   ) {}
 
-  private entry(node: RemoteNode): Entry | undefined {
-    return this.ns.entry(node.location, node.rel);
+  /** Whether changes to other devices' trees are taken (not on a read-only mount). */
+  get writable(): boolean {
+    return this.changes !== undefined;
+  }
+
+  private view(node: RemoteNode): View {
+    const overlaid = this.changes ? this.changes.pending.resolve(node.device.id, node.location.name, node.rel) : { kind: 'mirror' as const, path: node.rel.join('/') };
+    if (overlaid.kind === 'gone') return { kind: 'none' };
+    if (overlaid.kind === 'file') return { kind: 'file', change: overlaid.change };
+    if (overlaid.kind === 'dir') return { kind: 'dir', change: overlaid.change };
+    // Through a pending rename the entry is at its old path, unless the device applied the
+    // rename already (its log got here before the pending row went): then at the new one.
+    const entry = this.ns.entry(node.location, overlaid.path === '' ? [] : overlaid.path.split('/')) ?? (overlaid.path !== node.rel.join('/') ? this.ns.entry(node.location, node.rel) : undefined);
+    return entry ? { kind: 'entry', entry } : { kind: 'none' };
+  }
+
+  /** The mirrored entry at a node, when nothing pending covers it (what tags and xattrs use). */
+  entryOf(node: RemoteNode): Entry | undefined {
+    const v = this.view(node);
+    return v.kind === 'entry' ? v.entry : undefined;
   }
 
   getattr(node: RemoteNode): FuseStat | number {
-    const entry = this.entry(node);
-    return entry ? fromEntry(entry) : ENOENT;
+    const v = this.view(node);
+    switch (v.kind) {
+      case 'entry':
+        return fromEntry(v.entry);
+      case 'file':
+        return fromStats(fs.statSync(this.changes!.stagedPath(v.change)));
+      case 'dir':
+        return { ...virtualDir(`pending:${v.change.id}`, v.change.createdAt, true), mode: 0o040000 | (v.change.mode & 0o7777 || 0o755) };
+      case 'none':
+        return ENOENT;
+    }
   }
 
   readdir(node: RemoteNode): string[] | number {
-    const entry = this.entry(node);
-    if (!entry) return ENOENT;
-    if (entry.kind !== 'dir') return -20; // ENOTDIR
-    return this.ns.childNames(entry);
+    const v = this.view(node);
+    if (v.kind === 'none') return ENOENT;
+    if (v.kind === 'file' || (v.kind === 'entry' && v.entry.kind !== 'dir')) return ENOTDIR;
+    // A new folder the device made already (its pending row goes a moment later) may hold more.
+    const listed = v.kind === 'entry' ? v.entry : this.ns.entry(node.location, node.rel);
+    const names = listed?.kind === 'dir' ? this.ns.childNames(listed) : [];
+    if (!this.changes) return names;
+    const { added, removed } = this.changes.pending.childChanges(node.device.id, node.location.name, node.rel.join('/'));
+    if (added.size === 0 && removed.size === 0) return names;
+    const shown = new Set(names.filter((n) => !removed.has(n)));
+    for (const n of added) shown.add(n);
+    return [...shown];
   }
 
-  openFile(node: RemoteNode, writing: boolean): number {
-    if (writing) return EROFS;
-    const entry = this.entry(node);
-    if (!entry) return ENOENT;
-    if (entry.kind === 'dir') return EISDIR;
-    if (!this.files || entry.kind !== 'file') return EIO;
-    const handle = this.nextHandle++;
-    this.open.set(handle, this.files.openRemote(node.device, node.location, node.rel, entry));
-    return handle;
+  /** Opens for reading (remote bytes, or a pending file's staged ones) or, for writing, a staged file. */
+  openFile(node: RemoteNode, flags: number, done: (err: number, fd?: number, staged?: StagedHandle) => void): void {
+    const writing = (flags & 3) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0;
+    const v = this.view(node);
+    if (v.kind === 'none') return done(ENOENT);
+    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return done(EISDIR);
+    if (writing && !this.changes) return done(EROFS);
+    try {
+      if (v.kind === 'file') {
+        if (writing) this.changes!.reopened(v.change);
+        const fd = fs.openSync(this.changes!.stagedPath(v.change), flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
+        return done(0, fd, writing ? { fd, changeId: v.change.id, device: node.device, overwrite: false } : undefined);
+      }
+      const entry = v.entry;
+      if (!writing) {
+        if (!this.files || entry.kind !== 'file') return done(EIO);
+        const handle = this.nextHandle++;
+        this.open.set(handle, this.files.openRemote(node.device, node.location, node.rel, entry));
+        return done(0, handle);
+      }
+      if (entry.kind !== 'file') return done(EIO);
+      // Writing a file of the device: a new version is staged here and copied over it there.
+      if (flags & fs.constants.O_TRUNC || entry.size === 0) return done(0, ...this.stage(node, entry.mode, true));
+      // Changed in place (append, patch): its bytes are fetched first.
+      this.fetchInto(node, entry).then(
+        (staged) => done(0, staged.fd, staged),
+        (err: unknown) => {
+          log.warn({ op: 'open', remote: true, path: node.rel.join('/'), err: String(err) }, 'cannot fetch the file to change it');
+          done(errnoOf(err) || EIO);
+        },
+      );
+    } catch (err) {
+      done(errnoOf(err));
+    }
+  }
+
+  /** A new file in the device's tree (create): staged here, delivered when released. */
+  create(node: RemoteNode, mode: number): [number, StagedHandle] | number {
+    if (!this.changes) return EROFS;
+    const parent = this.parentView(node);
+    if (typeof parent === 'number') return parent;
+    const v = this.view(node);
+    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return EISDIR;
+    if (v.kind === 'file') {
+      this.changes.reopened(v.change);
+      const fd = fs.openSync(this.changes.stagedPath(v.change), fs.constants.O_RDWR | fs.constants.O_TRUNC);
+      return [fd, { fd, changeId: v.change.id, device: node.device, overwrite: false }];
+    }
+    return this.stage(node, mode, v.kind === 'entry');
+  }
+
+  private stage(node: RemoteNode, mode: number, overwrite: boolean): [number, StagedHandle] {
+    const { change, fd } = this.changes!.newFile(node.device, node.location.name, node.rel.join('/'), (mode & 0o7777) || 0o644);
+    return [fd, { fd, changeId: change.id, device: node.device, overwrite }];
+  }
+
+  private async fetchInto(node: RemoteNode, entry: Entry): Promise<StagedHandle> {
+    if (!this.files) throw Object.assign(new Error('replication is not running'), { errno: EIO });
+    const reader = this.files.openRemote(node.device, node.location, node.rel, entry);
+    const [fd, staged] = this.stage(node, entry.mode, true);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let offset = 0; offset < entry.size; ) {
+        const n = await reader.readInto(buf, offset, Math.min(buf.length, entry.size - offset));
+        if (n <= 0) throw Object.assign(new Error('short read'), { errno: EIO });
+        fs.writeSync(fd, buf, 0, n, offset);
+        offset += n;
+      }
+      return staged;
+    } catch (err) {
+      fs.closeSync(fd);
+      const change = this.changes!.pending.get(staged.changeId);
+      if (change) this.changes!.withdraw(change);
+      throw err;
+    }
+  }
+
+  /** A staged file's handle was released: its copy job is committed or queued again. */
+  released(staged: StagedHandle): void {
+    const change = this.changes?.pending.get(staged.changeId);
+    if (change) this.changes!.written(staged.device, change, staged.overwrite);
+  }
+
+  /** chmod: a pending file's mode travels with its bytes; anything else is a job the device runs. */
+  chmod(node: RemoteNode, mode: number): number {
+    return this.setAttrs(node, { mode: mode & 0o7777 }, (staged) => fs.chmodSync(staged, mode & 0o7777));
+  }
+
+  /** utimens, likewise (cp -p, rsync -t, touch). */
+  utimens(node: RemoteNode, atimeMs: number, mtimeMs: number): number {
+    return this.setAttrs(node, { atimeMs, mtimeMs }, (staged) => fs.utimesSync(staged, new Date(atimeMs), new Date(mtimeMs)));
+  }
+
+  private setAttrs(node: RemoteNode, attrs: { mode?: number; atimeMs?: number; mtimeMs?: number }, onStaged: (staged: string) => void): number {
+    if (!this.changes) return EROFS;
+    const v = this.view(node);
+    if (v.kind === 'none') return ENOENT;
+    if (v.kind === 'file') {
+      onStaged(this.changes.stagedPath(v.change));
+      return 0;
+    }
+    if (v.kind === 'dir' && attrs.mode !== undefined) this.changes.pending.setMode(v.change.id, attrs.mode);
+    this.changes.attrs(node.device, node.location.name, node.rel.join('/'), attrs);
+    return 0;
+  }
+
+  truncate(node: RemoteNode, size: number): number {
+    const v = this.view(node);
+    if (v.kind === 'none') return ENOENT;
+    if (!this.changes) return EROFS;
+    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return EISDIR;
+    if (v.kind === 'file') {
+      fs.truncateSync(this.changes.stagedPath(v.change), size);
+      return 0;
+    }
+    // Truncating a file of the device to nothing: an empty new version replaces it.
+    if (size !== 0) return EROFS;
+    const [fd, staged] = this.stage(node, v.entry.mode, true);
+    fs.closeSync(fd);
+    this.released(staged);
+    return 0;
+  }
+
+  mkdir(node: RemoteNode, mode: number): number {
+    if (!this.changes) return EROFS;
+    const parent = this.parentView(node);
+    if (typeof parent === 'number') return parent;
+    if (this.view(node).kind !== 'none') return EEXIST;
+    this.changes.mkdir(node.device, node.location.name, node.rel.join('/'), (mode & 0o7777) || 0o755);
+    return 0;
+  }
+
+  unlink(node: RemoteNode): number {
+    if (!this.changes) return EROFS;
+    const v = this.view(node);
+    if (v.kind === 'none') return ENOENT;
+    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return EISDIR;
+    return this.removeShown(node, v);
+  }
+
+  rmdir(node: RemoteNode): number {
+    if (!this.changes) return EROFS;
+    const v = this.view(node);
+    if (v.kind === 'none') return ENOENT;
+    if (v.kind === 'file' || (v.kind === 'entry' && v.entry.kind !== 'dir')) return ENOTDIR;
+    const names = this.readdir(node);
+    if (typeof names === 'number') return names;
+    if (names.length > 0) return ENOTEMPTY;
+    return this.removeShown(node, v);
+  }
+
+  /** Removes what the name shows: a pending new file or folder is taken back if not sent yet; else the device deletes it. */
+  private removeShown(node: RemoteNode, v: Exclude<View, { kind: 'none' }>): number {
+    const rel = node.rel.join('/');
+    if (v.kind !== 'entry' && this.changes!.withdraw(v.change)) {
+      // Taken back; if the device has something at that name, that goes too.
+      if (this.view(node).kind === 'none') return 0;
+    }
+    this.changes!.remove(node.device, node.location.name, rel);
+    return 0;
+  }
+
+  /** rename inside one location of the device; anything else answers EXDEV (tools copy, then delete). */
+  rename(from: RemoteNode, to: RemoteNode): number {
+    if (!this.changes) return EROFS;
+    if (from.device.id !== to.device.id || from.location.id !== to.location.id) return -18; // EXDEV
+    const v = this.view(from);
+    if (v.kind === 'none') return ENOENT;
+    const parent = this.parentView(to);
+    if (typeof parent === 'number') return parent;
+    const fromRel = from.rel.join('/');
+    const toRel = to.rel.join('/');
+    if (toRel === fromRel) return 0;
+    if (toRel.startsWith(`${fromRel}/`)) return -22; // EINVAL: a folder into itself
+    const target = this.view(to);
+    if (target.kind !== 'none' && (target.kind === 'dir' || (target.kind === 'entry' && target.entry.kind === 'dir'))) {
+      const inside = this.readdir(to);
+      if (typeof inside !== 'number' && inside.length > 0) return ENOTEMPTY;
+    }
+    // A file still being written and never sent: it just gets its new name (its copy job takes it).
+    if (v.kind === 'file' && v.change.jobId === null && target.kind === 'none') {
+      this.changes.pending.rename(v.change.id, toRel);
+      return 0;
+    }
+    this.changes.move(from.device, from.location.name, fromRel, toRel);
+    return 0;
+  }
+
+  /** The folder a new name goes in must be shown as a folder. */
+  private parentView(node: RemoteNode): number | undefined {
+    if (node.rel.length === 0) return -1; // EPERM: a location root is not created, renamed or removed here
+    const parent = this.view({ ...node, rel: node.rel.slice(0, -1) });
+    if (parent.kind === 'none') return ENOENT;
+    if (parent.kind === 'file' || (parent.kind === 'entry' && parent.entry.kind !== 'dir')) return ENOTDIR;
+    return undefined;
   }
 
   has(handle: number): boolean {
@@ -78,5 +325,4 @@ export class RemoteTree {
   release(handle: number): void {
     this.open.delete(handle);
   }
-
 }

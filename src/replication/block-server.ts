@@ -6,6 +6,8 @@ import { blake3 } from '@napi-rs/blake-hash';
 import { config } from '../config.js';
 import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
+import { RemoteChanges } from '../vdfs/remote-changes.js';
+import type { PendingStore } from '../vdfs/pending.js';
 import { EntryStore } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
 import { getLocation, listLocations, type Location } from '../vdfs/locations.js';
@@ -36,9 +38,13 @@ export function safeSegments(rel: string): string[] {
 /** The files of this device's locations that its index shows (ignored files are never served). */
 export class LibraryServedFiles implements ServedFiles {
   private readonly entries: EntryStore;
+  private readonly changes: RemoteChanges;
+  private readonly pending: PendingStore;
 
   constructor(private readonly library: Library) {
     this.entries = new EntryStore(library.db);
+    this.changes = new RemoteChanges(library);
+    this.pending = this.changes.pending;
   }
 
   resolve(target: BlockTarget): ServedFile {
@@ -57,6 +63,9 @@ export class LibraryServedFiles implements ServedFiles {
       const location = locations.get(e.locationId);
       if (location) return { realPath: path.join(location.rootPath, ...this.entries.relativePath(e.id).split('/')), root: location.rootPath };
     }
+    // A new file written here into a paired device's tree, offered to that device by content id.
+    const staged = this.pending.byContent(target.contentId);
+    if (staged && staged.kind === 'file') return { realPath: this.changes.stagedPath(staged), root: this.changes.stagingDir };
     throw new SdError('NOT_FOUND', `no copy of content ${target.contentId} on this device`);
   }
 }

@@ -2,6 +2,7 @@
 // corestore (this device's index log out, peers' logs in, applied by their mirrors) and
 // the block channel (file bytes both ways). The mount asks it for remote files.
 import type DHT from 'hyperdht';
+import type Protomux from 'protomux';
 import { config } from '../config.js';
 import { log } from '../log.js';
 import type { Device } from '../vdfs/device.js';
@@ -16,6 +17,7 @@ import { BlockService } from './blocks.js';
 import { startIndexSync, type IndexSync } from './index-sync.js';
 import type { MirrorProgress } from './mirror.js';
 import type { RemoteFile } from './remote-file.js';
+import { ActionChannel, Applier, Delivery, type ActionRunner } from './remote-actions.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
 
 export interface ReplicationOptions {
@@ -27,6 +29,8 @@ export interface ReplicationOptions {
   onMirrorProgress?: (deviceId: string, p: MirrorProgress) => void;
   /** A peer's changes were applied to its mirror (caches of its tree are stale). */
   onMirrored?: (deviceId: string) => void;
+  /** Runs paired devices' changes to this device's tree (the node's ActionManager); without it they are refused. */
+  runner?: ActionRunner;
 }
 
 export class Replication {
@@ -37,6 +41,10 @@ export class Replication {
   /** Peers whose mirror is being opened. */
   private readonly opening = new Set<string>();
   private stopped = false;
+  /** Open action channels by device id. */
+  private readonly actionChannels = new Map<string, ActionChannel>();
+  private readonly applier: Applier | undefined;
+  readonly delivery: Delivery;
 
   private constructor(
     private readonly library: Library,
@@ -47,6 +55,22 @@ export class Replication {
   ) {
     this.entries = new EntryStore(library.db);
     this.ns = new Namespace(library.db);
+    const logLength = async () => {
+      await sync.ownLog.pump();
+      return sync.ownLog.core.length;
+    };
+    this.applier = options.runner && new Applier(library, options.runner, blocks, logLength);
+    this.delivery = new Delivery(
+      library,
+      (deviceId) => {
+        const channel = this.actionChannels.get(deviceId);
+        return channel && !channel.closed ? channel : undefined;
+      },
+      async (deviceId, length) => {
+        await this.sync.mirrors.get(deviceId)?.catchUp(length, config.remoteMirrorWaitMs);
+      },
+      (deviceId) => options.onMirrored?.(deviceId),
+    );
   }
 
   static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
@@ -56,6 +80,7 @@ export class Replication {
     const replication = new Replication(library, sync, swarm, blocks, options);
     swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
     replication.refresh();
+    replication.delivery.start();
     replication.refreshTimer = setInterval(() => replication.refresh(), config.peerRefreshMs);
     return replication;
   }
@@ -64,6 +89,7 @@ export class Replication {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.refreshTimer);
+    this.delivery.stop();
     await this.swarm.stop();
     await this.blocks.close();
     // The writers have stopped: their last changes still reach the log.
@@ -108,6 +134,26 @@ export class Replication {
     this.sync.store.replicate(conn);
     log.info({ op: 'replication', device: peer.slug }, 'replicating index logs and serving blocks');
     this.blocks.attach(mux, peer.id);
+    this.attachActions(mux, peer);
+  }
+
+  /** The action channel on a new connection: this device's queued changes for the peer go out on it. */
+  private attachActions(mux: Protomux, peer: Peer): void {
+    let channel: ActionChannel;
+    try {
+      channel = new ActionChannel(mux, peer, (request, ch) =>
+        this.applier
+          ? this.applier.serve(request, ch)
+          : Promise.resolve({ id: request.id, ok: false, message: `device ${this.library.device.name} takes changes only while its mount runs`, logLength: 0, final: false }),
+      );
+    } catch (err) {
+      return log.warn({ op: 'actions', device: peer.slug, err: String(err) }, 'no action channel');
+    }
+    this.actionChannels.set(peer.id, channel);
+    channel.onClose(() => {
+      if (this.actionChannels.get(peer.id) === channel) this.actionChannels.delete(peer.id);
+    });
+    this.delivery.kick();
   }
 
   /** Opens a file of another device's tree for reading (the mount's open of a remote file). */

@@ -1,5 +1,6 @@
 // sd jobs [ls|show|pause|resume|cancel]: the committed actions, their progress and
 // their audit trail; pause, resume (here, to the end) and cancel.
+import { remoteOf } from '../../vdfs/remote-changes.js';
 import { AuditLog } from '../../vdfs/audit.js';
 import { JobManager } from '../../vdfs/jobs/job-manager.js';
 import type { Job } from '../../vdfs/jobs/job-store.js';
@@ -27,6 +28,8 @@ function jobJson(job: Job) {
     status: shownStatus(job),
     summary: job.payload.summary,
     target: job.payload.target,
+    /** The paired device that runs it (a change made in its tree through the mount), else null. */
+    device: remoteOf(job)?.device ?? null,
     actor: job.actor,
     filesDone: p.filesDone,
     filesTotal: p.filesTotal,

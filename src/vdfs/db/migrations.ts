@@ -249,4 +249,39 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX entry_tags_by_tag ON entry_tags (tag_id);
     `,
   },
+  {
+    version: 7,
+    description: "changes made in another device's tree through the mount, waiting to be applied there; requests of other devices applied here",
+    sql: `
+      -- What the mount shows in a peer's tree until the peer has applied the change: a new
+      -- file (bytes staged in <library>/outgoing/<id>), a new folder, a name that is gone, or
+      -- a name moved from another (source). The newest row for a path wins.
+      CREATE TABLE pending_changes (
+        id          INTEGER PRIMARY KEY,
+        device_id   TEXT NOT NULL,
+        location    TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        parent      TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('file', 'dir', 'gone', 'moved')),
+        source      TEXT,
+        mode        INTEGER NOT NULL DEFAULT 0,
+        job_id      INTEGER,
+        content_id  TEXT,
+        created_at  INTEGER NOT NULL
+      );
+      CREATE INDEX pending_by_path ON pending_changes (device_id, location, path);
+      CREATE INDEX pending_by_parent ON pending_changes (device_id, location, parent);
+      CREATE INDEX pending_by_job ON pending_changes (job_id);
+      CREATE INDEX pending_by_content ON pending_changes (content_id) WHERE content_id IS NOT NULL;
+      -- Requests of paired devices run here, by their id there: one delivered again is
+      -- answered from here, never run twice.
+      CREATE TABLE peer_requests (
+        device_id   TEXT NOT NULL,
+        request_id  INTEGER NOT NULL,
+        result      TEXT,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (device_id, request_id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -7,6 +7,7 @@ import { log } from '../../log.js';
 import { AuditLog, type Actor, type AuditStatus } from '../audit.js';
 import type { Library } from '../library.js';
 import { JobInterrupted, JobRun, type Interruption, type ProgressEvent } from './job-run.js';
+import { RemoteChanges, isRemoteJob, remoteOf } from '../remote-changes.js';
 import { JobStore, type Job, type JobProgress, type JobStatus } from './job-store.js';
 import { ownerPid, ownerToken } from './owner.js';
 
@@ -81,6 +82,7 @@ export class JobManager {
     if (job.status === 'completed' || job.status === 'cancelled') {
       throw new SdError('INVALID', `job ${id} is ${job.status} already; nothing to run`);
     }
+    if (isRemoteJob(job)) return Promise.resolve(this.requeueRemote(job));
     if (job.status === 'running' && !job.interrupted) {
       throw new SdError('BUSY', `job ${id} is running in process ${ownerPid(job.owner!)}; 'sd jobs pause ${id}' stops it there`);
     }
@@ -101,7 +103,7 @@ export class JobManager {
     const started: number[] = [];
     const now = Date.now();
     for (const job of this.store.list({ statuses: ['queued', 'running'], limit: 1000 }).reverse()) {
-      if (running.has(job.id) || (job.status === 'running' && !job.interrupted)) continue;
+      if (running.has(job.id) || (job.status === 'running' && !job.interrupted) || isRemoteJob(job)) continue;
       // A job committed a moment ago is about to be run by the process that committed it.
       if (job.status === 'queued' && job.progress.runs === 0 && now - job.updatedAt < FRESH_JOB_MS) continue;
       try {
@@ -112,6 +114,18 @@ export class JobManager {
       }
     }
     return started;
+  }
+
+  /**
+   * A change to another device's tree runs on that device: the mount sends it when the
+   * device is online. Running it here means queueing it again (after a pause or a refusal).
+   */
+  private requeueRemote(job: Job): JobOutcome {
+    const device = remoteOf(job)!.device;
+    if (job.status === 'running' && !job.interrupted) throw new SdError('BUSY', `job ${job.id} is being sent to ${device} now`);
+    if (job.status !== 'queued' && !this.store.transition(job.id, job.status, 'queued')) throw new SdError('BUSY', `job ${job.id} changed meanwhile; try again`);
+    this.auditJob(job, this.actor, 'Committed', { requeued: true, device });
+    return { id: job.id, status: 'queued', error: null, progress: job.progress, seconds: 0 };
   }
 
   /** The outcome of a job running in this process (undefined when it runs nowhere here). */
@@ -177,6 +191,7 @@ export class JobManager {
     if (!this.store.claim(id, ownerToken(), { status: job.status, owner: job.owner })) throw new SdError('BUSY', `job ${id} changed meanwhile; try again`);
     const run = new JobRun(this.library, this.store, this.get(id), { interruption: () => null });
     run.discardPart();
+    if (isRemoteJob(job)) new RemoteChanges(this.library).clear(id);
     this.store.settle(id, 'cancelled', run.state);
     this.auditJob(job, this.actor, 'Cancelled', { filesDone: run.state.filesDone, filesTotal: run.state.filesTotal });
     return this.get(id);

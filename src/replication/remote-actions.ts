@@ -1,0 +1,351 @@
+// Changes made in another device's tree travel as requests on the action channel of the
+// device connection. The asking side (Delivery) sends its queued remote jobs to each online
+// device in order, one at a time, and settles them with the answer; the device (Applier)
+// runs each request as an action of its own (audited, journaled), fetching a new file's
+// bytes from the asker over the block channel and checking their BLAKE3 first. A request
+// sent again after a lost connection is answered from a record, never run twice.
+import fs from 'node:fs';
+import path from 'node:path';
+import Protomux, { type Channel, type Message } from 'protomux';
+import { config } from '../config.js';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import type { Action } from '../vdfs/actions/types.js';
+import { AuditLog } from '../vdfs/audit.js';
+import { contentHashOfFile, fullHashOfFile } from '../vdfs/content/identity.js';
+import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
+import { JobStore, emptyProgress, type Job } from '../vdfs/jobs/job-store.js';
+import { ownerToken } from '../vdfs/jobs/owner.js';
+import type { Library } from '../vdfs/library.js';
+import { getLocation, type Location } from '../vdfs/locations.js';
+import type { FsOp } from '../vdfs/actions/fs-op.js';
+import type { Peer } from '../vdfs/peers.js';
+import { RemoteChanges, remoteOf, type RemoteJobInfo } from '../vdfs/remote-changes.js';
+import { ACTION_PROTOCOL, actionReply, actionRequest, clipMessage, type ActionReply, type ActionRequest } from './action-messages.js';
+import type { BlockService } from './blocks.js';
+import { safeSegments } from './block-server.js';
+
+/** Runs an action on this device to the end, or one namespace op at once (the node's ActionManager). */
+export interface ActionRunner {
+  execute(action: Action, actor: string): Promise<JobOutcome>;
+  applyFsOp(location: Location, op: FsOp, actor: string): unknown;
+}
+
+/** One action channel on one device connection, used both ways. */
+export class ActionChannel {
+  private readonly channel: Channel;
+  private readonly requestMessage: Message<ActionRequest>;
+  private readonly replyMessage: Message<ActionReply>;
+  private readonly waiting = new Map<number, { resolve(r: ActionReply): void; reject(e: Error): void }>();
+  closed = false;
+  private readonly closeListeners: Array<() => void> = [];
+
+  constructor(mux: Protomux, readonly peer: Peer, serve: (request: ActionRequest, channel: ActionChannel) => Promise<ActionReply>) {
+    const channel = mux.createChannel({ protocol: ACTION_PROTOCOL, onclose: () => this.onClosed() });
+    if (!channel) throw new SdError('INVALID', `an action channel to ${peer.slug} is open already`);
+    this.channel = channel;
+    this.requestMessage = channel.addMessage({
+      encoding: actionRequest,
+      onmessage: (request) => {
+        serve(request, this).then(
+          (reply) => !this.closed && this.replyMessage.send(reply),
+          (err: unknown) => log.warn({ op: 'actions', device: peer.slug, err: String(err) }, 'request not answered'),
+        );
+      },
+    });
+    this.replyMessage = channel.addMessage({
+      encoding: actionReply,
+      onmessage: (reply) => {
+        const w = this.waiting.get(reply.id);
+        this.waiting.delete(reply.id);
+        w?.resolve(reply);
+      },
+    });
+    channel.open();
+  }
+
+  /** Sends a request and waits for its answer; rejects when the connection goes first. */
+  request(request: ActionRequest): Promise<ActionReply> {
+    if (this.closed) return Promise.reject(new SdError('IO', `device ${this.peer.slug} went offline`));
+    return new Promise((resolve, reject) => {
+      this.waiting.set(request.id, { resolve, reject });
+      this.requestMessage.send(request);
+    });
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  close(): void {
+    this.channel.close();
+  }
+
+  private onClosed(): void {
+    this.closed = true;
+    for (const w of this.waiting.values()) w.reject(new SdError('IO', `device ${this.peer.slug} went offline`));
+    this.waiting.clear();
+    for (const l of this.closeListeners) l();
+  }
+}
+
+/** Runs paired devices' requests here, once each. */
+export class Applier {
+  private readonly inFlight = new Map<string, Promise<ActionReply>>();
+  private readonly recall;
+  private readonly record;
+  readonly incomingDir: string;
+
+  constructor(
+    private readonly library: Library,
+    private readonly runner: ActionRunner,
+    private readonly blocks: BlockService,
+    /** This device's index log length once its queued changes are in the log. */
+    private readonly logLength: () => Promise<number>,
+  ) {
+    this.recall = library.db.prepare('SELECT result FROM peer_requests WHERE device_id = ? AND request_id = ?').pluck();
+    this.record = library.db.prepare('INSERT OR REPLACE INTO peer_requests (device_id, request_id, result, created_at) VALUES (?, ?, ?, ?)');
+    this.incomingDir = path.join(library.dir, 'incoming');
+  }
+
+  serve(request: ActionRequest, channel: ActionChannel): Promise<ActionReply> {
+    const peer = channel.peer;
+    const key = `${peer.id}:${request.id}`;
+    const known = this.recall.get(peer.id, request.id) as string | undefined;
+    if (known) return Promise.resolve({ ...(JSON.parse(known) as ActionReply), id: request.id });
+    const running = this.inFlight.get(key);
+    if (running) return running;
+    const done = this.run(request, channel).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, done);
+    return done;
+  }
+
+  private async run(request: ActionRequest, channel: ActionChannel): Promise<ActionReply> {
+    const peer = channel.peer;
+    const reply = (ok: boolean, message: string, logLength: number, final: boolean): ActionReply => ({ id: request.id, ok, message: clipMessage(message), logLength, final });
+    let result: ActionReply;
+    try {
+      const message = await this.apply(request, channel);
+      result = reply(true, message, await this.logLength(), true);
+    } catch (err) {
+      const final = !(err instanceof SdError) || !['IO', 'BUSY'].includes(err.code);
+      result = reply(false, err instanceof Error ? err.message : String(err), await this.logLength().catch(() => 0), final);
+      log.warn({ op: 'actions', device: peer.slug, request: request.id, err: result.message, final }, 'request from a device not applied');
+    }
+    // Final answers are kept: the same request sent again gets them without running twice.
+    if (result.final) this.record.run(peer.id, request.id, JSON.stringify(result), Date.now());
+    return result;
+  }
+
+  /** Runs the request as an action of this device; returns what was done. */
+  private async apply(request: ActionRequest, channel: ActionChannel): Promise<string> {
+    const op = request.op;
+    const location = getLocation(this.library.db, this.library.device.id, op.location);
+    if (!location) throw new SdError('NOT_FOUND', `no location '${op.location}' on device ${this.library.device.name}`);
+    const names = safeSegments(op.path);
+    if (names.length === 0) throw new SdError('PERMISSION', `the root of location '${op.location}' is not changed by other devices`);
+    const real = path.join(location.rootPath, ...names);
+    const actor = `device:${channel.peer.slug}`;
+    const run = async (action: Action): Promise<string> => {
+      const outcome = await this.runner.execute(action, actor);
+      if (outcome.status !== 'completed') throw new SdError(outcome.status === 'failed' ? 'INVALID' : 'IO', `${action.kind} ${outcome.status}: ${outcome.error ?? ''}`);
+      return `${action.kind} done`;
+    };
+    switch (op.op) {
+      case 'mkdir':
+        if (isDir(real)) return 'the folder exists already';
+        return run({ kind: 'mkdir', input: { target: real, mode: op.mode } });
+      case 'delete':
+        if (!exists(real)) return 'gone already';
+        return run({ kind: 'delete', input: { targets: [real] } });
+      case 'move': {
+        const to = safeSegments(op.to);
+        if (to.length === 0) throw new SdError('PERMISSION', `the root of location '${op.location}' is not replaced by other devices`);
+        const target = path.join(location.rootPath, ...to);
+        if (!exists(real) && exists(target)) return 'moved already';
+        return run({ kind: 'move', input: { sources: [real], target, onConflict: 'overwrite' } });
+      }
+      case 'copy':
+        return this.copyIn(request, real, channel, run);
+      case 'attrs': {
+        const rel = names.join('/');
+        if (op.mode !== undefined) this.runner.applyFsOp(location, { op: 'chmod', path: rel, mode: op.mode }, actor);
+        if (op.mtimeMs !== undefined) this.runner.applyFsOp(location, { op: 'utimens', path: rel, atimeMs: op.atimeMs ?? op.mtimeMs, mtimeMs: op.mtimeMs }, actor);
+        return 'attributes set';
+      }
+    }
+  }
+
+  /** Fetches the staged bytes from the asker, checks their BLAKE3, then moves them into place as an action. */
+  private async copyIn(request: ActionRequest, real: string, channel: ActionChannel, run: (a: Action) => Promise<string>): Promise<string> {
+    const op = request.op as Extract<ActionRequest['op'], { op: 'copy' }>;
+    const size = request.size ?? 0;
+    fs.mkdirSync(this.incomingDir, { recursive: true });
+    const part = path.join(this.incomingDir, `${channel.peer.id}-${request.id}`);
+    if (size === 0) {
+      fs.writeFileSync(part, '');
+    } else {
+      const source = this.blocks.channelTo(channel.peer.id);
+      if (!request.contentId || !request.fullHash) throw new SdError('INVALID', 'a copy of a non-empty file needs its content id and full hash');
+      const contentId = request.contentId;
+      const file = this.blocks.openFile({
+        size,
+        mtime: 0,
+        contentId,
+        cacheKey: `content/${contentId}/${size}`,
+        sources: () => (source && !source.closed ? [{ kind: 'peer', channel: source, target: { kind: 'content', contentId } }] : []),
+      });
+      const got = await file.fetchWhole(part);
+      if (got.fullHash !== request.fullHash) {
+        fs.rmSync(part, { force: true });
+        throw new SdError('IO', `the bytes of ${op.path} changed while they were sent (BLAKE3 ${got.fullHash.slice(0, 16)}…, expected ${request.fullHash.slice(0, 16)}…); sent again`);
+      }
+    }
+    if (request.mode !== undefined) fs.chmodSync(part, request.mode);
+    if (request.mtimeMs !== undefined) fs.utimesSync(part, new Date(), new Date(request.mtimeMs));
+    return run({ kind: 'move', input: { sources: [part], target: real, onConflict: op.overwrite ? 'overwrite' : 'rename', verify: true } });
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The asking side: delivers this library's remote jobs to their devices, in order. */
+export class Delivery {
+  private readonly jobs: JobStore;
+  private readonly audit: AuditLog;
+  private readonly changes: RemoteChanges;
+  /** Devices being delivered to now. */
+  private readonly busy = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly library: Library,
+    private readonly channelTo: (deviceId: string) => ActionChannel | undefined,
+    /** Waits until this device's mirror of the device has applied `length` blocks of its log. */
+    private readonly mirrored: (deviceId: string, length: number) => Promise<void>,
+    private readonly onSettled?: (deviceId: string) => void,
+  ) {
+    this.jobs = new JobStore(library.db);
+    this.audit = new AuditLog(library.db);
+    this.changes = new RemoteChanges(library);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), config.remoteDeliveryTickMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  /** Starts delivering to every online device with queued jobs (called on a tick and on connect). */
+  kick(): void {
+    if (this.stopped) return;
+    let waiting: Job[];
+    try {
+      waiting = this.jobs.list({ statuses: ['queued', 'running'], limit: 1000 });
+    } catch (err) {
+      return log.warn({ op: 'actions', err: String(err) }, 'cannot read the queued remote jobs');
+    }
+    const devices = new Set(waiting.flatMap((j) => remoteOf(j)?.deviceId ?? []));
+    for (const deviceId of devices) {
+      if (this.busy.has(deviceId) || !this.channelTo(deviceId)) continue;
+      this.busy.add(deviceId);
+      this.drain(deviceId)
+        .catch((err: unknown) => log.warn({ op: 'actions', device: deviceId, err: String(err) }, 'delivery stopped'))
+        .finally(() => this.busy.delete(deviceId));
+    }
+  }
+
+  /** Delivers the device's jobs oldest first until none is left or it goes offline. */
+  private async drain(deviceId: string): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const next = this.jobs
+        .list({ statuses: ['queued', 'running', 'paused'], limit: 1000 })
+        .filter((j) => remoteOf(j)?.deviceId === deviceId)
+        .at(-1);
+      // A paused job (its file is open for writing again, or paused by the user) holds back the later ones: order matters.
+      if (!next || next.status === 'paused' || (next.status === 'running' && !next.interrupted)) return;
+      const channel = this.channelTo(deviceId);
+      if (!channel) return;
+      if (!this.jobs.claim(next.id, ownerToken(), { status: next.status, owner: next.owner })) return;
+      const settled = await this.deliver(next, remoteOf(next)!, channel);
+      if (!settled) return;
+    }
+  }
+
+  /** Sends one job and settles it; false when it stays queued (the device went away, or a retry is due). */
+  private async deliver(job: Job, remote: RemoteJobInfo, channel: ActionChannel): Promise<boolean> {
+    const { op, device } = remote;
+    const progress = { ...emptyProgress([]), runs: job.progress.runs + 1 };
+    this.audit.append({ actor: 'job', action: job.kind, status: 'Running', target: job.payload.target, details: { device, run: progress.runs }, jobId: job.id });
+    const request: ActionRequest = { id: job.id, op };
+    try {
+      if (op.op === 'copy') Object.assign(request, this.describeStaged(op.pendingId));
+    } catch (err) {
+      const error = `the bytes to send are gone: ${err instanceof Error ? err.message : String(err)}`;
+      this.changes.refused(job.id);
+      this.jobs.settle(job.id, 'failed', progress, error);
+      this.audit.append({ actor: 'job', action: job.kind, status: 'Failed', target: job.payload.target, details: { device, error }, jobId: job.id });
+      return true;
+    }
+    let reply: ActionReply;
+    try {
+      reply = await channel.request(request);
+    } catch (err) {
+      this.jobs.settle(job.id, 'queued', progress, `waiting for ${device}: ${err instanceof Error ? err.message : String(err)}`);
+      this.audit.append({ actor: 'job', action: job.kind, status: 'Paused', target: job.payload.target, details: { reason: 'offline', device }, jobId: job.id });
+      return false;
+    }
+    if (!reply.ok && !reply.final) {
+      this.jobs.settle(job.id, 'queued', progress, reply.message);
+      await new Promise((r) => setTimeout(r, config.remoteRetryMs));
+      return true;
+    }
+    if (reply.ok) {
+      // Keep showing the pending change until the device's log (with the change) is mirrored here.
+      await this.mirrored(remote.deviceId, reply.logLength).catch((err: unknown) => log.debug({ op: 'actions', err: String(err) }, 'mirror not caught up'));
+      this.changes.clear(job.id);
+      this.jobs.settle(job.id, 'completed', { ...progress, filesDone: 1, filesTotal: 1 });
+      this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message }, jobId: job.id });
+      log.info({ op: 'actions', job: job.id, device }, 'applied on the device');
+    } else {
+      const kept = this.changes.refused(job.id);
+      const error = `${device} refused: ${reply.message}${kept.length ? `; the written bytes are kept in ${kept.join(', ')}` : ''}`;
+      this.jobs.settle(job.id, 'failed', progress, error);
+      this.audit.append({ actor: 'job', action: job.kind, status: 'Failed', target: job.payload.target, details: { device, error }, jobId: job.id });
+      log.warn({ op: 'actions', job: job.id, device, err: error }, 'refused by the device');
+    }
+    this.onSettled?.(remote.deviceId);
+    return true;
+  }
+
+  /** Size, content id, full hash, mode and mtime of a staged file; its content id is recorded so the block server serves it. */
+  private describeStaged(pendingId: number): Partial<ActionRequest> {
+    const staged = this.changes.stagedPath(pendingId);
+    const st = fs.statSync(staged);
+    if (st.size === 0) return { size: 0, mode: st.mode & 0o7777, mtimeMs: Math.round(st.mtimeMs) };
+    const identity = contentHashOfFile(staged);
+    if (!identity) throw new SdError('IO', `cannot read the staged file ${staged}`);
+    this.changes.pending.setContentId(pendingId, identity.contentId);
+    return { size: st.size, contentId: identity.contentId, fullHash: fullHashOfFile(staged), mode: st.mode & 0o7777, mtimeMs: Math.round(st.mtimeMs) };
+  }
+}

@@ -1,0 +1,191 @@
+// Changes to another device's tree, made here (through the mount): each is a job in this
+// library's journal that the replication delivers to the device, which runs it as its own
+// action. Until then the change is a pending row the mount shows over the device's
+// mirrored index; a new file's bytes wait in <library>/outgoing/.
+import fs from 'node:fs';
+import path from 'node:path';
+import { AuditLog } from './audit.js';
+import type { Library } from './library.js';
+import { JobStore, type Job } from './jobs/job-store.js';
+import type { Action, JobPayload } from './actions/types.js';
+import { PendingStore, type PendingChange } from './pending.js';
+
+/** What the device is asked to do, in its own terms (location name, relative paths). */
+export type RemoteOp =
+  /** Fetch the staged bytes of change `pendingId` and put them at path (replacing what is there when `overwrite`). */
+  | { op: 'copy'; location: string; path: string; pendingId: number; overwrite: boolean }
+  | { op: 'mkdir'; location: string; path: string; mode: number }
+  /** Into the location's .sd-trash, as `sd rm` does (files or whole folders). */
+  | { op: 'delete'; location: string; path: string }
+  | { op: 'move'; location: string; path: string; to: string }
+  /** chmod and/or utimens of something already there (e.g. cp -p on a folder it made). */
+  | { op: 'attrs'; location: string; path: string; mode?: number; atimeMs?: number; mtimeMs?: number };
+
+/** A remote job's payload: `action` is the Action it amounts to, absent for attribute changes (no such Action). */
+export interface RemoteJobPayload extends Omit<JobPayload, 'action'> {
+  action?: Action;
+  remote: { deviceId: string; device: string; op: RemoteOp };
+}
+
+export type RemoteJobInfo = RemoteJobPayload['remote'];
+
+/** The device and request of a job that another device runs (a change made in its tree); undefined for local jobs. */
+export function remoteOf(job: Job): RemoteJobInfo | undefined {
+  return (job.payload as Partial<RemoteJobPayload>).remote;
+}
+
+export function isRemoteJob(job: Job): boolean {
+  return remoteOf(job) !== undefined;
+}
+
+/** The device a change is for: its id and the name the mount shows. */
+export interface PeerRef {
+  id: string;
+  slug: string;
+}
+
+export class RemoteChanges {
+  readonly pending: PendingStore;
+  private readonly jobs: JobStore;
+  private readonly audit: AuditLog;
+  readonly stagingDir: string;
+
+  constructor(private readonly library: Library) {
+    this.pending = new PendingStore(library.db);
+    this.jobs = new JobStore(library.db);
+    this.audit = new AuditLog(library.db);
+    this.stagingDir = path.join(library.dir, 'outgoing');
+  }
+
+  stagedPath(change: PendingChange | number): string {
+    return path.join(this.stagingDir, String(typeof change === 'number' ? change : change.id));
+  }
+
+  /**
+   * A new file in the device's tree: a pending row and its staged file, opened read-write
+   * (the mount's handle). Its copy job is committed when the handle is released.
+   */
+  newFile(device: PeerRef, location: string, rel: string, mode: number): { change: PendingChange; fd: number } {
+    fs.mkdirSync(this.stagingDir, { recursive: true });
+    const change = this.pending.add({ deviceId: device.id, location, path: rel, kind: 'file', mode });
+    try {
+      const fd = fs.openSync(this.stagedPath(change), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC, mode & 0o7777);
+      return { change, fd };
+    } catch (err) {
+      this.pending.remove(change.id);
+      throw err;
+    }
+  }
+
+  /**
+   * The bytes of a pending file were written (its handle released): its copy job is
+   * committed, or, when the file was opened again meanwhile, queued again.
+   */
+  written(device: PeerRef, change: PendingChange, overwrite: boolean): number {
+    if (change.jobId !== null) {
+      this.jobs.transition(change.jobId, 'paused', 'queued');
+      return change.jobId;
+    }
+    const size = fs.statSync(this.stagedPath(change)).size;
+    const op: RemoteOp = { op: 'copy', location: change.location, path: change.path, pendingId: change.id, overwrite };
+    return this.library.db.transaction(() => {
+      const id = this.commit(device, op, { kind: 'copy', input: { sources: [this.stagedPath(change)], target: this.sdPath(device, change.location, change.path), onConflict: overwrite ? 'overwrite' : 'rename' } }, `copy ${change.path} (${size} bytes)`);
+      this.pending.setJob(change.id, id);
+      return id;
+    }).immediate();
+  }
+
+  /** A pending file opened for writing again: its queued job waits until the handle is released. */
+  reopened(change: PendingChange): void {
+    if (change.jobId !== null) this.jobs.transition(change.jobId, 'queued', 'paused');
+  }
+
+  /** A new folder in the device's tree. */
+  mkdir(device: PeerRef, location: string, rel: string, mode: number): number {
+    return this.withChange(device, { op: 'mkdir', location, path: rel, mode }, { kind: 'mkdir', input: { target: this.sdPath(device, location, rel), mode } }, `mkdir ${rel}`, () => [{ path: rel, kind: 'dir', mode }]);
+  }
+
+  /** A file or folder of the device's tree removed (into the location's trash there). */
+  remove(device: PeerRef, location: string, rel: string): number {
+    return this.withChange(device, { op: 'delete', location, path: rel }, { kind: 'delete', input: { targets: [this.sdPath(device, location, rel)] } }, `delete ${rel}`, () => [{ path: rel, kind: 'gone' }]);
+  }
+
+  /** A rename inside one location of the device. */
+  move(device: PeerRef, location: string, from: string, to: string): number {
+    return this.withChange(device, { op: 'move', location, path: from, to }, { kind: 'move', input: { sources: [this.sdPath(device, location, from)], target: this.sdPath(device, location, to), onConflict: 'overwrite' } }, `move ${from} to ${to}`, () => [
+      { path: from, kind: 'gone' },
+      { path: to, kind: 'moved', source: from },
+    ]);
+  }
+
+  /** chmod/utimens of a folder made here or of something of the device (a pending file's go with its bytes). */
+  attrs(device: PeerRef, location: string, rel: string, attrs: { mode?: number; atimeMs?: number; mtimeMs?: number }): number {
+    const what = attrs.mode !== undefined ? `chmod ${(attrs.mode & 0o7777).toString(8)}` : 'set times of';
+    return this.library.db.transaction(() => this.commit(device, { op: 'attrs', location, path: rel, ...attrs }, undefined, `${what} ${rel}`)).immediate();
+  }
+
+  /**
+   * Takes back a pending new file or folder whose job has not started (or was never
+   * committed): its row, its staged bytes and its job (cancelled) go. False when it is
+   * being delivered or was already.
+   */
+  withdraw(change: PendingChange): boolean {
+    if (change.jobId !== null) {
+      const job = this.jobs.get(change.jobId);
+      if (!job || !(this.jobs.transition(change.jobId, 'queued', 'cancelled') || this.jobs.transition(change.jobId, 'paused', 'cancelled'))) return false;
+      this.audit.append({ actor: 'fuse', action: job.kind, status: 'Cancelled', target: job.payload.target, details: { reason: 'removed before it was delivered' }, jobId: job.id });
+      this.pending.removeJob(change.jobId);
+    }
+    this.pending.remove(change.id);
+    if (change.kind === 'file') fs.rmSync(this.stagedPath(change), { force: true });
+    return true;
+  }
+
+  /** The job was applied by the device (the mirror shows the result now) or cancelled: its rows and staged bytes go. */
+  clear(jobId: number): void {
+    for (const change of this.pending.ofJob(jobId)) {
+      this.pending.remove(change.id);
+      if (change.kind === 'file') fs.rmSync(this.stagedPath(change), { force: true });
+    }
+  }
+
+  /** The device refused the job: the mount stops showing it; a staged file stays for the user. */
+  refused(jobId: number): string[] {
+    const kept: string[] = [];
+    for (const change of this.pending.ofJob(jobId)) {
+      this.pending.remove(change.id);
+      if (change.kind === 'file') kept.push(this.stagedPath(change));
+    }
+    return kept;
+  }
+
+  private sdPath(device: PeerRef, location: string, rel: string): string {
+    return `sd://${device.slug}/${location}${rel ? `/${rel}` : ''}`;
+  }
+
+  private withChange(device: PeerRef, op: RemoteOp, action: Action | undefined, summary: string, rows: () => Array<{ path: string; kind: 'dir' | 'gone' | 'moved'; source?: string; mode?: number }>): number {
+    return this.library.db.transaction(() => {
+      const id = this.commit(device, op, action, summary);
+      for (const row of rows()) this.pending.add({ deviceId: device.id, location: op.location, ...row, jobId: id });
+      return id;
+    }).immediate();
+  }
+
+  private commit(device: PeerRef, op: RemoteOp, action: Action | undefined, summary: string): number {
+    const target = this.sdPath(device, op.location, op.path);
+    const payload: RemoteJobPayload = {
+      action,
+      onConflict: op.op === 'copy' && !op.overwrite ? 'rename' : 'overwrite',
+      verify: true,
+      bwlimit: 0,
+      summary: `${summary} on ${device.slug}`,
+      target,
+      remote: { deviceId: device.id, device: device.slug, op },
+    };
+    const kind = action?.kind ?? op.op;
+    // Never run by JobRun (isRemoteJob keeps it out): the device runs it; the journal holds it meanwhile.
+    const id = this.jobs.create(kind, payload as JobPayload, [], 'fuse');
+    this.audit.append({ actor: 'fuse', action: kind, status: 'Committed', target, details: { summary: payload.summary, device: device.slug }, jobId: id });
+    return id;
+  }
+}
