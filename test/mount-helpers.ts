@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { forceUnmount, isMounted } from '../src/fuse/mount.js';
-import { SD_MAIN, cleanEnv, runSd, tempDir, waitFor } from './helpers.js';
+import { SD_MAIN, cleanEnv, runSd, tempDir, waitFor, writeTree } from './helpers.js';
 
 export interface MountedDevice {
   library: string;
@@ -17,9 +17,9 @@ export interface MountedDevice {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt')): Promise<MountedDevice> {
+export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}): Promise<MountedDevice> {
   const child = spawn(process.execPath, [SD_MAIN, 'mount', mountpoint, ...args], {
-    env: { ...cleanEnv(), SD_LIBRARY: library },
+    env: { ...cleanEnv(), ...env, SD_LIBRARY: library },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -50,16 +50,17 @@ export async function startMount(t: Test, library: string, args: string[] = [], 
   };
 }
 
-/** A library with one location over a fresh folder, made through the real CLI. */
-export async function libraryWithLocation(t: Test, files: Record<string, string | Buffer>, name = 'box', location = 'data', mode = 'content'): Promise<{ library: string; root: string }> {
+/**
+ * A library with one location over a fresh folder, made through the real CLI. `files` are
+ * written first, or made by a function given the folder (big or special files).
+ */
+export async function libraryWithLocation(t: Test, files: Record<string, string | Buffer> | ((root: string) => void | Promise<void>), name = 'box', location = 'data', mode = 'content'): Promise<{ library: string; root: string }> {
   const base = tempDir(t, 'sd-dev-');
   const library = path.join(base, 'library');
   const root = path.join(base, location);
   fs.mkdirSync(root, { recursive: true });
-  for (const [rel, data] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-    fs.writeFileSync(path.join(root, rel), data);
-  }
+  if (typeof files === 'function') await files(root);
+  else writeTree(root, files);
   for (const args of [['init', '--name', name], ['location', 'add', root, '--mode', mode]]) {
     const r = await runSd(args, { library });
     if (r.code !== 0) throw new Error(`sd ${args.join(' ')} failed: ${r.stderr}`);

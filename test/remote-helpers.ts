@@ -1,0 +1,80 @@
+// Paired devices for tests of another device's tree: a local DHT testnet, pairing with the
+// real CLI (`sd pair` / `sd pair join`), and waiting until one mount reads a file of the
+// other — the sign that they are connected and the index has arrived.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import createTestnet from 'hyperdht/testnet.js';
+import type { Test } from 'tap';
+import { SD_MAIN, cleanEnv, runSd, waitFor } from './helpers.js';
+import { libraryWithLocation, startMount, type MountedDevice } from './mount-helpers.js';
+
+/** A DHT testnet on loopback for this test; returns its first bootstrap node as HOST:PORT. */
+export async function testnetAddress(t: Test): Promise<string> {
+  const testnet = await createTestnet(3, { host: '127.0.0.1' });
+  t.teardown(() => testnet.destroy());
+  const first = testnet.bootstrap[0]!;
+  return `${first.host}:${first.port}`;
+}
+
+/** Pairs two libraries as a user would: `sd pair --json` on one, `sd pair join WORDS` on the other. */
+export async function pair(t: Test, shower: string, joiner: string, bootstrap: string): Promise<void> {
+  const env = { ...cleanEnv(), SD_BOOTSTRAP: bootstrap };
+  const child = spawn(process.execPath, [SD_MAIN, '--library', shower, '--json', 'pair'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (!(await waitFor(() => out.includes('\n'), 20_000))) throw new Error('sd pair printed no words');
+  const { words } = JSON.parse(out.split('\n')[0]!) as { words: string[] };
+  // A loaded machine (the suite runs two files at once) can take long to find the topic.
+  const joined = await runSd(['pair', 'join', ...words], { library: joiner, env: { SD_BOOTSTRAP: bootstrap, SD_PAIR_JOIN_TIMEOUT_MS: '60000' }, timeoutMs: 90_000 });
+  if (joined.code !== 0) throw new Error(`sd pair join failed: ${joined.stderr}`);
+  t.equal(await exited, 0, 'sd pair ends once paired');
+}
+
+/**
+ * Waits until `file` (a path in a peer's tree of `mount`) reads as `expected`: the devices
+ * are connected and the peer's index is in. A loaded machine stalls the first handshake,
+ * hence the long default.
+ */
+export async function waitForPeerFile(mount: MountedDevice, file: string, expected: string, timeoutMs = 60_000): Promise<void> {
+  const connected = await waitFor(() => {
+    try {
+      return fs.readFileSync(path.join(mount.mountpoint, file), 'utf8') === expected;
+    } catch {
+      return false;
+    }
+  }, timeoutMs, 250);
+  if (!connected) throw new Error(`${file} did not show in the mount: ${mount.stderr().slice(-2000)}`);
+}
+
+export interface DeviceSpec {
+  name: string;
+  location: string;
+  /** The location's files, or a function that makes them in its root (big or special files). */
+  files: Parameters<typeof libraryWithLocation>[1];
+  /** Environment of its `sd mount` (SD_LOG=warn to read its warnings). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface PairedDevice {
+  library: string;
+  root: string;
+  mount: MountedDevice;
+}
+
+/**
+ * Two devices, each with one location, paired on a fresh testnet and both mounted; resolves
+ * once the second reads `probe` (a file of the first, with its text) through its mount.
+ */
+export async function pairedMounts(t: Test, first: DeviceSpec, second: DeviceSpec, probe: { file: string; text: string }): Promise<{ a: PairedDevice; b: PairedDevice; bootstrap: string }> {
+  const a = await libraryWithLocation(t, first.files, first.name, first.location);
+  const b = await libraryWithLocation(t, second.files, second.name, second.location);
+  const bootstrap = await testnetAddress(t);
+  await pair(t, a.library, b.library, bootstrap);
+  const mountA = await startMount(t, a.library, ['--bootstrap', bootstrap], undefined, first.env);
+  const mountB = await startMount(t, b.library, ['--bootstrap', bootstrap], undefined, second.env);
+  await waitForPeerFile(mountB, path.join(first.name, first.location, probe.file), probe.text);
+  return { a: { ...a, mount: mountA }, b: { ...b, mount: mountB }, bootstrap };
+}
