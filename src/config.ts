@@ -80,8 +80,16 @@ export const config = {
   readAheadBlocks: 8,
   /** Size limit of the disk block cache (<library>/cache/blocks); least recently used blocks go first. */
   cacheMaxBytes: 2 * 1024 * 1024 * 1024,
-  /** A remote read with no answer from any copy within this time fails with EIO. */
+  /**
+   * A remote read with no answer from any copy within this time fails with EIO. The copies
+   * share it: each is given an equal part of what is left before the next is asked.
+   */
   remoteReadTimeoutMs: 5000,
+  /**
+   * How long an open remote file answers reads of a block that just failed with the same
+   * error (the kernel retries a failed read page by page at once) before fetching it anew.
+   */
+  failedBlockHoldMs: 1000,
   /** Block reads a peer may have running at once on one connection. */
   blockServerConcurrency: 8,
   /** Requests a peer may have queued on one connection beyond those running; more are answered BUSY. */

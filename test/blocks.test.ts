@@ -9,6 +9,7 @@ import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import c from 'compact-encoding';
 import Protomux from 'protomux';
 import t, { type Test } from 'tap';
+import { config } from '../src/config.js';
 import { SdError } from '../src/errors.js';
 import { BlockCache } from '../src/replication/block-cache.js';
 import { BlockChannel, type BlockRequestHandler } from '../src/replication/block-channel.js';
@@ -333,6 +334,44 @@ t.test('a peer that never answers: EIO after the timeout, never a hang', async (
   t.ok(ms >= 390 && ms < 3000, `after the timeout, not long after (${ms} ms)`);
   t.equal(silent.received, 1);
   await rejectsWithEio(t, new BlockClient().read({ ...ref, sources: () => [] }, 0, 10), 'no source at all: EIO');
+});
+
+t.test('a peer gone silent without closing its connection: the next copy answers within the timeout', async (t) => {
+  const dev = servingDevice(t, { 'f.bin': big.subarray(0, 3 * MiB) });
+  const silent = new SilentServer();
+  const mute = await connect(t, silent, 'mute');
+  const honest = await connect(t, dev.server, 'honest');
+  // Both unmeasured: the silent one, listed first, is asked first.
+  const ref = pathRef(dev, 'f.bin', () => [
+    { kind: 'peer', channel: mute, target: target('f.bin') },
+    { kind: 'peer', channel: honest, target: target('f.bin') },
+  ]);
+  const client = new BlockClient({ timeoutMs: 1000 });
+  const started = Date.now();
+  t.ok((await client.readBlock(ref, 0)).equals(big.subarray(0, MiB)), 'the block reads right');
+  const ms = Date.now() - started;
+  t.equal(silent.received, 1, 'the silent peer was asked first');
+  t.ok(ms >= 450 && ms < 1000, `after its share of the timeout, within the timeout (${ms} ms)`);
+  t.equal(client.stats.failovers, 1);
+});
+
+t.test("an open file answers the kernel's retries of a block that just failed at once, and fetches it again later", async (t) => {
+  const dev = servingDevice(t, { 'f.bin': Buffer.alloc(3 * MiB, 7) });
+  const silent = new SilentServer();
+  const channel = await connect(t, silent, 'silent');
+  const file = new RemoteFile(new BlockClient({ timeoutMs: 300 }), pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]));
+  const timed = async () => {
+    const started = Date.now();
+    await rejectsWithEio(t, file.read(MiB + 10, 4096), 'EIO');
+    return Date.now() - started;
+  };
+  t.ok((await timed()) >= 290, 'the first read waits for the timeout');
+  const asked = silent.received;
+  t.ok((await timed()) < 100, 'a retry right after fails at once');
+  t.equal(silent.received, asked, 'without asking the peer again');
+  await new Promise((r) => setTimeout(r, config.failedBlockHoldMs + 100));
+  t.ok((await timed()) >= 290, 'a read after failedBlockHoldMs asks again');
+  t.ok(silent.received > asked);
 });
 
 t.test('requests for anything outside a location, or not in its index, are refused', async (t) => {

@@ -3,38 +3,14 @@
 // files byte for byte through the mount (blocks verified by BLAKE3), sees its changes
 // within a second or so, and keeps listing it (reads fail with EIO, never hang) once it
 // is gone.
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setAttributeSync } from '@napi-rs/xattr';
-import createTestnet from 'hyperdht/testnet.js';
 import t, { type Test } from 'tap';
-import { SD_MAIN, cleanEnv, runSd, waitFor } from './helpers.js';
-import { libraryWithLocation, startMount, type MountedDevice } from './mount-helpers.js';
-
-async function testnetAddress(t: Test): Promise<string> {
-  const testnet = await createTestnet(3, { host: '127.0.0.1' });
-  t.teardown(() => testnet.destroy());
-  const first = testnet.bootstrap[0]!;
-  return `${first.host}:${first.port}`;
-}
-
-/** Pairs two libraries as a user would: `sd pair --json` on one, `sd pair join WORDS` on the other. */
-async function pair(t: Test, shower: string, joiner: string, bootstrap: string): Promise<void> {
-  const env = { ...cleanEnv(), SD_BOOTSTRAP: bootstrap };
-  const child = spawn(process.execPath, [SD_MAIN, '--library', shower, '--json', 'pair'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  if (!(await waitFor(() => out.includes('\n'), 20_000))) throw new Error('sd pair printed no words');
-  const { words } = JSON.parse(out.split('\n')[0]!) as { words: string[] };
-  // A loaded machine (the suite runs two files at once) can take long to find the topic.
-  const joined = await runSd(['pair', 'join', ...words], { library: joiner, env: { SD_BOOTSTRAP: bootstrap, SD_PAIR_JOIN_TIMEOUT_MS: '60000' }, timeoutMs: 90_000 });
-  if (joined.code !== 0) throw new Error(`sd pair join failed: ${joined.stderr}`);
-  t.equal(await exited, 0, 'sd pair ends once paired');
-}
+import { runSd, waitFor } from './helpers.js';
+import type { MountedDevice } from './mount-helpers.js';
+import { pairedMounts } from './remote-helpers.js';
 
 interface Pair {
   alpha: { library: string; root: string };
@@ -45,27 +21,18 @@ interface Pair {
   big: Buffer;
 }
 
-async function pairedMounts(t: Test): Promise<Pair> {
+/** alpha (a 24 MiB file among others) and beta, paired and mounted. */
+async function alphaAndBeta(t: Test): Promise<Pair> {
   const big = crypto.randomBytes(24 * 1024 * 1024 + 12345);
-  const alpha = await libraryWithLocation(t, { 'hi.txt': 'hello from alpha\n', 'video/big.bin': big, 'deep/a/b/c.txt': 'c' }, 'alpha', 'media');
-  const beta = await libraryWithLocation(t, { 'note.txt': 'beta note\n' }, 'beta', 'notes');
-  const bootstrap = await testnetAddress(t);
-  await pair(t, alpha.library, beta.library, bootstrap);
-  const mountA = await startMount(t, alpha.library, ['--bootstrap', bootstrap]);
-  const mountB = await startMount(t, beta.library, ['--bootstrap', bootstrap]);
-  const connected = await waitFor(() => {
-    try {
-      return fs.readFileSync(path.join(mountB.mountpoint, 'alpha/media/hi.txt'), 'utf8') === 'hello from alpha\n';
-    } catch {
-      return false;
-    }
-  }, 60_000, 250);
-  if (!connected) throw new Error(`the devices did not connect: ${mountB.stderr().slice(-2000)}`);
-  return { alpha, beta, bootstrap, mountA, mountB, big };
+  const { a, b, bootstrap } = await pairedMounts(t,
+    { name: 'alpha', location: 'media', files: { 'hi.txt': 'hello from alpha\n', 'video/big.bin': big, 'deep/a/b/c.txt': 'c' } },
+    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta note\n' } },
+    { file: 'hi.txt', text: 'hello from alpha\n' });
+  return { alpha: a, beta: b, bootstrap, mountA: a.mount, mountB: b.mount, big };
 }
 
 t.test('paired devices list and read each other through their mounts', async (t) => {
-  const p = await pairedMounts(t);
+  const p = await alphaAndBeta(t);
   const remote = path.join(p.mountB.mountpoint, 'alpha', 'media');
   t.same(fs.readdirSync(remote).sort(), ['deep', 'hi.txt', 'video']);
   t.equal(fs.readFileSync(path.join(remote, 'deep/a/b/c.txt'), 'utf8'), 'c', 'a nested file');
@@ -116,7 +83,7 @@ t.test('paired devices list and read each other through their mounts', async (t)
 });
 
 t.test("a change on one device shows in the other's mount, and a gone device stays listed", async (t) => {
-  const p = await pairedMounts(t);
+  const p = await alphaAndBeta(t);
   const remote = path.join(p.mountB.mountpoint, 'alpha', 'media');
   fs.writeFileSync(path.join(p.alpha.root, 'fresh.txt'), 'fresh');
   const started = Date.now();

@@ -72,7 +72,7 @@ export class BlockCache {
     if (raw.length < BLAKE3_BYTES || !blake3(data).equals(raw.subarray(0, BLAKE3_BYTES))) {
       this.stats.corrupt++;
       this.stats.misses++;
-      log.warn({ op: 'cache-corrupt', file: slot.file });
+      log.warn({ op: 'cache-corrupt', file: slot.file, corrupt: this.stats.corrupt }, 'a cached block no longer matches its BLAKE3: removed, fetched again');
       this.forget(name);
       await fs.promises.unlink(slot.file).catch(() => undefined);
       return undefined;

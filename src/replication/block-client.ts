@@ -148,16 +148,22 @@ export class BlockClient {
     return got.data;
   }
 
-  /** Tries the sources cheapest first until one delivers, all within one deadline. */
+  /**
+   * Tries the sources cheapest first until one delivers, all within one deadline. Each gets
+   * an equal share of the time left: a peer that vanished without closing its connection
+   * (killed, unplugged) is only noticed by its silence, and must not use up the deadline of
+   * the copies after it.
+   */
   private async fromSources(file: RemoteFileRef, what: string, attempt: (source: BlockSource, remainingMs: number) => Promise<Fetched>): Promise<Fetched> {
     const deadline = Date.now() + this.timeoutMs;
     const tried: string[] = [];
-    for (const source of this.ranked(file.sources())) {
+    const sources = this.ranked(file.sources());
+    for (const [i, source] of sources.entries()) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       if (tried.length > 0) this.stats.failovers++;
       try {
-        return await attempt(source, remaining);
+        return await attempt(source, remaining / (sources.length - i));
       } catch (err) {
         const name = source.kind === 'local' ? `local copy ${source.path}` : source.channel.name;
         tried.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);

@@ -22,7 +22,7 @@ export interface WholeFileResult {
 
 export class RemoteFile {
   readonly readAheadBlocks: number;
-  /** Blocks held in memory; failed fetches are dropped so a retry refetches. */
+  /** Blocks held in memory; a failed fetch is dropped after failedBlockHoldMs, so a later read refetches. */
   private readonly recent = new Map<number, Promise<Buffer>>();
   /** The block the reader is at: what is kept in memory is chosen around it. */
   private position = 0;
@@ -75,7 +75,8 @@ export class RemoteFile {
    * seeks), and once they are in, the whole block is fetched for the cache and the reads
    * that follow — not at the same time, where the big reply delays the small one. If the
    * short read fails fast (a bad copy), the block's own fetch, with its failover, answers;
-   * if it ran out of time, the read fails now rather than wait a second deadline.
+   * if it ran out of time, the read fails now, and the block is held as failed (see keep),
+   * rather than wait a second deadline.
    */
   private async readCold(index: number, offset: number, end: number): Promise<Buffer> {
     const started = Date.now();
@@ -84,7 +85,10 @@ export class RemoteFile {
       this.block(index).catch(() => undefined);
       return data;
     } catch (err) {
-      if (Date.now() - started >= this.client.timeoutMs) throw err;
+      if (Date.now() - started >= this.client.timeoutMs) {
+        this.keep(index, Promise.reject(err));
+        throw err;
+      }
       log.debug({ op: 'range-read-failed', offset, err: String(err) });
       const start = offset - index * this.client.blockSize;
       return (await this.block(index)).subarray(start, start + (end - offset));
@@ -132,12 +136,21 @@ export class RemoteFile {
   }
 
   private block(index: number): Promise<Buffer> {
-    const held = this.recent.get(index);
-    if (held) return held;
-    const pending = this.client.readBlock(this.ref, index);
+    return this.recent.get(index) ?? this.keep(index, this.client.readBlock(this.ref, index));
+  }
+
+  /**
+   * Holds a block's fetch in memory. A failed one is held only for failedBlockHoldMs: the
+   * kernel retries a failed read at once, page by page, and those retries get the same error
+   * rather than wait out a second deadline on a peer that just did not answer.
+   */
+  private keep(index: number, pending: Promise<Buffer>): Promise<Buffer> {
     this.recent.set(index, pending);
     pending.catch(() => {
-      if (this.recent.get(index) === pending) this.recent.delete(index);
+      const forget = () => {
+        if (this.recent.get(index) === pending) this.recent.delete(index);
+      };
+      setTimeout(forget, config.failedBlockHoldMs).unref();
     });
     this.trim();
     return pending;
