@@ -4,7 +4,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import NoiseSecretStream from '@hyperswarm/secret-stream';
 import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import c from 'compact-encoding';
 import Protomux from 'protomux';
@@ -23,7 +22,7 @@ import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import type { Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
-import { tempDir, tempLibrary } from './helpers.js';
+import { noisePair, tempDir, tempLibrary } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const BIG = 200 * MiB;
@@ -48,19 +47,6 @@ function servingDevice(t: Test, files: Record<string, Buffer>, name = 'server'):
   const server = new BlockServer(new LibraryServedFiles(library));
   t.teardown(() => server.close());
   return { library, location, root, server };
-}
-
-/** A connected Noise pair, destroyed when the test ends. */
-function noisePair(t: Test): [NoiseSecretStream, NoiseSecretStream] {
-  const a = new NoiseSecretStream(true);
-  const b = new NoiseSecretStream(false);
-  a.rawStream.pipe(b.rawStream).pipe(a.rawStream);
-  for (const s of [a, b]) s.on('error', () => undefined);
-  t.teardown(() => {
-    a.destroy();
-    b.destroy();
-  });
-  return [a, b];
 }
 
 /** A client-side channel to a server (any request handler) over a fresh connection. */

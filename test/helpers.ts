@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { initLibrary, type Library } from '../src/vdfs/library.js';
+import NoiseSecretStream from '@hyperswarm/secret-stream';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SD_BIN = path.join(REPO_ROOT, 'bin', 'sd');
@@ -88,4 +89,17 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() > until) return false;
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A connected Noise pair (an in-memory device connection), destroyed when the test ends. */
+export function noisePair(t: Test): [NoiseSecretStream, NoiseSecretStream] {
+  const a = new NoiseSecretStream(true);
+  const b = new NoiseSecretStream(false);
+  a.rawStream.pipe(b.rawStream).pipe(a.rawStream);
+  for (const s of [a, b]) s.on('error', () => undefined);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  return [a, b];
 }

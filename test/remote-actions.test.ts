@@ -4,7 +4,6 @@
 // messages close the connection without crashing anything.
 import fs from 'node:fs';
 import path from 'node:path';
-import NoiseSecretStream from '@hyperswarm/secret-stream';
 import c from 'compact-encoding';
 import Protomux from 'protomux';
 import t, { type Test } from 'tap';
@@ -16,19 +15,7 @@ import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import { addLocation } from '../src/vdfs/locations.js';
 import type { Peer } from '../src/vdfs/peers.js';
-import { tempDir, tempLibrary } from './helpers.js';
-
-function noisePair(t: Test): [NoiseSecretStream, NoiseSecretStream] {
-  const a = new NoiseSecretStream(true);
-  const b = new NoiseSecretStream(false);
-  a.rawStream.pipe(b.rawStream).pipe(a.rawStream);
-  for (const s of [a, b]) s.on('error', () => undefined);
-  t.teardown(() => {
-    a.destroy();
-    b.destroy();
-  });
-  return [a, b];
-}
+import { noisePair, tempDir, tempLibrary } from './helpers.js';
 
 const asker: Peer = { id: 'beta-id', name: 'Beta', slug: 'beta', publicKey: '00', logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null };
 

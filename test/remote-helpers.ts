@@ -56,6 +56,8 @@ export interface DeviceSpec {
   files: Parameters<typeof libraryWithLocation>[1];
   /** Environment of its `sd mount` (SD_LOG=warn to read its warnings). */
   env?: NodeJS.ProcessEnv;
+  /** More `sd mount` options (e.g. --read-only). */
+  args?: string[];
 }
 
 export interface PairedDevice {
@@ -73,8 +75,8 @@ export async function pairedMounts(t: Test, first: DeviceSpec, second: DeviceSpe
   const b = await libraryWithLocation(t, second.files, second.name, second.location);
   const bootstrap = await testnetAddress(t);
   await pair(t, a.library, b.library, bootstrap);
-  const mountA = await startMount(t, a.library, ['--bootstrap', bootstrap], undefined, first.env);
-  const mountB = await startMount(t, b.library, ['--bootstrap', bootstrap], undefined, second.env);
+  const mountA = await startMount(t, a.library, ['--bootstrap', bootstrap, ...(first.args ?? [])], undefined, first.env);
+  const mountB = await startMount(t, b.library, ['--bootstrap', bootstrap, ...(second.args ?? [])], undefined, second.env);
   await waitForPeerFile(mountB, path.join(first.name, first.location, probe.file), probe.text);
   return { a: { ...a, mount: mountA }, b: { ...b, mount: mountB }, bootstrap };
 }

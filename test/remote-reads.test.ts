@@ -117,8 +117,10 @@ t.before(async () => {
         writeReadOnlyFixture(path.join(root, 'suite'));
       },
     },
-    // beta logs its warnings: the test reads them (a corrupt cache block, failed reads).
-    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta note\n' }, env: { SD_LOG: 'warn' } },
+    // beta logs its warnings: the test reads them (a corrupt cache block, failed reads). It
+    // mounts --read-only: the POSIX suite's read-only mode expects EROFS for changes in the
+    // peer's tree (on a writable mount they are jobs the peer runs: test/remote-writes).
+    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta note\n' }, env: { SD_LOG: 'warn' }, args: ['--read-only'] },
     { file: 'hi.txt', text: 'hello from alpha\n' });
   // gamma holds the same bytes as alpha's film.bin (so the same content id) and one file of its own.
   const gamma = await libraryWithLocation(t, (root) => {
