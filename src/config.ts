@@ -99,7 +99,21 @@ export const config = {
   blockServerFdIdleMs: 30_000,
   /** How long stopping waits to unannounce from the DHT before it just closes (offline that takes ~9 s). */
   swarmStopGraceMs: 1500,
+  /**
+   * The direct lane (TCP + Noise between paired devices that reach each other) carries file
+   * blocks; SD_LANE=off keeps them on the swarm connection. SD_LANE_PORT fixes its port
+   * (default: any free one, told to peers over the swarm).
+   */
+  laneEnabled: process.env.SD_LANE !== 'off',
+  lanePort: envPort('SD_LANE_PORT'),
+  /** A direct connection's Noise handshake must finish within this. */
+  laneHandshakeMs: 5000,
 };
+
+function envPort(name: string): number {
+  const value = Number(process.env[name]);
+  return Number.isInteger(value) && value > 0 && value < 65536 ? value : 0;
+}
 
 /** A duration from the environment (for tests), else the default. */
 function envMs(name: string, fallback: number): number {

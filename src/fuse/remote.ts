@@ -87,7 +87,7 @@ export class RemoteTree {
     const v = this.view(node);
     switch (v.kind) {
       case 'entry':
-        return fromEntry(v.entry);
+        return fromEntry(v.entry, this.writable);
       case 'file':
         return fromStats(fs.statSync(this.changes!.stagedPath(v.change)));
       case 'dir':

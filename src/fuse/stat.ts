@@ -50,12 +50,15 @@ export function virtualLink(key: string, target: string, timeMs: number): FuseSt
 
 const KIND_BITS = { file: 0o100000, dir: S_IFDIR, symlink: 0o120000 } as const;
 
-/** A peer's entry as its log reported it (its bytes are on the peer; changes go there as jobs). */
-export function fromEntry(e: Entry): FuseStat {
+/**
+ * A peer's entry as its log reported it (its bytes are on the peer). Writable: changes go
+ * there as jobs; on a read-only mount the write bits are cleared.
+ */
+export function fromEntry(e: Entry, writable = true): FuseStat {
   const type = KIND_BITS[e.kind];
   const perms = (e.mode & 0o7777) || (e.kind === 'dir' ? 0o755 : 0o644);
   return {
-    mode: type | perms,
+    mode: type | (writable ? perms : perms & ~0o222),
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     size: e.kind === 'dir' ? 4096 : e.size,

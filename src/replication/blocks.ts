@@ -24,6 +24,8 @@ export interface BlockServiceStats {
 export class BlockService {
   /** Open block channels by peer (device id or key, as the caller names them). */
   private readonly channels = new Map<string, BlockChannel>();
+  /** Block channels on a direct lane (TCP), preferred over the swarm's while open. */
+  private readonly lanes = new Map<string, BlockChannel>();
 
   private constructor(
     readonly cache: BlockCache,
@@ -41,17 +43,20 @@ export class BlockService {
    * Opens the block channel on a new peer connection (call it as soon as the connection is
    * up, on both sides; pass the connection's Protomux when other protocols share it).
    */
-  attach(connection: Duplex | Protomux, peer: string): BlockChannel {
+  attach(connection: Duplex | Protomux, peer: string, { lane = false } = {}): BlockChannel {
+    const channels = lane ? this.lanes : this.channels;
     const channel = new BlockChannel(connection, { server: this.server, name: peer });
-    this.channels.set(peer, channel);
+    channels.set(peer, channel);
     channel.onClose(() => {
-      if (this.channels.get(peer) === channel) this.channels.delete(peer);
+      if (channels.get(peer) === channel) channels.delete(peer);
     });
     return channel;
   }
 
-  /** The open channel to a peer, if it is online. */
+  /** The open channel to a peer, if it is online: its direct lane when there is one. */
   channelTo(peer: string): BlockChannel | undefined {
+    const lane = this.lanes.get(peer);
+    if (lane && !lane.closed) return lane;
     const channel = this.channels.get(peer);
     return channel && !channel.closed ? channel : undefined;
   }
@@ -66,8 +71,9 @@ export class BlockService {
   }
 
   async close(): Promise<void> {
-    for (const channel of this.channels.values()) channel.close();
+    for (const channel of [...this.channels.values(), ...this.lanes.values()]) channel.close();
     this.channels.clear();
+    this.lanes.clear();
     await this.cache.flush();
     await this.server.close();
   }

@@ -120,3 +120,37 @@ export const pong = exact(c.uint);
 
 /** Sent before closing when a side refuses (wrong proof, revoked device): the reason, for the user. */
 export const pairRefusal = exact(boundedString(300));
+
+// --- the direct lane (sdfs/lane/1) ---
+
+export const LANE_PROTOCOL = 'sdfs/lane/1';
+
+/** Where a device takes direct TCP connections for bulk bytes: its port and addresses (at most 16). */
+export interface LaneOffer {
+  port: number;
+  hosts: string[];
+}
+
+const laneHost = boundedString(64);
+
+export const laneOffer: Encoding<LaneOffer> = exact({
+  preencode(state, m) {
+    c.uint.preencode(state, m.port);
+    c.uint.preencode(state, m.hosts.length);
+    for (const h of m.hosts) laneHost.preencode(state, h);
+  },
+  encode(state, m) {
+    c.uint.encode(state, m.port);
+    c.uint.encode(state, m.hosts.length);
+    for (const h of m.hosts) laneHost.encode(state, h);
+  },
+  decode(state) {
+    const port = c.uint.decode(state);
+    if (port < 1 || port > 65535) throw new Error(`lane port ${port} out of range`);
+    const count = c.uint.decode(state);
+    if (count > 16) throw new Error(`${count} lane addresses, at most 16 allowed`);
+    const hosts: string[] = [];
+    for (let i = 0; i < count; i++) hosts.push(laneHost.decode(state));
+    return { port, hosts };
+  },
+});

@@ -18,6 +18,9 @@ import { startIndexSync, type IndexSync } from './index-sync.js';
 import type { MirrorProgress } from './mirror.js';
 import type { RemoteFile } from './remote-file.js';
 import { ActionChannel, Applier, Delivery, type ActionRunner } from './remote-actions.js';
+import { deviceKeys } from './identity.js';
+import { DirectLane } from './lane.js';
+import { LANE_PROTOCOL, laneOffer } from './messages.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
 
 export interface ReplicationOptions {
@@ -45,6 +48,8 @@ export class Replication {
   private readonly actionChannels = new Map<string, ActionChannel>();
   private readonly applier: Applier | undefined;
   readonly delivery: Delivery;
+  /** Direct TCP connections to paired devices for file blocks (undefined when SD_LANE=off). */
+  private lane: DirectLane | undefined;
 
   private constructor(
     private readonly library: Library,
@@ -79,6 +84,7 @@ export class Replication {
     const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap, dht: options.dht });
     const replication = new Replication(library, sync, swarm, blocks, options);
     swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
+    if (config.laneEnabled) await replication.startLane();
     replication.refresh();
     replication.delivery.start();
     replication.refreshTimer = setInterval(() => replication.refresh(), config.peerRefreshMs);
@@ -90,6 +96,7 @@ export class Replication {
     this.stopped = true;
     clearInterval(this.refreshTimer);
     this.delivery.stop();
+    this.lane?.close();
     await this.swarm.stop();
     await this.blocks.close();
     // The writers have stopped: their last changes still reach the log.
@@ -135,6 +142,40 @@ export class Replication {
     log.info({ op: 'replication', device: peer.slug }, 'replicating index logs and serving blocks');
     this.blocks.attach(mux, peer.id);
     this.attachActions(mux, peer);
+    this.offerLane(mux, peer);
+  }
+
+  private async startLane(): Promise<void> {
+    const lane = new DirectLane(
+      deviceKeys(this.library.dir).swarm,
+      (key) => listPeers(this.library.db).find((p) => p.publicKey === key && p.revokedAt === null),
+      (peer, stream) => {
+        this.blocks.attach(stream, peer.id, { lane: true });
+        // Revoked or gone: the lane goes with the swarm connection it was offered on.
+        const connection = this.swarm.connections().find((c) => c.peer.id === peer.id);
+        if (connection) connection.conn.once('close', () => stream.destroy());
+        else stream.destroy();
+      },
+    );
+    if (await lane.listen()) this.lane = lane;
+  }
+
+  /**
+   * Tells the peer where this device takes direct connections; of the two, the one that
+   * dials the swarm connection dials the lane too.
+   */
+  private offerLane(mux: Protomux, peer: Peer): void {
+    const channel = mux.createChannel({ protocol: LANE_PROTOCOL });
+    if (!channel) return;
+    const message = channel.addMessage({
+      encoding: laneOffer,
+      onmessage: (offer) => {
+        if (this.lane && this.swarm.dials(peer.publicKey)) void this.lane.connect(peer, offer);
+      },
+    });
+    channel.open();
+    const mine = this.lane?.offer();
+    if (mine) message.send(mine);
   }
 
   /** The action channel on a new connection: this device's queued changes for the peer go out on it. */

@@ -184,7 +184,7 @@ export class DeviceSwarm extends EventEmitter {
    * Of two paired devices only the one with the smaller key dials; the other listens. Both
    * dialling at once made two connections, and closing either raced with the other side.
    */
-  private dials(remoteKeyHex: string): boolean {
+  dials(remoteKeyHex: string): boolean {
     return this.publicKey.toString('hex') < remoteKeyHex;
   }
 
