@@ -11,6 +11,7 @@ import { DeviceLog, openOwnLog } from '../src/replication/device-log.js';
 import { deviceKeys } from '../src/replication/identity.js';
 import { startIndexSync } from '../src/replication/index-sync.js';
 import { decodeLogBlock, encodeLogBlock } from '../src/replication/log-messages.js';
+import { Namespace } from '../src/vdfs/namespace.js';
 import { Mirror, type MirrorProgress } from '../src/replication/mirror.js';
 import { addPeerDevice } from '../src/vdfs/device.js';
 import { EntryStore } from '../src/vdfs/entries.js';
@@ -124,12 +125,20 @@ t.test('B mirrors A through A\'s log: backfill, new, modified, moved, deleted, l
   await p.sync('after a moved folder');
   t.equal(bStore.relativePath(mirroredOld.id), 'docs/deep/moved', 'the moved folder keeps its row on B (moved, not re-created)');
 
+  // A symlink's target travels right after its entry (read from disk; the index has none).
+  fs.symlinkSync('deep/moved', path.join(root, 'docs/link'));
+  await p.sync('after a symlink');
+  const link = bStore.byRemoteId(a.device.id, p.store.resolve(p.location.rootEntryId!, ['docs', 'link'])!.id)!;
+  t.equal(link.kind, 'symlink');
+  t.equal(new Namespace(b.db).linkTarget(link), 'deep/moved', "B knows the link's target");
+
   const before = p.logA.core.length;
   fs.rmSync(path.join(root, 'docs'), { recursive: true });
   await p.sync('after a deleted subtree');
   const ops = [];
   for (let i = before; i < p.logA.core.length; i++) ops.push(...decodeLogBlock((await p.logA.core.get(i))!).ops);
   t.same(ops.filter((o) => o.op === 'tombstone').length, 1, 'the deleted subtree is one tombstone in the log');
+  t.equal(sqlRows(b, 'SELECT count(*) FROM link_targets')[0], '0', 'and its link target went with it');
 
   const root2 = fs.realpathSync(writeTree(tempDir(t), { 'p/q.txt': 'q', 'r.txt': 'rr' }));
   // deep: full hashes too, which go through the log as their own operation.

@@ -230,10 +230,10 @@ export function posixSuite(t: Test, target: () => SuiteTarget): void {
       fs.linkSync(f, hard);
     }
     t.ok(fs.lstatSync(sym).isSymbolicLink(), 'a symlink is one');
-    // Another device's index says which entries are links, not where they point (yet).
-    const unreplicated = readOnly ? { todo: "a peer's link targets and hard links are not in its log yet" } : {};
-    t.equal(readlinkOrCode(sym), 'meta.txt', 'readlink', unreplicated);
-    t.equal(readOrCode(sym), 'm', 'a symlink resolves inside the mount', unreplicated);
+    // A peer's log carries its link targets; hard links are separate entries there (yet).
+    const unreplicated = readOnly ? { todo: "a peer's hard links are separate entries in its log" } : {};
+    t.equal(readlinkOrCode(sym), 'meta.txt', 'readlink');
+    t.equal(readOrCode(sym), 'm', 'a symlink resolves inside the mount');
     errno(t, () => fs.symlinkSync('x', sym), 'EEXIST', 'symlink over an existing name');
     t.equal(fs.statSync(f).nlink, 2, 'link raises the link count', unreplicated);
     t.equal(fs.statSync(hard).ino, fs.statSync(f).ino, 'a hard link shares the inode', unreplicated);

@@ -173,8 +173,11 @@ export class MountOps {
     const tagged = this.node(p);
     if (tagged?.kind === 'tag-link') return cb(0, tagged.target);
     if (tagged?.kind === 'remote') {
-      // A peer's link targets are not in its log yet: the link is listed but not readable.
-      return cb(this.ns.entry(tagged.location, tagged.rel)?.kind === 'symlink' ? EIO : -22);
+      const entry = this.remote.entryOf(tagged);
+      if (entry?.kind !== 'symlink') return cb(entry ? -22 : ENOENT); // EINVAL: not a link
+      const target = this.ns.linkTarget(entry);
+      // A link mirrored from a log written before targets were logged: listed, not readable.
+      return target === undefined ? cb(EIO) : cb(0, target);
     }
     const node = this.local(p);
     if (typeof node === 'number') return cb(node === EROFS ? -22 : node);

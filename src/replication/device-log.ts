@@ -1,6 +1,8 @@
 // This device's index log: a hypercore signed with the device's log key pair, fed from
 // index_outbox. Each block records the last outbox seq it holds, so a crash between an
 // append and the outbox cleanup neither loses nor repeats a change.
+import fs from 'node:fs';
+import path from 'node:path';
 import type Corestore from 'corestore';
 import type Hypercore from 'hypercore';
 import { config } from '../config.js';
@@ -9,7 +11,9 @@ import { ContentStore } from '../vdfs/content/store.js';
 import type { Db } from '../vdfs/db/database.js';
 import { dropQueuedThrough, indexSnapshot, queuedChanges } from '../vdfs/outbox.js';
 import type { KeyPair } from './identity.js';
-import { decodeLogBlock, encodeLogBlock, type LogOp } from './log-messages.js';
+import { EntryStore } from '../vdfs/entries.js';
+import { listLocations } from '../vdfs/locations.js';
+import { MAX_LINK_TARGET_BYTES, decodeLogBlock, encodeLogBlock, type LogOp } from './log-messages.js';
 
 const SENT_CONTENT_MAX = 100_000;
 
@@ -64,7 +68,7 @@ export class DeviceLog {
     if (!this.core.writable) throw new Error('the device log is not writable: its key pair does not match');
     if (this.core.length === 0) {
       const { lastSeq, changes } = indexSnapshot(this.db, this.deviceId);
-      const blocks = toBlocks(changes, null, lastSeq, this.opsPerBlock);
+      const blocks = toBlocks(this.withLinks(changes, null).ops, null, lastSeq, this.opsPerBlock);
       // An empty index still gets a block: the log's first block marks the snapshot done.
       if (blocks.length === 0) blocks.push(encodeLogBlock({ lastSeq, ops: [] }));
       await this.core.append(blocks); // one append: all of the snapshot or none of it
@@ -99,9 +103,39 @@ export class DeviceLog {
       ops.push(q.change);
       seqs.push(q.seq);
     }
-    await this.core.append(toBlocks(ops, seqs, 0, this.opsPerBlock));
+    const linked = this.withLinks(ops, seqs);
+    await this.core.append(toBlocks(linked.ops, linked.seqs, 0, this.opsPerBlock));
     this.appendedSeq = seqs[seqs.length - 1]!;
     return queued.length;
+  }
+
+  /**
+   * Puts each symlink's target (read now; the index keeps none) right after its entry, with
+   * that entry's seq. A link gone or changed by now is fine: a later change says so.
+   */
+  private withLinks(ops: readonly LogOp[], seqs: readonly number[] | null): { ops: LogOp[]; seqs: number[] | null } {
+    if (!ops.some((o) => o.op === 'entry' && o.kind === 'symlink')) return { ops: [...ops], seqs: seqs && [...seqs] };
+    const roots = new Map(listLocations(this.db, this.deviceId).map((l) => [l.id, l.rootPath]));
+    const entries = new EntryStore(this.db);
+    const out: LogOp[] = [];
+    const outSeqs: number[] = [];
+    ops.forEach((o, i) => {
+      out.push(o);
+      if (seqs) outSeqs.push(seqs[i]!);
+      if (o.op !== 'entry' || o.kind !== 'symlink') return;
+      const root = roots.get(o.locationId);
+      const rel = root === undefined ? undefined : entries.relativePath(o.id);
+      let target: string | undefined;
+      try {
+        target = rel === undefined ? undefined : fs.readlinkSync(path.join(root!, ...rel.split('/')));
+      } catch {
+        target = undefined;
+      }
+      if (target === undefined || Buffer.byteLength(target) > MAX_LINK_TARGET_BYTES) return;
+      out.push({ op: 'link', id: o.id, target });
+      if (seqs) outSeqs.push(seqs[i]!);
+    });
+    return { ops: out, seqs: seqs && outSeqs };
   }
 
   /** Drops the outbox rows the log holds. (Step two of pump.) */

@@ -6,7 +6,14 @@ import type { EntryKind } from '../vdfs/entries.js';
 import type { IndexChange } from '../vdfs/outbox.js';
 
 /** One operation of a log block: an index change of the log's device. */
-export type LogOp = IndexChange;
+/**
+ * What a log block holds: the index changes, plus a symlink's target (`link`, right after
+ * its entry), read from disk when the change goes into the log: the index keeps no targets.
+ */
+export type LogOp = IndexChange | { op: 'link'; id: number; target: string };
+
+/** The longest link target a log carries (PATH_MAX). */
+export const MAX_LINK_TARGET_BYTES = 4096;
 
 export interface LogBlock {
   /** The highest outbox seq of the owner held by this block and the ones before it (0: none). */
@@ -16,7 +23,7 @@ export interface LogBlock {
 
 const BLOCK_VERSION = 1;
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag'] as const;
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link'] as const;
 
 type State = ReturnType<typeof c.state>;
 
@@ -64,6 +71,10 @@ const opEncoding = {
         c.uint.preencode(state, 0); // present
         c.string.preencode(state, o.hlc);
         break;
+      case 'link':
+        c.uint.preencode(state, o.id);
+        c.string.preencode(state, o.target);
+        break;
     }
   },
   encode(state: State, o: LogOp): void {
@@ -106,6 +117,10 @@ const opEncoding = {
         c.uint.encode(state, o.present ? 1 : 0);
         c.string.encode(state, o.hlc);
         break;
+      case 'link':
+        c.uint.encode(state, o.id);
+        c.string.encode(state, o.target);
+        break;
     }
   },
   decode(state: State): LogOp {
@@ -140,6 +155,12 @@ const opEncoding = {
         const present = c.uint.decode(state) === 1;
         const hlc = c.string.decode(state);
         return { op: tag, device, entry, tag: name, present, hlc };
+      }
+      case 'link': {
+        const id = c.uint.decode(state);
+        const target = c.string.decode(state);
+        if (Buffer.byteLength(target) > MAX_LINK_TARGET_BYTES) throw new LogDecodeError(`the link target of entry ${id} is longer than ${MAX_LINK_TARGET_BYTES} bytes`);
+        return { op: tag, id, target };
       }
       default:
         throw new LogDecodeError('an operation of an unknown type');

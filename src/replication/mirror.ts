@@ -186,6 +186,7 @@ class BatchApplier {
   private readonly ids = new Map<number, number>();
   /** Ids from the location root down to a mirrored folder (by its local id), for inserts below it. */
   private readonly chains = new Map<number, readonly number[]>();
+  private readonly setLink;
 
   constructor(
     private readonly db: Db,
@@ -193,7 +194,9 @@ class BatchApplier {
     private readonly entries: EntryStore,
     private readonly contents: ContentStore,
     private readonly tags: TagStore,
-  ) {}
+  ) {
+    this.setLink = db.prepare('INSERT OR REPLACE INTO link_targets (entry_id, target) VALUES (?, ?)');
+  }
 
   op(o: LogOp): void {
     switch (o.op) {
@@ -222,6 +225,11 @@ class BatchApplier {
       case 'fullHash':
         this.contents.recordFullHashFromPeer(o.contentId, o.fullHash);
         break;
+      case 'link': {
+        const local = this.localId(o.id, false);
+        if (local !== undefined) this.setLink.run(local, o.target);
+        break;
+      }
       case 'tag':
         // Shared data: the newest stamp wins, whatever order the devices' logs arrive in.
         try {

@@ -18,6 +18,7 @@ export class Namespace {
   private readonly store: EntryStore;
   private readonly contents: ContentStore;
   private readonly tags: TagStore;
+  private readonly linkTargetOf;
   private cachedAt = 0;
   private devicesBySlug = new Map<string, Device>();
   private locationsByDevice = new Map<string, Map<string, Location>>();
@@ -27,6 +28,7 @@ export class Namespace {
     this.contents = new ContentStore(db);
     const local = db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck().get() as string;
     this.tags = new TagStore(db, local);
+    this.linkTargetOf = db.prepare('SELECT target FROM link_targets WHERE entry_id = ?').pluck();
   }
 
   /** Forget cached devices and locations (after a location is added or removed). */
@@ -104,6 +106,11 @@ export class Namespace {
       links.set(links.has(name) ? `${name} (${entry.id})` : name, [slug, location.name, ...(rel ? [rel] : [])].join('/'));
     }
     return links;
+  }
+
+  /** A peer's symlink target as its log reported it (undefined: not known yet). */
+  linkTarget(entry: Entry): string | undefined {
+    return (this.linkTargetOf.get(entry.id) as string | undefined) ?? undefined;
   }
 
   /** Names in a folder of the index (a peer's folder, for the mount). */

@@ -284,4 +284,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 8,
+    description: "symlink targets of peers' entries (from their logs; this device's own are read from disk)",
+    sql: `
+      CREATE TABLE link_targets (
+        entry_id  INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+        target    TEXT NOT NULL
+      );
+    `,
+  },
 ];
