@@ -64,6 +64,13 @@ export const config = {
   remoteRetryMs: 2000,
   /** How long a delivered change waits for the device's log to show it before the mount stops showing it as pending. */
   remoteMirrorWaitMs: 10_000,
+  /** The device with the larger key dials too once no connection came for this long. */
+  peerDialFallbackMs: 6000,
+  /** A connection whose other side opens no channel within this is dropped (and dialled again). */
+  peerOpenMs: 3000,
+  /** A dial of a paired device still pending this long gets a fresh one beside it (at most peerDialsMax at once). */
+  peerDialOverlapMs: 3000,
+  peerDialsMax: 3,
   /** How often the swarm checks which paired devices are due to be dialled. */
   peerDialTickMs: 250,
   /** Index changes per block of a device's log (a block is one signed hypercore entry). */

@@ -94,7 +94,10 @@ export interface DeviceSwarmOptions {
 
 /** A device this side dials: when to try next and how many tries failed in a row. */
 interface Dial {
-  conn: SwarmConnection | undefined;
+  /** Dials in flight (not yet open). */
+  pending: Set<SwarmConnection>;
+  /** When the newest of them started. */
+  startedAt: number;
   failures: number;
   nextAt: number;
 }
@@ -155,7 +158,7 @@ export class DeviceSwarm extends EventEmitter {
     this.stopped = true;
     clearInterval(this.refreshTimer);
     clearInterval(this.dialTimer);
-    for (const d of this.dialing.values()) d.conn?.destroy();
+    for (const d of this.dialing.values()) for (const conn of d.pending) conn.destroy();
     for (const list of this.live.values()) for (const l of list) clearInterval(l.timer);
     const dht = this.dht;
     if (dht) {
@@ -181,11 +184,19 @@ export class DeviceSwarm extends EventEmitter {
   }
 
   /**
-   * Of two paired devices only the one with the smaller key dials; the other listens. Both
-   * dialling at once made two connections, and closing either raced with the other side.
+   * Of two paired devices the one with the smaller key dials at once; the other dials only
+   * when no connection came for peerDialFallbackMs (measured: a dial from a mount process to
+   * a device in another process sometimes opened on its side only, again and again, while
+   * the other direction connected in ~40 ms). Two connections at once are fine: each
+   * carries every channel, and the newest is the one used.
    */
   dials(remoteKeyHex: string): boolean {
     return this.publicKey.toString('hex') < remoteKeyHex;
+  }
+
+  /** When to dial a device that is not connected: now, or after the fallback wait when the other side dials first. */
+  private firstDialAt(keyHex: string): number {
+    return this.dials(keyHex) ? 0 : performance.now() + config.peerDialFallbackMs;
   }
 
   private current(deviceId: string): Live | undefined {
@@ -221,12 +232,12 @@ export class DeviceSwarm extends EventEmitter {
     for (const [key, peer] of next) {
       if (previous.has(key)) continue;
       this.refusedLogged.delete(key);
-      if (this.dials(key)) this.dialing.set(key, { conn: undefined, failures: 0, nextAt: 0 });
+      this.dialing.set(key, { pending: new Set(), startedAt: 0, failures: 0, nextAt: this.firstDialAt(key) });
       log.info({ op: 'swarm', device: peer.slug }, 'looking for paired device');
     }
     for (const [key, peer] of previous) {
       if (next.has(key)) continue;
-      this.dialing.get(key)?.conn?.destroy();
+      for (const conn of this.dialing.get(key)?.pending ?? []) conn.destroy();
       this.dialing.delete(key);
       for (const l of this.live.get(peer.id) ?? []) l.conn.destroy(new Error(`device ${peer.slug} was revoked`));
       log.info({ op: 'swarm', device: peer.slug }, 'device revoked: refused from now on');
@@ -234,30 +245,46 @@ export class DeviceSwarm extends EventEmitter {
     this.dialDue();
   }
 
-  /** Dials every device this side calls that is neither connected nor being dialled, when due. */
+  /**
+   * Dials every device this side calls that is not connected, when due. A dial can take
+   * long to fail: its lookup waits on DHT nodes that went away (seen: 20+ s on a testnet
+   * whose earlier nodes were closed), while the device may have come up meanwhile. So a
+   * dial still pending after peerDialOverlapMs gets a fresh one beside it (up to
+   * peerDialsMax); the first to open wins and the others are dropped.
+   */
   private dialDue(): void {
     const dht = this.dht;
     if (!dht || this.stopped) return;
     const now = performance.now();
     for (const [key, d] of this.dialing) {
       const peer = this.allowed.get(key);
-      if (!peer || d.conn || this.live.has(peer.id) || now < d.nextAt) continue;
+      if (!peer || this.live.has(peer.id)) continue;
+      if (d.pending.size === 0 ? now < d.nextAt : d.pending.size >= config.peerDialsMax || now - d.startedAt < config.peerDialOverlapMs) continue;
       const conn = dht.connect(Buffer.from(key, 'hex'), { keyPair: deviceKeys(this.library.dir).swarm });
-      d.conn = conn;
+      d.pending.add(conn);
+      d.startedAt = now;
       let opened = false;
       conn.on('error', (err: Error) => log.debug({ op: 'swarm', device: peer.slug, err: err.message }, 'dial failed'));
       conn.once('open', () => {
         opened = true;
+        d.pending.delete(conn);
         d.failures = 0;
+        for (const other of d.pending) other.destroy();
+        d.pending.clear();
         this.onConnection(conn);
       });
       conn.once('close', () => {
-        if (d.conn === conn) d.conn = undefined;
-        // A dropped connection is dialled again at once; a failed dial backs off 1, 2, 4 s
-        // up to peerRejoinMs (a device that is off is asked for on the DHT that often).
-        if (!opened) d.failures++;
-        d.nextAt = performance.now() + (opened ? 0 : Math.min(1000 * 2 ** (d.failures - 1), config.peerRejoinMs));
-        if (opened) setImmediate(() => this.dialDue());
+        if (opened) {
+          // A dropped connection is dialled again at once (by the side that dials first).
+          d.nextAt = this.firstDialAt(key);
+          setImmediate(() => this.dialDue());
+          return;
+        }
+        d.pending.delete(conn);
+        // A failed dial backs off 1, 2, 4 s up to peerRejoinMs (a device that is off is
+        // asked for on the DHT that often).
+        d.failures++;
+        d.nextAt = performance.now() + Math.min(1000 * 2 ** (d.failures - 1), config.peerRejoinMs);
       });
     }
   }
@@ -279,8 +306,16 @@ export class DeviceSwarm extends EventEmitter {
     // A connection that stops answering pings is dead even if no close came (a peer that
     // vanished, or a dial whose far side never opened): drop it, so a fresh one is made.
     let answeredAt = performance.now();
-    const channel = mux.createChannel({ protocol: PING_PROTOCOL });
+    // A connection the other side never takes up (it opens no channel) is dropped soon.
+    let remoteOpened = false;
+    const openTimer = setTimeout(() => {
+      if (remoteOpened) return;
+      log.info({ op: 'swarm', device: peer.slug }, 'the device did not take up the connection: dropping it');
+      conn.destroy(new Error(`device ${peer.slug} did not take up the connection`));
+    }, config.peerOpenMs);
+    const channel = mux.createChannel({ protocol: PING_PROTOCOL, onopen: () => void (remoteOpened = true) });
     if (!channel) {
+      clearTimeout(openTimer);
       clearInterval(l.timer);
       conn.destroy();
       return;
@@ -313,6 +348,7 @@ export class DeviceSwarm extends EventEmitter {
     sendPing();
     conn.on('close', () => {
       clearInterval(l.timer);
+      clearTimeout(openTimer);
       const remaining = (this.live.get(peer.id) ?? []).filter((x) => x !== l);
       if (remaining.length > 0) {
         this.live.set(peer.id, remaining);
