@@ -6,7 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { setAttributeSync } from '@napi-rs/xattr';
+import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import t, { type Test } from 'tap';
 import { runSd, waitFor } from './helpers.js';
 import type { MountedDevice } from './mount-helpers.js';
@@ -83,6 +83,17 @@ t.test('paired devices list and read each other through their mounts', async (t)
     'concurrent edits end the same on both devices');
   t.comment(`after concurrent edits: ${await tagsOn(p.alpha.library, 'sd://alpha/media/hi.txt')}`);
   t.ok(fs.readdirSync(path.join(p.mountB.mountpoint, '.tags')).length > 0, "beta's /.tags lists the shared tags");
+
+  // User metadata is shared the same way: set through beta's mount on alpha's file, by CLI on alpha.
+  const metaOn = async (library: string) => {
+    const r = await runSd(['--json', 'meta', 'ls', 'sd://alpha/media/hi.txt'], { library });
+    return r.code === 0 ? JSON.stringify((JSON.parse(r.stdout) as Array<{ metadata: Record<string, string> }>)[0]?.metadata) : `error: ${r.stderr}`;
+  };
+  setAttributeSync(path.join(remote, 'hi.txt'), 'user.sd.meta.rating', Buffer.from('5'));
+  t.equal((await runSd(['meta', 'set', path.join(p.alpha.root, 'hi.txt'), 'author', 'Ada'], { library: p.alpha.library })).code, 0);
+  t.ok(await waitFor(async () => (await metaOn(p.alpha.library)) === '{"author":"Ada","rating":"5"}' && (await metaOn(p.beta.library)) === '{"author":"Ada","rating":"5"}', 10_000, 200),
+    'metadata set on two devices converges on both');
+  t.equal(getAttributeSync(path.join(p.mountA.mountpoint, 'alpha/media/hi.txt'), 'user.sd.meta.rating')?.toString(), '5', "and reads back as an xattr in alpha's mount");
 });
 
 t.test("a change on one device shows in the other's mount, and a gone device stays listed", async (t) => {

@@ -9,6 +9,7 @@ import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttribute
 import type { FuseStat, Ops } from 'fuse-native';
 import { log } from '../log.js';
 import type { FsOp, FsOpResult } from '../vdfs/actions/fs-op.js';
+import type { Entry } from '../vdfs/entries.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, ENOTSUP, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
@@ -26,6 +27,8 @@ export interface FsWriter {
 const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies', 'user.sd.tags'] as const;
 /** The one attribute of sdfs that can be set: `setfattr -n user.sd.tags -v "tax,2025"` tags the file. */
 const TAGS_XATTR = 'user.sd.tags';
+/** `user.sd.meta.<key>`: the entry's shared metadata key (sd meta), readable and settable on any device's file. */
+const META_XATTR_PREFIX = 'user.sd.meta.';
 const W_OK = fs.constants.W_OK;
 
 interface Handle {
@@ -450,7 +453,9 @@ export class MountOps {
     const node = this.node(p);
     if (!node) return cb(ENOENT);
     try {
-      const own = SD_XATTRS.filter((n) => this.sdXattr(node, n) != null);
+      const own: string[] = SD_XATTRS.filter((n) => this.sdXattr(node, n) != null);
+      const entry = node.kind === 'local' || node.kind === 'remote' ? this.ns.entry(node.location, node.rel) : undefined;
+      if (entry) own.push(...Object.keys(this.ns.metaOf(entry)).map((k) => META_XATTR_PREFIX + k));
       const real = node.kind === 'local' && !isSymlink(node.real) ? listAttributesSync(node.real).filter((n) => n.startsWith('user.') && !n.startsWith('user.sd.')) : [];
       cb(0, [...own, ...real]);
     } catch (err) {
@@ -461,6 +466,7 @@ export class MountOps {
   setxattr(p: string, name: string, value: Buffer, _position: number, _flags: number, cb: (err: number) => void): void {
     if (!name.startsWith('user.')) return cb(ENOTSUP); // no ACLs or security labels through the mount (see getxattr)
     if (name === TAGS_XATTR) return this.setTags(p, value.toString('utf8'), cb);
+    if (name.startsWith(META_XATTR_PREFIX)) return this.onEntry(p, cb, (entry) => this.ns.setMeta(entry, name.slice(META_XATTR_PREFIX.length), value.toString('utf8')));
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     if (name.startsWith('user.sd.')) return cb(EACCES); // sdfs's own attributes are derived, not set
@@ -475,6 +481,13 @@ export class MountOps {
   removexattr(p: string, name: string, cb: (err: number) => void): void {
     if (!name.startsWith('user.')) return cb(ENOTSUP);
     if (name === TAGS_XATTR) return this.setTags(p, '', cb);
+    if (name.startsWith(META_XATTR_PREFIX)) {
+      const key = name.slice(META_XATTR_PREFIX.length);
+      return this.onEntry(p, cb, (entry) => {
+        if (this.ns.metaOf(entry)[key] === undefined) throw Object.assign(new Error(`no ${name}`), { errno: ENODATA });
+        this.ns.setMeta(entry, key, null);
+      });
+    }
     const node = this.local(p);
     if (typeof node === 'number') return cb(node);
     if (name.startsWith('user.sd.')) return cb(EACCES);
@@ -488,13 +501,18 @@ export class MountOps {
 
   /** Makes an entry's tags exactly the comma list given (any device's entry: tags are shared). */
   private setTags(p: string, list: string, cb: (err: number) => void): void {
+    this.onEntry(p, cb, (entry) => this.ns.setTags(entry, list));
+  }
+
+  /** Changes shared data (tags, metadata) of the indexed entry at p, any device's. */
+  private onEntry(p: string, cb: (err: number) => void, change: (entry: Entry) => void): void {
     const node = this.node(p);
     if (!node) return cb(ENOENT);
     if (node.kind !== 'local' && node.kind !== 'remote') return cb(EPERM);
     const entry = this.ns.entry(node.location, node.rel);
     if (!entry) return cb(ENOENT);
     try {
-      this.ns.setTags(entry, list);
+      change(entry);
       cb(0);
     } catch (err) {
       cb(errnoOf(err));
@@ -515,6 +533,7 @@ export class MountOps {
     if (name === 'user.sd.sdpath') return this.ns.sdPath(node.device, node.location, node.rel);
     if (name === 'user.sd.content_id') return entry?.contentId ?? null;
     if (name === 'user.sd.copies') return entry?.contentId ? String(this.ns.copies(entry.contentId)) : null;
+    if (name.startsWith(META_XATTR_PREFIX)) return (entry && this.ns.metaOf(entry)[name.slice(META_XATTR_PREFIX.length)]) ?? null;
     if (name === TAGS_XATTR) {
       const tags = entry ? this.ns.tagsOf(entry) : [];
       return tags.length > 0 ? tags.join(',') : null;

@@ -23,7 +23,7 @@ export interface LogBlock {
 
 const BLOCK_VERSION = 1;
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link'] as const;
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta'] as const;
 
 type State = ReturnType<typeof c.state>;
 
@@ -75,6 +75,14 @@ const opEncoding = {
         c.uint.preencode(state, o.id);
         c.string.preencode(state, o.target);
         break;
+      case 'meta':
+        c.string.preencode(state, o.device);
+        c.uint.preencode(state, o.entry);
+        c.string.preencode(state, o.key);
+        c.uint.preencode(state, 0); // has a value
+        c.string.preencode(state, o.value ?? '');
+        c.string.preencode(state, o.hlc);
+        break;
     }
   },
   encode(state: State, o: LogOp): void {
@@ -121,6 +129,14 @@ const opEncoding = {
         c.uint.encode(state, o.id);
         c.string.encode(state, o.target);
         break;
+      case 'meta':
+        c.string.encode(state, o.device);
+        c.uint.encode(state, o.entry);
+        c.string.encode(state, o.key);
+        c.uint.encode(state, o.value === null ? 0 : 1);
+        c.string.encode(state, o.value ?? '');
+        c.string.encode(state, o.hlc);
+        break;
     }
   },
   decode(state: State): LogOp {
@@ -161,6 +177,15 @@ const opEncoding = {
         const target = c.string.decode(state);
         if (Buffer.byteLength(target) > MAX_LINK_TARGET_BYTES) throw new LogDecodeError(`the link target of entry ${id} is longer than ${MAX_LINK_TARGET_BYTES} bytes`);
         return { op: tag, id, target };
+      }
+      case 'meta': {
+        const device = c.string.decode(state);
+        const entry = c.uint.decode(state);
+        const key = c.string.decode(state);
+        const hasValue = c.uint.decode(state) === 1;
+        const value = c.string.decode(state);
+        const hlc = c.string.decode(state);
+        return { op: tag, device, entry, key, value: hasValue ? value : null, hlc };
       }
       default:
         throw new LogDecodeError('an operation of an unknown type');

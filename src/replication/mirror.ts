@@ -8,6 +8,7 @@ import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import { ContentStore } from '../vdfs/content/store.js';
 import { localDevice } from '../vdfs/device.js';
+import { MetaStore, validateMetaKey, validateMetaValue } from '../vdfs/metadata.js';
 import { TagStore, validateTag } from '../vdfs/tags.js';
 import type { Db } from '../vdfs/db/database.js';
 import { deviceById, type Device } from '../vdfs/device.js';
@@ -39,6 +40,7 @@ export class Mirror {
   private readonly entries: EntryStore;
   private readonly contents: ContentStore;
   private readonly tags: TagStore;
+  private readonly metas: MetaStore;
   private readonly device: Device;
   private running: Promise<void> | undefined;
   private again = false;
@@ -55,6 +57,7 @@ export class Mirror {
     this.entries = new EntryStore(db);
     this.contents = new ContentStore(db);
     this.tags = new TagStore(db, localDevice(db)!.id);
+    this.metas = new MetaStore(db, localDevice(db)!.id);
   }
 
   /** Blocks of the peer's log applied here. */
@@ -165,7 +168,7 @@ export class Mirror {
       this.db.transaction(() => {
         const watermark = this.applied;
         if (start > watermark) throw new BadChange(`block ${start} comes before block ${watermark}`);
-        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags);
+        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags, this.metas);
         for (const block of blocks) {
           if (index >= watermark) for (const op of decodeLogBlock(block).ops) apply.op(op);
           index++;
@@ -194,6 +197,7 @@ class BatchApplier {
     private readonly entries: EntryStore,
     private readonly contents: ContentStore,
     private readonly tags: TagStore,
+    private readonly metas: MetaStore,
   ) {
     this.setLink = db.prepare('INSERT OR REPLACE INTO link_targets (entry_id, target) VALUES (?, ?)');
   }
@@ -224,6 +228,14 @@ class BatchApplier {
         break;
       case 'fullHash':
         this.contents.recordFullHashFromPeer(o.contentId, o.fullHash);
+        break;
+      case 'meta':
+        // Shared data, like tags: the newest stamp wins.
+        try {
+          this.metas.apply({ target: { device: o.device, entry: o.entry }, key: validateMetaKey(o.key), value: o.value === null ? null : validateMetaValue(o.value), hlc: o.hlc });
+        } catch (err) {
+          throw new BadChange(`metadata operation '${o.key.slice(0, 40)}' is not valid: ${err instanceof Error ? err.message : String(err)}`);
+        }
         break;
       case 'link': {
         const local = this.localId(o.id, false);

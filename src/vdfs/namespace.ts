@@ -8,6 +8,7 @@ import { listDevices, type Device } from './device.js';
 import { EntryStore, type Entry } from './entries.js';
 import { listLocations, type Location } from './locations.js';
 import { entrySdPath } from './sdpath.js';
+import { MetaStore } from './metadata.js';
 import { TagStore, parseTagList } from './tags.js';
 
 const TABLE_TTL_MS = 1000;
@@ -18,6 +19,7 @@ export class Namespace {
   private readonly store: EntryStore;
   private readonly contents: ContentStore;
   private readonly tags: TagStore;
+  private readonly metas: MetaStore;
   private readonly linkTargetOf;
   private cachedAt = 0;
   private devicesBySlug = new Map<string, Device>();
@@ -28,6 +30,7 @@ export class Namespace {
     this.contents = new ContentStore(db);
     const local = db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck().get() as string;
     this.tags = new TagStore(db, local);
+    this.metas = new MetaStore(db, local);
     this.linkTargetOf = db.prepare('SELECT target FROM link_targets WHERE entry_id = ?').pluck();
   }
 
@@ -79,6 +82,16 @@ export class Namespace {
 
   tagsOf(entry: Entry): string[] {
     return this.tags.tagsOf(entry.id);
+  }
+
+  /** An entry's user metadata by key. */
+  metaOf(entry: Entry): Record<string, string> {
+    return this.metas.of(entry);
+  }
+
+  /** Sets (or with null removes) one metadata key (user.sd.meta.<key>); a bad key or value throws USAGE. */
+  setMeta(entry: Entry, key: string, value: string | null): void {
+    this.metas.set(entry, key, value);
   }
 
   /** Sets an entry's tags from a comma list (user.sd.tags); a bad tag name throws USAGE. */

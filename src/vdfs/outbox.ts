@@ -15,7 +15,9 @@ export type IndexChange =
   | { op: 'content'; contentId: string; size: number; sampledHash: string }
   | { op: 'fullHash'; contentId: string; fullHash: string }
   /** A tag set or removed on any device's entry, by this device (shared data, HLC last-writer-wins). */
-  | { op: 'tag'; device: string; entry: number; tag: string; present: boolean; hlc: string };
+  | { op: 'tag'; device: string; entry: number; tag: string; present: boolean; hlc: string }
+  /** A metadata key set (value) or removed (null) on any device's entry, by this device (shared data, HLC last-writer-wins). */
+  | { op: 'meta'; device: string; entry: number; key: string; value: string | null; hlc: string };
 
 export interface QueuedChange {
   seq: number;
@@ -53,6 +55,10 @@ function toChange(r: OutboxRow): IndexChange {
       const x = JSON.parse(r.extra!) as { size?: number; sampledHash?: string; fullHash?: string };
       if (x.fullHash !== undefined) return { op: 'fullHash', contentId: r.content_id!, fullHash: x.fullHash };
       return { op: 'content', contentId: r.content_id!, size: x.size!, sampledHash: x.sampledHash! };
+    }
+    case 'meta': {
+      const x = JSON.parse(r.extra!) as { target: { device: string; entry: number }; key: string; value: string | null; hlc: string };
+      return { op: 'meta', device: x.target.device, entry: x.target.entry, key: x.key, value: x.value, hlc: x.hlc };
     }
     case 'tag': {
       const x = JSON.parse(r.extra!) as { target: { device: string; entry: number }; tag: string; present: boolean; hlc: string };
@@ -112,6 +118,9 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
     const tags = db.prepare(`SELECT device_id, entry_ref, tag, present, hlc FROM tag_ops WHERE hlc LIKE '%.' || ?`)
       .all(deviceId) as Array<{ device_id: string; entry_ref: number; tag: string; present: number; hlc: string }>;
     for (const x of tags) changes.push({ op: 'tag', device: x.device_id, entry: x.entry_ref, tag: x.tag, present: x.present === 1, hlc: x.hlc });
+    const metas = db.prepare(`SELECT device_id, entry_ref, key, value, hlc FROM meta_ops WHERE hlc LIKE '%.' || ?`)
+      .all(deviceId) as Array<{ device_id: string; entry_ref: number; key: string; value: string | null; hlc: string }>;
+    for (const x of metas) changes.push({ op: 'meta', device: x.device_id, entry: x.entry_ref, key: x.key, value: x.value, hlc: x.hlc });
     return { lastSeq, changes };
   })();
 }

@@ -39,6 +39,14 @@ export function parseTagList(text: string): string[] {
   return [...new Set(tags)];
 }
 
+/** How every device names an entry: its owner and the id it has there (shared data is keyed by it). */
+export function entryRef(db: Db, localDeviceId: string, entry: Entry): EntryRef {
+  if (entry.deviceId === localDeviceId) return { device: entry.deviceId, entry: entry.id };
+  const remoteId = db.prepare('SELECT remote_id FROM entries WHERE id = ?').pluck().get(entry.id) as number | null | undefined;
+  if (remoteId === null || remoteId === undefined) throw new SdError('NOT_FOUND', `entry ${entry.name} of another device is not in its replicated index`);
+  return { device: entry.deviceId, entry: remoteId };
+}
+
 export class TagStore {
   private readonly clock: HlcClock;
 
@@ -132,10 +140,7 @@ export class TagStore {
 
   /** How every device names this entry: its owner and the id it has there. */
   refOf(entry: Entry): EntryRef {
-    if (entry.deviceId === this.localDeviceId) return { device: entry.deviceId, entry: entry.id };
-    const remoteId = this.db.prepare('SELECT remote_id FROM entries WHERE id = ?').pluck().get(entry.id) as number | null | undefined;
-    if (remoteId === null || remoteId === undefined) throw new SdError('NOT_FOUND', `entry ${entry.name} of another device is not in its replicated index`);
-    return { device: entry.deviceId, entry: remoteId };
+    return entryRef(this.db, this.localDeviceId, entry);
   }
 
   /** The entry here that a reference names, if this library has it (mirrored entries by their owner's id). */

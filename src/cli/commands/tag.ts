@@ -13,10 +13,10 @@ function tagStore(ctx: CommandContext): TagStore {
   return new TagStore(library.db, library.device.id);
 }
 
-/** The entry an SdPath or local path names; tags go on files, folders and links, not devices. */
-function entryAt(ctx: CommandContext, target: string): Entry {
+/** The entry an SdPath or local path names; tags and metadata go on files, folders and links, not devices. */
+export function entryAt(ctx: CommandContext, target: string): Entry {
   const resolved = resolvePath(ctx.library().db, target);
-  if (resolved.kind !== 'entry') throw new SdError('INVALID', `${target} is not a file or folder; tags go on entries of a location`);
+  if (resolved.kind !== 'entry') throw new SdError('INVALID', `${target} is not a file or folder; tags and metadata go on entries of a location`);
   return resolved.entry;
 }
 

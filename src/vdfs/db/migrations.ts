@@ -294,4 +294,19 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    description: 'user metadata: key/value last-writer-wins registers per entry, stamped by a hybrid logical clock (their operations travel in index_outbox)',
+    sql: `
+      -- The newest operation per (owning device, entry id there, key); value NULL is a removal.
+      CREATE TABLE meta_ops (
+        device_id  TEXT NOT NULL,
+        entry_ref  INTEGER NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT,
+        hlc        TEXT NOT NULL,
+        PRIMARY KEY (device_id, entry_ref, key)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
