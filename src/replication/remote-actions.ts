@@ -17,6 +17,7 @@ import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
 import { JobStore, emptyProgress, type Job } from '../vdfs/jobs/job-store.js';
 import { ownerToken } from '../vdfs/jobs/owner.js';
 import type { Library } from '../vdfs/library.js';
+import { exists, statOrUndefined } from '../vdfs/fs-stat.js';
 import { getLocation, type Location } from '../vdfs/locations.js';
 import type { FsOp } from '../vdfs/actions/fs-op.js';
 import type { Peer } from '../vdfs/peers.js';
@@ -153,7 +154,7 @@ export class Applier {
     };
     switch (op.op) {
       case 'mkdir':
-        if (isDir(real)) return 'the folder exists already';
+        if (statOrUndefined(real)?.isDirectory()) return 'the folder exists already';
         return run({ kind: 'mkdir', input: { target: real, mode: op.mode } });
       case 'delete':
         if (!exists(real)) return 'gone already';
@@ -204,23 +205,6 @@ export class Applier {
     if (request.mode !== undefined) fs.chmodSync(part, request.mode);
     if (request.mtimeMs !== undefined) fs.utimesSync(part, new Date(), new Date(request.mtimeMs));
     return run({ kind: 'move', input: { sources: [part], target: real, onConflict: op.overwrite ? 'overwrite' : 'rename', verify: true } });
-  }
-}
-
-function exists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
   }
 }
 
