@@ -18,7 +18,6 @@ import { startIndexSync, type IndexSync } from './index-sync.js';
 import type { MirrorProgress } from './mirror.js';
 import type { RemoteFile } from './remote-file.js';
 import { ActionChannel, Applier, Delivery, type ActionRunner } from './remote-actions.js';
-import { deviceKeys } from './identity.js';
 import { DirectLane } from './lane.js';
 import { LANE_PROTOCOL, laneOffer } from './messages.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
@@ -147,7 +146,7 @@ export class Replication {
 
   private async startLane(): Promise<void> {
     const lane = new DirectLane(
-      deviceKeys(this.library.dir).swarm,
+      this.swarm.keyPair,
       (key) => listPeers(this.library.db).find((p) => p.publicKey === key && p.revokedAt === null),
       (peer, stream) => {
         this.blocks.attach(stream, peer.id, { lane: true });

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import DHT from 'hyperdht';
 import Hyperswarm, { type SwarmConnection } from 'hyperswarm';
-import type { DhtServer } from 'hyperdht';
+import type { DhtKeyPair, DhtServer } from 'hyperdht';
 import Protomux from 'protomux';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
@@ -127,20 +127,25 @@ export class DeviceSwarm extends EventEmitter {
   private refreshTimer: NodeJS.Timeout | undefined;
   private dialTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private ownKey: Buffer | undefined;
+  private ownKeys: DhtKeyPair | undefined;
 
   constructor(private readonly library: Library, private readonly options: DeviceSwarmOptions = {}) {
     super();
   }
 
+  /** This device's swarm key pair, read from device.key once (every dial uses it). */
+  get keyPair(): DhtKeyPair {
+    this.ownKeys ??= deviceKeys(this.library.dir).swarm;
+    return this.ownKeys;
+  }
+
   get publicKey(): Buffer {
-    this.ownKey ??= deviceKeys(this.library.dir).swarm.publicKey;
-    return this.ownKey;
+    return this.keyPair.publicKey;
   }
 
   /** Announces this device and looks for every paired device; never waits for the network. */
   start(): void {
-    const keyPair = deviceKeys(this.library.dir).swarm;
+    const keyPair = this.keyPair;
     clearPresence(this.library.db);
     const dht = this.options.dht ?? createDht(this.options.bootstrap);
     this.dht = dht;
@@ -260,7 +265,7 @@ export class DeviceSwarm extends EventEmitter {
       const peer = this.allowed.get(key);
       if (!peer || this.live.has(peer.id)) continue;
       if (d.pending.size === 0 ? now < d.nextAt : d.pending.size >= config.peerDialsMax || now - d.startedAt < config.peerDialOverlapMs) continue;
-      const conn = dht.connect(Buffer.from(key, 'hex'), { keyPair: deviceKeys(this.library.dir).swarm });
+      const conn = dht.connect(Buffer.from(key, 'hex'), { keyPair: this.keyPair });
       d.pending.add(conn);
       d.startedAt = now;
       let opened = false;
