@@ -38,6 +38,11 @@ type View =
   | { kind: 'dir'; change: PendingChange }
   | { kind: 'none' };
 
+/** Whether the view shows a folder (a mirrored one or one made here). */
+function isFolder(v: View): boolean {
+  return v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir');
+}
+
 /** A handle on a pending file's staged bytes: released, it (re)queues the file's copy job. */
 export interface StagedHandle {
   fd: number;
@@ -100,7 +105,7 @@ export class RemoteTree {
   readdir(node: RemoteNode): string[] | number {
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
-    if (v.kind === 'file' || (v.kind === 'entry' && v.entry.kind !== 'dir')) return ENOTDIR;
+    if (!isFolder(v)) return ENOTDIR;
     // A new folder the device made already (its pending row goes a moment later) may hold more.
     const listed = v.kind === 'entry' ? v.entry : this.ns.entry(node.location, node.rel);
     const names = listed?.kind === 'dir' ? this.ns.childNames(listed) : [];
@@ -117,7 +122,7 @@ export class RemoteTree {
     const writing = (flags & 3) !== fs.constants.O_RDONLY || (flags & fs.constants.O_TRUNC) !== 0;
     const v = this.view(node);
     if (v.kind === 'none') return done(ENOENT);
-    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return done(EISDIR);
+    if (v.kind === 'dir' || isFolder(v)) return done(EISDIR); // (the kind test narrows v for what follows)
     if (writing && !this.changes) return done(EROFS);
     try {
       if (v.kind === 'file') {
@@ -154,7 +159,7 @@ export class RemoteTree {
     const parent = this.parentView(node);
     if (typeof parent === 'number') return parent;
     const v = this.view(node);
-    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return EISDIR;
+    if (isFolder(v)) return EISDIR;
     if (v.kind === 'file') {
       this.changes.reopened(v.change);
       const fd = fs.openSync(this.changes.stagedPath(v.change), fs.constants.O_RDWR | fs.constants.O_TRUNC);
@@ -222,7 +227,7 @@ export class RemoteTree {
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
     if (!this.changes) return EROFS;
-    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return EISDIR;
+    if (v.kind === 'dir' || isFolder(v)) return EISDIR; // (the kind test narrows v for what follows)
     if (v.kind === 'file') {
       fs.truncateSync(this.changes.stagedPath(v.change), size);
       return 0;
@@ -248,7 +253,7 @@ export class RemoteTree {
     if (!this.changes) return EROFS;
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
-    if (v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir')) return EISDIR;
+    if (isFolder(v)) return EISDIR;
     return this.removeShown(node, v);
   }
 
@@ -256,7 +261,7 @@ export class RemoteTree {
     if (!this.changes) return EROFS;
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
-    if (v.kind === 'file' || (v.kind === 'entry' && v.entry.kind !== 'dir')) return ENOTDIR;
+    if (!isFolder(v)) return ENOTDIR;
     const names = this.readdir(node);
     if (typeof names === 'number') return names;
     if (names.length > 0) return ENOTEMPTY;
@@ -287,7 +292,7 @@ export class RemoteTree {
     if (toRel === fromRel) return 0;
     if (toRel.startsWith(`${fromRel}/`)) return -22; // EINVAL: a folder into itself
     const target = this.view(to);
-    if (target.kind !== 'none' && (target.kind === 'dir' || (target.kind === 'entry' && target.entry.kind === 'dir'))) {
+    if (isFolder(target)) {
       const inside = this.readdir(to);
       if (typeof inside !== 'number' && inside.length > 0) return ENOTEMPTY;
     }
@@ -305,7 +310,7 @@ export class RemoteTree {
     if (node.rel.length === 0) return -1; // EPERM: a location root is not created, renamed or removed here
     const parent = this.view({ ...node, rel: node.rel.slice(0, -1) });
     if (parent.kind === 'none') return ENOENT;
-    if (parent.kind === 'file' || (parent.kind === 'entry' && parent.entry.kind !== 'dir')) return ENOTDIR;
+    if (!isFolder(parent)) return ENOTDIR;
     return undefined;
   }
 
