@@ -13,6 +13,7 @@ import { ActionChannel, Applier } from '../src/replication/remote-actions.js';
 import { ActionManager } from '../src/vdfs/actions/action-manager.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
+import { JobStore } from '../src/vdfs/jobs/job-store.js';
 import { addLocation } from '../src/vdfs/locations.js';
 import type { Peer } from '../src/vdfs/peers.js';
 import { noisePair, tempDir, tempLibrary } from './helpers.js';
@@ -100,4 +101,21 @@ t.test('garbage on the action channel closes the connection; the device keeps se
   t.ok(closed, 'the connection was closed');
   const second = await alphaServing(t);
   t.match(await second.client.request({ id: 1, op: { op: 'mkdir', location: 'media', path: 'ok', mode: 0o755 } }), { ok: true }, 'another connection is served');
+});
+
+t.test("a device's changes are delivered oldest first however many jobs wait", async (t) => {
+  const library = tempLibrary(t, 'beta');
+  const jobs = new JobStore(library.db);
+  const payload = (deviceId: string | null, n: number) => ({
+    action: { kind: 'mkdir' as const, input: { target: `/x/${n}` } },
+    onConflict: 'abort' as const, verify: false, bwlimit: 0, summary: `job ${n}`, target: `/x/${n}`,
+    ...(deviceId ? { remote: { deviceId, device: deviceId, op: { op: 'mkdir' as const, location: 'm', path: `d${n}`, mode: 0o755 } } } : {}),
+  });
+  const first = jobs.create('mkdir', payload('alpha-id', 0), [], 'fuse');
+  library.db.transaction(() => {
+    for (let i = 1; i <= 1500; i++) jobs.create('mkdir', payload(i % 3 === 0 ? 'alpha-id' : i % 3 === 1 ? 'gamma-id' : null, i), [], 'fuse');
+  })();
+  t.equal(jobs.oldestRemote('alpha-id')?.id, first, 'the oldest of 500 jobs for alpha, behind 1,000 newer ones');
+  t.same(jobs.remoteDevicesWaiting().sort(), ['alpha-id', 'gamma-id'], 'the devices with changes waiting');
+  t.equal(jobs.oldestRemote('nobody'), undefined);
 });

@@ -242,13 +242,12 @@ export class Delivery {
   /** Starts delivering to every online device with queued jobs (called on a tick and on connect). */
   kick(): void {
     if (this.stopped) return;
-    let waiting: Job[];
+    let devices: string[];
     try {
-      waiting = this.jobs.list({ statuses: ['queued', 'running'], limit: 1000 });
+      devices = this.jobs.remoteDevicesWaiting();
     } catch (err) {
       return log.warn({ op: 'actions', err: String(err) }, 'cannot read the queued remote jobs');
     }
-    const devices = new Set(waiting.flatMap((j) => remoteOf(j)?.deviceId ?? []));
     for (const deviceId of devices) {
       if (this.busy.has(deviceId) || !this.channelTo(deviceId)) continue;
       this.busy.add(deviceId);
@@ -258,14 +257,15 @@ export class Delivery {
     }
   }
 
-  /** Delivers the device's jobs oldest first until none is left or it goes offline. */
+  /**
+   * Delivers the device's jobs oldest first, however many wait (a `cp -r` makes one per file
+   * and folder, and a file must not go before the mkdir of its folder), until none is left
+   * or the device goes offline.
+   */
   private async drain(deviceId: string): Promise<void> {
     for (;;) {
       if (this.stopped) return;
-      const next = this.jobs
-        .list({ statuses: ['queued', 'running', 'paused'], limit: 1000 })
-        .filter((j) => remoteOf(j)?.deviceId === deviceId)
-        .at(-1);
+      const next = this.jobs.oldestRemote(deviceId);
       // A paused job (its file is open for writing again, or paused by the user) holds back the later ones: order matters.
       if (!next || next.status === 'paused' || (next.status === 'running' && !next.interrupted)) return;
       const channel = this.channelTo(deviceId);

@@ -162,6 +162,10 @@ export class JobStore {
       control: p('SELECT control FROM jobs WHERE id = ?'),
       requestControl: p('UPDATE jobs SET control = ?, updated_at = ? WHERE id = ?'),
       items: p('SELECT * FROM job_items WHERE job_id = ? AND seq >= ? ORDER BY seq LIMIT ?'),
+      remoteDevices: p(`SELECT DISTINCT json_extract(payload, '$.remote.deviceId') FROM jobs
+                         WHERE status IN ('queued', 'running') AND json_extract(payload, '$.remote.deviceId') IS NOT NULL`).pluck(),
+      oldestRemote: p(`SELECT * FROM jobs WHERE status IN ('queued', 'running', 'paused')
+                       AND json_extract(payload, '$.remote.deviceId') = ? ORDER BY id LIMIT 1`),
       doneDirs: p(`SELECT * FROM job_items WHERE job_id = ? AND op = 'mkdir' AND status IS NOT NULL AND (final_dst IS NULL OR final_dst != dst) ORDER BY seq`),
     };
   }
@@ -182,6 +186,17 @@ export class JobStore {
     const where = options.statuses?.length ? `WHERE status IN (${options.statuses.map(() => '?').join(', ')})` : '';
     const rows = this.db.prepare(`SELECT * FROM jobs ${where} ORDER BY id DESC LIMIT ?`).all(...(options.statuses ?? []), options.limit ?? 50) as JobRow[];
     return rows.map(toJob);
+  }
+
+  /** Devices with changes to their trees waiting here (jobs whose payload names a remote device, queued or running). */
+  remoteDevicesWaiting(): string[] {
+    return this.s.remoteDevices.all() as string[];
+  }
+
+  /** The oldest unsettled job (queued, running or paused) that device `deviceId` is to run: changes go to it in order. */
+  oldestRemote(deviceId: string): Job | undefined {
+    const row = this.s.oldestRemote.get(deviceId) as JobRow | undefined;
+    return row && toJob(row);
   }
 
   /** Takes the job for `owner` if it is still as observed (status and owner); returns whether it did. */
