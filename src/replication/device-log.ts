@@ -43,6 +43,8 @@ export class DeviceLog {
   private pumping: Promise<number> | undefined;
   private closed = false;
   private readonly contents: ContentStore;
+  /** Made the first time a symlink is logged (its path is looked up). */
+  private entries: EntryStore | undefined;
   /** Content ids the log holds already (recent ones: peers ignore a repeat anyway). */
   private sentContent = new Set<string>();
 
@@ -116,7 +118,7 @@ export class DeviceLog {
   private withLinks(ops: readonly LogOp[], seqs: readonly number[] | null): { ops: LogOp[]; seqs: number[] | null } {
     if (!ops.some((o) => o.op === 'entry' && o.kind === 'symlink')) return { ops: [...ops], seqs: seqs && [...seqs] };
     const roots = new Map(listLocations(this.db, this.deviceId).map((l) => [l.id, l.rootPath]));
-    const entries = new EntryStore(this.db);
+    const entries = (this.entries ??= new EntryStore(this.db));
     const out: LogOp[] = [];
     const outSeqs: number[] = [];
     ops.forEach((o, i) => {

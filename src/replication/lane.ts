@@ -24,7 +24,7 @@ function localHosts(): string[] {
   return [...hosts.slice(0, 15), '127.0.0.1'];
 }
 
-/** Resolves with the stream once its Noise handshake is done, or undefined on error or timeout. */
+/** Resolves true once the stream's Noise handshake is done, false on close or timeout. */
 function opened(stream: NoiseSecretStream, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => finish(false), timeoutMs);
