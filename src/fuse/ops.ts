@@ -68,11 +68,7 @@ export class MountOps {
   private onRemote(p: string, change: (node: RemoteNode) => number, cb: (err: number) => void): boolean {
     const node = this.remoteNode(p);
     if (!node) return false;
-    try {
-      cb(change(node));
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    runRemote(node, change, cb);
     return true;
   }
 
@@ -403,7 +399,7 @@ export class MountOps {
   rename(src: string, dest: string, cb: (err: number) => void): void {
     const from = this.remoteNode(src);
     const to = this.remoteNode(dest);
-    if (from && to) return void this.onRemote(src, (n) => this.remote.rename(n, to), cb);
+    if (from && to) return runRemote(from, (n) => this.remote.rename(n, to), cb);
     if (from || to) return cb(from && !this.node(dest) && !this.node(path.posix.dirname(dest)) ? ENOENT : EXDEV); // across devices: tools copy, then delete
     this.twoPaths(src, dest, (from, to) => ({ op: 'rename', from, to }), cb);
   }
@@ -539,6 +535,15 @@ export class MountOps {
       return tags.length > 0 ? tags.join(',') : null;
     }
     return null;
+  }
+}
+
+/** Answers a change in another device's tree with its errno (0 when done). */
+function runRemote(node: RemoteNode, change: (node: RemoteNode) => number, cb: (err: number) => void): void {
+  try {
+    cb(change(node));
+  } catch (err) {
+    cb(errnoOf(err));
   }
 }
 
