@@ -22,10 +22,10 @@ fi
 # npm ci when the installed tree is missing or older than the lock file.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages (better-sqlite3 builds from source: 1-2 minutes)" >&2
-  # npm 11 leaves the other platforms' optional packages of @napi-rs/* out of the lock
-  # file and then refuses it in `npm ci`; `npm install` takes the same locked versions.
-  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null ||
-    npm install --no-audit --no-fund --loglevel=error
+  # Exactly the locked tree on every machine. @napi-rs/blake-hash is pinned at 1.3.4:
+  # 1.3.6 names platform packages that were never published at that version, so its
+  # lock file is incomplete and `npm ci` refuses it.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 echo "setup: building" >&2
