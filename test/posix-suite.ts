@@ -253,7 +253,11 @@ export function posixSuite(t: Test, target: () => SuiteTarget): void {
       }
     }
     if (readOnly) errno(t, () => fs.utimesSync(f, new Date(), new Date()), 'EROFS', 'utimens');
-    else fs.utimesSync(f, WHEN, WHEN);
+    else {
+      // An access time other than the mtime, as cp -p and rsync -a set them.
+      fs.utimesSync(f, new Date(WHEN.getTime() + 86_400_000), WHEN);
+      t.equal(fs.statSync(f).atime.getTime(), WHEN.getTime() + 86_400_000, 'utimens sets atime');
+    }
     t.equal(fs.statSync(f).mtime.getTime(), WHEN.getTime(), 'utimens sets mtime');
     fs.accessSync(f, fs.constants.R_OK);
     if (readOnly) {
