@@ -11,7 +11,7 @@ import type { Device } from '../vdfs/device.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import type { PendingChange } from '../vdfs/pending.js';
-import type { RemoteChanges } from '../vdfs/remote-changes.js';
+import type { FileAttrs, RemoteChanges } from '../vdfs/remote-changes.js';
 import { EIO, EISDIR, ENOENT, ENOTDIR, EROFS, errnoOf } from './errno.js';
 import { fromEntry, fromStats, virtualDir } from './stat.js';
 import type { Node } from './tree.js';
@@ -202,20 +202,20 @@ export class RemoteTree {
 
   /** chmod: a pending file's mode travels with its bytes; anything else is a job the device runs. */
   chmod(node: RemoteNode, mode: number): number {
-    return this.setAttrs(node, { mode: mode & 0o7777 }, (staged) => fs.chmodSync(staged, mode & 0o7777));
+    return this.setAttrs(node, { mode: mode & 0o7777 });
   }
 
   /** utimens, likewise (cp -p, rsync -t, touch). */
   utimens(node: RemoteNode, atimeMs: number, mtimeMs: number): number {
-    return this.setAttrs(node, { atimeMs, mtimeMs }, (staged) => fs.utimesSync(staged, new Date(atimeMs), new Date(mtimeMs)));
+    return this.setAttrs(node, { atimeMs, mtimeMs });
   }
 
-  private setAttrs(node: RemoteNode, attrs: { mode?: number; atimeMs?: number; mtimeMs?: number }, onStaged: (staged: string) => void): number {
+  private setAttrs(node: RemoteNode, attrs: FileAttrs): number {
     if (!this.changes) return EROFS;
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
     if (v.kind === 'file') {
-      onStaged(this.changes.stagedPath(v.change));
+      this.changes.stagedAttrs(node.device, v.change, attrs);
       return 0;
     }
     if (v.kind === 'dir' && attrs.mode !== undefined) this.changes.pending.setMode(v.change.id, attrs.mode);

@@ -21,7 +21,7 @@ import { exists, statOrUndefined } from '../vdfs/fs-stat.js';
 import { getLocation, type Location } from '../vdfs/locations.js';
 import type { FsOp } from '../vdfs/actions/fs-op.js';
 import type { Peer } from '../vdfs/peers.js';
-import { RemoteChanges, remoteOf, type RemoteJobInfo } from '../vdfs/remote-changes.js';
+import { RemoteChanges, remoteOf, type FileAttrs, type RemoteJobInfo } from '../vdfs/remote-changes.js';
 import { ACTION_PROTOCOL, actionReply, actionRequest, clipMessage, type ActionReply, type ActionRequest } from './action-messages.js';
 import type { BlockService } from './blocks.js';
 import { safeSegments } from './block-server.js';
@@ -167,20 +167,29 @@ export class Applier {
         return run({ kind: 'move', input: { sources: [real], target, onConflict: 'overwrite' } });
       }
       case 'copy':
-        return this.copyIn(request, real, channel, run);
-      case 'attrs': {
-        const rel = names.join('/');
-        if (op.mode !== undefined) this.runner.applyFsOp(location, { op: 'chmod', path: rel, mode: op.mode }, actor);
-        if (op.mtimeMs !== undefined) this.runner.applyFsOp(location, { op: 'utimens', path: rel, atimeMs: op.atimeMs ?? op.mtimeMs, mtimeMs: op.mtimeMs }, actor);
+        return this.copyIn(request, { location, rel: names.join('/'), real, actor }, channel, run);
+      case 'attrs':
+        this.setAttrs(location, names.join('/'), op, actor);
         return 'attributes set';
-      }
     }
   }
 
+  private setAttrs(location: Location, rel: string, attrs: FileAttrs, actor: string): void {
+    if (attrs.mode !== undefined) this.runner.applyFsOp(location, { op: 'chmod', path: rel, mode: attrs.mode }, actor);
+    if (attrs.mtimeMs !== undefined) this.runner.applyFsOp(location, { op: 'utimens', path: rel, atimeMs: attrs.atimeMs ?? attrs.mtimeMs, mtimeMs: attrs.mtimeMs }, actor);
+  }
+
   /** Fetches the staged bytes from the asker, checks their BLAKE3, then moves them into place as an action. */
-  private async copyIn(request: ActionRequest, real: string, channel: ActionChannel, run: (a: Action) => Promise<string>): Promise<string> {
+  private async copyIn(request: ActionRequest, at: { location: Location; rel: string; real: string; actor: string }, channel: ActionChannel, run: (a: Action) => Promise<string>): Promise<string> {
+    const { real } = at;
     const op = request.op as Extract<ActionRequest['op'], { op: 'copy' }>;
     const size = request.size ?? 0;
+    // The same bytes are there already (touch or cp -p over a file, a second rsync): a copy
+    // would be skipped as a duplicate, but the times and mode the writer set still count.
+    if (sameBytes(real, size, request.fullHash)) {
+      this.setAttrs(at.location, at.rel, { mode: request.mode, mtimeMs: request.mtimeMs }, at.actor);
+      return 'the same bytes are there already; times and mode set';
+    }
     fs.mkdirSync(this.incomingDir, { recursive: true });
     const part = path.join(this.incomingDir, `${channel.peer.id}-${request.id}`);
     if (size === 0) {
@@ -332,4 +341,11 @@ export class Delivery {
     this.changes.pending.setContentId(pendingId, identity.contentId);
     return { size: st.size, contentId: identity.contentId, fullHash: fullHashOfFile(staged), mode: st.mode & 0o7777, mtimeMs: Math.round(st.mtimeMs) };
   }
+}
+
+/** Whether a regular file of this size and full BLAKE3 is at `file` (an empty file needs no hash). */
+function sameBytes(file: string, size: number, fullHash: string | undefined): boolean {
+  const st = statOrUndefined(file);
+  if (!st?.isFile() || st.size !== size) return false;
+  return size === 0 || (fullHash !== undefined && fullHashOfFile(file) === fullHash);
 }

@@ -19,7 +19,14 @@ export type RemoteOp =
   | { op: 'delete'; location: string; path: string }
   | { op: 'move'; location: string; path: string; to: string }
   /** chmod and/or utimens of something already there (e.g. cp -p on a folder it made). */
-  | { op: 'attrs'; location: string; path: string; mode?: number; atimeMs?: number; mtimeMs?: number };
+  | ({ op: 'attrs'; location: string; path: string } & FileAttrs);
+
+/** What chmod and utimens set. */
+export interface FileAttrs {
+  mode?: number;
+  atimeMs?: number;
+  mtimeMs?: number;
+}
 
 /** A remote job's payload: `action` is the Action it amounts to, absent for attribute changes (no such Action). */
 export interface RemoteJobPayload extends Omit<JobPayload, 'action'> {
@@ -119,9 +126,24 @@ export class RemoteChanges {
   }
 
   /** chmod/utimens of a folder made here or of something of the device (a pending file's go with its bytes). */
-  attrs(device: PeerRef, location: string, rel: string, attrs: { mode?: number; atimeMs?: number; mtimeMs?: number }): number {
+  attrs(device: PeerRef, location: string, rel: string, attrs: FileAttrs): number {
     const what = attrs.mode !== undefined ? `chmod ${(attrs.mode & 0o7777).toString(8)}` : 'set times of';
     return this.library.db.transaction(() => this.commit(device, { op: 'attrs', location, path: rel, ...attrs }, undefined, `${what} ${rel}`)).immediate();
+  }
+
+  /**
+   * chmod/utimens of a pending new file: its staged copy takes them, and they travel with
+   * its bytes (read when the copy job is sent). Once that job has gone (rsync sets times and
+   * mode after closing the file, before renaming it), they are a job of their own after it.
+   */
+  stagedAttrs(device: PeerRef, change: PendingChange, attrs: FileAttrs): void {
+    const staged = this.stagedPath(change);
+    if (attrs.mode !== undefined) fs.chmodSync(staged, attrs.mode & 0o7777);
+    if (attrs.mtimeMs !== undefined) fs.utimesSync(staged, new Date(attrs.atimeMs ?? attrs.mtimeMs), new Date(attrs.mtimeMs));
+    if (change.jobId === null) return;
+    const status = this.jobs.get(change.jobId)?.status;
+    if (status === 'queued' || status === 'paused') return;
+    this.attrs(device, change.location, change.path, attrs);
   }
 
   /**
