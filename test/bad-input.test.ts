@@ -13,8 +13,8 @@ import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import type { IndexSummary } from '../src/vdfs/indexer/summary.js';
 import { initLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
-import { sd, sdJson, type SdOptions } from './cli-process.js';
-import { tempDir, tempLibrary, writeTree } from './helpers.js';
+import { copyProgram, sd, sdForAnyUser, sdJson, type SdOptions } from './cli-process.js';
+import { REPO_ROOT, tempDir, tempLibrary, writeTree } from './helpers.js';
 import { assertClosureExact, throwsSdError } from './index-assertions.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -53,12 +53,15 @@ function integrityCheck(lib: string): unknown {
   }
 }
 
-/** A library and tree that user nobody can use: a world-writable parent for both. */
+/**
+ * A library and tree that user nobody can use (a world-writable parent for both), and an
+ * `sd` nobody can run wherever the checkout sits.
+ */
 function nobodySetup(t: Test): { base: string; lib: string; o: SdOptions } {
   const base = tempDir(t, 'sd-nobody-');
   fs.chmodSync(base, 0o777);
   const lib = path.join(base, 'library');
-  return { base, lib, o: { library: lib, ...NOBODY } };
+  return { base, lib, o: { library: lib, ...NOBODY, bin: sdForAnyUser(t), cwd: base } };
 }
 
 /** Folders 0755 and files 0644 below root, whatever the umask. */
@@ -86,6 +89,21 @@ t.test('a missing location path is a one-line error; a location root gone later 
   const file = path.join(base, 'a-file');
   fs.writeFileSync(file, 'x');
   oneLineError(t, await sd(['location', 'add', file], o), 1, /is not a directory/, 'adding a file as a location');
+});
+
+t.test('tests run sd as another user from a checkout in a private folder (mode 700, as /root is)', { skip: !isRoot && 'needs root to run the CLI as nobody' }, async (t) => {
+  const home = tempDir(t, 'sd-home-');
+  fs.chmodSync(home, 0o700);
+  const checkout = path.join(home, 'sdfs');
+  fs.mkdirSync(checkout);
+  copyProgram(REPO_ROOT, checkout);
+  const base = tempDir(t, 'sd-nobody-');
+  fs.chmodSync(base, 0o777);
+  const o = { library: path.join(base, 'library'), ...NOBODY, cwd: base };
+  const direct = await sd(['init', '--name', 'private'], { ...o, bin: path.join(checkout, 'bin', 'sd') });
+  t.not(direct.code, 0, 'the private checkout itself cannot be run as nobody');
+  await sdJson(t, ['init', '--name', 'private'], { ...o, bin: sdForAnyUser(t, checkout) });
+  t.ok(fs.existsSync(path.join(base, 'library', 'library.db')), 'the copy runs as nobody and makes the library');
 });
 
 t.test('an unreadable location and a permission-denied subtree (as user nobody)', { skip: !isRoot && 'needs root to run the CLI as nobody' }, async (t) => {

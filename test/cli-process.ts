@@ -4,8 +4,10 @@
 // loads the extension-less bin/sd as CommonJS and dies with ERR_REQUIRE_CYCLE_MODULE;
 // so the command goes through `env -u NODE_OPTIONS`, which the wrapper cannot reach.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Test } from 'tap';
-import { SD_BIN, type SdResult } from './helpers.js';
+import { REPO_ROOT, SD_BIN, tempDir, type SdResult } from './helpers.js';
 
 export interface SdOptions {
   library?: string;
@@ -15,13 +17,15 @@ export interface SdOptions {
   input?: string;
   timeoutMs?: number;
   cwd?: string;
+  /** The `sd` to run (default: this checkout's bin/sd); see sdForAnyUser. */
+  bin?: string;
 }
 
 /** Starts `sd ARGS` and returns the child (for tests that kill it). */
 export function spawnSd(args: string[], options: SdOptions = {}): ChildProcess {
   const env = { ...process.env, ...options.env };
   if (options.library) env.SD_LIBRARY = options.library;
-  return spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, SD_BIN, ...args], {
+  return spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, options.bin ?? SD_BIN, ...args], {
     env,
     uid: options.uid,
     gid: options.gid,
@@ -58,4 +62,44 @@ export async function sdJson<T = unknown>(t: Test, args: string[], options: SdOp
   const r = await sd(['--json', ...args], options);
   t.equal(r.code, 0, `sd ${args.join(' ')} exits 0${r.code ? `: ${r.stderr.trim()}` : ''}`);
   return JSON.parse(r.stdout) as T;
+}
+
+/**
+ * A copy of the installed program (bin/, build/, node_modules/, package.json) in a fresh
+ * temporary folder every user can read, for tests that run `sd` as another user: the
+ * checkout may sit in a private folder (a mode-700 home) that user cannot enter. Files
+ * every user may read already are hard links (no copy of node_modules' bytes); the others,
+ * and all files when the temporary folder is on another file system, are copied and made
+ * readable. Returns the copy's bin/sd; removed when the test ends.
+ */
+export function sdForAnyUser(t: Test, checkout = REPO_ROOT): string {
+  const root = tempDir(t, 'sd-program-');
+  fs.chmodSync(root, 0o755);
+  copyProgram(checkout, root);
+  return path.join(root, 'bin', 'sd');
+}
+
+/** Copies what runs `sd` (bin/, build/, node_modules/, package.json) from a checkout into `to`. */
+export function copyProgram(checkout: string, to: string): void {
+  for (const name of ['bin', 'build', 'node_modules', 'package.json']) shareTree(path.join(checkout, name), path.join(to, name));
+}
+
+function shareTree(from: string, to: string): void {
+  const st = fs.lstatSync(from);
+  if (st.isSymbolicLink()) return fs.symlinkSync(fs.readlinkSync(from), to);
+  if (st.isDirectory()) {
+    fs.mkdirSync(to, { mode: 0o755 });
+    fs.chmodSync(to, 0o755);
+    for (const name of fs.readdirSync(from)) shareTree(path.join(from, name), path.join(to, name));
+    return;
+  }
+  if (st.mode & 0o004) {
+    try {
+      return fs.linkSync(from, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    }
+  }
+  fs.copyFileSync(from, to);
+  fs.chmodSync(to, (st.mode & 0o7777) | 0o444 | (st.mode & 0o100 ? 0o111 : 0));
 }
