@@ -26,6 +26,12 @@ t.test('the tree shows devices, locations and real files with their attributes',
   t.same(fs.readdirSync(path.join(m.mountpoint, 'box')), ['data']);
   const data = path.join(m.mountpoint, 'box', 'data');
   t.same(fs.readdirSync(data).sort(), ['a.txt', 'hard.txt', 'link', 'sub']);
+  // `ls -a` lists . and .. first, once, in every kind of folder, as on a local file system.
+  for (const folder of [m.mountpoint, path.join(m.mountpoint, 'box'), data, path.join(data, 'sub'), path.join(m.mountpoint, '.tags')]) {
+    const names = (await run('ls', ['-a1U', folder])).stdout.split('\n').filter(Boolean);
+    t.same(names.slice(0, 2), ['.', '..'], `ls -a ${path.relative(m.mountpoint, folder) || '/'} starts with . and ..`);
+    t.equal(names.filter((n) => n === '.' || n === '..').length, 2, 'once each');
+  }
   for (const name of ['a.txt', 'sub', 'sub/b.bin', 'link']) {
     const real = fs.lstatSync(path.join(root, name));
     const seen = fs.lstatSync(path.join(data, name));

@@ -1,6 +1,7 @@
 // A POSIX behaviour suite that runs against any mounted tree: a folder inside a mount
 // (a local location, or another device's tree read-only). Every call with its error
 // cases; the errno a program sees is the contract.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { getAttributeSync, listAttributesSync, setAttributeSync } from '@napi-rs/xattr';
@@ -182,6 +183,8 @@ export function posixSuite(t: Test, target: () => SuiteTarget): void {
       for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(big, `f${i}`), '');
     }
     t.equal(fs.readdirSync(big).length, 3000, 'readdir lists all 3000 entries');
+    const all = execFileSync('ls', ['-a1U', big], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    t.same([all.length, all.slice(0, 2)], [3002, ['.', '..']], 'ls -a lists . and .. besides them');
   });
 
   t.test('rename: files, overwrite, folders, errors', async (t) => {

@@ -152,19 +152,22 @@ export class MountOps {
     }
   }
 
+  /** Every listing starts with . and .. (`ls -a`): libfuse2 passes on only the names given. */
   readdir(p: string, cb: (err: number, names?: string[]) => void): void {
+    const names = this.names(p);
+    return typeof names === 'number' ? cb(names) : cb(0, ['.', '..', ...names]);
+  }
+
+  private names(p: string): string[] | number {
     const node = this.node(p);
-    if (!node) return cb(ENOENT);
+    if (!node) return ENOENT;
     try {
-      if (node.kind === 'local') return cb(0, fs.readdirSync(node.real));
-      if (node.kind === 'remote') {
-        const names = this.remote.readdir(node);
-        return typeof names === 'number' ? cb(names) : cb(0, names);
-      }
-      if (node.kind === 'content') return cb(-20 /* ENOTDIR */);
-      return cb(0, this.tree.virtualChildren(node));
+      if (node.kind === 'local') return fs.readdirSync(node.real);
+      if (node.kind === 'remote') return this.remote.readdir(node);
+      if (node.kind === 'content') return -20; // ENOTDIR
+      return this.tree.virtualChildren(node);
     } catch (err) {
-      return cb(errnoOf(err));
+      return errnoOf(err);
     }
   }
 
