@@ -115,6 +115,7 @@ t.test('kill -9 in the middle of a large file: sd jobs resume continues from the
   t.ok(outcome.resumedAtBytes >= atKill.progress.current!.bytes, `it resumed at ${Math.round(outcome.resumedAtBytes / MiB)} MiB, not at 0`);
   t.equal(outcome.progress.copiedBytes, size - outcome.resumedAtBytes, 'only the rest was copied in the second run');
   t.equal(outcome.progress.runs, 2, 'two runs');
+  t.equal(outcome.progress.verified, 1, 'the resumed file was checked by its full BLAKE3');
 
   const dst = path.join(w.rootB, 'video.bin');
   t.equal(fs.statSync(dst).size, size, 'the copy has the full size');
@@ -125,6 +126,39 @@ t.test('kill -9 in the middle of a large file: sd jobs resume continues from the
   t.same(trail, ['Previewed', 'Committed', 'Running', 'Running', 'Completed'], 'the audit trail shows both runs');
   t.equal(new EntryStore(w.library.db).resolve(w.b.rootEntryId!, ['video.bin'])?.contentId, contentHashOfFile(src)?.contentId, 'the copy is indexed with its content id');
   assertIndexExact(t, w.library, [w.a, w.b]);
+});
+
+t.test('a resumed copy is checked against its source in full: bytes damaged in the kept part never land', async (t) => {
+  const w = world(t);
+  const size = 120 * MiB;
+  const src = path.join(w.rootA, 'video.bin');
+  randomFile(src, size);
+  indexLocation(w.library, w.a);
+  const child = spawnSd(['cp', '--bwlimit', '40M', 'sd://box/a/video.bin', 'sd://box/b/'], { library: w.library.dir });
+  const done = exited(child);
+  t.ok(await waitFor(() => (newestJob(w.library)?.progress.current?.bytes ?? 0) >= 20 * MiB, 30_000, 50), 'the copy checkpoints past 20 MiB');
+  child.kill('SIGKILL');
+  await done;
+  const atKill = newestJob(w.library)!;
+  // One byte flipped where the content id does not sample (1 MiB in): a bad disk, a crash mid-write.
+  const part = path.join(w.rootB, '.sd-staging', stagingLeft(w.rootB)[0]!);
+  const fd = fs.openSync(part, 'r+');
+  const byte = Buffer.alloc(1);
+  fs.readSync(fd, byte, 0, 1, MiB + 12_345);
+  byte[0] = byte[0]! ^ 0xff;
+  fs.writeSync(fd, byte, 0, 1, MiB + 12_345);
+  fs.closeSync(fd);
+
+  const bad = await sd(['jobs', 'resume', String(atKill.id)], { library: w.library.dir, timeoutMs: 120_000 });
+  t.equal(bad.code, 1, 'the resume fails');
+  t.match(bad.stderr, /does not match its source \(full BLAKE3\).*resume the job to copy it again/, 'saying the copy did not match its source in full');
+  t.notOk(fs.existsSync(path.join(w.rootB, 'video.bin')), 'the damaged copy is not put in place');
+  t.same(stagingLeft(w.rootB), [], 'and its part file is discarded');
+
+  const again = await sd(['jobs', 'resume', String(atKill.id)], { library: w.library.dir, timeoutMs: 120_000 });
+  t.equal(again.code, 0, `resumed again, it copies the file anew: ${again.stderr}`);
+  t.match(again.stdout, /verified \(size \+ content id\) — job/, 'from the start (nothing kept), checked as a fresh copy is');
+  t.equal(fullHashOfFile(path.join(w.rootB, 'video.bin')), fullHashOfFile(src), 'the copy in place has the full BLAKE3 of its source');
 });
 
 t.test('kill -9 in the middle of many files: the JobManager resumes it at start and nothing is copied twice', async (t) => {

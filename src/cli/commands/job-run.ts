@@ -52,8 +52,15 @@ export function describeOutcome(verb: string, o: JobOutcome, verify: boolean, ta
     p.renamed ? `${p.renamed} renamed` : '',
   ].filter(Boolean);
   const copied = (verb === 'Copied' || verb === 'Moved') && (p.copiedBytes > 0 || p.verified > 0);
-  const checked = copied ? (verify ? ', verified (full BLAKE3)' : ', verified (size + content id)') : verb === 'Moved' ? ' (renamed in place)' : '';
+  const checked = copied ? `, verified (${verified(verify, p.verified)})` : verb === 'Moved' ? ' (renamed in place)' : '';
   return [`${verb} ${p.filesDone} file${p.filesDone === 1 ? '' : 's'} (${formatBytes(p.bytesDone)}) in ${o.seconds} s${rate}${checked} — job ${o.id}${extra.length ? ` (${extra.join(', ')})` : ''}`];
+}
+
+/** How the copies were checked: all by full BLAKE3 (--verify), or by size and content id and the resumed ones in full. */
+function verified(verify: boolean, fullyChecked: number): string {
+  if (verify) return 'full BLAKE3';
+  if (fullyChecked === 0) return 'size + content id';
+  return `size + content id; ${fullyChecked === 1 ? 'the resumed file' : `${fullyChecked} resumed files`} by full BLAKE3`;
 }
 
 export function describePreview(p: ActionPreview): string[] {

@@ -326,7 +326,7 @@ export class JobRun {
     }
     // Verified before it replaces anything: a bad copy never lands.
     const expected = sampled(src) ?? null;
-    const fullHash = await this.verifyPart(item, part, result.size, expected, result.fullHash);
+    const fullHash = await this.verifyPart(item, part, result, expected);
     tryFs(`move ${part} into place as ${final}`, () => fs.renameSync(part, final));
     if (result.size < jobOptions.fsyncMinBytes) this.unsynced.push(final);
     this.dirtyDirs.add(path.dirname(final));
@@ -334,8 +334,13 @@ export class JobRun {
     return this.landed(item, final, expected, fullHash);
   }
 
-  /** Checks a finished part file against its source: size and content id, and the full BLAKE3 with --verify. */
-  private async verifyPart(item: JobItem, part: string, size: number, expected: ContentHash | null, streamedHash: string | null): Promise<string | null> {
+  /**
+   * Checks a finished part file against its source: size and content id, and the full
+   * BLAKE3 with --verify or when bytes of an earlier run were kept (nothing read them back,
+   * and the content id samples only part of a large file).
+   */
+  private async verifyPart(item: JobItem, part: string, copied: CopyFileResult, expected: ContentHash | null): Promise<string | null> {
+    const { size, resumedAt } = copied;
     const fail = (what: string) => {
       fs.rmSync(part, { force: true });
       this.progress.current = null;
@@ -344,9 +349,10 @@ export class JobRun {
     };
     const st = lstatOrUndefined(part);
     if (!st || st.size !== size || (sampled(part)?.contentId ?? null) !== (expected?.contentId ?? null)) throw fail('size or content id');
-    if (!this.verify) return streamedHash;
+    if (!this.verify && resumedAt === 0) return copied.fullHash;
     const there = await fullHashAsync(part, jobOptions.copyChunkBytes);
-    const source = streamedHash ?? (await fullHashAsync(item.src!, jobOptions.copyChunkBytes));
+    // A resumed copy's streamed hash covers the kept bytes as they are in the part: the source is read again whole.
+    const source = resumedAt === 0 && copied.fullHash ? copied.fullHash : await fullHashAsync(item.src!, jobOptions.copyChunkBytes);
     if (there !== source) throw fail('full BLAKE3');
     this.progress.verified++;
     return there;
