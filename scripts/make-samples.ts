@@ -45,13 +45,20 @@ function png(width: number, height: number, paint: (x: number, y: number) => [nu
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), pngChunk('IHDR', ihdr), pngChunk('IDAT', zlib.deflateSync(raw, { level: 9 })), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
-/** A YUV4MPEG2 video (plays in mpv, ffplay, vlc): a ball crossing a sky. */
-function y4m(width: number, height: number, frames: number): Buffer {
+/** Where the ball is in frame f of n, as fractions of the width and height. */
+type BallPath = (f: number, n: number) => [number, number];
+
+const crossing: BallPath = (f, n) => [f / n, 0.5 + Math.sin(f / 4) * 0.3];
+const orbit: BallPath = (f, n) => [0.5 + Math.cos((f / n) * 4 * Math.PI) * 0.35, 0.5 + Math.sin((f / n) * 4 * Math.PI) * 0.35];
+
+/** A YUV4MPEG2 video (plays in mpv, ffplay, vlc): a ball moving across a sky. */
+function y4m(width: number, height: number, frames: number, ball: BallPath = crossing): Buffer {
   const parts = [Buffer.from(`YUV4MPEG2 W${width} H${height} F10:1 Ip A1:1 C420jpeg\n`)];
   for (let f = 0; f < frames; f++) {
     const y = Buffer.alloc(width * height);
-    const cx = (f / frames) * width;
-    const cy = height / 2 + Math.sin(f / 4) * height * 0.3;
+    const [fx, fy] = ball(f, frames);
+    const cx = fx * width;
+    const cy = fy * height;
     for (let j = 0; j < height; j++) for (let i = 0; i < width; i++) y[j * width + i] = (i - cx) ** 2 + (j - cy) ** 2 < 100 ? 235 : 60 + (j * 120) / height;
     const u = Buffer.alloc((width / 2) * (height / 2), 150);
     const v = Buffer.alloc((width / 2) * (height / 2), 110);
@@ -75,3 +82,10 @@ write('laptop/Documents/notes.md', '# Notes\n\nsdfs mounts every device under on
 write('laptop/Documents/taxes/2025 receipts.csv', 'date,item,amount\n2025-01-03,train,12.40\n2025-02-11,books,31.00\n2025-03-20,laptop stand,45.90\n');
 write('laptop/Documents/taxes/letter.txt', 'Dear tax office,\n\nplease find the receipts attached.\n');
 write('laptop/Videos/ball.y4m', y4m(160, 120, 60));
+
+// The second demo device: a NAS with films, an archive (one photo the laptop has too) and an inbox.
+write('nas/Movies/orbit.y4m', y4m(160, 120, 100, orbit));
+write('nas/Archive/2024 Holiday/sunset.png', sunset);
+write('nas/Archive/2024 Holiday/harbour.png', png(640, 400, (x, y) => [40 + y / 5, 60 + y / 6, 110 + ((x * 3 + y) % 90)]));
+write('nas/Archive/readme.txt', 'This folder is on the nas. The laptop reads it through its mount, fetching the bytes\nfrom the nas when they are read.\n');
+write('nas/Inbox/README.txt', "Copy files here from the laptop's mount (mnt-example/sd/nas/Inbox/): the nas\nfetches them and puts them in this folder on its own disk.\n");
