@@ -107,8 +107,8 @@ t.test('rsync -a into a peer tree keeps times and modes there; a second rsync se
   t.ok(await waitFor(settled, 1000), 'and the files on alpha are as they were');
 });
 
-t.test('cp -p, touch -d and chmod on files of a peer tree reach its disk', async (t) => {
-  const { alpha, peerTree } = await devices(t);
+t.test('cp -p, touch -d, chmod and appends on files of a peer tree reach its disk', async (t) => {
+  const { alpha, beta, peerTree } = await devices(t);
   const onAlpha = (rel: string) => path.join(alpha.root, rel);
 
   // cp -p: a new file with the source's times and mode.
@@ -124,6 +124,15 @@ t.test('cp -p, touch -d and chmod on files of a peer tree reach its disk', async
   t.ok(await waitFor(() => mtimeS(onAlpha('hi.txt')) === Y2001.getTime() / 1000, 30_000, 200), "touch -d: the time is set on alpha's disk");
   t.equal(fs.readFileSync(onAlpha('hi.txt'), 'utf8'), 'hello from alpha\n', 'and its bytes are unchanged');
   t.ok(await waitFor(() => mtimeS(path.join(peerTree, 'hi.txt')) === Y2001.getTime() / 1000, 15_000, 200), "beta's view shows the new time");
+  const jobs = JSON.parse((await runSd(['--json', 'jobs'], { library: beta.library })).stdout) as Array<{ kind: string; summary: string }>;
+  t.notOk(
+    jobs.some((j) => j.kind === 'copy' && j.summary.includes('hi.txt')),
+    'touch opened the file for writing and wrote nothing: no bytes were fetched or sent back, only its times',
+  );
+
+  // Appending to a file alpha has: its bytes are fetched at the first write, then sent back whole.
+  fs.appendFileSync(path.join(peerTree, 'keep.txt'), 'more\n');
+  t.ok(await waitFor(() => fs.readFileSync(onAlpha('keep.txt'), 'utf8') === 'kept\nmore\n', 30_000, 200), "appended: alpha's file has its old bytes and the new ones");
 
   // chmod of a file alpha had already.
   fs.chmodSync(path.join(peerTree, 'keep.txt'), 0o600);

@@ -32,6 +32,8 @@ const META_XATTR_PREFIX = 'user.sd.meta.';
 const W_OK = fs.constants.W_OK;
 
 interface Handle {
+  /** The real descriptor; -1 until a deferred file of another device is fetched (see realFd). */
+  fd: number;
   location?: Location;
   rel: string;
   written: boolean;
@@ -85,7 +87,10 @@ export class MountOps {
 
   /** Open handles, for a clean shutdown. */
   closeAll(): void {
-    for (const fd of this.handles.keys()) this.releaseHandle(fd);
+    for (const [fd, handle] of this.handles) {
+      if (handle.fd >= 0) this.releaseHandle(fd);
+      else this.handles.delete(fd);
+    }
   }
 
   private node(p: string): Node | undefined {
@@ -142,10 +147,11 @@ export class MountOps {
   }
 
   fgetattr(p: string, fd: number, cb: (err: number, st?: FuseStat) => void): void {
-    if (!this.handles.has(fd)) return this.getattr(p, cb);
+    const handle = this.handles.get(fd);
+    if (!handle || handle.fd < 0) return this.getattr(p, cb);
     try {
       const node = this.node(p);
-      const st = fromStats(fs.fstatSync(fd));
+      const st = fromStats(fs.fstatSync(handle.fd));
       cb(0, node?.kind === 'content' ? readOnly(st) : st);
     } catch (err) {
       cb(errnoOf(err));
@@ -226,20 +232,20 @@ export class MountOps {
       if (node.kind === 'content') {
         if (writing) return cb(EROFS);
         const fd = fs.openSync(node.real, flags);
-        this.handles.set(fd, { rel: '', written: false });
+        this.handles.set(fd, { fd, rel: '', written: false });
         return cb(0, fd);
       }
       if (node.kind === 'remote') {
         return this.remote.openFile(node, flags, (err, fd, staged) => {
           if (err < 0) return cb(err);
-          if (!this.remote.has(fd!)) this.handles.set(fd!, { rel: '', written: false, staged });
+          if (!this.remote.has(fd!)) this.handles.set(fd!, { fd: this.remote.isDeferred(fd!) ? -1 : fd!, rel: '', written: false, staged });
           cb(0, fd);
         });
       }
       if (node.kind !== 'local') return cb(EISDIR);
       const fd = fs.openSync(node.real, flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
       // O_TRUNC changed the file already: it must be re-identified on release.
-      this.handles.set(fd, { location: node.location, rel: node.rel.join('/'), written: (flags & fs.constants.O_TRUNC) !== 0 });
+      this.handles.set(fd, { fd, location: node.location, rel: node.rel.join('/'), written: (flags & fs.constants.O_TRUNC) !== 0 });
       cb(0, fd);
     } catch (err) {
       cb(errnoOf(err));
@@ -252,7 +258,7 @@ export class MountOps {
       try {
         const made = this.remote.create(remote, mode);
         if (typeof made === 'number') return cb(made);
-        this.handles.set(made[0], { rel: '', written: true, staged: made[1] });
+        this.handles.set(made[0], { fd: made[0], rel: '', written: true, staged: made[1] });
         return cb(0, made[0]);
       } catch (err) {
         return cb(errnoOf(err));
@@ -265,7 +271,7 @@ export class MountOps {
       // The descriptor the create opened is the handle: no close and open again per new file.
       const created = this.writer.applyFsOp(node.location, { op: 'create', path: rel, mode, flags: fs.constants.O_RDWR }, 'fuse');
       const fd = created?.fd ?? fs.openSync(node.real, fs.constants.O_RDWR);
-      this.handles.set(fd, { location: node.location, rel, written: false });
+      this.handles.set(fd, { fd, location: node.location, rel, written: false });
       cb(0, fd);
     } catch (err) {
       cb(errnoOf(err));
@@ -274,35 +280,52 @@ export class MountOps {
 
   read(_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
     if (this.remote.has(fd)) return this.remote.read(fd, buf, len, pos, cb);
-    try {
-      cb(fs.readSync(fd, buf, 0, len, pos));
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    this.realFd(fd, cb, (real) => cb(fs.readSync(real, buf, 0, len, pos)));
   }
 
   write(_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
-    const handle = this.handles.get(fd);
-    if (!handle) return cb(EBADF);
-    try {
-      const n = fs.writeSync(fd, buf, 0, len, pos);
+    this.realFd(fd, cb, (real, handle) => {
+      const n = fs.writeSync(real, buf, 0, len, pos);
       handle.written = true;
       cb(n);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    });
   }
 
   ftruncate(_p: string, fd: number, size: number, cb: (err: number) => void): void {
-    const handle = this.handles.get(fd);
-    if (!handle) return cb(EBADF);
-    try {
-      fs.ftruncateSync(fd, size);
+    this.realFd(fd, cb, (real, handle) => {
+      fs.ftruncateSync(real, size);
       handle.written = true;
       cb(0);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    });
+  }
+
+  /**
+   * Runs `use` with a handle's real descriptor, once a file of another device opened to
+   * change in place has been fetched (its first read or write waits for that); errors
+   * answer with their errno.
+   */
+  private realFd(fd: number, cb: (err: number) => void, use: (real: number, handle: Handle) => void): void {
+    const handle = this.handles.get(fd);
+    if (!handle) return cb(EBADF);
+    const run = () => {
+      try {
+        use(handle.fd, handle);
+      } catch (err) {
+        cb(errnoOf(err));
+      }
+    };
+    if (handle.fd >= 0) return run();
+    this.remote.stagedOf(fd).then(
+      (staged) => {
+        handle.fd = staged.fd;
+        handle.staged = staged;
+        run();
+      },
+      (err: unknown) => {
+        log.warn({ op: 'open', remote: true, err: String(err) }, 'cannot fetch the file to change it');
+        cb(errnoOf(err) || EIO);
+      },
+    );
   }
 
   flush(_p: string, _fd: number, cb: (err: number) => void): void {
@@ -310,15 +333,13 @@ export class MountOps {
   }
 
   fsync(_p: string, datasync: boolean, fd: number, cb: (err: number) => void): void {
-    if (this.remote.has(fd)) return cb(0); // read-only: nothing to sync
-    try {
-      if (datasync) fs.fdatasyncSync(fd);
-      else fs.fsyncSync(fd);
+    if (this.remote.has(fd) || this.handles.get(fd)?.fd === -1) return cb(0); // nothing written through it: nothing to sync
+    this.realFd(fd, cb, (real) => {
+      if (datasync) fs.fdatasyncSync(real);
+      else fs.fsyncSync(real);
       this.settle(fd);
       cb(0);
-    } catch (err) {
-      cb(errnoOf(err));
-    }
+    });
   }
 
   release(_p: string, fd: number, cb: (err: number) => void): void {
@@ -326,7 +347,20 @@ export class MountOps {
       this.remote.release(fd);
       return cb(0);
     }
-    cb(this.releaseHandle(fd));
+    if (!this.remote.isDeferred(fd)) return cb(this.releaseHandle(fd));
+    // A file of another device opened to change in place: sent when its bytes were fetched (once they are).
+    const fetched = this.remote.dropDeferred(fd);
+    if (!fetched) {
+      this.handles.delete(fd);
+      return cb(0);
+    }
+    fetched.then(
+      () => cb(this.releaseHandle(fd)),
+      () => {
+        this.handles.delete(fd); // the fetch failed, and the writes with it: nothing to send
+        cb(0);
+      },
+    );
   }
 
   private releaseHandle(fd: number): number {
@@ -335,10 +369,11 @@ export class MountOps {
     } catch (err) {
       log.warn({ op: 'release', err: String(err) }, 'could not update the index after a write');
     }
-    const staged = this.handles.get(fd)?.staged;
+    const handle = this.handles.get(fd);
+    const staged = handle?.staged;
     this.handles.delete(fd);
     try {
-      fs.closeSync(fd);
+      fs.closeSync(handle?.fd ?? fd);
     } catch (err) {
       return errnoOf(err);
     }

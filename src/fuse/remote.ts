@@ -57,6 +57,8 @@ const FIRST_REMOTE_HANDLE = 1 << 30;
 
 export class RemoteTree {
   private readonly open = new Map<number, RemoteReader>();
+  /** Files of a device opened to change in place; `staged` once their bytes are fetched. */
+  private readonly deferred = new Map<number, { node: RemoteNode; entry: Entry; staged?: Promise<StagedHandle> }>();
   private nextHandle = FIRST_REMOTE_HANDLE;
 
   constructor(
@@ -140,14 +142,11 @@ export class RemoteTree {
       if (entry.kind !== 'file') return done(EIO);
       // Writing a file of the device: a new version is staged here and copied over it there.
       if (flags & fs.constants.O_TRUNC || entry.size === 0) return done(0, ...this.stage(node, entry.mode, true));
-      // Changed in place (append, patch): its bytes are fetched first.
-      this.fetchInto(node, entry).then(
-        (staged) => done(0, staged.fd, staged),
-        (err: unknown) => {
-          log.warn({ op: 'open', remote: true, path: node.rel.join('/'), err: String(err) }, 'cannot fetch the file to change it');
-          done(errnoOf(err) || EIO);
-        },
-      );
+      // Changed in place (append, patch): its bytes are fetched at the first read or write
+      // through the handle, not now; touch opens a file for writing and only sets its times.
+      const handle = this.nextHandle++;
+      this.deferred.set(handle, { node, entry });
+      return done(0, handle);
     } catch (err) {
       done(errnoOf(err));
     }
@@ -171,6 +170,26 @@ export class RemoteTree {
   private stage(node: RemoteNode, mode: number, overwrite: boolean): [number, StagedHandle] {
     const { change, fd } = this.changes!.newFile(node.device, node.location.name, node.rel.join('/'), (mode & 0o7777) || 0o644);
     return [fd, { fd, changeId: change.id, device: node.device, overwrite }];
+  }
+
+  /** Whether a handle is a device's file opened to change in place (see openFile). */
+  isDeferred(handle: number): boolean {
+    return this.deferred.has(handle);
+  }
+
+  /** The staged copy behind a deferred handle, fetched at the first call. */
+  stagedOf(handle: number): Promise<StagedHandle> {
+    const d = this.deferred.get(handle);
+    if (!d) return Promise.reject(Object.assign(new Error('not an open file of another device'), { errno: -9 }));
+    d.staged ??= this.fetchInto(d.node, d.entry);
+    return d.staged;
+  }
+
+  /** A deferred handle is released: the staged copy when its bytes were fetched (to send), else nothing changed. */
+  dropDeferred(handle: number): Promise<StagedHandle> | undefined {
+    const d = this.deferred.get(handle);
+    this.deferred.delete(handle);
+    return d?.staged;
   }
 
   private async fetchInto(node: RemoteNode, entry: Entry): Promise<StagedHandle> {
