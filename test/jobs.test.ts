@@ -87,18 +87,26 @@ function stagingLeft(root: string): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
 }
 
-t.test('kill -9 in the middle of a large file: sd jobs resume continues from the checkpoint and the copy verifies', async (t) => {
-  const w = world(t);
-  const size = 300 * MiB;
+/**
+ * `sd cp` of a random file of `size` bytes from location a to b (at most `bwlimit`/s),
+ * killed with SIGKILL once its checkpoint is past `killAt` bytes.
+ */
+async function copyKilledMidway(t: Test, w: World, size: number, bwlimit: string, killAt: number) {
   const src = path.join(w.rootA, 'video.bin');
   randomFile(src, size);
   indexLocation(w.library, w.a);
-  const child = spawnSd(['cp', '--bwlimit', '60M', 'sd://box/a/video.bin', 'sd://box/b/'], { library: w.library.dir });
+  const child = spawnSd(['cp', '--bwlimit', bwlimit, 'sd://box/a/video.bin', 'sd://box/b/'], { library: w.library.dir });
   const done = exited(child);
-  const checkpointed = await waitFor(() => (newestJob(w.library)?.progress.current?.bytes ?? 0) >= 40 * MiB, 30_000, 50);
-  t.ok(checkpointed, 'the copy checkpoints its progress while it runs');
+  const checkpointed = await waitFor(() => (newestJob(w.library)?.progress.current?.bytes ?? 0) >= killAt, 30_000, 50);
+  t.ok(checkpointed, `the copy checkpoints its progress while it runs (past ${killAt / MiB} MiB)`);
   child.kill('SIGKILL');
-  const killed = await done;
+  return { src, killed: await done };
+}
+
+t.test('kill -9 in the middle of a large file: sd jobs resume continues from the checkpoint and the copy verifies', async (t) => {
+  const w = world(t);
+  const size = 300 * MiB;
+  const { src, killed } = await copyKilledMidway(t, w, size, '60M', 40 * MiB);
   t.equal(killed.signal, 'SIGKILL', 'the copying process is killed with SIGKILL');
   const atKill = newestJob(w.library)!;
   t.equal(atKill.status, 'running', 'the job row still says running');
@@ -130,15 +138,7 @@ t.test('kill -9 in the middle of a large file: sd jobs resume continues from the
 
 t.test('a resumed copy is checked against its source in full: bytes damaged in the kept part never land', async (t) => {
   const w = world(t);
-  const size = 120 * MiB;
-  const src = path.join(w.rootA, 'video.bin');
-  randomFile(src, size);
-  indexLocation(w.library, w.a);
-  const child = spawnSd(['cp', '--bwlimit', '40M', 'sd://box/a/video.bin', 'sd://box/b/'], { library: w.library.dir });
-  const done = exited(child);
-  t.ok(await waitFor(() => (newestJob(w.library)?.progress.current?.bytes ?? 0) >= 20 * MiB, 30_000, 50), 'the copy checkpoints past 20 MiB');
-  child.kill('SIGKILL');
-  await done;
+  const { src } = await copyKilledMidway(t, w, 120 * MiB, '40M', 20 * MiB);
   const atKill = newestJob(w.library)!;
   // One byte flipped where the content id does not sample (1 MiB in): a bad disk, a crash mid-write.
   const part = path.join(w.rootB, '.sd-staging', stagingLeft(w.rootB)[0]!);

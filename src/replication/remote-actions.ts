@@ -16,6 +16,8 @@ import { contentHashOfFile, fullHashOfFile } from '../vdfs/content/identity.js';
 import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
 import { JobStore, emptyProgress, type Job } from '../vdfs/jobs/job-store.js';
 import { ownerToken } from '../vdfs/jobs/owner.js';
+import { fullHashAsync } from '../vdfs/jobs/copy-file.js';
+import { jobOptions } from '../vdfs/jobs/options.js';
 import type { Library } from '../vdfs/library.js';
 import { exists, statOrUndefined } from '../vdfs/fs-stat.js';
 import { getLocation, type Location } from '../vdfs/locations.js';
@@ -186,7 +188,7 @@ export class Applier {
     const size = request.size ?? 0;
     // The same bytes are there already (touch or cp -p over a file, a second rsync): a copy
     // would be skipped as a duplicate, but the times and mode the writer set still count.
-    if (sameBytes(real, size, request.fullHash)) {
+    if (await sameBytes(real, size, request.fullHash)) {
       this.setAttrs(at.location, at.rel, { mode: request.mode, mtimeMs: request.mtimeMs }, at.actor);
       return 'the same bytes are there already; times and mode set';
     }
@@ -343,9 +345,9 @@ export class Delivery {
   }
 }
 
-/** Whether a regular file of this size and full BLAKE3 is at `file` (an empty file needs no hash). */
-function sameBytes(file: string, size: number, fullHash: string | undefined): boolean {
+/** Whether a regular file of this size and full BLAKE3 is at `file` (an empty file needs no hash); read off the mount's thread. */
+async function sameBytes(file: string, size: number, fullHash: string | undefined): Promise<boolean> {
   const st = statOrUndefined(file);
   if (!st?.isFile() || st.size !== size) return false;
-  return size === 0 || (fullHash !== undefined && fullHashOfFile(file) === fullHash);
+  return size === 0 || (fullHash !== undefined && (await fullHashAsync(file, jobOptions.copyChunkBytes)) === fullHash);
 }
