@@ -196,7 +196,7 @@ t.test('a malformed or inconsistent block is refused with an error naming the de
   await core.append([
     encodeLogBlock({ lastSeq: 1, ops: [{ op: 'location', id: 1, name: 'docs', rootPath: '/home/c/docs', indexMode: 'content' }] }),
     encodeLogBlock({ lastSeq: 2, ops: [{ op: 'entry', id: 1, locationId: 1, parentId: null, name: '', kind: 'dir', size: 0, mtime: 1, mode: 0o40755, contentId: null }] }),
-    Buffer.from([1, 3, 1, 9, 9]), // a version-1 block with one operation of an unknown type
+    Buffer.from([1, 3, 1, 99, 9]), // a version-1 block with one operation of an unknown type
   ]);
   addPeerDevice(b.db, { id: 'c-device', name: 'charlie' });
   const errors: SdError[] = [];

@@ -23,7 +23,7 @@ export interface LogBlock {
 
 const BLOCK_VERSION = 1;
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta'] as const;
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta', 'check', 'guardian'] as const;
 
 type State = ReturnType<typeof c.state>;
 
@@ -83,6 +83,20 @@ const opEncoding = {
         c.string.preencode(state, o.value ?? '');
         c.string.preencode(state, o.hlc);
         break;
+      case 'check':
+        c.uint.preencode(state, o.id);
+        c.string.preencode(state, o.fullHash);
+        c.uint.preencode(state, o.size);
+        c.float64.preencode(state, o.mtime);
+        c.uint.preencode(state, 0); // corrupt
+        break;
+      case 'guardian':
+        c.string.preencode(state, o.kind);
+        c.string.preencode(state, o.key);
+        c.uint.preencode(state, 0); // has a value
+        c.string.preencode(state, o.value ?? '');
+        c.string.preencode(state, o.hlc);
+        break;
     }
   },
   encode(state: State, o: LogOp): void {
@@ -137,6 +151,20 @@ const opEncoding = {
         c.string.encode(state, o.value ?? '');
         c.string.encode(state, o.hlc);
         break;
+      case 'check':
+        c.uint.encode(state, o.id);
+        c.string.encode(state, o.fullHash);
+        c.uint.encode(state, o.size);
+        c.float64.encode(state, o.mtime);
+        c.uint.encode(state, o.corrupt ? 1 : 0);
+        break;
+      case 'guardian':
+        c.string.encode(state, o.kind);
+        c.string.encode(state, o.key);
+        c.uint.encode(state, o.value === null ? 0 : 1);
+        c.string.encode(state, o.value ?? '');
+        c.string.encode(state, o.hlc);
+        break;
     }
   },
   decode(state: State): LogOp {
@@ -186,6 +214,23 @@ const opEncoding = {
         const value = c.string.decode(state);
         const hlc = c.string.decode(state);
         return { op: tag, device, entry, key, value: hasValue ? value : null, hlc };
+      }
+      case 'check': {
+        const id = c.uint.decode(state);
+        const fullHash = c.string.decode(state);
+        const size = c.uint.decode(state);
+        const mtime = c.float64.decode(state);
+        const corrupt = c.uint.decode(state) === 1;
+        if (!/^[0-9a-f]{64}$/.test(fullHash)) throw new LogDecodeError(`the check of entry ${id} has no BLAKE3 hash`);
+        return { op: tag, id, fullHash, size, mtime, corrupt };
+      }
+      case 'guardian': {
+        const kind = c.string.decode(state);
+        const key = c.string.decode(state);
+        const hasValue = c.uint.decode(state) === 1;
+        const value = c.string.decode(state);
+        const hlc = c.string.decode(state);
+        return { op: tag, kind, key, value: hasValue ? value : null, hlc };
       }
       default:
         throw new LogDecodeError('an operation of an unknown type');

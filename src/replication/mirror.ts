@@ -6,6 +6,8 @@ import type Hypercore from 'hypercore';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
+import { CopyChecks } from '../vdfs/content/copy-checks.js';
+import { GuardianSettings } from '../guardian/settings.js';
 import { ContentStore } from '../vdfs/content/store.js';
 import { localDevice } from '../vdfs/device.js';
 import { MetaStore, validateMetaKey, validateMetaValue } from '../vdfs/metadata.js';
@@ -41,6 +43,8 @@ export class Mirror {
   private readonly contents: ContentStore;
   private readonly tags: TagStore;
   private readonly metas: MetaStore;
+  private readonly checks: CopyChecks;
+  private readonly settings: GuardianSettings;
   private readonly device: Device;
   private running: Promise<void> | undefined;
   private again = false;
@@ -58,6 +62,8 @@ export class Mirror {
     this.contents = new ContentStore(db);
     this.tags = new TagStore(db, localDevice(db)!.id);
     this.metas = new MetaStore(db, localDevice(db)!.id);
+    this.checks = new CopyChecks(db);
+    this.settings = new GuardianSettings(db, localDevice(db)!.id);
   }
 
   /** Blocks of the peer's log applied here. */
@@ -168,7 +174,7 @@ export class Mirror {
       this.db.transaction(() => {
         const watermark = this.applied;
         if (start > watermark) throw new BadChange(`block ${start} comes before block ${watermark}`);
-        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags, this.metas);
+        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags, this.metas, this.checks, this.settings);
         for (const block of blocks) {
           if (index >= watermark) for (const op of decodeLogBlock(block).ops) apply.op(op);
           index++;
@@ -198,6 +204,8 @@ class BatchApplier {
     private readonly contents: ContentStore,
     private readonly tags: TagStore,
     private readonly metas: MetaStore,
+    private readonly checks: CopyChecks,
+    private readonly settings: GuardianSettings,
   ) {
     this.setLink = db.prepare('INSERT OR REPLACE INTO link_targets (entry_id, target) VALUES (?, ?)');
   }
@@ -242,6 +250,15 @@ class BatchApplier {
         if (local !== undefined) this.setLink.run(local, o.target);
         break;
       }
+      case 'check': {
+        const local = this.localId(o.id, false);
+        if (local !== undefined) this.checks.recordFromPeer(local, o);
+        break;
+      }
+      case 'guardian':
+        // Shared settings: the newest stamp wins; one that fails validation is counted and ignored.
+        this.settings.applyFromPeer(this.deviceId, o);
+        break;
       case 'tag':
         // Shared data: the newest stamp wins, whatever order the devices' logs arrive in.
         try {

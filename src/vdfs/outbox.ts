@@ -17,7 +17,11 @@ export type IndexChange =
   /** A tag set or removed on any device's entry, by this device (shared data, HLC last-writer-wins). */
   | { op: 'tag'; device: string; entry: number; tag: string; present: boolean; hlc: string }
   /** A metadata key set (value) or removed (null) on any device's entry, by this device (shared data, HLC last-writer-wins). */
-  | { op: 'meta'; device: string; entry: number; key: string; value: string | null; hlc: string };
+  | { op: 'meta'; device: string; entry: number; key: string; value: string | null; hlc: string }
+  /** A check of one of this device's files: its full BLAKE3 at (size, mtime), or corrupt (guardian/copy-checks). */
+  | { op: 'check'; id: number; fullHash: string; size: number; mtime: number; corrupt: boolean }
+  /** A guardian setting (policy, trust) made by this device (shared data, HLC last-writer-wins). */
+  | { op: 'guardian'; kind: string; key: string; value: string | null; hlc: string };
 
 export interface QueuedChange {
   seq: number;
@@ -63,6 +67,14 @@ function toChange(r: OutboxRow): IndexChange {
     case 'tag': {
       const x = JSON.parse(r.extra!) as { target: { device: string; entry: number }; tag: string; present: boolean; hlc: string };
       return { op: 'tag', device: x.target.device, entry: x.target.entry, tag: x.tag, present: x.present, hlc: x.hlc };
+    }
+    case 'check': {
+      const x = JSON.parse(r.extra!) as { fullHash: string; size: number; mtime: number; corrupt: boolean };
+      return { op: 'check', id: r.id!, fullHash: x.fullHash, size: x.size, mtime: x.mtime, corrupt: x.corrupt };
+    }
+    case 'guardian': {
+      const x = JSON.parse(r.extra!) as { kind: string; key: string; value: string | null; hlc: string };
+      return { op: 'guardian', kind: x.kind, key: x.key, value: x.value, hlc: x.hlc };
     }
     default:
       throw new Error(`index_outbox row ${r.seq} has the unknown op '${r.op}'`);
@@ -121,6 +133,12 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
     const metas = db.prepare(`SELECT device_id, entry_ref, key, value, hlc FROM meta_ops WHERE hlc LIKE '%.' || ?`)
       .all(deviceId) as Array<{ device_id: string; entry_ref: number; key: string; value: string | null; hlc: string }>;
     for (const x of metas) changes.push({ op: 'meta', device: x.device_id, entry: x.entry_ref, key: x.key, value: x.value, hlc: x.hlc });
+    const checks = db.prepare(`SELECT k.entry_id, k.full_hash, k.size, k.mtime, k.corrupt FROM copy_checks k JOIN entries e ON e.id = k.entry_id WHERE e.device_id = ?`)
+      .all(deviceId) as Array<{ entry_id: number; full_hash: string; size: number; mtime: number; corrupt: number }>;
+    for (const x of checks) changes.push({ op: 'check', id: x.entry_id, fullHash: x.full_hash, size: x.size, mtime: x.mtime, corrupt: x.corrupt === 1 });
+    const settings = db.prepare(`SELECT kind, key, value, hlc FROM guardian_ops WHERE hlc LIKE '%.' || ?`)
+      .all(deviceId) as Array<{ kind: string; key: string; value: string | null; hlc: string }>;
+    for (const x of settings) changes.push({ op: 'guardian', ...x });
     return { lastSeq, changes };
   })();
 }

@@ -20,6 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'mkdir', summary: 'create a folder', load: async () => (await import('./cp-mv-rm.js')).mkdirCommand },
   { name: 'tag', summary: 'add, remove or list tags (shared with every paired device)', load: async () => (await import('./tag.js')).tagCommand },
   { name: 'meta', summary: 'set, remove or list metadata keys of files (shared with every paired device)', load: async () => (await import('./meta.js')).metaCommand },
+  { name: 'guardian', summary: 'copies of every file across devices, policies, and what is at risk', load: async () => (await import('./guardian.js')).guardianCommand },
   { name: 'jobs', summary: 'list, show, pause, resume or cancel jobs (copies, moves, deletes)', load: async () => (await import('./jobs.js')).jobsCommand },
   { name: 'pair', summary: 'pair with another device using 12 one-time words (sd pair join WORDS on the other)', load: async () => (await import('./pair.js')).pairCommand },
   { name: 'devices', summary: 'list paired devices (online, last seen, round-trip time) or revoke one', load: async () => (await import('./devices.js')).devicesCommand },

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { contentHashOfFd } from '../content/identity.js';
 import { ContentStore } from '../content/store.js';
+import { CopyChecks } from '../content/copy-checks.js';
 import type { Entry, EntryFields, EntryKind } from '../entries.js';
 import { EntryStore } from '../entries.js';
 import { IgnoreRules } from '../indexer/ignore.js';
@@ -45,11 +46,14 @@ export function baseName(rel: string): string {
 export class IndexUpdater {
   readonly store: EntryStore;
   readonly contents: ContentStore;
+  /** Each copy's own full-hash check (a verified copy records one for what it put in place). */
+  readonly checks: CopyChecks;
   private readonly ignoreCache = new Map<string, { rules: IgnoreRules; at: number }>();
 
   constructor(readonly library: Library) {
     this.store = new EntryStore(library.db);
     this.contents = new ContentStore(library.db);
+    this.checks = new CopyChecks(library.db);
   }
 
   /** The entry at a path relative to the location root ('' is the root), if indexed. */

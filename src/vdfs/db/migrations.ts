@@ -309,4 +309,37 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 10,
+    description: "Data Guardian: each copy's own full BLAKE3 check (this device's and peers'), shared guardian settings (policies, trust) as last-writer-wins registers, and settings refused from peers",
+    sql: `
+      -- The full BLAKE3 of one file (any device's entry) as it was at (size, mtime), from a
+      -- deep index, a verified copy or a scrub; corrupt = 1: a scrub found its bytes changed
+      -- while size and mtime did not. A check whose size or mtime differ from the entry's is stale.
+      CREATE TABLE copy_checks (
+        entry_id    INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+        full_hash   TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        mtime       REAL NOT NULL,
+        checked_at  INTEGER NOT NULL,
+        corrupt     INTEGER NOT NULL DEFAULT 0
+      );
+      -- The newest operation per register: kind 'policy' (key: the target, value: JSON) or
+      -- 'trust' (key: a device id, value 'untrusted'); value NULL removes the setting.
+      CREATE TABLE guardian_ops (
+        kind   TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        value  TEXT,
+        hlc    TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+      ) WITHOUT ROWID;
+      -- Guardian operations from a peer's log that failed validation: ignored, and counted here.
+      CREATE TABLE guardian_refused (
+        device_id   TEXT PRIMARY KEY,
+        count       INTEGER NOT NULL,
+        last_error  TEXT NOT NULL,
+        last_at     INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

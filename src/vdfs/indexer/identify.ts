@@ -6,6 +6,7 @@ import path from 'node:path';
 import { config } from '../../config.js';
 import { log } from '../../log.js';
 import { contentHashOfFd, fullHashOfFile } from '../content/identity.js';
+import { CopyChecks } from '../content/copy-checks.js';
 import { ContentStore } from '../content/store.js';
 import type { Db } from '../db/database.js';
 import type { EntryStore } from '../entries.js';
@@ -34,6 +35,7 @@ export function identifyContent(
   onFile?: () => void,
 ): void {
   const contents = new ContentStore(db);
+  const checks = new CopyChecks(db);
   const next = db.prepare(`SELECT id, parent_id, name, size, mtime FROM entries
                            WHERE location_id = ? AND kind = 'file' AND size > 0 AND content_id IS NULL AND id > ?
                            ORDER BY id LIMIT ?`);
@@ -57,8 +59,11 @@ export function identifyContent(
         if (!hashed) continue;
         batch.write(() => {
           contents.record(hashed.contentId, row.size, hashed.sampledHash);
-          if (hashed.fullHash) contents.recordFullHash(hashed.contentId, hashed.fullHash);
           store.setContentId(row.id, hashed.contentId);
+          if (hashed.fullHash) {
+            contents.recordFullHash(hashed.contentId, hashed.fullHash);
+            checks.recordCurrent(row.id, hashed.fullHash);
+          }
         });
         counts.identified++;
         if (hashed.fullHash) counts.fullHashed++;

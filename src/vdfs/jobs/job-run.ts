@@ -575,11 +575,14 @@ export class JobRun {
     const st = lstatOrUndefined(abs);
     if (!st) return;
     const shallow = where.location.indexMode === 'shallow';
+    let placed: number | undefined;
     if (subtree && st.isDirectory()) this.index.indexSubtree(where.location, where.rel);
-    else this.index.place(where.location, where.rel, st, hash === undefined ? undefined : shallow ? null : (hash?.contentId ?? null));
+    else placed = this.index.place(where.location, where.rel, st, hash === undefined ? undefined : shallow ? null : (hash?.contentId ?? null));
     if (hash && !shallow) {
       this.index.contents.record(hash.contentId, st.size, hash.sampledHash);
       if (fullHash) this.index.contents.recordFullHash(hash.contentId, fullHash);
+      // The copy was read whole and matched its source: a verified copy for the guardian.
+      if (fullHash && placed !== undefined) this.index.checks.recordCurrent(placed, fullHash);
     }
     this.index.touchDir(where.location, parentRel(where.rel));
   }

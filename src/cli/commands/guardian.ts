@@ -1,0 +1,175 @@
+// sd guardian status|at-risk|policy|trust|untrust: how many verified copies of every file
+// exist across the paired devices, what the policies want, and what is at risk and why.
+// Policies and trust are shared settings: every device of the library agrees on them.
+import { SdError } from '../../errors.js';
+import { DEFAULT_STALE_DAYS, Guardian, parsePolicyTarget, type GuardianOptions } from '../../guardian/guardian.js';
+import { DEFAULT_COPIES, MAX_COPIES, MIN_COPIES, validateCopies } from '../../guardian/settings.js';
+import { listDevices } from '../../vdfs/device.js';
+import { resolvePath } from '../../vdfs/sdpath.js';
+import { UsageError, type Command, type CommandContext } from '../command.js';
+import { formatBytes, table } from '../format.js';
+
+function guardianOf(ctx: CommandContext): Guardian {
+  const library = ctx.library();
+  return new Guardian(library.db, library.device.id);
+}
+
+function staleOption(ctx: CommandContext): GuardianOptions {
+  const text = ctx.values.stale as string | undefined;
+  if (text === undefined) return {};
+  const days = Number(text);
+  if (!Number.isFinite(days) || days < 0) throw new UsageError(`--stale takes a number of days (got '${text}')`);
+  return { staleDays: days };
+}
+
+const STALE_HELP = `  --stale DAYS   copies on a device not seen for more than DAYS days do not count (default ${DEFAULT_STALE_DAYS})`;
+
+const status: Command = {
+  name: 'status',
+  summary: 'files and bytes by copy count, per device and location, and what is at risk',
+  usage: `Usage: sd guardian status [--stale DAYS]
+
+Files (with a content id) and their bytes by how many devices hold a counting copy of their
+content: a copy counts when its own full BLAKE3 is known, current and equal to the content's
+(deep index, a verified copy, a scrub), its device is trusted and was seen within --stale
+days. Then each device's locations (files, verified files, files at risk), and the totals at
+risk by reason.
+${STALE_HELP}`,
+  options: { stale: { type: 'string' } },
+  run(ctx) {
+    const s = guardianOf(ctx).status(staleOption(ctx));
+    ctx.out.result(s, () => [
+      'Copies that count, per file:',
+      ...table(s.byCopies.map((b) => [`  ${b.copies === 3 ? '3 or more' : String(b.copies)}`, `${b.files} files`, formatBytes(b.bytes)])),
+      ...(s.unidentified ? [`  not identified (no content id): ${s.unidentified} files`] : []),
+      'Locations:',
+      ...table(s.locations.map((l) => [`  sd://${l.device}/${l.location}`, `${l.files} files`, formatBytes(l.bytes), `${l.verified} verified`, `${l.atRiskFiles} at risk`])),
+      `At risk: ${s.atRisk.files} files (${s.atRisk.contents} contents, ${formatBytes(s.atRisk.bytes)})${Object.keys(s.atRisk.byReason).length ? ': ' + Object.entries(s.atRisk.byReason).map(([k, n]) => `${n} ${k}`).join(', ') : ''}`,
+      `Policies: ${s.policies.length ? s.policies.map((p) => `${p.target} ${p.copies}`).join(', ') : `none (every file wants ${DEFAULT_COPIES} copies)`}`,
+      ...(s.untrusted.length ? [`Untrusted (copies do not count): ${s.untrusted.join(', ')}`] : []),
+      ...(s.staleDevices.length ? [`Not seen for more than ${s.staleDays} days (copies do not count): ${s.staleDevices.join(', ')}`] : []),
+    ]);
+  },
+};
+
+const atRisk: Command = {
+  name: 'at-risk',
+  summary: 'content with fewer counting copies than its policy wants, most at risk first',
+  usage: `Usage: sd guardian at-risk [--stale DAYS] [--limit N]
+
+Lists content whose counting copies fall short of what its files' policy wants, most at
+risk first (fewest copies, then the largest shortfall, then size), with the reason: one
+copy; copies only on untrusted devices; copies only on devices not seen for more than
+--stale days; copies not verified; too few copies. Each with the files that hold it.
+${STALE_HELP}
+  --limit N      list at most N contents (default 100)`,
+  options: { stale: { type: 'string' }, limit: { type: 'string' } },
+  run(ctx) {
+    const limitText = ctx.values.limit as string | undefined;
+    const limit = limitText === undefined ? 100 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit takes a whole number of at least 1 (got '${limitText}')`);
+    const { items, total } = guardianOf(ctx).atRisk({ ...staleOption(ctx), limit });
+    ctx.out.result({ total, items }, () =>
+      items.length === 0
+        ? ['Nothing is at risk: every file has the copies its policy wants.']
+        : [
+            ...items.flatMap((i) => [`${i.contentId}  ${formatBytes(i.size)}  ${i.counting}/${i.wanted} copies: ${i.risk.reason}`, ...i.paths.map((p) => `  ${p}`), ...(i.files > i.paths.length ? [`  … and ${i.files - i.paths.length} more files`] : [])]),
+            ...(total > items.length ? [`… and ${total - items.length} more at risk (--limit)`] : []),
+          ],
+    );
+  },
+};
+
+function policyTarget(ctx: CommandContext, text: string | undefined) {
+  const db = ctx.library().db;
+  return parsePolicyTarget(text, (sdPath) => {
+    const r = resolvePath(db, sdPath);
+    if (r.kind !== 'entry') throw new SdError('USAGE', `${sdPath} is not a location or folder; a policy is set on a location, a folder, a tag (tag:NAME) or the library (no target)`);
+    return r;
+  });
+}
+
+const policySet: Command = {
+  name: 'set',
+  summary: 'how many copies a location, folder, tag or the whole library wants',
+  usage: `Usage: sd guardian policy set --copies N [TARGET]
+
+TARGET is nothing (the library's default), a location or folder (sd://device/location/path,
+or a local path inside a location), or tag:NAME. A file follows the most specific policy:
+its tags' (the most demanding), else the deepest folder's above it, else the library's
+(default ${DEFAULT_COPIES}). N is ${MIN_COPIES} to ${MAX_COPIES}. Shared with every paired device; the newest setting wins.`,
+  options: { copies: { type: 'string' } },
+  run(ctx) {
+    const [target, ...extra] = ctx.positionals;
+    if (extra.length > 0) throw new UsageError('sd guardian policy set takes one TARGET at most');
+    const copiesText = ctx.values.copies as string | undefined;
+    if (copiesText === undefined) throw new UsageError('sd guardian policy set needs --copies N');
+    const copies = validateCopies(Number(copiesText));
+    const g = guardianOf(ctx);
+    const t = policyTarget(ctx, target);
+    g.settings.setPolicy(t, copies);
+    const name = g.describeTarget(t);
+    ctx.out.result({ target: name, copies }, () => [`Policy: ${name} wants ${copies} cop${copies === 1 ? 'y' : 'ies'}`]);
+  },
+};
+
+const policyLs: Command = {
+  name: 'ls',
+  summary: 'list the policies',
+  usage: 'Usage: sd guardian policy ls\n\nEvery policy with the copies it wants (shared by every paired device).',
+  run(ctx) {
+    const g = guardianOf(ctx);
+    const rows = g.settings.policies().map((p) => ({ target: g.describeTarget(p.target), copies: p.copies }));
+    ctx.out.result(rows, () => (rows.length === 0 ? [`No policies: every file wants ${DEFAULT_COPIES} copies.`] : table(rows.map((r) => [r.target, String(r.copies)]))));
+  },
+};
+
+const policyRm: Command = {
+  name: 'rm',
+  summary: 'remove a policy',
+  usage: 'Usage: sd guardian policy rm [TARGET]\n\nRemoves the policy of TARGET (nothing: the library default), on every paired device.',
+  run(ctx) {
+    const [target, ...extra] = ctx.positionals;
+    if (extra.length > 0) throw new UsageError('sd guardian policy rm takes one TARGET at most');
+    const g = guardianOf(ctx);
+    const t = policyTarget(ctx, target);
+    if (!g.settings.removePolicy(t)) throw new SdError('NOT_FOUND', `there is no policy for ${g.describeTarget(t)}; 'sd guardian policy ls' lists them`);
+    ctx.out.result({ target: g.describeTarget(t), removed: true }, () => [`Removed the policy of ${g.describeTarget(t)}`]);
+  },
+};
+
+const policy: Command = {
+  name: 'policy',
+  summary: 'set, list or remove copy policies',
+  usage: 'Usage: sd guardian policy set --copies N [TARGET] | sd guardian policy ls | sd guardian policy rm [TARGET]',
+  subcommands: [policySet, policyLs, policyRm],
+};
+
+function trustCommand(name: 'trust' | 'untrust'): Command {
+  const trusted = name === 'trust';
+  return {
+    name,
+    summary: trusted ? "count a device's copies again" : "stop counting a device's copies (a phone's copies protect nothing)",
+    usage: `Usage: sd guardian ${name} DEVICE\n\n${trusted ? 'Counts the copies on DEVICE again.' : 'Copies on DEVICE no longer count toward any policy (they are still listed).'} DEVICE is a device name or slug ('sd devices'), this one's included. Shared with every paired device.`,
+    run(ctx) {
+      const [ref, ...extra] = ctx.positionals;
+      if (ref === undefined || extra.length > 0) throw new UsageError(`sd guardian ${name} takes one DEVICE`);
+      const library = ctx.library();
+      const matches = listDevices(library.db).filter((d) => d.slug === ref || d.name === ref || d.id === ref);
+      if (matches.length === 0) throw new SdError('NOT_FOUND', `no device named '${ref}'; 'sd devices' lists them`);
+      if (matches.length > 1) throw new SdError('USAGE', `'${ref}' names more than one device; use its slug from 'sd devices'`);
+      const device = matches[0]!;
+      guardianOf(ctx).settings.setTrust(device.id, trusted);
+      ctx.out.result({ device: device.slug, trusted }, () => [trusted ? `${device.slug}: its copies count` : `${device.slug}: its copies no longer count`]);
+    },
+  };
+}
+
+export const guardianCommand: Command = {
+  name: 'guardian',
+  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | trust DEVICE | untrust DEVICE
+
+The Data Guardian: how many verified copies of each file exist on the paired devices, the
+copies each file wants (policies), and what is at risk.`,
+  subcommands: [status, atRisk, policy, trustCommand('trust'), trustCommand('untrust')],
+};
