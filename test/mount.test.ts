@@ -22,7 +22,7 @@ t.test('the tree shows devices, locations and real files with their attributes',
   fs.linkSync(path.join(root, 'a.txt'), path.join(root, 'hard.txt'));
   await runSd(['index'], { library });
   const m = await startMount(t, library);
-  t.same(fs.readdirSync(m.mountpoint).sort(), ['.content', '.tags', 'box']);
+  t.same(fs.readdirSync(m.mountpoint).sort(), ['.content', '.guardian', '.tags', 'box']);
   t.same(fs.readdirSync(path.join(m.mountpoint, 'box')), ['data']);
   const data = path.join(m.mountpoint, 'box', 'data');
   t.same(fs.readdirSync(data).sort(), ['a.txt', 'hard.txt', 'link', 'sub']);
@@ -63,7 +63,17 @@ t.test('xattrs name the content and the SdPath; .content opens any copy', async 
   const id = String(getAttributeSync(file, 'user.sd.content_id'));
   t.match(id, /^[0-9a-f]{16}$/);
   t.equal(String(getAttributeSync(file, 'user.sd.sdpath')), 'sd://box/data/x/one.txt');
-  t.equal(String(getAttributeSync(file, 'user.sd.copies')), '2');
+  // Two files on one device in a content-mode location: no copy verified by its own full hash.
+  t.equal(String(getAttributeSync(file, 'user.sd.copies')), '0', 'user.sd.copies: devices holding a counting (verified) copy');
+  t.equal(String(getAttributeSync(file, 'user.sd.policy')), '2', 'user.sd.policy: the copies its policy wants (default 2)');
+  t.equal(String(getAttributeSync(file, 'user.sd.at_risk')), 'one copy, not verified', 'user.sd.at_risk: why it is at risk');
+  const atRisk = path.join(m.mountpoint, '.guardian', 'at-risk');
+  t.same(fs.readdirSync(atRisk).sort(), ['one.txt', 'two.txt'], '/.guardian/at-risk lists the files at risk');
+  t.equal(fs.readlinkSync(path.join(atRisk, 'one.txt')), '../../box/data/x/one.txt', 'as relative links into the tree');
+  t.equal(fs.readFileSync(path.join(atRisk, 'one.txt'), 'utf8'), 'same bytes', 'which open the file');
+  await runSd(['guardian', 'policy', 'set', '--copies', '1'], { library });
+  // (content mode: still not verified, so still at risk; with a deep index it would not be)
+  t.equal(String(getAttributeSync(file, 'user.sd.policy')), '1', 'a policy set with sd guardian shows at once');
   const stat = await sdJson<{ contentId: string }>(t, ['stat', 'sd://box/data/x/one.txt'], { library });
   t.equal(id, stat.contentId, 'the xattr equals the library content id');
   t.equal(fs.readFileSync(path.join(m.mountpoint, '.content', id), 'utf8'), 'same bytes', '/.content/<id> opens a copy');
@@ -159,7 +169,7 @@ t.test('SIGINT and SIGTERM unmount cleanly; a stale mount is cleaned at the next
   await killed.stop('SIGKILL');
   t.throws(() => fs.readdirSync(killed.mountpoint), { code: 'ENOTCONN' }, 'kill -9 leaves a stale mount');
   const again = await startMount(t, library, [], killed.mountpoint);
-  t.same(fs.readdirSync(again.mountpoint).sort(), ['.content', '.tags', 'box'], 'the next start cleans it and mounts');
+  t.same(fs.readdirSync(again.mountpoint).sort(), ['.content', '.guardian', '.tags', 'box'], 'the next start cleans it and mounts');
 });
 
 t.test('a busy or non-empty mount point is refused with a clear error', async (t) => {

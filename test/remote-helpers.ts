@@ -58,6 +58,8 @@ export interface DeviceSpec {
   env?: NodeJS.ProcessEnv;
   /** More `sd mount` options (e.g. --read-only). */
   args?: string[];
+  /** The location's index mode (default content). */
+  mode?: 'shallow' | 'content' | 'deep';
 }
 
 export interface PairedDevice {
@@ -71,8 +73,8 @@ export interface PairedDevice {
  * once the second reads `probe` (a file of the first, with its text) through its mount.
  */
 export async function pairedMounts(t: Test, first: DeviceSpec, second: DeviceSpec, probe: { file: string; text: string }): Promise<{ a: PairedDevice; b: PairedDevice; bootstrap: string }> {
-  const a = await libraryWithLocation(t, first.files, first.name, first.location);
-  const b = await libraryWithLocation(t, second.files, second.name, second.location);
+  const a = await libraryWithLocation(t, first.files, first.name, first.location, first.mode);
+  const b = await libraryWithLocation(t, second.files, second.name, second.location, second.mode);
   const bootstrap = await testnetAddress(t);
   await pair(t, a.library, b.library, bootstrap);
   const mountA = await startMount(t, a.library, ['--bootstrap', bootstrap, ...(first.args ?? [])], undefined, first.env);

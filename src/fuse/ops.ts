@@ -17,6 +17,7 @@ import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
 import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from './remote.js';
 import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
+import { Guardian } from '../guardian/guardian.js';
 
 /** Executes namespace changes on a local location (the ActionManager). */
 export interface FsWriter {
@@ -24,7 +25,7 @@ export interface FsWriter {
   applyFsOp(location: Location, op: FsOp, actor: string): FsOpResult | void;
 }
 
-const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies', 'user.sd.tags'] as const;
+const SD_XATTRS = ['user.sd.content_id', 'user.sd.sdpath', 'user.sd.copies', 'user.sd.policy', 'user.sd.at_risk', 'user.sd.tags'] as const;
 /** The one attribute of sdfs that can be set: `setfattr -n user.sd.tags -v "tax,2025"` tags the file. */
 const TAGS_XATTR = 'user.sd.tags';
 /** `user.sd.meta.<key>`: the entry's shared metadata key (sd meta), readable and settable on any device's file. */
@@ -43,6 +44,7 @@ interface Handle {
 
 export class MountOps {
   private readonly tree: Tree;
+  private readonly guardian: Guardian;
   private readonly remote: RemoteTree;
   private readonly handles = new Map<number, Handle>();
   private readonly startedAt = Date.now();
@@ -56,7 +58,8 @@ export class MountOps {
     /** Changes to other devices' trees (absent on a read-only mount: EROFS there too). */
     remoteChanges?: RemoteChanges,
   ) {
-    this.tree = new Tree(ns, localDeviceId);
+    this.guardian = new Guardian(ns.db, localDeviceId);
+    this.tree = new Tree(ns, localDeviceId, this.guardian);
     this.remote = new RemoteTree(ns, remoteFiles, remoteChanges);
   }
 
@@ -136,7 +139,7 @@ export class MountOps {
           const st = this.remote.getattr(node);
           return typeof st === 'number' ? cb(st) : cb(0, st);
         }
-        case 'tag-link':
+        case 'link':
           return cb(0, virtualLink(p, node.target, this.startedAt));
         default:
           return cb(0, virtualDir(p, this.startedAt));
@@ -179,7 +182,7 @@ export class MountOps {
 
   readlink(p: string, cb: (err: number, target?: string) => void): void {
     const tagged = this.node(p);
-    if (tagged?.kind === 'tag-link') return cb(0, tagged.target);
+    if (tagged?.kind === 'link') return cb(0, tagged.target);
     if (tagged?.kind === 'remote') {
       const entry = this.remote.entryOf(tagged);
       if (entry?.kind !== 'symlink') return cb(entry ? -22 : ENOENT); // EINVAL: not a link
@@ -559,14 +562,21 @@ export class MountOps {
     if (node.kind === 'content') {
       if (name === 'user.sd.content_id') return node.contentId;
       if (name === 'user.sd.sdpath') return `sd://content/${node.contentId}`;
-      if (name === 'user.sd.copies') return String(this.ns.copies(node.contentId));
+      if (name === 'user.sd.copies') return String(this.guardian.count(node.contentId).counting);
       return null;
     }
     if (node.kind !== 'local' && node.kind !== 'remote') return null;
     const entry = this.ns.entry(node.location, node.rel);
     if (name === 'user.sd.sdpath') return this.ns.sdPath(node.device, node.location, node.rel);
     if (name === 'user.sd.content_id') return entry?.contentId ?? null;
-    if (name === 'user.sd.copies') return entry?.contentId ? String(this.ns.copies(entry.contentId)) : null;
+    // The guardian's view: devices holding a copy that counts, the copies the file's policy wants, and why it is at risk.
+    if (name === 'user.sd.copies' || name === 'user.sd.policy' || name === 'user.sd.at_risk') {
+      if (entry?.kind !== 'file' || !entry.contentId) return null;
+      const state = this.guardian.fileState(entry);
+      if (name === 'user.sd.copies') return String(state.copies);
+      if (name === 'user.sd.policy') return String(state.wanted);
+      return state.risk?.reason ?? null;
+    }
     if (name.startsWith(META_XATTR_PREFIX)) return (entry && this.ns.metaOf(entry)[name.slice(META_XATTR_PREFIX.length)]) ?? null;
     if (name === TAGS_XATTR) {
       const tags = entry ? this.ns.tagsOf(entry) : [];

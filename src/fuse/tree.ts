@@ -1,6 +1,6 @@
 // Resolves a path inside the mount to what it names: the root, the .content folder, the
-// .tags folders and their links, a device, or a place inside a location (with its real
-// path when the device is this one).
+// .tags folders and .guardian/at-risk with their links, a device, or a place inside a
+// location (with its real path when the device is this one).
 // Pure path logic over the Namespace; no file system calls.
 import path from 'node:path';
 import type { Device } from '../vdfs/device.js';
@@ -9,6 +9,17 @@ import type { Namespace } from '../vdfs/namespace.js';
 
 export const CONTENT_DIR = '.content';
 export const TAGS_DIR = '.tags';
+export const GUARDIAN_DIR = '.guardian';
+export const AT_RISK_DIR = 'at-risk';
+/** /.guardian/at-risk lists at most this many files (a listing, not an export). */
+const AT_RISK_LINKS_MAX = 10_000;
+/** The at-risk links are computed over the whole library: at most this often. */
+const AT_RISK_TTL_MS = 2000;
+
+/** What the tree needs of the guardian: the files whose content is at risk. */
+export interface AtRiskSource {
+  atRiskFiles(limit: number): number[];
+}
 
 export type Node =
   | { kind: 'root' }
@@ -16,17 +27,30 @@ export type Node =
   | { kind: 'content'; contentId: string; real: string }
   | { kind: 'tags-dir' }
   | { kind: 'tag'; tag: string }
-  /** A tagged entry in /.tags/<tag>/: a symlink, relative, into its place in the tree. */
-  | { kind: 'tag-link'; tag: string; target: string }
+  | { kind: 'guardian-dir' }
+  | { kind: 'at-risk-dir' }
+  /** A tagged entry in /.tags/<tag>/ or an at-risk one in /.guardian/at-risk/: a symlink, relative, into its place in the tree. */
+  | { kind: 'link'; target: string }
   | { kind: 'device'; device: Device }
   | { kind: 'local'; device: Device; location: Location; rel: string[]; real: string }
   | { kind: 'remote'; device: Device; location: Location; rel: string[] };
 
 export class Tree {
+  private atRisk: { at: number; links: Map<string, string> } | undefined;
+
   constructor(
     private readonly ns: Namespace,
     private readonly localDeviceId: string,
+    private readonly guardian?: AtRiskSource,
   ) {}
+
+  private atRiskLinks(): Map<string, string> {
+    const now = Date.now();
+    if (!this.atRisk || now - this.atRisk.at > AT_RISK_TTL_MS) {
+      this.atRisk = { at: now, links: this.guardian ? this.ns.linksTo(this.guardian.atRiskFiles(AT_RISK_LINKS_MAX)) : new Map() };
+    }
+    return this.atRisk.links;
+  }
 
   /** What a mount path names, or undefined when nothing is there. */
   resolve(mountPath: string): Node | undefined {
@@ -45,7 +69,14 @@ export class Tree {
       if (!this.ns.tagNames().includes(second)) return undefined;
       if (rest.length === 0) return { kind: 'tag', tag: second };
       const target = rest.length === 1 ? this.ns.taggedLinks(second).get(rest[0]!) : undefined;
-      return target === undefined ? undefined : { kind: 'tag-link', tag: second, target: `../../${target}` };
+      return target === undefined ? undefined : { kind: 'link', target: `../../${target}` };
+    }
+    if (first === GUARDIAN_DIR) {
+      if (second === undefined) return { kind: 'guardian-dir' };
+      if (second !== AT_RISK_DIR) return undefined;
+      if (rest.length === 0) return { kind: 'at-risk-dir' };
+      const target = rest.length === 1 ? this.atRiskLinks().get(rest[0]!) : undefined;
+      return target === undefined ? undefined : { kind: 'link', target: `../../${target}` };
     }
     const device = this.ns.device(first);
     if (!device) return undefined;
@@ -60,7 +91,12 @@ export class Tree {
 
   /** Names in a virtual folder (root, device, .content). */
   virtualChildren(node: Node): string[] {
-    if (node.kind === 'root') return [CONTENT_DIR, TAGS_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'root') return [CONTENT_DIR, TAGS_DIR, GUARDIAN_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'guardian-dir') return [AT_RISK_DIR];
+    if (node.kind === 'at-risk-dir') {
+      this.atRisk = undefined; // listed again: evaluated again
+      return [...this.atRiskLinks().keys()];
+    }
     if (node.kind === 'tags-dir') return this.ns.tagNames();
     if (node.kind === 'tag') return [...this.ns.taggedLinks(node.tag).keys()];
     if (node.kind === 'device') return this.ns.locations(node.device).map((l) => l.name);

@@ -99,17 +99,23 @@ export class Namespace {
     this.tags.set(entry, parseTagList(list));
   }
 
-  /**
-   * The entries carrying a tag as link name -> path below the mount root
-   * (device/location/rel). Two entries with one name are told apart by their id.
-   */
+  /** The entries carrying a tag, as linksTo names them. */
   taggedLinks(tag: string): Map<string, string> {
+    return this.linksTo(this.tags.entriesWith(tag, TAG_LINKS_MAX));
+  }
+
+  /**
+   * Entries as link name -> path below the mount root (device/location/rel), for folders
+   * of links into the tree (/.tags/<tag>, /.guardian/at-risk). Two entries with one name
+   * are told apart by their id.
+   */
+  linksTo(entryIds: readonly number[]): Map<string, string> {
     this.refresh();
     const locations = new Map<number, Location>();
     for (const byName of this.locationsByDevice.values()) for (const l of byName.values()) locations.set(l.id, l);
     const slugs = new Map([...this.devicesBySlug.values()].map((d) => [d.id, d.slug]));
     const links = new Map<string, string>();
-    for (const id of this.tags.entriesWith(tag, TAG_LINKS_MAX)) {
+    for (const id of entryIds) {
       const entry = this.store.get(id);
       const location = entry && locations.get(entry.locationId);
       const slug = entry && slugs.get(entry.deviceId);
@@ -133,11 +139,6 @@ export class Namespace {
 
   sdPath(device: Device, location: Location, rel: readonly string[]): string {
     return entrySdPath(device, location, rel);
-  }
-
-  /** Number of entries in this library holding a content id. */
-  copies(contentId: string): number {
-    return this.store.withContent(contentId).length;
   }
 
   fullHash(contentId: string): string | null {
