@@ -221,6 +221,16 @@ export class Guardian {
     });
   }
 
+  /** This device's files a scrub found corrupt (bit rot) and not repaired since, as SdPaths. */
+  corruptFiles(limit = 1000): string[] {
+    const ids = this.db
+      .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
+                WHERE e.device_id = ? AND k.corrupt = 1 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id LIMIT ?`)
+      .pluck()
+      .all(this.localDeviceId, limit) as number[];
+    return ids.map((id) => this.sdPathOf(id)).filter((p): p is string => p !== undefined);
+  }
+
   /** A policy target as a user names it: 'library', an SdPath, or 'tag:NAME'. */
   describeTarget(t: PolicyTarget): string {
     if (t.kind === 'library') return 'library';
@@ -277,16 +287,14 @@ export class Guardian {
   }
 
   private pathsOf(contentId: string, limit: number): string[] {
-    const devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
-    const locations = new Map(listLocations(this.db).map((l) => [l.id, l]));
-    const paths: string[] = [];
-    for (const id of this.s.filesOf.all(contentId, limit) as number[]) {
-      const entry = this.store.get(id);
-      const device = entry && devices.get(entry.deviceId);
-      const location = entry && locations.get(entry.locationId);
-      if (entry && device && location) paths.push(entrySdPath(device, location, this.store.relativePath(id).split('/').filter(Boolean)));
-    }
-    return paths;
+    return (this.s.filesOf.all(contentId, limit) as number[]).map((id) => this.sdPathOf(id)).filter((p): p is string => p !== undefined);
+  }
+
+  private sdPathOf(entryId: number): string | undefined {
+    const entry = this.store.get(entryId);
+    const device = entry && listDevices(this.db).find((d) => d.id === entry.deviceId);
+    const location = entry && this.locationOf(entry);
+    return entry && device && location ? entrySdPath(device, location, this.store.relativePath(entryId).split('/').filter(Boolean)) : undefined;
   }
 
   private locationOf(entry: Entry): Location | undefined {

@@ -8,7 +8,8 @@ import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
 import { RemoteChanges } from '../vdfs/remote-changes.js';
 import type { PendingStore } from '../vdfs/pending.js';
-import { EntryStore } from '../vdfs/entries.js';
+import { CopyChecks } from '../vdfs/content/copy-checks.js';
+import { EntryStore, type Entry } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
 import { getLocation, listLocations, type Location } from '../vdfs/locations.js';
 import type { BlockChannel, BlockRequestHandler } from './block-channel.js';
@@ -40,11 +41,19 @@ export class LibraryServedFiles implements ServedFiles {
   private readonly entries: EntryStore;
   private readonly changes: RemoteChanges;
   private readonly pending: PendingStore;
+  private readonly checks: CopyChecks;
 
   constructor(private readonly library: Library) {
     this.entries = new EntryStore(library.db);
     this.changes = new RemoteChanges(library);
     this.pending = this.changes.pending;
+    this.checks = new CopyChecks(library.db);
+  }
+
+  /** A scrub found this copy's bytes changed while its size and mtime did not, and it was not repaired since. */
+  private isCorrupt(entry: Entry): boolean {
+    const check = this.checks.get(entry.id);
+    return check !== undefined && check.corrupt && check.size === entry.size && check.mtime === entry.mtime;
   }
 
   resolve(target: BlockTarget): ServedFile {
@@ -55,9 +64,11 @@ export class LibraryServedFiles implements ServedFiles {
       if (!location || location.rootEntryId === null) throw new SdError('NOT_FOUND', `no location '${target.location}' on this device`);
       const entry = this.entries.resolve(location.rootEntryId, names);
       if (!entry || entry.kind !== 'file') throw new SdError('NOT_FOUND', `${target.location}/${target.path} is not an indexed file`);
+      if (this.isCorrupt(entry)) throw new SdError('IO', `${target.location}/${target.path} is corrupt here (a scrub found bit rot); read another copy, or repair it`);
       return { realPath: path.join(location.rootPath, ...names), root: location.rootPath };
     }
-    const copies = this.entries.withContent(target.contentId).filter((e) => e.deviceId === deviceId && e.kind === 'file');
+    // A copy a scrub found corrupt is never served: another device's copy is asked instead.
+    const copies = this.entries.withContent(target.contentId).filter((e) => e.deviceId === deviceId && e.kind === 'file' && !this.isCorrupt(e));
     const locations = new Map<number, Location>(listLocations(this.library.db, deviceId).map((l) => [l.id, l]));
     for (const e of copies) {
       const location = locations.get(e.locationId);

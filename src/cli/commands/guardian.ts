@@ -4,10 +4,13 @@
 import { SdError } from '../../errors.js';
 import { DEFAULT_STALE_DAYS, Guardian, parsePolicyTarget, type GuardianOptions } from '../../guardian/guardian.js';
 import { DEFAULT_COPIES, MAX_COPIES, MIN_COPIES, validateCopies } from '../../guardian/settings.js';
+import { ActionManager } from '../../vdfs/actions/action-manager.js';
+import type { Action } from '../../vdfs/actions/types.js';
 import { listDevices } from '../../vdfs/device.js';
 import { resolvePath } from '../../vdfs/sdpath.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
 import { formatBytes, table } from '../format.js';
+import { requireCompleted, runJobHere } from './job-run.js';
 
 function guardianOf(ctx: CommandContext): Guardian {
   const library = ctx.library();
@@ -165,11 +168,50 @@ function trustCommand(name: 'trust' | 'untrust'): Command {
   };
 }
 
+const scrub: Command = {
+  name: 'scrub',
+  summary: 'read files whole and find bit rot (a journaled, resumable job)',
+  usage: `Usage: sd guardian scrub [LOCATION...] [--rate MB/s] [--preview]
+
+Reads every identified file of this device's locations (all, or those named) and computes
+its full BLAKE3. A file unchanged (size and mtime) since its last check whose bytes now
+hash differently is bit rot: it is reported, its copy stops counting, peers learn it, and
+it is not served to them until repaired. Any other file gets a fresh check (its copy then
+counts as verified). A job like sd cp: journaled, progress on a terminal, Ctrl-C pauses,
+'sd jobs resume ID' continues after a kill, audited.
+  --rate MB/s   read at most this many megabytes (10^6 bytes) per second
+  --preview     say what would be read, and how long it would take; read nothing`,
+  options: { rate: { type: 'string' }, preview: { type: 'boolean' } },
+  async run(ctx) {
+    const rateText = ctx.values.rate as string | undefined;
+    const rate = rateText === undefined ? 0 : Number(rateText) * 1e6;
+    if (!Number.isFinite(rate) || rate < 0 || (rateText !== undefined && rate === 0)) throw new UsageError(`--rate takes megabytes per second, more than 0 (got '${rateText}')`);
+    const action: Action = { kind: 'scrub', input: { locations: ctx.positionals, rate } };
+    const actions = new ActionManager(ctx.library(), { actor: 'cli' });
+    if (ctx.values.preview) {
+      const preview = actions.preview(action);
+      if (!preview.ok) throw new SdError(preview.problems[0]!.code, `scrub not started: ${preview.problems[0]!.message}`);
+      ctx.out.result({ preview }, () => [`Preview: scrub ${preview.files} files (${formatBytes(preview.bytes)}) in ${preview.sources.map((s) => s.sdpath).join(', ')}; about ${preview.estimatedSeconds} s; nothing was read`]);
+      return 0;
+    }
+    const id = actions.commit(action, 'cli');
+    const outcome = await runJobHere(ctx, actions.jobs, id);
+    requireCompleted(outcome);
+    const p = outcome.progress;
+    const corrupt = guardianOf(ctx).corruptFiles();
+    ctx.out.result({ job: id, ...outcome, corruptFiles: corrupt }, () => [
+      `Scrubbed ${p.filesDone} files (${formatBytes(p.bytesDone)}) in ${outcome.seconds} s — job ${id}: ${p.verified} verified, ${p.corrupt ?? 0} corrupt${p.skipped ? `, ${p.skipped} changed since indexed (skipped)` : ''}`,
+      ...(corrupt.length ? ['Corrupt (bytes changed, size and mtime did not):', ...corrupt.map((c) => `  ${c}`)] : []),
+    ]);
+    return p.corrupt ? 1 : 0;
+  },
+};
+
 export const guardianCommand: Command = {
   name: 'guardian',
-  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | trust DEVICE | untrust DEVICE
+  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | trust DEVICE | untrust DEVICE
 
 The Data Guardian: how many verified copies of each file exist on the paired devices, the
 copies each file wants (policies), and what is at risk.`,
-  subcommands: [status, atRisk, policy, trustCommand('trust'), trustCommand('untrust')],
+  subcommands: [status, atRisk, policy, scrub, trustCommand('trust'), trustCommand('untrust')],
 };

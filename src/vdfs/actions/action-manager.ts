@@ -14,6 +14,7 @@ import { planDelete } from './delete.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { planMkdir } from './mkdir.js';
 import { planMove } from './move.js';
+import { planScrub } from './scrub.js';
 import type { Action, ActionPreview, Plan } from './types.js';
 
 export function planAction(library: Library, action: Action): Plan {
@@ -26,6 +27,8 @@ export function planAction(library: Library, action: Action): Plan {
       return planDelete(library, action.input);
     case 'mkdir':
       return planMkdir(library, action.input);
+    case 'scrub':
+      return planScrub(library, action.input);
   }
 }
 

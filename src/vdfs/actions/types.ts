@@ -32,11 +32,19 @@ export interface MkdirInput {
   mode?: number;
 }
 
+export interface ScrubInput {
+  /** Names of this device's locations to scrub; empty: all of them. */
+  locations: string[];
+  /** Bytes per second read at most (0 or absent: as fast as the disk goes). */
+  rate?: number;
+}
+
 export type Action =
   | { kind: 'copy'; input: CopyInput }
   | { kind: 'move'; input: MoveInput }
   | { kind: 'delete'; input: DeleteInput }
-  | { kind: 'mkdir'; input: MkdirInput };
+  | { kind: 'mkdir'; input: MkdirInput }
+  | { kind: 'scrub'; input: ScrubInput };
 
 export type ActionKind = Action['kind'];
 
@@ -50,8 +58,9 @@ export type ActionKind = Action['kind'];
  *  rmdir    remove the source folder src once a move emptied it (left when not empty)
  *  trash    move src into the location's .sd-trash folder (dst)
  *  remove   delete src for good (folders whole)
+ *  scrub    read the file src whole and check its full BLAKE3 against its last check (bit rot)
  */
-export type PlanOp = 'mkdir' | 'copy' | 'symlink' | 'rename' | 'move' | 'rmdir' | 'trash' | 'remove';
+export type PlanOp = 'mkdir' | 'copy' | 'symlink' | 'rename' | 'move' | 'rmdir' | 'trash' | 'remove' | 'scrub';
 
 export interface PlanItem {
   seq: number;

@@ -130,6 +130,31 @@ async function throttle(startedMs: number, bytes: number, bytesPerSec: number): 
   if (dueMs > 1) await new Promise((r) => setTimeout(r, dueMs));
 }
 
+/**
+ * Full BLAKE3 of a file read in chunks at most `bytesPerSec` (0: no limit), calling
+ * `onChunk` with the bytes read so far after each (throwing there stops the read).
+ */
+export async function fullHashThrottled(file: string, chunkBytes: number, bytesPerSec: number, onChunk: (bytes: number) => Promise<void> | void): Promise<string> {
+  const fh = await fsp.open(file, 'r');
+  const buf = takeBuffer(chunkBytes);
+  try {
+    const hasher = new Blake3Hasher();
+    const started = performance.now();
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      hasher.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+      if (bytesPerSec > 0) await throttle(started, pos, bytesPerSec);
+      await onChunk(pos);
+    }
+    return hasher.digest('hex');
+  } finally {
+    giveBuffer(buf);
+    await fh.close();
+  }
+}
+
 /** Full BLAKE3 of a file, read asynchronously in chunks (hex; matches b3sum). */
 export async function fullHashAsync(file: string, chunkBytes: number): Promise<string> {
   const fh = await fsp.open(file, 'r');

@@ -15,7 +15,8 @@ import { freeName, renameTarget } from '../actions/conflict.js';
 import { fsError, tryFs } from '../actions/errno.js';
 import { IndexUpdater, baseName, parentRel } from '../actions/index-update.js';
 import type { ConflictMode } from '../actions/types.js';
-import { copyFileChunked, copySmall, fullHashAsync, type CopyFileResult } from './copy-file.js';
+import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, type CopyFileResult } from './copy-file.js';
+import { scrubVerdict } from './scrub-verdict.js';
 import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
 import { jobOptions } from './options.js';
 import { bootId } from './owner.js';
@@ -247,7 +248,44 @@ export class JobRun {
         return this.trash(item);
       case 'remove':
         return this.remove(item);
+      case 'scrub':
+        return this.scrub(item);
     }
+  }
+
+  /**
+   * Reads one file whole and judges it against its last check (see scrubVerdict). A file
+   * changed since it was indexed, or while it was read, is an edit, not rot: skipped.
+   */
+  private async scrub(item: JobItem): Promise<void> {
+    const src = item.src!;
+    const where = this.locate(src);
+    const entry = where && this.index.entryAt(where.location, where.rel);
+    const before = lstatOrUndefined(src);
+    const unchanged = (st: fs.Stats | undefined) => st?.isFile() && entry?.kind === 'file' && st.size === entry.size && st.mtimeMs === entry.mtime;
+    if (!entry || !unchanged(before)) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    const base = this.progress.bytesDone;
+    let hash: string;
+    try {
+      hash = await fullHashThrottled(src, jobOptions.copyChunkBytes, this.bwlimit, (bytes) => {
+        this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(src) });
+        const interruption = this.pollInterruption();
+        if (interruption) throw new JobInterrupted(interruption);
+      });
+    } catch (err) {
+      if (err instanceof JobInterrupted) throw err;
+      throw fsError(err, `read ${src}`);
+    }
+    if (!unchanged(lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    this.finish(item, 'done', null, () => {
+      const verdict = scrubVerdict(this.index.checks.get(entry.id), entry, hash);
+      this.index.checks.record(entry.id, { fullHash: verdict.expected, size: entry.size, mtime: entry.mtime, corrupt: verdict.corrupt });
+      if (entry.contentId && !verdict.corrupt) this.index.contents.recordFullHash(entry.contentId, hash);
+      if (verdict.corrupt) {
+        this.progress.corrupt = (this.progress.corrupt ?? 0) + 1;
+        log.warn({ op: 'scrub', job: this.job.id, file: src, expected: verdict.expected, found: hash }, 'bit rot: the bytes changed while size and mtime did not');
+      } else this.progress.verified++;
+    }, item.size);
   }
 
   // --- steps ---------------------------------------------------------------------
@@ -644,7 +682,7 @@ export class JobRun {
     }).immediate();
     this.lastCheckpoint = performance.now();
     if (finalDst) this.dirtyDirs.add(path.dirname(finalDst));
-    if (item.src && item.op !== 'copy' && item.op !== 'symlink' && item.op !== 'mkdir') this.dirtyDirs.add(path.dirname(item.src));
+    if (item.src && item.op !== 'copy' && item.op !== 'symlink' && item.op !== 'mkdir' && item.op !== 'scrub') this.dirtyDirs.add(path.dirname(item.src));
     this.report(finalDst);
   }
 

@@ -27,6 +27,8 @@ export interface JobProgress {
   identical: number;
   renamed: number;
   verified: number;
+  /** Scrub: files whose bytes changed while their size and mtime did not (bit rot). */
+  corrupt?: number;
   /** How many times the job started (1 + resumes). */
   runs: number;
   /** Bytes of a half-copied file the last run kept and continued from (a resume, not a restart). */
