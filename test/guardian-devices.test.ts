@@ -2,6 +2,7 @@
 // verified on each device count on both; policies and trust set on one device reach the
 // other through its log; the mount's xattrs (user.sd.copies, user.sd.policy,
 // user.sd.at_risk) and /sd/.guardian/at-risk follow.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,4 +53,22 @@ t.test('copy counts, policies and trust converge on two devices and show in both
   t.equal(xattr(onAlpha('beta/backup/same.bin'), 'user.sd.copies'), '1', 'nor on alpha');
   const status = JSON.parse((await runSd(['--json', 'guardian', 'status'], { library: b.library })).stdout) as { untrusted: string[] };
   t.same(status.untrusted, ['beta'], 'sd guardian status on beta names it untrusted');
+  t.equal((await runSd(['guardian', 'trust', 'beta'], { library: a.library })).code, 0, 'trusted again');
+  t.ok(await waitFor(() => xattr(onBeta('beta/backup/same.bin'), 'user.sd.copies') === '2', 30_000, 200), 'both copies count again');
+
+  // Bit rot on alpha, found by its scrub: beta learns that alpha's copy no longer counts, and never gets its bytes.
+  const file = path.join(a.root, 'same.bin');
+  const ref = `${file}.time`;
+  fs.writeFileSync(ref, '');
+  execFileSync('touch', ['-r', file, ref]);
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from([same[100_000]! ^ 0xff]), 0, 1, 100_000);
+  fs.closeSync(fd);
+  execFileSync('touch', ['-r', ref, file]);
+  fs.rmSync(ref);
+  const scrub = await runSd(['guardian', 'scrub'], { library: a.library });
+  t.equal(scrub.code, 1, 'alpha\'s scrub finds the rot');
+  t.match(scrub.stdout, /sd:\/\/alpha\/media\/same\.bin/, 'and names the file');
+  t.ok(await waitFor(() => xattr(onBeta('beta/backup/same.bin'), 'user.sd.copies') === '1', 30_000, 200), "beta: alpha's corrupt copy no longer counts");
+  t.ok(fs.readFileSync(onBeta('alpha/media/same.bin')).equals(same), "reading alpha's same.bin through beta's mount gives the good bytes (beta's own copy), never the rotten ones");
 });
