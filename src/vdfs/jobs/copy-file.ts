@@ -136,21 +136,31 @@ async function throttle(startedMs: number, bytes: number, bytesPerSec: number): 
  */
 export async function fullHashThrottled(file: string, chunkBytes: number, bytesPerSec: number, onChunk: (bytes: number) => Promise<void> | void): Promise<string> {
   const fh = await fsp.open(file, 'r');
-  const buf = takeBuffer(chunkBytes);
+  const buffers = [takeBuffer(chunkBytes), takeBuffer(chunkBytes)];
+  // The next chunk is read (on the thread pool) while this one is hashed (here).
+  let pending: Promise<{ bytesRead: number }> | undefined;
   try {
     const hasher = new Blake3Hasher();
     const started = performance.now();
+    let which = 0;
+    pending = fh.read(buffers[which]!, 0, chunkBytes, 0);
     for (let pos = 0; ; ) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      const { bytesRead }: { bytesRead: number } = await pending;
+      pending = undefined;
       if (bytesRead === 0) break;
-      hasher.update(buf.subarray(0, bytesRead));
+      const chunk = buffers[which]!.subarray(0, bytesRead);
+      which ^= 1;
+      pending = fh.read(buffers[which]!, 0, chunkBytes, pos + bytesRead);
+      hasher.update(chunk);
       pos += bytesRead;
       if (bytesPerSec > 0) await throttle(started, pos, bytesPerSec);
       await onChunk(pos);
     }
     return hasher.digest('hex');
   } finally {
-    giveBuffer(buf);
+    // A read still in flight must land before its descriptor closes and its buffer is reused.
+    if (pending) await pending.catch(() => undefined);
+    for (const b of buffers) giveBuffer(b);
     await fh.close();
   }
 }

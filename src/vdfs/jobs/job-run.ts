@@ -267,7 +267,7 @@ export class JobRun {
     const base = this.progress.bytesDone;
     let hash: string;
     try {
-      hash = await fullHashThrottled(src, jobOptions.copyChunkBytes, this.bwlimit, (bytes) => {
+      hash = await fullHashThrottled(src, jobOptions.scrubChunkBytes, this.bwlimit, (bytes) => {
         this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(src) });
         const interruption = this.pollInterruption();
         if (interruption) throw new JobInterrupted(interruption);
