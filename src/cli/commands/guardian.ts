@@ -25,6 +25,10 @@ function staleOption(ctx: CommandContext): GuardianOptions {
   return { staleDays: days };
 }
 
+function files(n: number): string {
+  return `${n} file${n === 1 ? '' : 's'}`;
+}
+
 const STALE_HELP = `  --stale DAYS   copies on a device not seen for more than DAYS days do not count (default ${DEFAULT_STALE_DAYS})`;
 
 const status: Command = {
@@ -43,11 +47,11 @@ ${STALE_HELP}`,
     const s = guardianOf(ctx).status(staleOption(ctx));
     ctx.out.result(s, () => [
       'Copies that count, per file:',
-      ...table(s.byCopies.map((b) => [`  ${b.copies === 3 ? '3 or more' : String(b.copies)}`, `${b.files} files`, formatBytes(b.bytes)])),
-      ...(s.unidentified ? [`  not identified (no content id): ${s.unidentified} files`] : []),
+      ...table(s.byCopies.map((b) => [`  ${b.copies === 3 ? '3 or more' : String(b.copies)}`, files(b.files), formatBytes(b.bytes)])),
+      ...(s.unidentified ? [`  not identified (no content id): ${files(s.unidentified)}`] : []),
       'Locations:',
-      ...table(s.locations.map((l) => [`  sd://${l.device}/${l.location}`, `${l.files} files`, formatBytes(l.bytes), `${l.verified} verified`, `${l.atRiskFiles} at risk`])),
-      `At risk: ${s.atRisk.files} files (${s.atRisk.contents} contents, ${formatBytes(s.atRisk.bytes)})${Object.keys(s.atRisk.byReason).length ? ': ' + Object.entries(s.atRisk.byReason).map(([k, n]) => `${n} ${k}`).join(', ') : ''}`,
+      ...table(s.locations.map((l) => [`  sd://${l.device}/${l.location}`, files(l.files), formatBytes(l.bytes), `${l.verified} verified`, `${l.atRiskFiles} at risk`])),
+      `At risk: ${files(s.atRisk.files)} (${s.atRisk.contents} contents, ${formatBytes(s.atRisk.bytes)})${Object.keys(s.atRisk.byReason).length ? ': ' + Object.entries(s.atRisk.byReason).map(([k, n]) => `${n} ${k}`).join(', ') : ''}`,
       `Policies: ${s.policies.length ? s.policies.map((p) => `${p.target} ${p.copies}`).join(', ') : `none (every file wants ${DEFAULT_COPIES} copies)`}`,
       ...(s.untrusted.length ? [`Untrusted (copies do not count): ${s.untrusted.join(', ')}`] : []),
       ...(s.staleDevices.length ? [`Not seen for more than ${s.staleDays} days (copies do not count): ${s.staleDevices.join(', ')}`] : []),
@@ -200,7 +204,7 @@ counts as verified). A job like sd cp: journaled, progress on a terminal, Ctrl-C
     const p = outcome.progress;
     const corrupt = guardianOf(ctx).corruptFiles();
     ctx.out.result({ job: id, ...outcome, corruptFiles: corrupt }, () => [
-      `Scrubbed ${p.filesDone} files (${formatBytes(p.bytesDone)}) in ${outcome.seconds} s — job ${id}: ${p.verified} verified, ${p.corrupt ?? 0} corrupt${p.skipped ? `, ${p.skipped} changed since indexed (skipped)` : ''}`,
+      `Scrubbed ${files(p.filesDone)} (${formatBytes(p.bytesDone)}) in ${outcome.seconds} s — job ${id}: ${p.verified} verified, ${p.corrupt ?? 0} corrupt${p.skipped ? `, ${p.skipped} changed since indexed (skipped)` : ''}`,
       ...(corrupt.length ? ['Corrupt (bytes changed, size and mtime did not):', ...corrupt.map((c) => `  ${c}`)] : []),
     ]);
     return p.corrupt ? 1 : 0;
