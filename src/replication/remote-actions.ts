@@ -316,9 +316,11 @@ export class Delivery {
       return true;
     }
     if (reply.ok) {
-      // Keep showing the pending change until the device's log (with the change) is mirrored here.
-      await this.mirrored(remote.deviceId, reply.logLength).catch((err: unknown) => log.debug({ op: 'actions', err: String(err) }, 'mirror not caught up'));
-      this.changes.clear(job.id);
+      // Keep showing the pending change until the device's log (with the change) is mirrored
+      // here: cleared before, the mount would show the tree as it was (a renamed file back
+      // under its old name) until the mirror caught up.
+      if (await this.mirrored(remote.deviceId, reply.logLength).then(() => true, () => false)) this.changes.clear(job.id);
+      else this.clearWhenMirrored(remote.deviceId, reply.logLength, job.id);
       this.jobs.settle(job.id, 'completed', { ...progress, filesDone: 1, filesTotal: 1 });
       this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message }, jobId: job.id });
       log.info({ op: 'actions', job: job.id, device }, 'applied on the device');
@@ -331,6 +333,19 @@ export class Delivery {
     }
     this.onSettled?.(remote.deviceId);
     return true;
+  }
+
+  /** Clears a delivered job's pending rows once the device's mirror has its change, asking again until it has or the node stops. */
+  private clearWhenMirrored(deviceId: string, length: number, jobId: number): void {
+    log.debug({ op: 'actions', job: jobId, device: deviceId, length }, 'mirror not caught up yet; the change stays shown as pending');
+    const retry = () => {
+      if (this.stopped) return;
+      this.mirrored(deviceId, length).then(
+        () => this.changes.clear(jobId),
+        () => setTimeout(retry, config.remoteRetryMs).unref(),
+      );
+    };
+    setTimeout(retry, config.remoteRetryMs).unref();
   }
 
   /** Size, content id, full hash, mode and mtime of a staged file; its content id is recorded so the block server serves it. */
