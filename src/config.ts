@@ -115,6 +115,10 @@ export const config = {
   lanePort: envPort('SD_LANE_PORT'),
   /** A direct connection's Noise handshake must finish within this. */
   laneHandshakeMs: 5000,
+  /** How often a running mount looks whether its scheduled scrub is due (SD_SCRUB_CHECK_MS for tests). */
+  scrubCheckMs: envMs('SD_SCRUB_CHECK_MS', 60_000),
+  /** Read speed of a scheduled scrub when the schedule names none (bytes/s): low, so the disk stays usable. */
+  scrubDefaultRate: 25_000_000,
 };
 
 function envPort(name: string): number {

@@ -13,6 +13,7 @@ import type { MirrorProgress } from './replication/mirror.js';
 import { Replication } from './replication/replication.js';
 import type { BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
+import { scrubDue } from './guardian/schedule.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
 import { listLocations, locationOfPath, type Location } from './vdfs/locations.js';
@@ -157,6 +158,19 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     throw err;
   }
   log.info({ op: 'node', device: library.device.slug, mountpoint: options.mountpoint }, 'device running');
+  // The guardian's scheduled scrub (sd guardian schedule): a job like any other, run here.
+  const scrubTimer = setInterval(() => {
+    try {
+      const due = scrubDue(library.db);
+      if (!due) return;
+      const id = actions.commit({ kind: 'scrub', input: { locations: [], rate: due.rate } }, 'guardian');
+      log.info({ op: 'scrub', job: id, rate: due.rate }, 'scheduled scrub started');
+      actions.jobs.run(id, { actor: 'guardian' }).catch((err: unknown) => log.warn({ op: 'scrub', job: id, err: String(err) }, 'scheduled scrub failed'));
+    } catch (err) {
+      log.warn({ op: 'scrub', err: String(err) }, 'scheduled scrub not started');
+    }
+  }, config.scrubCheckMs);
+  scrubTimer.unref();
   let poll: NodeJS.Timeout | undefined;
   const ended = new Promise<void>((resolve) => {
     poll = setInterval(() => {
@@ -167,6 +181,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
   const stopAll = async () => {
     clearInterval(poll);
+    clearInterval(scrubTimer);
     await stop();
   };
   return { library, mountpoint: options.mountpoint, replication: replication!, ended, stop: stopAll };

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { sd, spawnSd } from './cli-process.js';
 import { tempDir, waitFor, writeTree } from './helpers.js';
+import { libraryWithLocation, startMount } from './mount-helpers.js';
 
 const MB = 1_000_000;
 
@@ -105,4 +106,26 @@ t.test('kill -9 mid-scrub: sd jobs resume goes on from the file it was on, and -
   const outcome = JSON.parse(r.stdout) as { status: string; progress: { filesDone: number; verified: number; runs: number } };
   t.match(outcome, { status: 'completed', progress: { filesDone: 4, verified: 4, runs: 2 } }, 'four files, each verified once over two runs');
   t.equal(checks(lib).length, 4, 'every file has its check');
+});
+
+t.test('a running mount scrubs on the schedule sd guardian schedule sets, once per interval', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.bin': crypto.randomBytes(2 * MB), 'b.txt': 'b\n' });
+  const none = await sd(['guardian', 'schedule'], { library });
+  t.match(none.stdout, /No scheduled scrub/, 'no schedule at first');
+  const set = await sd(['guardian', 'schedule', '--every', '7d', '--rate', '50'], { library });
+  t.equal(set.code, 0, `schedule set ${set.stderr}`);
+  t.match(set.stdout, /Scrub every 7d at 48 MiB\/s while sd mount runs\nLast scrub: never/, 'and shown');
+  const bad = await sd(['guardian', 'schedule', '--every', 'weekly'], { library });
+  t.equal(bad.code, 2, 'a duration it cannot read is a usage error');
+  t.match(bad.stderr, /--every takes a duration such as 90m, 24h or 7d \(got 'weekly'\)/);
+
+  await startMount(t, library, [], undefined, { SD_SCRUB_CHECK_MS: '300' });
+  const scrubs = async () => (JSON.parse((await sd(['--json', 'jobs'], { library })).stdout) as Array<{ kind: string; status: string }>).filter((j) => j.kind === 'scrub');
+  t.ok(await waitFor(async () => (await scrubs()).some((j) => j.status === 'completed'), 30_000, 300), 'the mount ran a scrub');
+  const status = JSON.parse((await sd(['--json', 'guardian', 'status'], { library })).stdout) as { locations: Array<{ verified: number }> };
+  t.equal(status.locations[0]?.verified, 2, 'which checked both files');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal((await scrubs()).length, 1, 'and no other within the interval');
+  const off = await sd(['guardian', 'schedule', '--off'], { library });
+  t.match(off.stdout, /No scheduled scrub.*\nLast scrub: \d{4}-/, '--off clears it; the last scrub is shown');
 });

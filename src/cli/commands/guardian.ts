@@ -1,7 +1,9 @@
 // sd guardian status|at-risk|policy|trust|untrust: how many verified copies of every file
 // exist across the paired devices, what the policies want, and what is at risk and why.
 // Policies and trust are shared settings: every device of the library agrees on them.
+import { config } from '../../config.js';
 import { SdError } from '../../errors.js';
+import { lastScrub, parseEvery, scrubSchedule, setScrubSchedule } from '../../guardian/schedule.js';
 import { DEFAULT_STALE_DAYS, Guardian, parsePolicyTarget, type GuardianOptions } from '../../guardian/guardian.js';
 import { DEFAULT_COPIES, MAX_COPIES, MIN_COPIES, validateCopies } from '../../guardian/settings.js';
 import { ActionManager } from '../../vdfs/actions/action-manager.js';
@@ -211,11 +213,54 @@ counts as verified). A job like sd cp: journaled, progress on a terminal, Ctrl-C
   },
 };
 
+function every(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${Math.round(ms / 60_000)}m`;
+}
+
+const schedule: Command = {
+  name: 'schedule',
+  summary: "how often the running mount scrubs this device's locations",
+  usage: `Usage: sd guardian schedule [--every DURATION] [--rate MB/s] | sd guardian schedule --off
+
+With --every (90m, 24h, 7d; a bare number is hours), a running 'sd mount' scrubs all of this
+device's locations that often, reading at most --rate megabytes per second (default
+${config.scrubDefaultRate / 1e6}: low, so the disk stays usable). The first scrub starts within a minute of the
+mount when none ran within the interval. Without options: the schedule now. This device's
+own setting: each device scrubs its own disks.
+  --every DURATION  how often
+  --rate MB/s       read speed of the scheduled scrub
+  --off             no scheduled scrub`,
+  options: { every: { type: 'string' }, rate: { type: 'string' }, off: { type: 'boolean' } },
+  run(ctx) {
+    const db = ctx.library().db;
+    const everyText = ctx.values.every as string | undefined;
+    const rateText = ctx.values.rate as string | undefined;
+    if (ctx.positionals.length > 0) throw new UsageError('sd guardian schedule takes options only');
+    if (ctx.values.off) {
+      if (everyText !== undefined || rateText !== undefined) throw new UsageError('--off takes no --every or --rate');
+      setScrubSchedule(db, undefined);
+    } else if (everyText !== undefined || rateText !== undefined) {
+      const everyMs = everyText === undefined ? scrubSchedule(db)?.everyMs : parseEvery(everyText);
+      if (everyMs === undefined) throw new UsageError(everyText === undefined ? 'a new schedule needs --every DURATION (90m, 24h, 7d)' : `--every takes a duration such as 90m, 24h or 7d (got '${everyText}')`);
+      const rate = rateText === undefined ? (scrubSchedule(db)?.rate ?? 0) : Number(rateText) * 1e6;
+      if (!Number.isFinite(rate) || (rate <= 0 && rateText !== undefined)) throw new UsageError(`--rate takes megabytes per second, more than 0 (got '${rateText}')`);
+      setScrubSchedule(db, { everyMs, rate });
+    }
+    const now = scrubSchedule(db);
+    const last = lastScrub(db);
+    ctx.out.result({ schedule: now ?? null, lastScrubAt: last.at === null ? null : new Date(last.at).toISOString() }, () => [
+      now ? `Scrub every ${every(now.everyMs)} at ${formatBytes(now.rate)}/s while sd mount runs` : 'No scheduled scrub (sd guardian schedule --every 7d sets one)',
+      `Last scrub: ${last.at === null ? 'never' : new Date(last.at).toISOString()}${last.active ? ' (running or waiting now)' : ''}`,
+    ]);
+  },
+};
+
 export const guardianCommand: Command = {
   name: 'guardian',
-  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | trust DEVICE | untrust DEVICE
+  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | schedule | trust DEVICE | untrust DEVICE
 
 The Data Guardian: how many verified copies of each file exist on the paired devices, the
 copies each file wants (policies), and what is at risk.`,
-  subcommands: [status, atRisk, policy, scrub, trustCommand('trust'), trustCommand('untrust')],
+  subcommands: [status, atRisk, policy, scrub, schedule, trustCommand('trust'), trustCommand('untrust')],
 };

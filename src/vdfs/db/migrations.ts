@@ -342,4 +342,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 11,
+    description: "the guardian's scrub schedule of this device: how often the running mount scrubs its locations, and how fast",
+    sql: `
+      CREATE TABLE scrub_schedule (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        every_ms      INTEGER NOT NULL,
+        rate          INTEGER NOT NULL
+      );
+    `,
+  },
 ];
