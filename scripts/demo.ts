@@ -189,11 +189,13 @@ async function run(): Promise<void> {
   mpv ${rel}/nas/Movies/orbit.y4m              # (or ffplay, vlc) a video on the nas, played from the laptop
   cp ${rel}/laptop/Documents/notes.md ${rel}/nas/Inbox/
   ls ${shown(path.join(example, 'nas', 'Inbox'))}     # ...now on the nas's own disk
-  getfattr -d "${rel}/nas/Archive/2024 Holiday/sunset.png"   # user.sd.copies: 3 (the laptop has two)
+  getfattr -d "${rel}/nas/Archive/2024 Holiday/sunset.png"   # user.sd.copies: 2 (the laptop has it too)
+  ls ${rel}/.guardian/at-risk                  # files with fewer verified copies than they want
   setfattr -n user.sd.tags -v "garden,2025" ${rel}/laptop/Photos/2025/garden.png; ls -l ${rel}/.tags/garden
   export SD_LIBRARY=${lib}
   bin/sd devices                  bin/sd jobs
   bin/sd search sunset            bin/sd dupes
+  bin/sd guardian status          bin/sd guardian at-risk
   bin/sd cp --preview sd://laptop/Photos/2025/garden.png sd://laptop/Documents/
 Press Ctrl-C to stop both devices and unmount.`);
 }
