@@ -129,3 +129,38 @@ t.test('a running mount scrubs on the schedule sd guardian schedule sets, once p
   const off = await sd(['guardian', 'schedule', '--off'], { library });
   t.match(off.stdout, /No scheduled scrub.*\nLast scrub: \d{4}-/, '--off clears it; the last scrub is shown');
 });
+
+t.test('repair restores a corrupt file from a verified copy on this device; never an edit, never without a source', async (t) => {
+  const photo = crypto.randomBytes(2 * MB);
+  const { lib, root } = await library(t, { 'photo.raw': photo, 'lonely.bin': crypto.randomBytes(300_000) });
+  const backup = writeTree(path.join(path.dirname(root), 'backup'), { 'photo.raw': photo });
+  t.equal((await sd(['location', 'add', backup, '--name', 'backup'], { library: lib })).code, 0, 'a second location holds a copy');
+  t.equal((await sd(['guardian', 'scrub'], { library: lib })).code, 0, 'all verified');
+  rot(path.join(root, 'photo.raw'));
+  rot(path.join(root, 'lonely.bin'));
+  t.equal((await sd(['guardian', 'scrub'], { library: lib })).code, 1, 'the scrub finds both rotten');
+  const mtimeBefore = fs.statSync(path.join(root, 'photo.raw')).mtimeMs;
+
+  const preview = await sd(['guardian', 'repair', '--preview', 'sd://box/data/photo.raw'], { library: lib });
+  t.equal(preview.code, 0, 'repair --preview');
+  t.match(preview.stdout, new RegExp(`${path.join(root, 'photo.raw')} from ${path.join(backup, 'photo.raw')}`), 'names the copy it would restore from');
+  t.match(preview.stdout, /nothing was changed/, 'and changes nothing');
+
+  const repaired = await sd(['guardian', 'repair', 'sd://box/data/photo.raw'], { library: lib });
+  t.equal(repaired.code, 0, `repair exits 0 ${repaired.stderr}`);
+  t.match(repaired.stdout, /Repaired 1 file .*checked by full BLAKE3/, 'says what it did');
+  t.ok(fs.readFileSync(path.join(root, 'photo.raw')).equals(photo), 'the file has its bytes back');
+  t.equal(Math.floor(fs.statSync(path.join(root, 'photo.raw')).mtimeMs), Math.floor(mtimeBefore), 'and its mtime');
+  t.same(checks(lib).filter((c) => c.name === 'photo.raw').map((c) => c.corrupt), [0, 0], 'both copies are verified again');
+
+  const alone = await sd(['guardian', 'repair'], { library: lib });
+  t.equal(alone.code, 1, 'a corrupt file with no verified copy anywhere here is not repaired');
+  t.match(alone.stderr, /no verified copy of .*lonely\.bin is on this device/, 'saying so');
+
+  fs.appendFileSync(path.join(root, 'lonely.bin'), 'edited');
+  await sd(['index'], { library: lib });
+  const edited = await sd(['guardian', 'repair', 'sd://box/data/lonely.bin'], { library: lib });
+  t.equal(edited.code, 1, 'an edit since is never repaired');
+  t.match(edited.stderr, /changed since its last check \(an edit/, 'saying why');
+  t.equal((await sd(['guardian', 'scrub'], { library: lib })).code, 0, 'a scrub after finds nothing corrupt');
+});

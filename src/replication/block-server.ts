@@ -52,8 +52,7 @@ export class LibraryServedFiles implements ServedFiles {
 
   /** A scrub found this copy's bytes changed while its size and mtime did not, and it was not repaired since. */
   private isCorrupt(entry: Entry): boolean {
-    const check = this.checks.get(entry.id);
-    return check !== undefined && check.corrupt && check.size === entry.size && check.mtime === entry.mtime;
+    return this.checks.isCorrupt(entry);
   }
 
   resolve(target: BlockTarget): ServedFile {

@@ -6,7 +6,7 @@ import { SdError } from '../../errors.js';
 import { lastScrub, parseEvery, scrubSchedule, setScrubSchedule } from '../../guardian/schedule.js';
 import { DEFAULT_STALE_DAYS, Guardian, parsePolicyTarget, type GuardianOptions } from '../../guardian/guardian.js';
 import { DEFAULT_COPIES, MAX_COPIES, MIN_COPIES, validateCopies } from '../../guardian/settings.js';
-import { ActionManager } from '../../vdfs/actions/action-manager.js';
+import { ActionManager, planAction } from '../../vdfs/actions/action-manager.js';
 import type { Action } from '../../vdfs/actions/types.js';
 import { listDevices } from '../../vdfs/device.js';
 import { resolvePath } from '../../vdfs/sdpath.js';
@@ -213,6 +213,46 @@ counts as verified). A job like sd cp: journaled, progress on a terminal, Ctrl-C
   },
 };
 
+const repair: Command = {
+  name: 'repair',
+  summary: 'restore corrupt files from a verified copy (previewed, journaled)',
+  usage: `Usage: sd guardian repair [SDPATH...] [--preview]
+
+Replaces each named file of this device that a scrub found corrupt (no path: every one)
+with a verified copy of the bytes it should have: a copy whose own check is current and
+equal to the hash the file had. The bytes are checked against that hash before they are
+renamed into place, keeping the file's mode and times. A file changed since it was found
+corrupt is an edit and is never repaired. Sources so far: copies on this device (another
+location, a duplicate); copies on paired devices are next. A job like sd cp.
+  --preview   say what would be restored from where; change nothing`,
+  options: { preview: { type: 'boolean' } },
+  async run(ctx) {
+    const action: Action = { kind: 'repair', input: { targets: ctx.positionals } };
+    const actions = new ActionManager(ctx.library(), { actor: 'cli' });
+    const preview = actions.preview(action);
+    if (ctx.values.preview) {
+      const plan = planAction(ctx.library(), action);
+      ctx.out.result({ preview }, () => [
+        `Preview: repair ${files(preview.files)} (${formatBytes(preview.bytes)})`,
+        ...plan.items.map((i) => `  ${i.dst} from ${i.src ?? '(no verified copy)'}`),
+        ...preview.problems.map((p) => `  problem: ${p.message}`),
+        preview.ok ? '  nothing was changed; run again without --preview to do it' : '  nothing was changed; this would not start as it is',
+      ]);
+      return 0;
+    }
+    if (preview.files === 0 && preview.ok) {
+      ctx.out.result({ repaired: 0 }, () => ['Nothing to repair: no file of this device is corrupt.']);
+      return 0;
+    }
+    const id = actions.commit(action, 'cli');
+    const outcome = await runJobHere(ctx, actions.jobs, id);
+    requireCompleted(outcome);
+    const p = outcome.progress;
+    ctx.out.result({ job: id, ...outcome }, () => [`Repaired ${files(p.verified)} (${formatBytes(p.copiedBytes)}) in ${outcome.seconds} s — job ${id}, each checked by full BLAKE3${p.skipped ? `; ${p.skipped} changed since (an edit) or fine already: left alone` : ''}`]);
+    return 0;
+  },
+};
+
 function every(ms: number): string {
   for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
   return `${Math.round(ms / 60_000)}m`;
@@ -258,9 +298,9 @@ own setting: each device scrubs its own disks.
 
 export const guardianCommand: Command = {
   name: 'guardian',
-  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | schedule | trust DEVICE | untrust DEVICE
+  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | repair [SDPATH...] | schedule | trust DEVICE | untrust DEVICE
 
 The Data Guardian: how many verified copies of each file exist on the paired devices, the
 copies each file wants (policies), and what is at risk.`,
-  subcommands: [status, atRisk, policy, scrub, schedule, trustCommand('trust'), trustCommand('untrust')],
+  subcommands: [status, atRisk, policy, scrub, repair, schedule, trustCommand('trust'), trustCommand('untrust')],
 };

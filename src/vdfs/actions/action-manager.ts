@@ -14,6 +14,7 @@ import { planDelete } from './delete.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { planMkdir } from './mkdir.js';
 import { planMove } from './move.js';
+import { planRepair } from './repair.js';
 import { planScrub } from './scrub.js';
 import type { Action, ActionPreview, Plan } from './types.js';
 
@@ -29,6 +30,8 @@ export function planAction(library: Library, action: Action): Plan {
       return planMkdir(library, action.input);
     case 'scrub':
       return planScrub(library, action.input);
+    case 'repair':
+      return planRepair(library, action.input);
   }
 }
 

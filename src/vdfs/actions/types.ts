@@ -39,12 +39,18 @@ export interface ScrubInput {
   rate?: number;
 }
 
+export interface RepairInput {
+  /** This device's corrupt files (SdPaths or local paths); empty: every corrupt file of this device. */
+  targets: string[];
+}
+
 export type Action =
   | { kind: 'copy'; input: CopyInput }
   | { kind: 'move'; input: MoveInput }
   | { kind: 'delete'; input: DeleteInput }
   | { kind: 'mkdir'; input: MkdirInput }
-  | { kind: 'scrub'; input: ScrubInput };
+  | { kind: 'scrub'; input: ScrubInput }
+  | { kind: 'repair'; input: RepairInput };
 
 export type ActionKind = Action['kind'];
 
@@ -59,8 +65,9 @@ export type ActionKind = Action['kind'];
  *  trash    move src into the location's .sd-trash folder (dst)
  *  remove   delete src for good (folders whole)
  *  scrub    read the file src whole and check its full BLAKE3 against its last check (bit rot)
+ *  repair   replace the corrupt file dst with a verified copy of its bytes (src: where they come from)
  */
-export type PlanOp = 'mkdir' | 'copy' | 'symlink' | 'rename' | 'move' | 'rmdir' | 'trash' | 'remove' | 'scrub';
+export type PlanOp = 'mkdir' | 'copy' | 'symlink' | 'rename' | 'move' | 'rmdir' | 'trash' | 'remove' | 'scrub' | 'repair';
 
 export interface PlanItem {
   seq: number;

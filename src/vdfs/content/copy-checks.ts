@@ -18,8 +18,13 @@ export class CopyChecks {
   private readonly outbox;
   private readonly getOne;
   private readonly entryNow;
+  private readonly verified;
 
   constructor(db: Db) {
+    this.verified = db
+      .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
+                WHERE e.device_id = ? AND k.full_hash = ? AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id`)
+      .pluck();
     this.entryNow = db.prepare("SELECT size, mtime FROM entries WHERE id = ? AND kind = 'file'");
     this.upsert = db.prepare('INSERT OR REPLACE INTO copy_checks (entry_id, full_hash, size, mtime, checked_at, corrupt) VALUES (?, ?, ?, ?, ?, ?)');
     this.outbox = db.prepare(`INSERT INTO index_outbox (op, id, extra) VALUES ('check', ?, ?)`);
@@ -46,6 +51,20 @@ export class CopyChecks {
   /** Records a check a peer's log reported for its file (`entryId`: the mirrored entry here). */
   recordFromPeer(entryId: number, check: CopyCheck, now = Date.now()): void {
     this.upsert.run(entryId, check.fullHash, check.size, check.mtime, now, check.corrupt ? 1 : 0);
+  }
+
+  /**
+   * This device's files whose check is current (the file unchanged since), not corrupt and
+   * equal to `fullHash`: verified copies of those bytes, a repair's sources.
+   */
+  verifiedCopies(deviceId: string, fullHash: string): number[] {
+    return this.verified.all(deviceId, fullHash) as number[];
+  }
+
+  /** Whether the check of this file is current (size and mtime as checked) and says corrupt. */
+  isCorrupt(entry: { id: number; size: number; mtime: number }): boolean {
+    const check = this.get(entry.id);
+    return check !== undefined && check.corrupt && check.size === entry.size && check.mtime === entry.mtime;
   }
 
   get(entryId: number): CopyCheck | undefined {

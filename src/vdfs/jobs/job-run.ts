@@ -17,6 +17,7 @@ import { IndexUpdater, baseName, parentRel } from '../actions/index-update.js';
 import type { ConflictMode } from '../actions/types.js';
 import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, type CopyFileResult } from './copy-file.js';
 import { scrubVerdict } from './scrub-verdict.js';
+import { repairSource } from '../actions/repair.js';
 import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
 import { jobOptions } from './options.js';
 import { bootId } from './owner.js';
@@ -250,7 +251,58 @@ export class JobRun {
         return this.remove(item);
       case 'scrub':
         return this.scrub(item);
+      case 'repair':
+        return this.repair(item);
     }
+  }
+
+  /**
+   * Replaces a corrupt file with a verified copy of its bytes: copied into a part file,
+   * its full BLAKE3 checked against the corrupt file's last good check, given the file's
+   * mode and times, renamed over it. A file edited since it was found corrupt is left alone.
+   */
+  private async repair(item: JobItem): Promise<void> {
+    const dst = item.dst!;
+    const where = this.locate(dst);
+    const entry = where && this.index.entryAt(where.location, where.rel);
+    const st = lstatOrUndefined(dst);
+    const check = entry && this.index.checks.get(entry.id);
+    const current = !!(entry && check && st?.isFile() && check.size === entry.size && check.mtime === entry.mtime && st.size === entry.size && st.mtimeMs === entry.mtime);
+    if (!current || !check!.corrupt) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    const expected = check!.fullHash;
+    // Looked up again: the copy the plan found may have changed since.
+    const source = repairSource(this.library, entry!, expected);
+    if (!source) throw new SdError('NOT_FOUND', `no verified copy of ${dst} is on this device any more; restore it from a backup, then 'sd guardian scrub'`);
+    const part = this.partPath(dst, item.seq);
+    const base = this.progress.bytesDone;
+    let copied: CopyFileResult;
+    try {
+      copied = await copyFileChunked({
+        src: source, part, resumeAt: 0, fullHash: true, chunkBytes: jobOptions.scrubChunkBytes, fsync: true, bwlimit: this.bwlimit,
+        onChunk: (bytes) => {
+          this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(dst) });
+          const interruption = this.pollInterruption();
+          if (interruption) throw new JobInterrupted(interruption);
+        },
+      });
+    } catch (err) {
+      fs.rmSync(part, { force: true });
+      if (err instanceof JobInterrupted) throw err;
+      throw fsError(err, `copy ${source} to ${part}`);
+    }
+    if (copied.fullHash !== expected) {
+      fs.rmSync(part, { force: true });
+      throw new SdError('IO', `the copy of ${source} does not hash to what ${dst} held (BLAKE3 ${copied.fullHash?.slice(0, 16)}…, expected ${expected.slice(0, 16)}…); nothing was replaced — scrub that copy too`);
+    }
+    tryFs(`restore ${dst}`, () => {
+      fs.chmodSync(part, st!.mode & 0o7777);
+      fs.utimesSync(part, st!.atimeMs / 1000, st!.mtimeMs / 1000);
+      fs.renameSync(part, dst);
+    });
+    this.progress.copiedBytes += copied.size;
+    this.progress.verified++;
+    const hash = sampled(dst);
+    this.finish(item, 'done', dst, () => this.placeAt(dst, hash ?? null, expected), item.size);
   }
 
   /**
@@ -682,7 +734,7 @@ export class JobRun {
     }).immediate();
     this.lastCheckpoint = performance.now();
     if (finalDst) this.dirtyDirs.add(path.dirname(finalDst));
-    if (item.src && item.op !== 'copy' && item.op !== 'symlink' && item.op !== 'mkdir' && item.op !== 'scrub') this.dirtyDirs.add(path.dirname(item.src));
+    if (item.src && item.op !== 'copy' && item.op !== 'symlink' && item.op !== 'mkdir' && item.op !== 'scrub' && item.op !== 'repair') this.dirtyDirs.add(path.dirname(item.src));
     this.report(finalDst);
   }
 

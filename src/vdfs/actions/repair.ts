@@ -1,0 +1,78 @@
+// The repair action: a file a scrub found corrupt (its bytes changed while its size and
+// mtime did not) is replaced by a verified copy of the bytes it should have, checked
+// against the hash its last good check recorded before it is renamed into place. A file
+// changed since (a new mtime: an edit) is never "repaired". Sources so far: verified
+// copies on this device (another location, a duplicate); peers' copies are next.
+import path from 'node:path';
+import { SdError } from '../../errors.js';
+import { CopyChecks } from '../content/copy-checks.js';
+import { EntryStore, type Entry } from '../entries.js';
+import type { Library } from '../library.js';
+import { listLocations } from '../locations.js';
+import { resolvePath } from '../sdpath.js';
+import { emptyPreview, problem, settle } from './preview.js';
+import type { Plan, PlanItem, RepairInput } from './types.js';
+
+/** Where a verified copy of a corrupt file's bytes is on this device, if anywhere. */
+export function repairSource(library: Library, entry: Entry, fullHash: string): string | undefined {
+  const store = new EntryStore(library.db);
+  const locations = new Map(listLocations(library.db, library.device.id).map((l) => [l.id, l]));
+  for (const id of new CopyChecks(library.db).verifiedCopies(library.device.id, fullHash)) {
+    const copy = store.get(id);
+    const location = copy && copy.id !== entry.id ? locations.get(copy.locationId) : undefined;
+    if (copy && location) return path.join(location.rootPath, ...store.relativePath(copy.id).split('/'));
+  }
+  return undefined;
+}
+
+export function planRepair(library: Library, input: RepairInput): Plan {
+  const preview = emptyPreview('repair');
+  const db = library.db;
+  const store = new EntryStore(db);
+  const checks = new CopyChecks(db);
+  const locations = new Map(listLocations(db, library.device.id).map((l) => [l.id, l]));
+  const targets: Array<{ entry: Entry; given: string }> = [];
+  if (input.targets.length === 0) {
+    const ids = db
+      .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
+                WHERE e.device_id = ? AND k.corrupt = 1 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id`)
+      .pluck()
+      .all(library.device.id) as number[];
+    for (const id of ids) targets.push({ entry: store.get(id)!, given: String(id) });
+  } else {
+    for (const given of input.targets) {
+      try {
+        const r = resolvePath(db, given);
+        if (r.kind !== 'entry' || r.entry.kind !== 'file') throw new SdError('INVALID', `${given} is not a file`);
+        if (r.device.id !== library.device.id) throw new SdError('INVALID', `${given} is a file of ${r.device.name}; that device repairs its own files`);
+        targets.push({ entry: r.entry, given });
+      } catch (err) {
+        preview.problems.push(problem(err instanceof SdError ? err.code : 'IO', err instanceof Error ? err.message : String(err)));
+      }
+    }
+  }
+  const items: PlanItem[] = [];
+  for (const { entry } of targets) {
+    const location = locations.get(entry.locationId);
+    if (!location) continue;
+    const abs = path.join(location.rootPath, ...store.relativePath(entry.id).split('/'));
+    const check = checks.get(entry.id);
+    const current = check !== undefined && check.size === entry.size && check.mtime === entry.mtime;
+    if (!current) preview.problems.push(problem('INVALID', `${abs} changed since its last check (an edit, or never checked): it is not repaired; 'sd guardian scrub' checks it`));
+    else if (!check.corrupt) preview.problems.push(problem('INVALID', `${abs} is not corrupt (its last scrub found it intact): nothing to repair`));
+    else {
+      const source = repairSource(library, entry, check.fullHash);
+      if (!source) preview.problems.push(problem('NOT_FOUND', `no verified copy of ${abs} is on this device (copies on paired devices: not yet); restore it from a backup`));
+      items.push({ seq: items.length, op: 'repair', src: source ?? null, dst: abs, size: entry.size, contentId: entry.contentId });
+    }
+  }
+  preview.sources = items.map((i) => ({ given: i.src ?? '', path: i.src ?? '', sdpath: null, location: null }));
+  preview.files = items.length;
+  preview.bytes = items.reduce((n, i) => n + i.size, 0);
+  preview.bytesToCopy = preview.bytes;
+  return {
+    preview: settle(preview),
+    items,
+    payload: { action: { kind: 'repair', input }, onConflict: 'overwrite', verify: true, bwlimit: 0, summary: `repair ${items.length} corrupt file${items.length === 1 ? '' : 's'}`, target: items.map((i) => i.dst).join(' ') },
+  };
+}
