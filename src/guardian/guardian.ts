@@ -5,6 +5,7 @@
 // device's index, the mirrors of its peers, the shared settings); nothing is cached, so a
 // peer's change counts as soon as its log is applied here.
 import { SdError } from '../errors.js';
+import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import type { Db } from '../vdfs/db/database.js';
 import { listDevices, type Device } from '../vdfs/device.js';
 import { EntryStore, type Entry } from '../vdfs/entries.js';
@@ -223,12 +224,7 @@ export class Guardian {
 
   /** This device's files a scrub found corrupt (bit rot) and not repaired since, as SdPaths. */
   corruptFiles(limit = 1000): string[] {
-    const ids = this.db
-      .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
-                WHERE e.device_id = ? AND k.corrupt = 1 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id LIMIT ?`)
-      .pluck()
-      .all(this.localDeviceId, limit) as number[];
-    return ids.map((id) => this.sdPathOf(id)).filter((p): p is string => p !== undefined);
+    return new CopyChecks(this.db).corruptEntries(this.localDeviceId, limit).map((id) => this.sdPathOf(id)).filter((p): p is string => p !== undefined);
   }
 
   /** A policy target as a user names it: 'library', an SdPath, or 'tag:NAME'. */

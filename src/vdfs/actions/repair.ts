@@ -33,12 +33,7 @@ export function planRepair(library: Library, input: RepairInput): Plan {
   const locations = new Map(listLocations(db, library.device.id).map((l) => [l.id, l]));
   const targets: Array<{ entry: Entry; given: string }> = [];
   if (input.targets.length === 0) {
-    const ids = db
-      .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
-                WHERE e.device_id = ? AND k.corrupt = 1 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id`)
-      .pluck()
-      .all(library.device.id) as number[];
-    for (const id of ids) targets.push({ entry: store.get(id)!, given: String(id) });
+    for (const id of checks.corruptEntries(library.device.id)) targets.push({ entry: store.get(id)!, given: String(id) });
   } else {
     for (const given of input.targets) {
       try {

@@ -19,8 +19,13 @@ export class CopyChecks {
   private readonly getOne;
   private readonly entryNow;
   private readonly verified;
+  private readonly corrupt;
 
   constructor(db: Db) {
+    this.corrupt = db
+      .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
+                WHERE e.device_id = ? AND k.corrupt = 1 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id LIMIT ?`)
+      .pluck();
     this.verified = db
       .prepare(`SELECT e.id FROM copy_checks k JOIN entries e ON e.id = k.entry_id
                 WHERE e.device_id = ? AND k.full_hash = ? AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime ORDER BY e.id`)
@@ -59,6 +64,11 @@ export class CopyChecks {
    */
   verifiedCopies(deviceId: string, fullHash: string): number[] {
     return this.verified.all(deviceId, fullHash) as number[];
+  }
+
+  /** This device's files whose current check says corrupt (not repaired, not edited since), at most `limit`. */
+  corruptEntries(deviceId: string, limit = 1_000_000): number[] {
+    return this.corrupt.all(deviceId, limit) as number[];
   }
 
   /** Whether the check of this file is current (size and mtime as checked) and says corrupt. */
