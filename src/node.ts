@@ -151,6 +151,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         if (slug) mountedNow.invalidate([slug]);
       },
     });
+    // Jobs that need bytes from paired devices (a repair) fetch them through replication.
+    const live = replication;
+    actions.jobs.contentFetcher = (want, dest) => live.fetchVerified(want, dest);
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {
@@ -158,8 +161,18 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     throw err;
   }
   log.info({ op: 'node', device: library.device.slug, mountpoint: options.mountpoint }, 'device running');
+  // (A job committed a moment ago may be about to run in the process that committed it.)
+  const QUEUED_REPAIR_MIN_AGE_MS = 2000;
+  // Repairs queued by 'sd guardian repair' that need a paired device's bytes run here (the CLI cannot reach peers).
+  const runQueuedRepairs = () => {
+    for (const job of actions.jobs.list({ statuses: ['queued'], limit: 100 })) {
+      if (job.kind !== 'repair' || actions.jobs.isRunningHere(job.id) || Date.now() - job.updatedAt < QUEUED_REPAIR_MIN_AGE_MS) continue;
+      actions.jobs.run(job.id, { actor: 'guardian' }).catch((err: unknown) => log.warn({ op: 'repair', job: job.id, err: String(err) }, 'repair not run'));
+    }
+  };
   // The guardian's scheduled scrub (sd guardian schedule): a job like any other, run here.
   const scrubTimer = setInterval(() => {
+    runQueuedRepairs();
     try {
       const due = scrubDue(library.db);
       if (!due) return;

@@ -25,7 +25,7 @@ function xattr(file: string, name: string): string | undefined {
 t.test('copy counts, policies and trust converge on two devices and show in both mounts', async (t) => {
   const { a, b } = await pairedMounts(
     t,
-    { name: 'alpha', location: 'media', files: { 'same.bin': same, 'alone.txt': 'only on alpha\n' }, mode: 'deep' },
+    { name: 'alpha', location: 'media', files: { 'same.bin': same, 'alone.txt': 'only on alpha\n' }, mode: 'deep', env: { SD_SCRUB_CHECK_MS: '500' } },
     { name: 'beta', location: 'backup', files: { 'same.bin': same }, mode: 'deep' },
     { file: 'alone.txt', text: 'only on alpha\n' },
   );
@@ -71,4 +71,12 @@ t.test('copy counts, policies and trust converge on two devices and show in both
   t.match(scrub.stdout, /sd:\/\/alpha\/media\/same\.bin/, 'and names the file');
   t.ok(await waitFor(() => xattr(onBeta('beta/backup/same.bin'), 'user.sd.copies') === '1', 30_000, 200), "beta: alpha's corrupt copy no longer counts");
   t.ok(fs.readFileSync(onBeta('alpha/media/same.bin')).equals(same), "reading alpha's same.bin through beta's mount gives the good bytes (beta's own copy), never the rotten ones");
+
+  // Repair on alpha: no good copy there, so its running mount fetches beta's and checks it.
+  const repair = await runSd(['guardian', 'repair'], { library: a.library });
+  t.equal(repair.code, 0, `sd guardian repair on alpha ${repair.stderr}`);
+  t.match(repair.stdout, /Queued as job \d+: the running 'sd mount' fetches the bytes from a paired device/, 'is queued for the running mount');
+  t.ok(await waitFor(() => fs.readFileSync(file).equals(same), 30_000, 300), "alpha's mount repaired same.bin from beta's copy: the bytes are right again");
+  t.ok(await waitFor(() => xattr(onBeta('beta/backup/same.bin'), 'user.sd.copies') === '2', 30_000, 200), 'and both copies count again on beta');
+  t.equal((await runSd(['guardian', 'scrub'], { library: a.library })).code, 0, 'a scrub on alpha finds nothing corrupt');
 });

@@ -8,6 +8,7 @@ import { log } from '../log.js';
 import type { Device } from '../vdfs/device.js';
 import type { Entry } from '../vdfs/entries.js';
 import { EntryStore } from '../vdfs/entries.js';
+import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import type { Library } from '../vdfs/library.js';
 import type { Location } from '../vdfs/locations.js';
 import { Namespace } from '../vdfs/namespace.js';
@@ -37,6 +38,7 @@ export interface ReplicationOptions {
 
 export class Replication {
   private readonly entries: EntryStore;
+  private readonly checks: CopyChecks;
   private readonly ns: Namespace;
   private refreshTimer: NodeJS.Timeout | undefined;
   private swarmStarted = false;
@@ -58,6 +60,7 @@ export class Replication {
     private readonly options: ReplicationOptions,
   ) {
     this.entries = new EntryStore(library.db);
+    this.checks = new CopyChecks(library.db);
     this.ns = new Namespace(library.db);
     const logLength = async () => {
       await sync.ownLog.pump();
@@ -196,6 +199,27 @@ export class Replication {
     this.delivery.kick();
   }
 
+  /**
+   * Fetches the bytes of a content from the online peers holding it into `dest` and says
+   * whether their full BLAKE3 is `fullHash` (a repair's source; false: no peer had them).
+   */
+  async fetchVerified(want: { contentId: string; size: number; fullHash: string }, dest: string): Promise<boolean> {
+    const holders = new Set(this.entries.withContent(want.contentId).filter((e) => e.kind === 'file' && e.deviceId !== this.library.device.id).map((e) => e.deviceId));
+    const sources = (): BlockSource[] =>
+      [...holders].flatMap((id) => {
+        const channel = this.blocks.channelTo(id);
+        return channel ? [{ kind: 'peer' as const, channel, target: { kind: 'content' as const, contentId: want.contentId } }] : [];
+      });
+    if (sources().length === 0) return false;
+    const file = this.blocks.openFile({ size: want.size, mtime: 0, contentId: want.contentId, cacheKey: `content/${want.contentId}/${want.size}`, sources });
+    try {
+      return (await file.fetchWhole(dest)).fullHash === want.fullHash;
+    } catch (err) {
+      log.warn({ op: 'repair', content: want.contentId, err: String(err) }, 'no peer delivered the bytes');
+      return false;
+    }
+  }
+
   /** Opens a file of another device's tree for reading (the mount's open of a remote file). */
   openRemote(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteFile {
     return this.blocks.openFile(this.refOf(device, location, rel, entry));
@@ -221,7 +245,8 @@ export class Replication {
       // One lookup of every copy: this device's first, then other online peers holding it.
       const copies = this.entries.withContent(contentId).filter((e) => e.kind === 'file');
       const localId = this.library.device.id;
-      const localCopy = copies.find((e) => e.deviceId === localId);
+      // A copy a scrub found corrupt is never read, here or by peers.
+      const localCopy = copies.find((e) => e.deviceId === localId && !this.checks.isCorrupt(e));
       const localPath = localCopy && this.ns.realPath(localCopy);
       if (localPath) sources.push({ kind: 'local', path: localPath });
       for (const holder of new Set(copies.map((e) => e.deviceId))) {

@@ -222,8 +222,9 @@ Replaces each named file of this device that a scrub found corrupt (no path: eve
 with a verified copy of the bytes it should have: a copy whose own check is current and
 equal to the hash the file had. The bytes are checked against that hash before they are
 renamed into place, keeping the file's mode and times. A file changed since it was found
-corrupt is an edit and is never repaired. Sources so far: copies on this device (another
-location, a duplicate); copies on paired devices are next. A job like sd cp.
+corrupt is an edit and is never repaired. Sources: a verified copy on this device (another
+location, a duplicate) is copied here at once; otherwise the job is queued and the running
+'sd mount' fetches the bytes from a paired device holding them. A job like sd cp.
   --preview   say what would be restored from where; change nothing`,
   options: { preview: { type: 'boolean' } },
   async run(ctx) {
@@ -245,6 +246,12 @@ location, a duplicate); copies on paired devices are next. A job like sd cp.
       return 0;
     }
     const id = actions.commit(action, 'cli');
+    // Bytes only a paired device has are fetched by the running mount, which runs the job.
+    const plan = planAction(ctx.library(), action);
+    if (plan.items.some((i) => i.src === null)) {
+      ctx.out.result({ job: id, queued: true }, () => [`Queued as job ${id}: the running 'sd mount' fetches the bytes from a paired device and repairs ${files(plan.items.length)} ('sd jobs show ${id}' follows it)`]);
+      return 0;
+    }
     const outcome = await runJobHere(ctx, actions.jobs, id);
     requireCompleted(outcome);
     const p = outcome.progress;

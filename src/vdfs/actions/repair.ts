@@ -1,8 +1,9 @@
 // The repair action: a file a scrub found corrupt (its bytes changed while its size and
 // mtime did not) is replaced by a verified copy of the bytes it should have, checked
 // against the hash its last good check recorded before it is renamed into place. A file
-// changed since (a new mtime: an edit) is never "repaired". Sources so far: verified
-// copies on this device (another location, a duplicate); peers' copies are next.
+// changed since (a new mtime: an edit) is never "repaired". Sources: a verified copy on
+// this device (another location, a duplicate), else the copies paired devices hold,
+// fetched by the running mount (the bytes are checked against the hash when they arrive).
 import path from 'node:path';
 import { SdError } from '../../errors.js';
 import { CopyChecks } from '../content/copy-checks.js';
@@ -23,6 +24,14 @@ export function repairSource(library: Library, entry: Entry, fullHash: string): 
     if (copy && location) return path.join(location.rootPath, ...store.relativePath(copy.id).split('/'));
   }
   return undefined;
+}
+
+/** Paired devices whose index holds a file with this content (its bytes are checked when they arrive). */
+export function peersHolding(library: Library, contentId: string): string[] {
+  return library.db
+    .prepare("SELECT DISTINCT e.device_id FROM entries e WHERE e.content_id = ? AND e.kind = 'file' AND e.device_id != ?")
+    .pluck()
+    .all(contentId, library.device.id) as string[];
 }
 
 export function planRepair(library: Library, input: RepairInput): Plan {
@@ -56,8 +65,10 @@ export function planRepair(library: Library, input: RepairInput): Plan {
     if (!current) preview.problems.push(problem('INVALID', `${abs} changed since its last check (an edit, or never checked): it is not repaired; 'sd guardian scrub' checks it`));
     else if (!check.corrupt) preview.problems.push(problem('INVALID', `${abs} is not corrupt (its last scrub found it intact): nothing to repair`));
     else {
+      // A copy here, else one a paired device holds (fetched by the running mount, checked on arrival).
       const source = repairSource(library, entry, check.fullHash);
-      if (!source) preview.problems.push(problem('NOT_FOUND', `no verified copy of ${abs} is on this device (copies on paired devices: not yet); restore it from a backup`));
+      const onPeer = !source && entry.contentId !== null && peersHolding(library, entry.contentId).length > 0;
+      if (!source && !onPeer) preview.problems.push(problem('NOT_FOUND', `no copy of ${abs} is on this device or a paired one; restore it from a backup`));
       items.push({ seq: items.length, op: 'repair', src: source ?? null, dst: abs, size: entry.size, contentId: entry.contentId });
     }
   }

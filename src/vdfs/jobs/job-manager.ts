@@ -6,7 +6,7 @@ import { SdError } from '../../errors.js';
 import { log } from '../../log.js';
 import { AuditLog, type Actor, type AuditStatus } from '../audit.js';
 import type { Library } from '../library.js';
-import { JobInterrupted, JobRun, type Interruption, type ProgressEvent } from './job-run.js';
+import { JobInterrupted, JobRun, type ContentFetcher, type Interruption, type ProgressEvent } from './job-run.js';
 import { RemoteChanges, isRemoteJob, remoteOf } from '../remote-changes.js';
 import { JobStore, type Job, type JobProgress, type JobStatus } from './job-store.js';
 import { ownerPid, ownerToken } from './owner.js';
@@ -46,6 +46,8 @@ export class JobManager {
   readonly store: JobStore;
   private readonly audit: AuditLog;
   private readonly actor: Actor;
+  /** Set by the running node once replication runs: lets jobs (repair) fetch bytes from paired devices. */
+  contentFetcher: ContentFetcher | undefined;
 
   constructor(
     private readonly library: Library,
@@ -200,7 +202,7 @@ export class JobManager {
   private async execute(job: Job, entry: Running, options: RunOptions): Promise<JobOutcome> {
     const actor = options.actor ?? this.actor;
     const started = performance.now();
-    const run = new JobRun(this.library, this.store, job, { interruption: () => entry.request, onProgress: options.onProgress, bwlimit: options.bwlimit });
+    const run = new JobRun(this.library, this.store, job, { interruption: () => entry.request, onProgress: options.onProgress, bwlimit: options.bwlimit, fetchContent: this.contentFetcher });
     this.auditJob(job, actor, 'Running', {
       run: job.progress.runs + 1,
       fromStep: job.progress.nextSeq,

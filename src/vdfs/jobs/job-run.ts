@@ -48,7 +48,12 @@ export interface RunHooks {
   onProgress?(event: ProgressEvent): void;
   /** Overrides the job's own bandwidth limit (bytes/s, 0 = none). */
   bwlimit?: number;
+  /** Fetches a content's bytes from paired devices (the running node's replication); absent in a CLI process. */
+  fetchContent?: ContentFetcher;
 }
+
+/** Writes the bytes of a content, fetched from paired devices, to `dest`; true when their full BLAKE3 is `fullHash`. */
+export type ContentFetcher = (want: { contentId: string; size: number; fullHash: string }, dest: string) => Promise<boolean>;
 
 const STAGING_FOLDER = '.sd-staging';
 const execFileAsync = promisify(execFile);
@@ -270,29 +275,35 @@ export class JobRun {
     const current = !!(entry && check && st?.isFile() && check.size === entry.size && check.mtime === entry.mtime && st.size === entry.size && st.mtimeMs === entry.mtime);
     if (!current || !check!.corrupt) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
     const expected = check!.fullHash;
-    // Looked up again: the copy the plan found may have changed since.
+    // Looked up again: the copy the plan found may have changed since. A copy here first, else a peer's.
     const source = repairSource(this.library, entry!, expected);
-    if (!source) throw new SdError('NOT_FOUND', `no verified copy of ${dst} is on this device any more; restore it from a backup, then 'sd guardian scrub'`);
     const part = this.partPath(dst, item.seq);
     const base = this.progress.bytesDone;
-    let copied: CopyFileResult;
+    let copied: { size: number; fullHash: string | null };
     try {
-      copied = await copyFileChunked({
-        src: source, part, resumeAt: 0, fullHash: true, chunkBytes: jobOptions.scrubChunkBytes, fsync: true, bwlimit: this.bwlimit,
-        onChunk: (bytes) => {
-          this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(dst) });
-          const interruption = this.pollInterruption();
-          if (interruption) throw new JobInterrupted(interruption);
-        },
-      });
+      if (source) {
+        copied = await copyFileChunked({
+          src: source, part, resumeAt: 0, fullHash: true, chunkBytes: jobOptions.scrubChunkBytes, fsync: true, bwlimit: this.bwlimit,
+          onChunk: (bytes) => {
+            this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(dst) });
+            const interruption = this.pollInterruption();
+            if (interruption) throw new JobInterrupted(interruption);
+          },
+        });
+      } else if (this.hooks.fetchContent && entry!.contentId) {
+        const ok = await this.hooks.fetchContent({ contentId: entry!.contentId, size: entry!.size, fullHash: expected }, part);
+        copied = { size: entry!.size, fullHash: ok ? expected : null };
+      } else {
+        throw new SdError('NOT_FOUND', `no verified copy of ${dst} is on this device; a paired device's copy is fetched by the running 'sd mount' (it runs this job when it runs)`);
+      }
     } catch (err) {
       fs.rmSync(part, { force: true });
-      if (err instanceof JobInterrupted) throw err;
-      throw fsError(err, `copy ${source} to ${part}`);
+      if (err instanceof JobInterrupted || err instanceof SdError) throw err;
+      throw fsError(err, `copy ${source ?? 'a peer copy'} to ${part}`);
     }
     if (copied.fullHash !== expected) {
       fs.rmSync(part, { force: true });
-      throw new SdError('IO', `the copy of ${source} does not hash to what ${dst} held (BLAKE3 ${copied.fullHash?.slice(0, 16)}…, expected ${expected.slice(0, 16)}…); nothing was replaced — scrub that copy too`);
+      throw new SdError('IO', `no copy ${source ? `at ${source}` : 'on an online paired device'} hashes to what ${dst} held (BLAKE3 ${expected.slice(0, 16)}…); nothing was replaced`);
     }
     tryFs(`restore ${dst}`, () => {
       fs.chmodSync(part, st!.mode & 0o7777);
