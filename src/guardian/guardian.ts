@@ -224,7 +224,7 @@ export class Guardian {
 
   /** This device's files a scrub found corrupt (bit rot) and not repaired since, as SdPaths. */
   corruptFiles(limit = 1000): string[] {
-    return new CopyChecks(this.db).corruptEntries(this.localDeviceId, limit).map((id) => this.sdPathOf(id)).filter((p): p is string => p !== undefined);
+    return this.sdPathsOf(new CopyChecks(this.db).corruptEntries(this.localDeviceId, limit));
   }
 
   /** A policy target as a user names it: 'library', an SdPath, or 'tag:NAME'. */
@@ -283,14 +283,21 @@ export class Guardian {
   }
 
   private pathsOf(contentId: string, limit: number): string[] {
-    return (this.s.filesOf.all(contentId, limit) as number[]).map((id) => this.sdPathOf(id)).filter((p): p is string => p !== undefined);
+    return this.sdPathsOf(this.s.filesOf.all(contentId, limit) as number[]);
   }
 
-  private sdPathOf(entryId: number): string | undefined {
-    const entry = this.store.get(entryId);
-    const device = entry && listDevices(this.db).find((d) => d.id === entry.deviceId);
-    const location = entry && this.locationOf(entry);
-    return entry && device && location ? entrySdPath(device, location, this.store.relativePath(entryId).split('/').filter(Boolean)) : undefined;
+  /** SdPaths of entries (devices and locations looked up once for all of them). */
+  private sdPathsOf(entryIds: readonly number[]): string[] {
+    const devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
+    const locations = new Map(listLocations(this.db).map((l) => [l.id, l]));
+    const paths: string[] = [];
+    for (const id of entryIds) {
+      const entry = this.store.get(id);
+      const device = entry && devices.get(entry.deviceId);
+      const location = entry && locations.get(entry.locationId);
+      if (device && location) paths.push(entrySdPath(device, location, this.store.relativePath(id).split('/').filter(Boolean)));
+    }
+    return paths;
   }
 
   private locationOf(entry: Entry): Location | undefined {

@@ -6,7 +6,7 @@
 // fetched by the running mount (the bytes are checked against the hash when they arrive).
 import path from 'node:path';
 import { SdError } from '../../errors.js';
-import { CopyChecks } from '../content/copy-checks.js';
+import { CopyChecks, isCurrent } from '../content/copy-checks.js';
 import { EntryStore, type Entry } from '../entries.js';
 import type { Library } from '../library.js';
 import { listLocations } from '../locations.js';
@@ -61,8 +61,7 @@ export function planRepair(library: Library, input: RepairInput): Plan {
     if (!location) continue;
     const abs = path.join(location.rootPath, ...store.relativePath(entry.id).split('/'));
     const check = checks.get(entry.id);
-    const current = check !== undefined && check.size === entry.size && check.mtime === entry.mtime;
-    if (!current) preview.problems.push(problem('INVALID', `${abs} changed since its last check (an edit, or never checked): it is not repaired; 'sd guardian scrub' checks it`));
+    if (!isCurrent(check, entry)) preview.problems.push(problem('INVALID', `${abs} changed since its last check (an edit, or never checked): it is not repaired; 'sd guardian scrub' checks it`));
     else if (!check.corrupt) preview.problems.push(problem('INVALID', `${abs} is not corrupt (its last scrub found it intact): nothing to repair`));
     else {
       // A copy here, else one a paired device holds (fetched by the running mount, checked on arrival).

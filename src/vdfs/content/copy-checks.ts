@@ -13,6 +13,11 @@ export interface CopyCheck {
   corrupt: boolean;
 }
 
+/** Whether a check speaks for the file as its entry stands now (same size and mtime): else it is stale. */
+export function isCurrent(check: CopyCheck | undefined, entry: { size: number; mtime: number }): check is CopyCheck {
+  return check !== undefined && check.size === entry.size && check.mtime === entry.mtime;
+}
+
 export class CopyChecks {
   private readonly upsert;
   private readonly outbox;
@@ -74,7 +79,7 @@ export class CopyChecks {
   /** Whether the check of this file is current (size and mtime as checked) and says corrupt. */
   isCorrupt(entry: { id: number; size: number; mtime: number }): boolean {
     const check = this.get(entry.id);
-    return check !== undefined && check.corrupt && check.size === entry.size && check.mtime === entry.mtime;
+    return isCurrent(check, entry) && check.corrupt;
   }
 
   get(entryId: number): CopyCheck | undefined {

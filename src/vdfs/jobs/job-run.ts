@@ -17,6 +17,7 @@ import { IndexUpdater, baseName, parentRel } from '../actions/index-update.js';
 import type { ConflictMode } from '../actions/types.js';
 import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, type CopyFileResult } from './copy-file.js';
 import { scrubVerdict } from './scrub-verdict.js';
+import { isCurrent } from '../content/copy-checks.js';
 import { repairSource } from '../actions/repair.js';
 import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
 import { jobOptions } from './options.js';
@@ -64,6 +65,11 @@ function sampled(file: string): ContentHash | undefined {
 
 function sampledId(file: string): string | null {
   return sampled(file)?.contentId ?? null;
+}
+
+/** Whether the file on disk is a file as its entry records it (size and mtime): not changed since it was indexed. */
+function indexedAsIs(entry: { kind: string; size: number; mtime: number }, st: fs.Stats | undefined): st is fs.Stats {
+  return st !== undefined && st.isFile() && entry.kind === 'file' && st.size === entry.size && st.mtimeMs === entry.mtime;
 }
 
 /** fsync of a file or folder (a folder: so the names renamed into it survive a crash). */
@@ -272,11 +278,10 @@ export class JobRun {
     const entry = where && this.index.entryAt(where.location, where.rel);
     const st = lstatOrUndefined(dst);
     const check = entry && this.index.checks.get(entry.id);
-    const current = !!(entry && check && st?.isFile() && check.size === entry.size && check.mtime === entry.mtime && st.size === entry.size && st.mtimeMs === entry.mtime);
-    if (!current || !check!.corrupt) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
-    const expected = check!.fullHash;
+    if (!entry || !indexedAsIs(entry, st) || !isCurrent(check, entry) || !check.corrupt) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    const expected = check.fullHash;
     // Looked up again: the copy the plan found may have changed since. A copy here first, else a peer's.
-    const source = repairSource(this.library, entry!, expected);
+    const source = repairSource(this.library, entry, expected);
     const part = this.partPath(dst, item.seq);
     const base = this.progress.bytesDone;
     let copied: { size: number; fullHash: string | null };
@@ -290,9 +295,9 @@ export class JobRun {
             if (interruption) throw new JobInterrupted(interruption);
           },
         });
-      } else if (this.hooks.fetchContent && entry!.contentId) {
-        const ok = await this.hooks.fetchContent({ contentId: entry!.contentId, size: entry!.size, fullHash: expected }, part);
-        copied = { size: entry!.size, fullHash: ok ? expected : null };
+      } else if (this.hooks.fetchContent && entry.contentId) {
+        const ok = await this.hooks.fetchContent({ contentId: entry.contentId, size: entry.size, fullHash: expected }, part);
+        copied = { size: entry.size, fullHash: ok ? expected : null };
       } else {
         throw new SdError('NOT_FOUND', `no verified copy of ${dst} is on this device; a paired device's copy is fetched by the running 'sd mount' (it runs this job when it runs)`);
       }
@@ -306,8 +311,8 @@ export class JobRun {
       throw new SdError('IO', `no copy ${source ? `at ${source}` : 'on an online paired device'} hashes to what ${dst} held (BLAKE3 ${expected.slice(0, 16)}…); nothing was replaced`);
     }
     tryFs(`restore ${dst}`, () => {
-      fs.chmodSync(part, st!.mode & 0o7777);
-      fs.utimesSync(part, st!.atimeMs / 1000, st!.mtimeMs / 1000);
+      fs.chmodSync(part, st.mode & 0o7777);
+      fs.utimesSync(part, st.atimeMs / 1000, st.mtimeMs / 1000);
       fs.renameSync(part, dst);
     });
     this.progress.copiedBytes += copied.size;
@@ -324,9 +329,7 @@ export class JobRun {
     const src = item.src!;
     const where = this.locate(src);
     const entry = where && this.index.entryAt(where.location, where.rel);
-    const before = lstatOrUndefined(src);
-    const unchanged = (st: fs.Stats | undefined) => st?.isFile() && entry?.kind === 'file' && st.size === entry.size && st.mtimeMs === entry.mtime;
-    if (!entry || !unchanged(before)) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    if (!entry || !indexedAsIs(entry, lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
     const base = this.progress.bytesDone;
     let hash: string;
     try {
@@ -339,7 +342,7 @@ export class JobRun {
       if (err instanceof JobInterrupted) throw err;
       throw fsError(err, `read ${src}`);
     }
-    if (!unchanged(lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    if (!indexedAsIs(entry, lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
     this.finish(item, 'done', null, () => {
       const verdict = scrubVerdict(this.index.checks.get(entry.id), entry, hash);
       this.index.checks.record(entry.id, { fullHash: verdict.expected, size: entry.size, mtime: entry.mtime, corrupt: verdict.corrupt });

@@ -1,5 +1,5 @@
 // What a scrub concludes from a file's full BLAKE3, read now, and its last check.
-import type { CopyCheck } from '../content/copy-checks.js';
+import { isCurrent, type CopyCheck } from '../content/copy-checks.js';
 
 export interface ScrubVerdict {
   /** The hash the file's bytes should have: the last check's when the file is unchanged since, else what was read. */
@@ -15,7 +15,6 @@ export interface ScrubVerdict {
  * corrupt stays so until its bytes hash to the expected value again (a repair).
  */
 export function scrubVerdict(last: CopyCheck | undefined, now: { size: number; mtime: number }, hash: string): ScrubVerdict {
-  const current = last !== undefined && last.size === now.size && last.mtime === now.mtime;
-  if (!current) return { expected: hash, corrupt: false };
+  if (!isCurrent(last, now)) return { expected: hash, corrupt: false };
   return { expected: last.fullHash, corrupt: hash !== last.fullHash };
 }
