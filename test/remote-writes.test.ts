@@ -99,16 +99,21 @@ t.test('changes to an offline device wait in sd jobs, show in the mount, and are
   const data = crypto.randomBytes(1024 * 1024 + 3);
   fs.writeFileSync(path.join(peerTree, 'queued.bin'), data);
   fs.mkdirSync(path.join(peerTree, 'later'));
+  fs.renameSync(path.join(peerTree, 'hi.txt'), path.join(peerTree, 'renamed.txt'));
   t.ok(fs.readFileSync(path.join(peerTree, 'queued.bin')).equals(data), 'the pending file reads back while alpha is offline');
   t.ok(fs.statSync(path.join(peerTree, 'later')).isDirectory(), 'the pending folder shows');
   await new Promise((r) => setTimeout(r, 2500));
+  // Past the kernel's caches: the pending rename answers from the mount's own view.
+  t.equal(readOr(path.join(peerTree, 'renamed.txt')), 'hello from alpha\n', 'the renamed file reads at its new name while alpha is offline');
+  t.same(fs.readdirSync(peerTree).sort(), ['later', 'queued.bin', 'renamed.txt'], 'the listing shows the new name, not the old');
   const waiting = (await jobsOf(mountB.library)).filter((j) => j.device === 'alpha');
-  t.same(waiting.map((j) => [j.kind, j.status]).sort(), [['copy', 'queued'], ['mkdir', 'queued']], 'sd jobs lists both, queued');
+  t.same(waiting.map((j) => [j.kind, j.status]).sort(), [['copy', 'queued'], ['mkdir', 'queued'], ['move', 'queued']], 'sd jobs lists all three, queued');
   t.notOk(fs.existsSync(path.join(alpha.root, 'queued.bin')), 'nothing reached alpha yet');
 
   const again = await startMount(t, alpha.library, ['--bootstrap', bootstrap]);
   t.ok(await waitFor(() => fs.existsSync(path.join(alpha.root, 'queued.bin')) && fs.readFileSync(path.join(alpha.root, 'queued.bin')).equals(data), 60_000), 'delivered once alpha is back');
   t.ok(await waitFor(() => fs.statSync(path.join(alpha.root, 'later'), { throwIfNoEntry: false })?.isDirectory() === true, 30_000), 'the folder too');
-  t.ok(await waitFor(async () => (await jobsOf(mountB.library)).filter((j) => j.device === 'alpha').every((j) => j.status === 'completed'), 20_000), 'both jobs completed');
+  t.ok(await waitFor(() => readOr(path.join(alpha.root, 'renamed.txt')) === 'hello from alpha\n' && !fs.existsSync(path.join(alpha.root, 'hi.txt')), 30_000), 'and the rename');
+  t.ok(await waitFor(async () => (await jobsOf(mountB.library)).filter((j) => j.device === 'alpha').every((j) => j.status === 'completed'), 20_000), 'every job completed');
   await again.stop();
 });

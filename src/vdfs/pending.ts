@@ -64,7 +64,7 @@ export class PendingStore {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       insert: p(`INSERT INTO pending_changes (device_id, location, path, parent, kind, source, mode, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      at: p('SELECT * FROM pending_changes WHERE device_id = ? AND location = ? AND path = ? AND id < ? ORDER BY id DESC LIMIT 1'),
+      at: p('SELECT * FROM pending_changes WHERE device_id = ? AND location = ? AND path = ? AND id < ? AND coalesce(job_id, -1) != ? ORDER BY id DESC LIMIT 1'),
       children: p('SELECT * FROM pending_changes WHERE device_id = ? AND location = ? AND parent = ? ORDER BY id'),
       any: p('SELECT 1 FROM pending_changes WHERE device_id = ? AND location = ? LIMIT 1'),
       get: p('SELECT * FROM pending_changes WHERE id = ?'),
@@ -91,9 +91,12 @@ export class PendingStore {
     return row && toChange(row);
   }
 
-  /** The newest change recorded at exactly this path (made before change `before`, when given). */
-  at(deviceId: string, location: string, rel: string, before = Number.MAX_SAFE_INTEGER): PendingChange | undefined {
-    const row = this.s.at.get(deviceId, location, rel, before) as Row | undefined;
+  /**
+   * The newest change recorded at exactly this path (made before change `before`, when
+   * given, and not by job `exceptJob`).
+   */
+  at(deviceId: string, location: string, rel: string, before = Number.MAX_SAFE_INTEGER, exceptJob = -2): PendingChange | undefined {
+    const row = this.s.at.get(deviceId, location, rel, before, exceptJob) as Row | undefined;
     return row && toChange(row);
   }
 
@@ -140,14 +143,14 @@ export class PendingStore {
    * root down: a 'gone' folder hides what is below it, a 'moved' one sends the rest of the
    * path to where it came from, a new folder holds only what was made in it since.
    */
-  resolve(deviceId: string, location: string, rel: readonly string[], before = Number.MAX_SAFE_INTEGER): Overlaid {
+  resolve(deviceId: string, location: string, rel: readonly string[], before = Number.MAX_SAFE_INTEGER, exceptJob = -2): Overlaid {
     if (this.s.any.get(deviceId, location) === undefined) return { kind: 'mirror', path: rel.join('/') };
     // `mirrorPath` is where the path so far sits in the mirrored index (null: nowhere, a new folder).
     let mirrorPath: string | null = '';
     let last: Overlaid = { kind: 'mirror', path: '' };
     for (let i = 0; i < rel.length; i++) {
       const here = rel.slice(0, i + 1).join('/');
-      const change = this.at(deviceId, location, here, before);
+      const change = this.at(deviceId, location, here, before, exceptJob);
       const below: string | null = mirrorPath === null ? null : mirrorPath === '' ? rel[i]! : `${mirrorPath}/${rel[i]}`;
       if (!change) {
         if (below === null) return { kind: 'gone' };
@@ -165,8 +168,9 @@ export class PendingStore {
         last = { kind: 'dir', change, path: null };
         continue;
       }
-      // moved: the rest resolves below the source, as the tree was before the move.
-      const source = this.resolve(deviceId, location, change.source!.split('/'), change.id);
+      // moved: the rest resolves below the source, as the tree was before the move (so
+      // without the move's own 'gone' row at the source).
+      const source = this.resolve(deviceId, location, change.source!.split('/'), change.id, change.jobId ?? -2);
       if (source.kind === 'gone') return source;
       if (source.kind === 'file') {
         if (i !== rel.length - 1) return { kind: 'gone' };
