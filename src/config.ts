@@ -119,6 +119,17 @@ export const config = {
   scrubCheckMs: envMs('SD_SCRUB_CHECK_MS', 60_000),
   /** Read speed of a scheduled scrub when the schedule names none (bytes/s): low, so the disk stays usable. */
   scrubDefaultRate: 25_000_000,
+  /**
+   * How often a running mount looks at the files it kept in .sd-trash as last copies, and
+   * deletes those whose content is back up to policy (SD_TRASH_SWEEP_MS for tests).
+   */
+  guardedTrashSweepMs: envMs('SD_TRASH_SWEEP_MS', 60_000),
+  /**
+   * A file written more recently than this is a working file (an editor's swap file, a
+   * build's output): the mount unlinks it even when it is the last copy, rather than
+   * filling .sd-trash with them (SD_GUARD_MIN_AGE_MS for tests).
+   */
+  guardMinAgeMs: envMs('SD_GUARD_MIN_AGE_MS', 10 * 60_000),
 };
 
 function envPort(name: string): number {

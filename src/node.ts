@@ -8,11 +8,13 @@ import { MountOps, type FsWriter } from './fuse/ops.js';
 import type { RemoteFiles } from './fuse/remote.js';
 import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { CONTENT_DIR } from './fuse/tree.js';
+import { measureLocalSpace } from './guardian/space.js';
 import { log } from './log.js';
 import type { MirrorProgress } from './replication/mirror.js';
 import { Replication } from './replication/replication.js';
 import type { BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
+import { sweepGuardedTrash } from './guardian/last-copy.js';
 import { scrubDue } from './guardian/schedule.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
@@ -163,15 +165,25 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   log.info({ op: 'node', device: library.device.slug, mountpoint: options.mountpoint }, 'device running');
   // (A job committed a moment ago may be about to run in the process that committed it.)
   const QUEUED_REPAIR_MIN_AGE_MS = 2000;
-  // Repairs queued by 'sd guardian repair' that need a paired device's bytes run here (the CLI cannot reach peers).
+  // Repairs and fetches (sd guardian repair, protect) that need a paired device's bytes run here (the CLI cannot reach peers).
   const runQueuedRepairs = () => {
     for (const job of actions.jobs.list({ statuses: ['queued'], limit: 100 })) {
-      if (job.kind !== 'repair' || actions.jobs.isRunningHere(job.id) || Date.now() - job.updatedAt < QUEUED_REPAIR_MIN_AGE_MS) continue;
+      if ((job.kind !== 'repair' && job.kind !== 'fetch') || actions.jobs.isRunningHere(job.id) || Date.now() - job.updatedAt < QUEUED_REPAIR_MIN_AGE_MS) continue;
       actions.jobs.run(job.id, { actor: 'guardian' }).catch((err: unknown) => log.warn({ op: 'repair', job: job.id, err: String(err) }, 'repair not run'));
     }
   };
+  // Free space of this device's locations, shared through the log (where protect puts copies).
+  const measureSpace = () => {
+    try {
+      measureLocalSpace(library.db, library.device.id);
+    } catch (err) {
+      log.warn({ op: 'space', err: String(err) }, 'free space not measured');
+    }
+  };
+  measureSpace();
   // The guardian's scheduled scrub (sd guardian schedule): a job like any other, run here.
   const scrubTimer = setInterval(() => {
+    measureSpace();
     runQueuedRepairs();
     try {
       const due = scrubDue(library.db);
@@ -184,6 +196,16 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     }
   }, config.scrubCheckMs);
   scrubTimer.unref();
+  // The last copies the mount kept in .sd-trash: deleted once their content is back up to policy.
+  const trashSweepTimer = setInterval(() => {
+    try {
+      const swept = sweepGuardedTrash(library.db, library.device);
+      if (swept.removed + swept.forgotten > 0) log.info({ op: 'trash-sweep', ...swept }, 'guarded trash swept');
+    } catch (err) {
+      log.warn({ op: 'trash-sweep', err: String(err) }, 'guarded trash not swept');
+    }
+  }, config.guardedTrashSweepMs);
+  trashSweepTimer.unref();
   let poll: NodeJS.Timeout | undefined;
   const ended = new Promise<void>((resolve) => {
     poll = setInterval(() => {
@@ -195,6 +217,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const stopAll = async () => {
     clearInterval(poll);
     clearInterval(scrubTimer);
+    clearInterval(trashSweepTimer);
     await stop();
   };
   return { library, mountpoint: options.mountpoint, replication: replication!, ended, stop: stopAll };

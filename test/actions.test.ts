@@ -162,9 +162,10 @@ t.test('--on-conflict abort, skip, rename, overwrite; an identical file is skipp
   assertIndexExact(t, w.library, [w.a, w.b]);
 });
 
+// Sole copies all: forced past the last-copy guard (test/last-copy.test.ts pins the guard).
 t.test('rm moves to the location trash; --permanent deletes; roots and paths outside locations are refused', async (t) => {
   const w = world(t, { 'docs/a.txt': 'alpha', 'docs/sub/b.txt': 'beta', 'c.txt': 'gamma', 'gone.txt': 'bye' });
-  const o = await w.actions.execute({ kind: 'delete', input: { targets: [w.sdp(w.a, 'docs/sub'), path.join(w.rootA, 'c.txt')] } });
+  const o = await w.actions.execute({ kind: 'delete', input: { targets: [w.sdp(w.a, 'docs/sub'), path.join(w.rootA, 'c.txt')], force: true } });
   t.equal(o.status, 'completed', 'the delete job completes');
   t.notOk(fs.existsSync(path.join(w.rootA, 'docs/sub')), 'the folder left its place');
   const stamps = fs.readdirSync(path.join(w.rootA, '.sd-trash'));
@@ -174,7 +175,7 @@ t.test('rm moves to the location trash; --permanent deletes; roots and paths out
   t.equal(w.at(w.a, 'docs/sub'), undefined, 'the index forgot them at once');
   t.equal(w.at(w.a, '.sd-trash'), undefined, 'the trash is not indexed');
 
-  const p = await w.actions.execute({ kind: 'delete', input: { targets: [w.sdp(w.a, 'gone.txt')], permanent: true } });
+  const p = await w.actions.execute({ kind: 'delete', input: { targets: [w.sdp(w.a, 'gone.txt')], permanent: true, force: true } });
   t.equal(p.status, 'completed', '--permanent completes');
   t.notOk(fs.existsSync(path.join(w.rootA, 'gone.txt')), 'the file is gone');
   t.equal(stamps.length, fs.readdirSync(path.join(w.rootA, '.sd-trash')).length, 'and not in the trash');
@@ -275,7 +276,7 @@ t.test('the CLI: cp, mv, rm, mkdir, jobs with --json and exit codes', async (t) 
   r = await sd(['mv', w.sdp(w.a, 'dir'), w.sdp(w.b, 'x/y')], lib);
   t.equal(r.code, 0, 'sd mv exits 0');
   t.ok(fs.existsSync(path.join(w.rootB, 'x/y/dir/b.txt')), 'and moves');
-  r = await sd(['rm', w.sdp(w.b, 'x')], lib);
+  r = await sd(['rm', '--force', w.sdp(w.b, 'x')], lib);
   t.equal(r.code, 0, 'sd rm exits 0');
   t.notOk(fs.existsSync(path.join(w.rootB, 'x')), 'and removes');
 

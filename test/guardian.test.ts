@@ -7,59 +7,19 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Corestore from 'corestore';
-import hypercoreCrypto from 'hypercore-crypto';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { Guardian } from '../src/guardian/guardian.js';
-import { encodeLogBlock } from '../src/replication/log-messages.js';
-import { Mirror } from '../src/replication/mirror.js';
 import { CopyChecks } from '../src/vdfs/content/copy-checks.js';
-import { addPeerDevice } from '../src/vdfs/device.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import type { Library } from '../src/vdfs/library.js';
-import { addLocation, getLocation, type Location } from '../src/vdfs/locations.js';
-import { indexSnapshot, queuedChanges, type IndexChange } from '../src/vdfs/outbox.js';
+import { getLocation } from '../src/vdfs/locations.js';
 import { TagStore } from '../src/vdfs/tags.js';
 import { sd } from './cli-process.js';
-import { tempDir, tempLibrary, writeTree } from './helpers.js';
+import { tempLibrary } from './helpers.js';
+import { location, mirrorOf } from './guardian-helpers.js';
 
 const shared = crypto.randomBytes(300_000);
-
-function location(t: Test, library: Library, name: string, mode: 'content' | 'deep', files: Record<string, string | Buffer>): Location {
-  const root = fs.realpathSync(writeTree(tempDir(t), files));
-  const l = addLocation(library.db, new EntryStore(library.db), library.device.id, { path: root, name, mode });
-  indexLocation(library, l);
-  return l;
-}
-
-/** B's mirror of A: fed A's log as A would write it (a snapshot, then what A queues). */
-async function mirrorOf(t: Test, a: Library, b: Library) {
-  addPeerDevice(b.db, { id: a.device.id, name: a.device.name });
-  const store = new Corestore(path.join(tempDir(t), 'cores'));
-  t.teardown(() => store.close());
-  const keyPair = hypercoreCrypto.keyPair();
-  const mirror = new Mirror(b.db, a.device.id, store.get({ key: keyPair.publicKey, keyPair }));
-  await mirror.open();
-  const snapshot = indexSnapshot(a.db, a.device.id);
-  let seq = snapshot.lastSeq;
-  let next = 0;
-  const send = (ops: IndexChange[]): void => {
-    mirror.applyBatch(next, [encodeLogBlock({ lastSeq: seq, ops })]);
-    next++;
-  };
-  send(snapshot.changes);
-  return {
-    /** Sends what A queued since the last call. */
-    sync(): void {
-      const queued = queuedChanges(a.db, seq, 1_000_000);
-      if (queued.length === 0) return;
-      seq = queued.at(-1)!.seq;
-      send(queued.map((q) => q.change));
-    },
-    send,
-  };
-}
 
 function contentOf(library: Library, name: string): string {
   return library.db.prepare('SELECT content_id FROM entries WHERE name = ? AND content_id IS NOT NULL LIMIT 1').pluck().get(name) as string;

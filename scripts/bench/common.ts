@@ -202,6 +202,33 @@ export function timeCommand(cmd: string, args: readonly string[], options: { cap
   });
 }
 
+/** GNU time: `-f %M` prints a child's peak resident set (its rusage maxrss, KiB) once it exits. */
+const GNU_TIME = '/usr/bin/time';
+let gnuTime: Promise<boolean> | undefined;
+let peakRssRuns = 0;
+
+/** Whether GNU time is installed here (`apt-get install time`); BusyBox's has no -f %M. */
+export function hasGnuTime(): Promise<boolean> {
+  gnuTime ??= timeCommand(GNU_TIME, ['-f', '%M', 'true']).then(() => true, () => false);
+  return gnuTime;
+}
+
+/**
+ * timeCommand, and the child's peak resident set (bytes) as the kernel counted it, through
+ * GNU time when it is installed (undefined otherwise). GNU time adds one fork and exec.
+ */
+export async function timeCommandWithPeakRss(cmd: string, args: readonly string[], options: { captureStdout?: boolean; cwd?: string } = {}): Promise<CommandRun & { peakRssBytes?: number }> {
+  if (!(await hasGnuTime())) return timeCommand(cmd, args, options);
+  const out = path.join(os.tmpdir(), `sdfs-bench-rss-${process.pid}-${peakRssRuns++}`);
+  try {
+    const run = await timeCommand(GNU_TIME, ['-f', '%M', '-o', out, cmd, ...args], options);
+    const kib = Number(fs.readFileSync(out, 'utf8').trim().split('\n').pop());
+    return Number.isFinite(kib) ? { ...run, peakRssBytes: kib * 1024 } : run;
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
+}
+
 /**
  * Writes generated data out to disk (`sync`) so that its writeback does not run during a
  * timed part: freshly written files make every fsync (SQLite checkpoints) wait for them.

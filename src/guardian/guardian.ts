@@ -11,7 +11,7 @@ import { listDevices, type Device } from '../vdfs/device.js';
 import { EntryStore, type Entry } from '../vdfs/entries.js';
 import { listLocations, type Location } from '../vdfs/locations.js';
 import { entrySdPath } from '../vdfs/sdpath.js';
-import { DEFAULT_COPIES, GuardianSettings, parseTargetKey, type PolicyTarget } from './settings.js';
+import { DEFAULT_COPIES, GuardianSettings, parseTargetKey, type PolicyTarget, type StoredPolicy } from './settings.js';
 
 export const DEFAULT_STALE_DAYS = 30;
 const DAY_MS = 24 * 3600 * 1000;
@@ -65,21 +65,34 @@ export interface GuardianStatus {
   staleDays: number;
 }
 
-/** A file's copy in the per-content aggregate: verified = a current check equal to the content's full hash. */
-const VERIFIED = 'k.entry_id IS NOT NULL AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime AND k.full_hash = ci.full_hash';
+/** A file's copy is verified: a current check equal to the content's full hash (looked up only for a current check). */
+const VERIFIED = `k.entry_id IS NOT NULL AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime
+  AND k.full_hash = (SELECT full_hash FROM content_identities WHERE id = e.content_id)`;
 
-function countsSql(where: string): string {
-  return `SELECT e.content_id AS contentId, max(e.size) AS size, count(*) AS files,
+/**
+ * Per-content counts over the files `where` selects, in one pass. `temp.guardian_devices`
+ * says which devices' copies are trusted and which count (trusted and seen lately); a
+ * device it does not list is both. `wanted`: the file's own policy from
+ * `temp.guardian_file_wanted` when `perFile`, else `@fallback`; the content's is the most any file wants.
+ */
+function countsSql(where: string, perFile: boolean): string {
+  return `SELECT e.content_id AS contentId, max(e.size) AS size, count(*) AS files, sum(e.size) AS bytes,
             count(DISTINCT e.device_id) AS devices,
-            count(DISTINCT CASE WHEN e.device_id NOT IN (SELECT value FROM json_each(@untrusted)) THEN e.device_id END) AS trusted,
-            count(DISTINCT CASE WHEN e.device_id NOT IN (SELECT value FROM json_each(@untrusted)) AND e.device_id NOT IN (SELECT value FROM json_each(@stale)) THEN e.device_id END) AS fresh,
-            count(DISTINCT CASE WHEN e.device_id NOT IN (SELECT value FROM json_each(@untrusted)) AND e.device_id NOT IN (SELECT value FROM json_each(@stale)) AND ${VERIFIED} THEN e.device_id END) AS counting
-          FROM entries e
+            count(DISTINCT CASE WHEN coalesce(d.trusted, 1) THEN e.device_id END) AS trusted,
+            count(DISTINCT CASE WHEN coalesce(d.counts, 1) THEN e.device_id END) AS fresh,
+            count(DISTINCT CASE WHEN coalesce(d.counts, 1) AND ${VERIFIED} THEN e.device_id END) AS counting,
+            ${perFile ? 'max(coalesce(w.copies, @fallback))' : '@fallback'} AS wanted
+          FROM entries e ${where ? '' : 'NOT INDEXED'}
           LEFT JOIN copy_checks k ON k.entry_id = e.id
-          LEFT JOIN content_identities ci ON ci.id = e.content_id
+          LEFT JOIN temp.guardian_devices d ON d.id = e.device_id
+          ${perFile ? 'LEFT JOIN temp.guardian_file_wanted w ON w.entry_id = e.id' : ''}
           WHERE e.kind = 'file' AND e.content_id IS NOT NULL ${where}
           GROUP BY e.content_id`;
 }
+
+/** Contents short of their policy, most at risk first. */
+const AT_RISK = 'FROM temp.guardian_counts WHERE counting < wanted';
+const AT_RISK_ORDER = 'ORDER BY counting, wanted - counting DESC, size DESC, contentId';
 
 export class Guardian {
   readonly settings: GuardianSettings;
@@ -92,9 +105,14 @@ export class Guardian {
   ) {
     this.settings = new GuardianSettings(db, localDeviceId);
     this.store = new EntryStore(db);
+    // Connection-local scratch tables, filled for one query at a time (withDevices, withCounts).
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS guardian_devices (id TEXT PRIMARY KEY, trusted INTEGER, counts INTEGER) WITHOUT ROWID;
+             CREATE TEMP TABLE IF NOT EXISTS guardian_counts (contentId TEXT PRIMARY KEY, size INTEGER, files INTEGER, bytes INTEGER, devices INTEGER, trusted INTEGER, fresh INTEGER, counting INTEGER, wanted INTEGER);
+             CREATE TEMP TABLE IF NOT EXISTS guardian_file_wanted (entry_id INTEGER PRIMARY KEY, copies INTEGER);
+             CREATE TEMP TABLE IF NOT EXISTS guardian_tag (tag_id INTEGER PRIMARY KEY, copies INTEGER);`);
     const p = (sql: string) => db.prepare(sql);
     this.s = {
-      countOne: p(countsSql('AND e.content_id = @contentId')),
+      countOne: p(countsSql('AND e.content_id = @contentId', false)),
       tagsOf: p('SELECT t.name FROM entry_tags et JOIN tags t ON t.id = et.tag_id WHERE et.entry_id = ?').pluck(),
       filesOf: p("SELECT id FROM entries WHERE content_id = ? AND kind = 'file' ORDER BY device_id, id LIMIT ?").pluck(),
     };
@@ -110,14 +128,10 @@ export class Guardian {
       .all(limit) as string[];
   }
 
-  private params(options: GuardianOptions): { untrusted: string; stale: string } {
-    return { untrusted: JSON.stringify(this.settings.untrusted()), stale: JSON.stringify(this.staleDevices(options)) };
-  }
-
   /** How the copies of one content stand (what user.sd.copies shows: `counting`). */
   count(contentId: string, options: GuardianOptions = {}): CopyCount {
-    const row = this.s.countOne.get({ ...this.params(options), contentId }) as CopyCount | undefined;
-    return row ?? { devices: 0, trusted: 0, fresh: 0, counting: 0 };
+    const row = this.withDevices(options, () => this.s.countOne.get({ contentId, fallback: DEFAULT_COPIES }) as CopyCount | undefined);
+    return row ? { devices: row.devices, trusted: row.trusted, fresh: row.fresh, counting: row.counting } : { devices: 0, trusted: 0, fresh: 0, counting: 0 };
   }
 
   /**
@@ -125,20 +139,27 @@ export class Guardian {
    * folder or location with a policy, else the library's, else DEFAULT_COPIES.
    */
   wanted(entry: Entry): number {
-    const policies = this.policyMap();
-    let fromTags = 0;
-    for (const tag of this.s.tagsOf.all(entry.id) as string[]) fromTags = Math.max(fromTags, policies.get(`tag:${tag}`) ?? 0);
-    if (fromTags > 0) return fromTags;
+    return this.policyFor(entry).copies;
+  }
+
+  /** The policy a file follows (see wanted), with where protect puts its copies when the policy says. */
+  policyFor(entry: Entry): Pick<StoredPolicy, 'copies' | 'store'> {
+    const policies = new Map(this.settings.policies().map((p) => [p.key, p]));
+    let fromTags: StoredPolicy | undefined;
+    for (const tag of this.s.tagsOf.all(entry.id) as string[]) {
+      const p = policies.get(`tag:${tag}`);
+      if (p && p.copies > (fromTags?.copies ?? 0)) fromTags = p;
+    }
+    if (fromTags) return fromTags;
     const location = this.locationOf(entry);
     if (location && policies.size > 0) {
       const names = this.store.relativePath(entry.id).split('/').filter(Boolean);
       for (let depth = names.length; depth >= 0; depth--) {
-        const key = `path:${entry.deviceId}/${location.name}${depth > 0 ? `/${names.slice(0, depth).join('/')}` : ''}`;
-        const copies = policies.get(key);
-        if (copies !== undefined) return copies;
+        const p = policies.get(`path:${entry.deviceId}/${location.name}${depth > 0 ? `/${names.slice(0, depth).join('/')}` : ''}`);
+        if (p) return p;
       }
     }
-    return policies.get('') ?? DEFAULT_COPIES;
+    return policies.get('') ?? { copies: DEFAULT_COPIES };
   }
 
   /** A file's standing: counting copies, copies wanted, and the risk (undefined when safe or unidentified). */
@@ -153,26 +174,22 @@ export class Guardian {
   /** Contents whose counting copies fall short of what their files want, most at risk first. */
   atRisk(options: GuardianOptions & { limit?: number; pathsPerContent?: number } = {}): { items: AtRiskContent[]; total: number } {
     const staleDays = options.staleDays ?? DEFAULT_STALE_DAYS;
-    return this.withWanted(options, () => {
+    return this.withCounts(options, () => {
+      const total = this.db.prepare(`SELECT count(*) ${AT_RISK}`).pluck().get() as number;
       const rows = this.db
-        .prepare(`SELECT c.*, w.wanted FROM temp.guardian_counts c JOIN temp.guardian_wanted w ON w.content_id = c.contentId
-                  WHERE c.counting < w.wanted
-                  ORDER BY c.counting, w.wanted - c.counting DESC, c.size DESC, c.contentId`)
-        .all() as Array<CopyCount & { contentId: string; size: number; files: number; wanted: number }>;
-      const items: AtRiskContent[] = [];
-      for (const r of rows.slice(0, options.limit ?? rows.length)) {
-        items.push({ ...r, risk: riskOf(r, r.wanted, staleDays)!, paths: this.pathsOf(r.contentId, options.pathsPerContent ?? 10) });
-      }
-      return { items, total: rows.length };
+        .prepare(`SELECT contentId, size, files, devices, trusted, fresh, counting, wanted ${AT_RISK} ${AT_RISK_ORDER} LIMIT ?`)
+        .all(options.limit ?? -1) as Array<CopyCount & { contentId: string; size: number; files: number; wanted: number }>;
+      const items = rows.map((r) => ({ ...r, risk: riskOf(r, r.wanted, staleDays)!, paths: this.pathsOf(r.contentId, options.pathsPerContent ?? 10) }));
+      return { items, total };
     });
   }
 
   /** Entry ids of the files whose content is at risk (for /sd/.guardian/at-risk), at most `limit`. */
   atRiskFiles(limit: number, options: GuardianOptions = {}): number[] {
-    return this.withWanted(options, () =>
+    return this.withCounts(options, () =>
       this.db
-        .prepare(`SELECT e.id FROM entries e JOIN temp.guardian_counts c ON c.contentId = e.content_id JOIN temp.guardian_wanted w ON w.content_id = e.content_id
-                  WHERE e.kind = 'file' AND c.counting < w.wanted ORDER BY c.counting, e.id LIMIT ?`)
+        .prepare(`SELECT e.id FROM entries e JOIN temp.guardian_counts c ON c.contentId = e.content_id
+                  WHERE e.kind = 'file' AND c.counting < c.wanted ORDER BY c.counting, e.id LIMIT ?`)
         .pluck()
         .all(limit) as number[],
     );
@@ -180,11 +197,11 @@ export class Guardian {
 
   status(options: GuardianOptions = {}): GuardianStatus {
     const staleDays = options.staleDays ?? DEFAULT_STALE_DAYS;
-    return this.withWanted(options, () => {
+    return this.withCounts(options, () => {
+      // Per content: its files and their bytes, so nothing here goes back over the files.
       const byCopies = this.db
-        .prepare(`SELECT min(c.counting, 3) AS copies, count(*) AS files, coalesce(sum(e.size), 0) AS bytes
-                  FROM entries e JOIN temp.guardian_counts c ON c.contentId = e.content_id
-                  WHERE e.kind = 'file' GROUP BY min(c.counting, 3) ORDER BY copies`)
+        .prepare(`SELECT min(counting, 3) AS copies, sum(files) AS files, sum(bytes) AS bytes
+                  FROM temp.guardian_counts GROUP BY min(counting, 3) ORDER BY copies`)
         .all() as Array<{ copies: number; files: number; bytes: number }>;
       const unidentified = this.db.prepare("SELECT count(*) FROM entries WHERE kind = 'file' AND content_id IS NULL").pluck().get() as number;
       const devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
@@ -192,28 +209,30 @@ export class Guardian {
       const perLocation = this.db
         .prepare(`SELECT e.device_id AS deviceId, e.location_id AS locationId, count(*) AS files, coalesce(sum(e.size), 0) AS bytes,
                     sum(CASE WHEN ${VERIFIED} THEN 1 ELSE 0 END) AS verified,
-                    sum(CASE WHEN c.counting < w.wanted THEN 1 ELSE 0 END) AS atRiskFiles
+                    sum(CASE WHEN c.counting < c.wanted THEN 1 ELSE 0 END) AS atRiskFiles
                   FROM entries e
                   LEFT JOIN copy_checks k ON k.entry_id = e.id
-                  LEFT JOIN content_identities ci ON ci.id = e.content_id
                   LEFT JOIN temp.guardian_counts c ON c.contentId = e.content_id
-                  LEFT JOIN temp.guardian_wanted w ON w.content_id = e.content_id
                   WHERE e.kind = 'file' GROUP BY e.device_id, e.location_id ORDER BY e.device_id, e.location_id`)
         .all() as Array<{ deviceId: string; locationId: number; files: number; bytes: number; verified: number; atRiskFiles: number }>;
-      const risky = this.db
-        .prepare(`SELECT c.*, w.wanted FROM temp.guardian_counts c JOIN temp.guardian_wanted w ON w.content_id = c.contentId WHERE c.counting < w.wanted`)
-        .all() as Array<CopyCount & { size: number; files: number; wanted: number }>;
+      const risk = this.db
+        .prepare(`SELECT count(*) AS contents, coalesce(sum(files), 0) AS files, coalesce(sum(size), 0) AS bytes ${AT_RISK}`)
+        .get() as { contents: number; files: number; bytes: number };
+      // One row per kind of shortfall (riskOf's reason depends on the counts only), reasons named in content id order.
+      const kinds = this.db
+        .prepare(`SELECT devices, trusted, fresh, counting, wanted, count(*) AS n ${AT_RISK} GROUP BY devices, trusted, fresh, counting, wanted ORDER BY min(contentId)`)
+        .all() as Array<CopyCount & { wanted: number; n: number }>;
       const byReason: Partial<Record<RiskCode, number>> = {};
-      for (const r of risky) {
-        const code = riskOf(r, r.wanted, staleDays)!.code;
-        byReason[code] = (byReason[code] ?? 0) + 1;
+      for (const k of kinds) {
+        const code = riskOf(k, k.wanted, staleDays)!.code;
+        byReason[code] = (byReason[code] ?? 0) + k.n;
       }
       const name = (id: string) => devices.get(id)?.slug ?? id;
       return {
         byCopies,
         unidentified,
         locations: perLocation.map((r) => ({ device: name(r.deviceId), location: locationNames.get(r.locationId)?.name ?? String(r.locationId), files: r.files, bytes: r.bytes, verified: r.verified, atRiskFiles: r.atRiskFiles })),
-        atRisk: { contents: risky.length, files: risky.reduce((n, r) => n + r.files, 0), bytes: risky.reduce((n, r) => n + r.size, 0), byReason },
+        atRisk: { contents: risk.contents, files: risk.files, bytes: risk.bytes, byReason },
         policies: this.settings.policies().map((p) => ({ target: this.describeTarget(p.target), copies: p.copies })),
         untrusted: this.settings.untrusted().map(name),
         staleDevices: this.staleDevices(options).map(name),
@@ -236,20 +255,38 @@ export class Guardian {
   }
 
   /**
-   * Fills temp tables of per-content counts and wanted copies for one query, and drops
-   * them after: a file's wanted copies come from its tags' policies, else the deepest
-   * folder policy above it (through the closure table), else the library's.
+   * Fills `temp.guardian_devices` (whose copies are trusted, and which count) for one
+   * query, inside its transaction, and empties it after.
    */
-  private withWanted<T>(options: GuardianOptions, query: () => T): T {
+  private withDevices<T>(options: GuardianOptions, query: () => T): T {
     const db = this.db;
     return db.transaction(() => {
-      db.exec(`CREATE TEMP TABLE IF NOT EXISTS guardian_counts (contentId TEXT PRIMARY KEY, size INTEGER, files INTEGER, devices INTEGER, trusted INTEGER, fresh INTEGER, counting INTEGER);
-               CREATE TEMP TABLE IF NOT EXISTS guardian_folder (entry_id INTEGER PRIMARY KEY, copies INTEGER);
-               CREATE TEMP TABLE IF NOT EXISTS guardian_tag (tag_id INTEGER PRIMARY KEY, copies INTEGER);
-               CREATE TEMP TABLE IF NOT EXISTS guardian_wanted (content_id TEXT PRIMARY KEY, wanted INTEGER);
-               DELETE FROM temp.guardian_counts; DELETE FROM temp.guardian_folder; DELETE FROM temp.guardian_tag; DELETE FROM temp.guardian_wanted;`);
+      db.exec('DELETE FROM temp.guardian_devices');
       try {
-        db.prepare(`INSERT INTO temp.guardian_counts ${countsSql('')}`).run(this.params(options));
+        const untrusted = new Set(this.settings.untrusted());
+        const stale = new Set(this.staleDevices(options));
+        const put = db.prepare('INSERT INTO temp.guardian_devices (id, trusted, counts) VALUES (?, ?, ?)');
+        for (const id of new Set([...listDevices(db).map((d) => d.id), ...untrusted])) {
+          put.run(id, untrusted.has(id) ? 0 : 1, untrusted.has(id) || stale.has(id) ? 0 : 1);
+        }
+        return query();
+      } finally {
+        db.exec('DELETE FROM temp.guardian_devices');
+      }
+    })();
+  }
+
+  /**
+   * Fills a temp table of per-content counts and wanted copies for one query, and empties
+   * it after: a file's wanted copies come from its tags' policies, else the deepest folder
+   * policy above it (through the closure table), else the library's; files no folder or
+   * tag policy names are not looked up one by one.
+   */
+  private withCounts<T>(options: GuardianOptions, query: () => T): T {
+    const db = this.db;
+    return this.withDevices(options, () => {
+      db.exec('DELETE FROM temp.guardian_counts; DELETE FROM temp.guardian_file_wanted; DELETE FROM temp.guardian_tag;');
+      try {
         let fallback = DEFAULT_COPIES;
         const folders: Array<{ id: number; depth: number; copies: number }> = [];
         const setTag = db.prepare('INSERT OR REPLACE INTO temp.guardian_tag (tag_id, copies) SELECT id, ? FROM tags WHERE name = ?');
@@ -261,18 +298,18 @@ export class Guardian {
             if (entry) folders.push({ id: entry.id, depth: this.store.ancestorIds(entry.id).length, copies: p.copies });
           }
         }
-        // Shallow folders first: a deeper folder's policy overwrites its files' rows.
-        const setFolder = db.prepare('INSERT OR REPLACE INTO temp.guardian_folder (entry_id, copies) SELECT descendant, ? FROM entry_closure WHERE ancestor = ?');
+        // Shallow folders first: a deeper folder's policy overwrites its files' rows; then tags overwrite folders.
+        const setFolder = db.prepare('INSERT OR REPLACE INTO temp.guardian_file_wanted (entry_id, copies) SELECT descendant, ? FROM entry_closure WHERE ancestor = ?');
         for (const f of folders.sort((a, b) => a.depth - b.depth)) setFolder.run(f.copies, f.id);
-        db.prepare(`INSERT INTO temp.guardian_wanted (content_id, wanted)
-                    SELECT e.content_id, max(coalesce((SELECT max(t.copies) FROM entry_tags et JOIN temp.guardian_tag t ON t.tag_id = et.tag_id WHERE et.entry_id = e.id), f.copies, ?))
-                    FROM entries e LEFT JOIN temp.guardian_folder f ON f.entry_id = e.id
-                    WHERE e.kind = 'file' AND e.content_id IS NOT NULL GROUP BY e.content_id`).run(fallback);
+        db.exec(`INSERT OR REPLACE INTO temp.guardian_file_wanted (entry_id, copies)
+                 SELECT et.entry_id, max(t.copies) FROM temp.guardian_tag t JOIN entry_tags et ON et.tag_id = t.tag_id GROUP BY et.entry_id`);
+        const perFile = (db.prepare('SELECT EXISTS (SELECT 1 FROM temp.guardian_file_wanted)').pluck().get() as number) === 1;
+        db.prepare(`INSERT INTO temp.guardian_counts (contentId, size, files, bytes, devices, trusted, fresh, counting, wanted) ${countsSql('', perFile)}`).run({ fallback });
         return query();
       } finally {
-        db.exec('DELETE FROM temp.guardian_counts; DELETE FROM temp.guardian_folder; DELETE FROM temp.guardian_tag; DELETE FROM temp.guardian_wanted;');
+        db.exec('DELETE FROM temp.guardian_counts; DELETE FROM temp.guardian_file_wanted; DELETE FROM temp.guardian_tag;');
       }
-    })();
+    });
   }
 
   /** The folder or location a path policy names, if this library has it. */
@@ -302,10 +339,6 @@ export class Guardian {
 
   private locationOf(entry: Entry): Location | undefined {
     return listLocations(this.db).find((l) => l.id === entry.locationId);
-  }
-
-  private policyMap(): Map<string, number> {
-    return new Map(this.settings.policies().map((p) => [p.key, p.copies]));
   }
 }
 

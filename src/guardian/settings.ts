@@ -23,6 +23,18 @@ export type PolicyTarget =
 
 export interface Policy {
   copies: number;
+  /** Where protect puts new copies: a location or folder of some device, as a target key ('path:...'). */
+  store?: string;
+}
+
+/** A policy as the library holds it. */
+export interface StoredPolicy {
+  key: string;
+  target: PolicyTarget;
+  copies: number;
+  /** Where protect puts new copies. */
+  store?: Extract<PolicyTarget, { kind: 'path' }>;
+  hlc: string;
 }
 
 export type GuardianOp =
@@ -71,10 +83,11 @@ export function validateGuardianOp(op: { kind: string; key: string; value: strin
   } catch {
     throw new SdError('INVALID', 'a policy is not JSON');
   }
-  const copies = (value as { copies?: unknown } | null)?.copies;
+  const { copies, store } = (value ?? {}) as { copies?: unknown; store?: unknown };
   if (typeof copies !== 'number') throw new SdError('INVALID', 'a policy names no number of copies');
+  if (store !== undefined && (typeof store !== 'string' || parseTargetKey(store).kind !== 'path')) throw new SdError('INVALID', 'a policy\'s store is not a location or folder');
   try {
-    return { kind: 'policy', key: op.key, value: { copies: validateCopies(copies) }, hlc: op.hlc };
+    return { kind: 'policy', key: op.key, value: { copies: validateCopies(copies), ...(store === undefined ? {} : { store: store as string }) }, hlc: op.hlc };
   } catch (err) {
     throw new SdError('INVALID', err instanceof Error ? err.message : String(err));
   }
@@ -102,8 +115,10 @@ export class GuardianSettings {
     this.clock = new HlcClock(localDeviceId, db.prepare('SELECT max(hlc) FROM guardian_ops').pluck().get() as string | null);
   }
 
-  setPolicy(target: PolicyTarget, copies: number): GuardianOp {
-    return this.local({ kind: 'policy', key: targetKey(target), value: { copies: validateCopies(copies) }, hlc: this.clock.tick() });
+  /** Sets a target's policy: the copies it wants and, optionally, where protect puts them (a location or folder). */
+  setPolicy(target: PolicyTarget, copies: number, store?: Extract<PolicyTarget, { kind: 'path' }>): GuardianOp {
+    const value: Policy = { copies: validateCopies(copies), ...(store ? { store: targetKey(store) } : {}) };
+    return this.local({ kind: 'policy', key: targetKey(target), value, hlc: this.clock.tick() });
   }
 
   /** Removes a policy; false when there was none for that target. */
@@ -119,9 +134,13 @@ export class GuardianSettings {
     return this.local({ kind: 'trust', key: deviceId, value: trusted ? null : 'untrusted', hlc: this.clock.tick() });
   }
 
-  policies(): Array<{ key: string; target: PolicyTarget; copies: number; hlc: string }> {
+  policies(): StoredPolicy[] {
     const rows = this.s.policies.all() as Array<{ key: string; value: string; hlc: string }>;
-    return rows.map((r) => ({ key: r.key, target: parseTargetKey(r.key), copies: (JSON.parse(r.value) as Policy).copies, hlc: r.hlc }));
+    return rows.map((r) => {
+      const value = JSON.parse(r.value) as Policy;
+      const store = value.store === undefined ? undefined : parseTargetKey(value.store);
+      return { key: r.key, target: parseTargetKey(r.key), copies: value.copies, ...(store?.kind === 'path' ? { store } : {}), hlc: r.hlc };
+    });
   }
 
   untrusted(): string[] {

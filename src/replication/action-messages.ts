@@ -70,6 +70,18 @@ function uint(v: unknown, what: string): number {
   return v;
 }
 
+function hex(v: unknown, what: string, max: number): string {
+  const text = str(v, what, max);
+  if (!/^[0-9a-f]+$/.test(text)) throw malformed(`${what} is not hex`);
+  return text;
+}
+
+function fullHash(v: unknown): string {
+  const h = str(v, 'fullHash', 64);
+  if (!/^[0-9a-f]{64}$/.test(h)) throw malformed('fullHash is not 64 hex digits');
+  return h;
+}
+
 function optional<T>(v: unknown, read: (v: unknown) => T): T | undefined {
   return v === undefined ? undefined : read(v);
 }
@@ -97,6 +109,17 @@ function op(v: unknown): RemoteOp {
         atimeMs: optional(o.atimeMs, (x) => uint(Math.round(Number(x)), 'atimeMs')),
         mtimeMs: optional(o.mtimeMs, (x) => uint(Math.round(Number(x)), 'mtimeMs')),
       };
+    case 'protect':
+      return {
+        op: 'protect',
+        location,
+        path,
+        contentId: hex(o.contentId, 'contentId', 64),
+        fullHash: fullHash(o.fullHash),
+        size: uint(o.size, 'size'),
+        mode: uint(o.mode, 'mode') & 0o7777,
+        mtimeMs: uint(Math.round(Number(o.mtimeMs)), 'mtimeMs'),
+      };
     default:
       throw malformed(`unknown op ${JSON.stringify(o.op)?.slice(0, 40)}`);
   }
@@ -106,16 +129,8 @@ export const actionRequest = jsonFrame<ActionRequest>((v) => ({
   id: uint(v.id, 'id'),
   op: op(v.op),
   size: optional(v.size, (x) => uint(x, 'size')),
-  contentId: optional(v.contentId, (x) => {
-    const id = str(x, 'contentId', 64);
-    if (!/^[0-9a-f]+$/.test(id)) throw malformed('contentId is not hex');
-    return id;
-  }),
-  fullHash: optional(v.fullHash, (x) => {
-    const h = str(x, 'fullHash', 64);
-    if (!/^[0-9a-f]{64}$/.test(h)) throw malformed('fullHash is not 64 hex digits');
-    return h;
-  }),
+  contentId: optional(v.contentId, (x) => hex(x, 'contentId', 64)),
+  fullHash: optional(v.fullHash, fullHash),
   mode: optional(v.mode, (x) => uint(x, 'mode') & 0o7777),
   mtimeMs: optional(v.mtimeMs, (x) => uint(Math.round(Number(x)), 'mtimeMs')),
 }));

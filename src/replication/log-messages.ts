@@ -23,7 +23,7 @@ export interface LogBlock {
 
 const BLOCK_VERSION = 1;
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta', 'check', 'guardian'] as const;
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta', 'check', 'guardian', 'space'] as const;
 
 type State = ReturnType<typeof c.state>;
 
@@ -97,6 +97,12 @@ const opEncoding = {
         c.string.preencode(state, o.value ?? '');
         c.string.preencode(state, o.hlc);
         break;
+      case 'space':
+        c.uint.preencode(state, o.id);
+        c.uint.preencode(state, o.free);
+        c.uint.preencode(state, o.total);
+        c.uint.preencode(state, o.at);
+        break;
     }
   },
   encode(state: State, o: LogOp): void {
@@ -165,6 +171,12 @@ const opEncoding = {
         c.string.encode(state, o.value ?? '');
         c.string.encode(state, o.hlc);
         break;
+      case 'space':
+        c.uint.encode(state, o.id);
+        c.uint.encode(state, o.free);
+        c.uint.encode(state, o.total);
+        c.uint.encode(state, o.at);
+        break;
     }
   },
   decode(state: State): LogOp {
@@ -231,6 +243,14 @@ const opEncoding = {
         const value = c.string.decode(state);
         const hlc = c.string.decode(state);
         return { op: tag, kind, key, value: hasValue ? value : null, hlc };
+      }
+      case 'space': {
+        const id = c.uint.decode(state);
+        const free = c.uint.decode(state);
+        const total = c.uint.decode(state);
+        const at = c.uint.decode(state);
+        if (free > total) throw new LogDecodeError(`location ${id} has more free bytes than it holds`);
+        return { op: tag, id, free, total, at };
       }
       default:
         throw new LogDecodeError('an operation of an unknown type');

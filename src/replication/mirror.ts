@@ -8,6 +8,7 @@ import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import { GuardianSettings } from '../guardian/settings.js';
+import { recordSpace } from '../guardian/space.js';
 import { ContentStore } from '../vdfs/content/store.js';
 import { localDevice } from '../vdfs/device.js';
 import { MetaStore, validateMetaKey, validateMetaValue } from '../vdfs/metadata.js';
@@ -259,6 +260,11 @@ class BatchApplier {
         // Shared settings: the newest stamp wins; one that fails validation is counted and ignored.
         this.settings.applyFromPeer(this.deviceId, o);
         break;
+      case 'space': {
+        const location = this.location(o.id, false);
+        if (location) recordSpace(this.db, location.id, o);
+        break;
+      }
       case 'tag':
         // Shared data: the newest stamp wins, whatever order the devices' logs arrive in.
         try {

@@ -12,6 +12,8 @@ import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { Action } from '../vdfs/actions/types.js';
 import { AuditLog } from '../vdfs/audit.js';
+import { CopyChecks } from '../vdfs/content/copy-checks.js';
+import { peersHolding } from '../vdfs/actions/repair.js';
 import { contentHashOfFile, fullHashOfFile } from '../vdfs/content/identity.js';
 import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
 import { JobStore, emptyProgress, type Job } from '../vdfs/jobs/job-store.js';
@@ -169,10 +171,17 @@ export class Applier {
         return run({ kind: 'move', input: { sources: [real], target, onConflict: 'overwrite' } });
       }
       case 'copy':
-        return this.copyIn(request, { location, rel: names.join('/'), real, actor }, channel, run);
+        return this.copyIn(request, { location, rel: names.join('/'), real, actor }, channel, run, op.overwrite);
       case 'attrs':
         this.setAttrs(location, names.join('/'), op, actor);
         return 'attributes set';
+      case 'protect': {
+        // Content this device holds a verified copy of already is not copied again.
+        if (new CopyChecks(this.library.db).verifiedCopies(this.library.device.id, op.fullHash).length > 0) return 'a verified copy is here already';
+        const parent = path.dirname(real);
+        if (!statOrUndefined(parent)?.isDirectory()) await run({ kind: 'mkdir', input: { target: parent, parents: true } });
+        return this.copyIn({ ...request, size: op.size, contentId: op.contentId, fullHash: op.fullHash, mode: op.mode, mtimeMs: op.mtimeMs }, { location, rel: names.join('/'), real, actor }, channel, run, false);
+      }
     }
   }
 
@@ -181,10 +190,13 @@ export class Applier {
     if (attrs.mtimeMs !== undefined) this.runner.applyFsOp(location, { op: 'utimens', path: rel, atimeMs: attrs.atimeMs ?? attrs.mtimeMs, mtimeMs: attrs.mtimeMs }, actor);
   }
 
-  /** Fetches the staged bytes from the asker, checks their BLAKE3, then moves them into place as an action. */
-  private async copyIn(request: ActionRequest, at: { location: Location; rel: string; real: string; actor: string }, channel: ActionChannel, run: (a: Action) => Promise<string>): Promise<string> {
+  /**
+   * Fetches the bytes (from the asker first, then any other online device holding them),
+   * checks their BLAKE3, then moves them into place as an action (replacing what is there
+   * when `overwrite`, else keeping both).
+   */
+  private async copyIn(request: ActionRequest, at: { location: Location; rel: string; real: string; actor: string }, channel: ActionChannel, run: (a: Action) => Promise<string>, overwrite: boolean): Promise<string> {
     const { real } = at;
-    const op = request.op as Extract<ActionRequest['op'], { op: 'copy' }>;
     const size = request.size ?? 0;
     // The same bytes are there already (touch or cp -p over a file, a second rsync): a copy
     // would be skipped as a duplicate, but the times and mode the writer set still count.
@@ -197,25 +209,29 @@ export class Applier {
     if (size === 0) {
       fs.writeFileSync(part, '');
     } else {
-      const source = this.blocks.channelTo(channel.peer.id);
       if (!request.contentId || !request.fullHash) throw new SdError('INVALID', 'a copy of a non-empty file needs its content id and full hash');
       const contentId = request.contentId;
+      const holders = [channel.peer.id, ...peersHolding(this.library, contentId).filter((id) => id !== channel.peer.id)];
       const file = this.blocks.openFile({
         size,
         mtime: 0,
         contentId,
         cacheKey: `content/${contentId}/${size}`,
-        sources: () => (source && !source.closed ? [{ kind: 'peer', channel: source, target: { kind: 'content', contentId } }] : []),
+        sources: () =>
+          holders.flatMap((id) => {
+            const source = this.blocks.channelTo(id);
+            return source && !source.closed ? [{ kind: 'peer' as const, channel: source, target: { kind: 'content' as const, contentId } }] : [];
+          }),
       });
       const got = await file.fetchWhole(part);
       if (got.fullHash !== request.fullHash) {
         fs.rmSync(part, { force: true });
-        throw new SdError('IO', `the bytes of ${op.path} changed while they were sent (BLAKE3 ${got.fullHash.slice(0, 16)}…, expected ${request.fullHash.slice(0, 16)}…); sent again`);
+        throw new SdError('IO', `the bytes of ${request.op.path} changed while they were sent (BLAKE3 ${got.fullHash.slice(0, 16)}…, expected ${request.fullHash.slice(0, 16)}…); sent again`);
       }
     }
     if (request.mode !== undefined) fs.chmodSync(part, request.mode);
     if (request.mtimeMs !== undefined) fs.utimesSync(part, new Date(), new Date(request.mtimeMs));
-    return run({ kind: 'move', input: { sources: [part], target: real, onConflict: op.overwrite ? 'overwrite' : 'rename', verify: true } });
+    return run({ kind: 'move', input: { sources: [part], target: real, onConflict: overwrite ? 'overwrite' : 'rename', verify: true, ...(request.fullHash ? { fullHash: request.fullHash } : {}) } });
   }
 }
 
@@ -295,6 +311,7 @@ export class Delivery {
     const request: ActionRequest = { id: job.id, op };
     try {
       if (op.op === 'copy') Object.assign(request, this.describeStaged(op.pendingId));
+      if (op.op === 'protect') Object.assign(request, { size: op.size, contentId: op.contentId, fullHash: op.fullHash, mode: op.mode, mtimeMs: op.mtimeMs });
     } catch (err) {
       const error = `the bytes to send are gone: ${err instanceof Error ? err.message : String(err)}`;
       this.changes.refused(job.id);

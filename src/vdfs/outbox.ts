@@ -21,7 +21,9 @@ export type IndexChange =
   /** A check of one of this device's files: its full BLAKE3 at (size, mtime), or corrupt (guardian/copy-checks). */
   | { op: 'check'; id: number; fullHash: string; size: number; mtime: number; corrupt: boolean }
   /** A guardian setting (policy, trust) made by this device (shared data, HLC last-writer-wins). */
-  | { op: 'guardian'; kind: string; key: string; value: string | null; hlc: string };
+  | { op: 'guardian'; kind: string; key: string; value: string | null; hlc: string }
+  /** Free and total bytes of the file system one of this device's locations is on, measured at `at` (guardian/space). */
+  | { op: 'space'; id: number; free: number; total: number; at: number };
 
 export interface QueuedChange {
   seq: number;
@@ -75,6 +77,10 @@ function toChange(r: OutboxRow): IndexChange {
     case 'guardian': {
       const x = JSON.parse(r.extra!) as { kind: string; key: string; value: string | null; hlc: string };
       return { op: 'guardian', kind: x.kind, key: x.key, value: x.value, hlc: x.hlc };
+    }
+    case 'space': {
+      const x = JSON.parse(r.extra!) as { free: number; total: number; at: number };
+      return { op: 'space', id: r.id!, free: x.free, total: x.total, at: x.at };
     }
     default:
       throw new Error(`index_outbox row ${r.seq} has the unknown op '${r.op}'`);
@@ -139,6 +145,9 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
     const settings = db.prepare(`SELECT kind, key, value, hlc FROM guardian_ops WHERE hlc LIKE '%.' || ?`)
       .all(deviceId) as Array<{ kind: string; key: string; value: string | null; hlc: string }>;
     for (const x of settings) changes.push({ op: 'guardian', ...x });
+    const spaces = db.prepare(`SELECT s.location_id AS id, s.free_bytes AS free, s.total_bytes AS total, s.measured_at AS at FROM location_space s JOIN locations l ON l.id = s.location_id WHERE l.device_id = ?`)
+      .all(deviceId) as Array<{ id: number; free: number; total: number; at: number }>;
+    for (const x of spaces) changes.push({ op: 'space', ...x });
     return { lastSeq, changes };
   })();
 }

@@ -19,7 +19,16 @@ export type RemoteOp =
   | { op: 'delete'; location: string; path: string }
   | { op: 'move'; location: string; path: string; to: string }
   /** chmod and/or utimens of something already there (e.g. cp -p on a folder it made). */
-  | ({ op: 'attrs'; location: string; path: string } & FileAttrs);
+  | ({ op: 'attrs'; location: string; path: string } & FileAttrs)
+  /**
+   * A copy of a content for the guardian (sd guardian protect): unless the device holds a
+   * verified copy already, it fetches the bytes from any online device holding them, checks
+   * them against `fullHash` and puts them at path (folders made; a different file there is kept).
+   */
+  | { op: 'protect'; location: string; path: string; contentId: string; fullHash: string; size: number; mode: number; mtimeMs: number };
+
+/** What a protect copy carries besides where it goes. */
+export type ProtectedContent = Omit<Extract<RemoteOp, { op: 'protect' }>, 'op' | 'location' | 'path'>;
 
 /** What chmod and utimens set. */
 export interface FileAttrs {
@@ -125,6 +134,11 @@ export class RemoteChanges {
     ]);
   }
 
+  /** A copy of a content onto the device, for the guardian (no pending row: the mount shows it once the device has it). */
+  protect(device: PeerRef, location: string, rel: string, content: ProtectedContent, actor: string): number {
+    return this.library.db.transaction(() => this.commit(device, { op: 'protect', location, path: rel, ...content }, undefined, `protect ${rel} (${content.size} bytes)`, actor)).immediate();
+  }
+
   /** chmod/utimens of a folder made here or of something of the device (a pending file's go with its bytes). */
   attrs(device: PeerRef, location: string, rel: string, attrs: FileAttrs): number {
     const what = attrs.mode !== undefined ? `chmod ${(attrs.mode & 0o7777).toString(8)}` : 'set times of';
@@ -193,7 +207,7 @@ export class RemoteChanges {
     }).immediate();
   }
 
-  private commit(device: PeerRef, op: RemoteOp, action: Action | undefined, summary: string): number {
+  private commit(device: PeerRef, op: RemoteOp, action: Action | undefined, summary: string, actor = 'fuse'): number {
     const target = this.sdPath(device, op.location, op.path);
     const payload: RemoteJobPayload = {
       action,
@@ -206,8 +220,8 @@ export class RemoteChanges {
     };
     const kind = action?.kind ?? op.op;
     // Never run by JobRun (isRemoteJob keeps it out): the device runs it; the journal holds it meanwhile.
-    const id = this.jobs.create(kind, payload as JobPayload, [], 'fuse');
-    this.audit.append({ actor: 'fuse', action: kind, status: 'Committed', target, details: { summary: payload.summary, device: device.slug }, jobId: id });
+    const id = this.jobs.create(kind, payload as JobPayload, [], actor);
+    this.audit.append({ actor, action: kind, status: 'Committed', target, details: { summary: payload.summary, device: device.slug }, jobId: id });
     return id;
   }
 }

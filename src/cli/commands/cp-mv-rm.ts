@@ -1,8 +1,9 @@
 // sd cp, sd mv, sd rm, sd mkdir: actions on files. --preview shows what would happen and
 // writes nothing; otherwise the action is committed as a job and run here to its end.
 import { ActionManager } from '../../vdfs/actions/action-manager.js';
-import { CONFLICT_MODES, type Action, type ConflictMode } from '../../vdfs/actions/types.js';
+import { CONFLICT_MODES, type Action, type ActionPreview, type ConflictMode } from '../../vdfs/actions/types.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
+import { formatBytes } from '../format.js';
 import { bwlimitOption, describeOutcome, describePreview, requireCompleted, runJobHere } from './job-run.js';
 
 function conflictMode(ctx: CommandContext): ConflictMode | undefined {
@@ -11,12 +12,28 @@ function conflictMode(ctx: CommandContext): ConflictMode | undefined {
   return mode as ConflictMode | undefined;
 }
 
+/** The guarded files a delete's preview found, as lines to go before its closing line. */
+function describeGuarded(p: ActionPreview): string[] {
+  const g = p.guarded;
+  if (!g || g.files === 0) return [];
+  const lines = [`  guarded:        ${g.files} file${g.files === 1 ? '' : 's'} (${formatBytes(g.bytes)}) the guardian stands against${g.forced ? ' (--force: deleted anyway)' : ''}`];
+  for (const s of g.samples) lines.push(`    ${s.path}: ${s.why}`);
+  if (g.files > g.samples.length) lines.push(`    … and ${g.files - g.samples.length} more`);
+  return lines;
+}
+
 /** Previews or runs an action; prints the preview or the outcome. */
 async function act(ctx: CommandContext, action: Action, verb: string, options: { verify?: boolean; bwlimit?: number } = {}): Promise<number> {
   const actions = new ActionManager(ctx.library(), { actor: 'cli' });
   if (ctx.values.preview) {
     const preview = actions.preview(action);
-    ctx.out.result({ preview }, () => describePreview(preview));
+    ctx.out.result({ preview }, () => {
+      // Before the problems (one of them may be these files) and the closing line.
+      const lines = describePreview(preview);
+      const at = lines.findIndex((l) => l.startsWith('  problem:'));
+      const end = at < 0 ? lines.length - 1 : at;
+      return [...lines.slice(0, end), ...describeGuarded(preview), ...lines.slice(end)];
+    });
     return 0;
   }
   const id = actions.commit(action, 'cli');
@@ -76,15 +93,22 @@ export const mvCommand = transferCommand('mv', 'move', 'Moved');
 
 export const rmCommand: Command = {
   name: 'rm',
-  usage: `Usage: sd rm SDPATH... [--permanent] [--preview]
+  usage: `Usage: sd rm SDPATH... [--permanent] [--force] [--preview]
 
 Moves each file or folder into its location's trash, .sd-trash/<time>/<path>, from
-where it can be moved back. --permanent deletes for good (needed for paths outside
-any location). --preview shows what would go and changes nothing.`,
-  options: { permanent: { type: 'boolean' }, preview: { type: 'boolean' } },
+where it can be moved back.
+
+  --permanent   delete for good (needed for paths outside any location)
+  --force       delete even the last copy of a content (no device would hold it any
+                more), or a copy its policy counts on (fewer verified copies than
+                'sd guardian policy' asks would remain); without it sd rm refuses and
+                --preview lists those files and why ("the last copy", "2 → 1 of 2 copies")
+  --preview     show what would go and change nothing`,
+  options: { permanent: { type: 'boolean' }, force: { type: 'boolean' }, preview: { type: 'boolean' } },
   async run(ctx) {
     if (ctx.positionals.length === 0) throw new UsageError('sd rm takes one or more SDPATHs');
-    return act(ctx, { kind: 'delete', input: { targets: ctx.positionals, permanent: ctx.values.permanent === true } }, ctx.values.permanent ? 'Deleted' : 'Moved to the trash');
+    const input = { targets: ctx.positionals, permanent: ctx.values.permanent === true, force: ctx.values.force === true };
+    return act(ctx, { kind: 'delete', input }, ctx.values.permanent ? 'Deleted' : 'Moved to the trash');
   },
 };
 

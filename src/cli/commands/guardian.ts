@@ -1,17 +1,22 @@
 // sd guardian status|at-risk|policy|trust|untrust: how many verified copies of every file
 // exist across the paired devices, what the policies want, and what is at risk and why.
 // Policies and trust are shared settings: every device of the library agrees on them.
+import path from 'node:path';
 import { config } from '../../config.js';
 import { SdError } from '../../errors.js';
 import { lastScrub, parseEvery, scrubSchedule, setScrubSchedule } from '../../guardian/schedule.js';
 import { DEFAULT_STALE_DAYS, Guardian, parsePolicyTarget, type GuardianOptions } from '../../guardian/guardian.js';
+import { planProtect, type ProtectPlan } from '../../guardian/protect.js';
+import { measureLocalSpace } from '../../guardian/space.js';
+import { RemoteChanges } from '../../vdfs/remote-changes.js';
 import { DEFAULT_COPIES, MAX_COPIES, MIN_COPIES, validateCopies } from '../../guardian/settings.js';
 import { ActionManager, planAction } from '../../vdfs/actions/action-manager.js';
 import type { Action } from '../../vdfs/actions/types.js';
-import { listDevices } from '../../vdfs/device.js';
+import { listDevices, type Device } from '../../vdfs/device.js';
+import { listLocations } from '../../vdfs/locations.js';
 import { resolvePath } from '../../vdfs/sdpath.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes, parseSize, table } from '../format.js';
 import { requireCompleted, runJobHere } from './job-run.js';
 
 function guardianOf(ctx: CommandContext): Guardian {
@@ -101,13 +106,16 @@ function policyTarget(ctx: CommandContext, text: string | undefined) {
 const policySet: Command = {
   name: 'set',
   summary: 'how many copies a location, folder, tag or the whole library wants',
-  usage: `Usage: sd guardian policy set --copies N [TARGET]
+  usage: `Usage: sd guardian policy set --copies N [TARGET] [--store SDPATH]
 
 TARGET is nothing (the library's default), a location or folder (sd://device/location/path,
 or a local path inside a location), or tag:NAME. A file follows the most specific policy:
 its tags' (the most demanding), else the deepest folder's above it, else the library's
-(default ${DEFAULT_COPIES}). N is ${MIN_COPIES} to ${MAX_COPIES}. Shared with every paired device; the newest setting wins.`,
-  options: { copies: { type: 'string' } },
+(default ${DEFAULT_COPIES}). N is ${MIN_COPIES} to ${MAX_COPIES}. Shared with every paired device; the newest setting wins.
+  --store SDPATH  where 'sd guardian protect' puts the copies this policy wants: a location
+                  or folder of a device (sd://nas/backup); without it, wherever there is the
+                  most free space`,
+  options: { copies: { type: 'string' }, store: { type: 'string' } },
   run(ctx) {
     const [target, ...extra] = ctx.positionals;
     if (extra.length > 0) throw new UsageError('sd guardian policy set takes one TARGET at most');
@@ -116,9 +124,13 @@ its tags' (the most demanding), else the deepest folder's above it, else the lib
     const copies = validateCopies(Number(copiesText));
     const g = guardianOf(ctx);
     const t = policyTarget(ctx, target);
-    g.settings.setPolicy(t, copies);
+    const storeText = ctx.values.store as string | undefined;
+    const store = storeText === undefined ? undefined : policyTarget(ctx, storeText);
+    if (store && store.kind !== 'path') throw new UsageError(`--store takes a location or folder (sd://device/location/path), not '${storeText}'`);
+    g.settings.setPolicy(t, copies, store);
     const name = g.describeTarget(t);
-    ctx.out.result({ target: name, copies }, () => [`Policy: ${name} wants ${copies} cop${copies === 1 ? 'y' : 'ies'}`]);
+    const where = store ? g.describeTarget(store) : undefined;
+    ctx.out.result({ target: name, copies, ...(where ? { store: where } : {}) }, () => [`Policy: ${name} wants ${copies} cop${copies === 1 ? 'y' : 'ies'}${where ? `, new ones in ${where}` : ''}`]);
   },
 };
 
@@ -128,8 +140,8 @@ const policyLs: Command = {
   usage: 'Usage: sd guardian policy ls\n\nEvery policy with the copies it wants (shared by every paired device).',
   run(ctx) {
     const g = guardianOf(ctx);
-    const rows = g.settings.policies().map((p) => ({ target: g.describeTarget(p.target), copies: p.copies }));
-    ctx.out.result(rows, () => (rows.length === 0 ? [`No policies: every file wants ${DEFAULT_COPIES} copies.`] : table(rows.map((r) => [r.target, String(r.copies)]))));
+    const rows = g.settings.policies().map((p) => ({ target: g.describeTarget(p.target), copies: p.copies, ...(p.store ? { store: g.describeTarget(p.store) } : {}) }));
+    ctx.out.result(rows, () => (rows.length === 0 ? [`No policies: every file wants ${DEFAULT_COPIES} copies.`] : table(rows.map((r) => [r.target, String(r.copies), r.store ? `store ${r.store}` : '']))));
   },
 };
 
@@ -154,6 +166,14 @@ const policy: Command = {
   subcommands: [policySet, policyLs, policyRm],
 };
 
+/** A device of the library by its slug, name or id. */
+function deviceNamed(ctx: CommandContext, ref: string): Device {
+  const matches = listDevices(ctx.library().db).filter((d) => d.slug === ref || d.name === ref || d.id === ref);
+  if (matches.length === 0) throw new SdError('NOT_FOUND', `no device named '${ref}'; 'sd devices' lists them`);
+  if (matches.length > 1) throw new SdError('USAGE', `'${ref}' names more than one device; use its slug from 'sd devices'`);
+  return matches[0]!;
+}
+
 function trustCommand(name: 'trust' | 'untrust'): Command {
   const trusted = name === 'trust';
   return {
@@ -163,11 +183,7 @@ function trustCommand(name: 'trust' | 'untrust'): Command {
     run(ctx) {
       const [ref, ...extra] = ctx.positionals;
       if (ref === undefined || extra.length > 0) throw new UsageError(`sd guardian ${name} takes one DEVICE`);
-      const library = ctx.library();
-      const matches = listDevices(library.db).filter((d) => d.slug === ref || d.name === ref || d.id === ref);
-      if (matches.length === 0) throw new SdError('NOT_FOUND', `no device named '${ref}'; 'sd devices' lists them`);
-      if (matches.length > 1) throw new SdError('USAGE', `'${ref}' names more than one device; use its slug from 'sd devices'`);
-      const device = matches[0]!;
+      const device = deviceNamed(ctx, ref);
       guardianOf(ctx).settings.setTrust(device.id, trusted);
       ctx.out.result({ device: device.slug, trusted }, () => [trusted ? `${device.slug}: its copies count` : `${device.slug}: its copies no longer count`]);
     },
@@ -260,6 +276,74 @@ location, a duplicate) is copied here at once; otherwise the job is queued and t
   },
 };
 
+function describeProtect(plan: ProtectPlan, done: string): string[] {
+  const shown = plan.copies.slice(0, 20);
+  return [
+    `${plan.atRisk} content${plan.atRisk === 1 ? '' : 's'} at risk; ${plan.copies.length} cop${plan.copies.length === 1 ? 'y' : 'ies'} planned (${formatBytes(plan.bytes)})`,
+    ...table(plan.targets.map((t) => [`  to sd://${t.device}/${t.location}`, files(t.files), formatBytes(t.bytes), t.free === null ? 'free space not reported yet' : `${formatBytes(t.free)} free`])),
+    ...shown.map((c) => `  ${c.from} → ${c.to.sdPath}`),
+    ...(plan.copies.length > shown.length ? [`  … and ${plan.copies.length - shown.length} more`] : []),
+    ...(plan.deferred.contents ? [`  left for later (--max-bytes): ${plan.deferred.contents} contents, ${formatBytes(plan.deferred.bytes)}`] : []),
+    ...plan.problems.slice(0, 20).map((p) => `  not planned: ${p}`),
+    ...(plan.problems.length > 20 ? [`  … and ${plan.problems.length - 20} more not planned`] : []),
+    done,
+  ];
+}
+
+const protect: Command = {
+  name: 'protect',
+  summary: 'copy at-risk content onto paired devices until each file has the copies its policy wants',
+  usage: `Usage: sd guardian protect [--to DEVICE[:LOCATION]] [--max-bytes SIZE] [--stale DAYS] [--preview]
+
+Plans one copy for every copy an at-risk content lacks (most at risk first), each onto a
+trusted device (this one or a paired one) seen within --stale days that holds no copy of it yet: the location
+--to names, else the one the file's policy stores copies in ('policy set --store'), else
+the location with the most free space its device reported. A copy goes under
+<location>/<device>/<location>/<path>, so the tree it came from stays readable. The copies
+are jobs ('sd jobs'): the running 'sd mount' delivers them, at once to online devices and
+to the others when they come back (and fetches the copies meant for this device). The target fetches the bytes from any device holding
+them and checks their full BLAKE3 before they land, so the new copy counts at once.
+Content with unverified copies is not copied again: 'sd guardian scrub' verifies them.
+  --to DEVICE[:LOCATION]  only onto this device (and location)
+  --max-bytes SIZE        plan at most SIZE of copies (50G, 500MiB); the rest waits
+${STALE_HELP}
+  --preview               say what would go where (bytes, free space); change nothing`,
+  options: { to: { type: 'string' }, 'max-bytes': { type: 'string' }, stale: { type: 'string' }, preview: { type: 'boolean' } },
+  run(ctx) {
+    if (ctx.positionals.length > 0) throw new UsageError('sd guardian protect takes options only (--to DEVICE[:LOCATION])');
+    const library = ctx.library();
+    const toText = ctx.values.to as string | undefined;
+    let to: { deviceId: string; location?: string } | undefined;
+    if (toText !== undefined) {
+      const [ref, location, ...rest] = toText.split(':');
+      if (!ref || rest.length > 0 || location === '') throw new UsageError(`--to takes DEVICE or DEVICE:LOCATION (got '${toText}')`);
+      to = { deviceId: deviceNamed(ctx, ref).id, ...(location ? { location } : {}) };
+    }
+    const maxText = ctx.values['max-bytes'] as string | undefined;
+    const maxBytes = maxText === undefined ? undefined : parseSize(maxText);
+    if (maxBytes === undefined && maxText !== undefined) throw new UsageError(`--max-bytes takes a size such as 50G or 500MiB (got '${maxText}')`);
+    measureLocalSpace(library.db, library.device.id);
+    const plan = planProtect(library.db, library.device.id, { ...staleOption(ctx), to, maxBytes });
+    if (ctx.values.preview || plan.copies.length === 0) {
+      const done = plan.copies.length === 0 ? (plan.atRisk === 0 ? 'Nothing is at risk: every file has the copies its policy wants.' : 'Nothing to copy.') : 'Preview: nothing was changed; run again without --preview to queue these copies';
+      ctx.out.result({ preview: plan }, () => describeProtect(plan, done));
+      return 0;
+    }
+    // Copies onto paired devices are their jobs (one each, delivered in order); onto this device, one fetch job.
+    const changes = new RemoteChanges(library);
+    const toPeers = plan.copies.filter((c) => c.to.deviceId !== library.device.id);
+    const jobs = toPeers.map((c) => changes.protect({ id: c.to.deviceId, slug: c.to.device }, c.to.location, c.to.path, { contentId: c.contentId, fullHash: c.fullHash, size: c.size, mode: c.mode, mtimeMs: c.mtimeMs }, 'cli'));
+    const here = plan.copies.filter((c) => c.to.deviceId === library.device.id);
+    if (here.length > 0) {
+      const roots = new Map(listLocations(library.db, library.device.id).map((l) => [l.name, l.rootPath]));
+      const copies = here.map((c) => ({ contentId: c.contentId, target: path.join(roots.get(c.to.location)!, ...c.to.path.split('/')) }));
+      jobs.push(new ActionManager(library, { actor: 'cli' }).commit({ kind: 'fetch', input: { copies } }, 'cli'));
+    }
+    ctx.out.result({ jobs, plan }, () => describeProtect(plan, `Queued ${jobs.length} cop${jobs.length === 1 ? 'y' : 'ies'} as jobs ${jobs[0]}–${jobs[jobs.length - 1]}: the running 'sd mount' delivers them (devices offline now get them when they are back); 'sd jobs' follows them`));
+    return 0;
+  },
+};
+
 function every(ms: number): string {
   for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
   return `${Math.round(ms / 60_000)}m`;
@@ -305,9 +389,9 @@ own setting: each device scrubs its own disks.
 
 export const guardianCommand: Command = {
   name: 'guardian',
-  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | repair [SDPATH...] | schedule | trust DEVICE | untrust DEVICE
+  usage: `Usage: sd guardian status | at-risk | policy set|ls|rm | scrub [LOCATION...] | repair [SDPATH...] | protect | schedule | trust DEVICE | untrust DEVICE
 
 The Data Guardian: how many verified copies of each file exist on the paired devices, the
 copies each file wants (policies), and what is at risk.`,
-  subcommands: [status, atRisk, policy, scrub, repair, schedule, trustCommand('trust'), trustCommand('untrust')],
+  subcommands: [status, atRisk, policy, scrub, repair, protect, schedule, trustCommand('trust'), trustCommand('untrust')],
 };

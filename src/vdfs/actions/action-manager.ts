@@ -14,6 +14,7 @@ import { planDelete } from './delete.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { planMkdir } from './mkdir.js';
 import { planMove } from './move.js';
+import { planFetch } from './fetch.js';
 import { planRepair } from './repair.js';
 import { planScrub } from './scrub.js';
 import type { Action, ActionPreview, Plan } from './types.js';
@@ -32,6 +33,8 @@ export function planAction(library: Library, action: Action): Plan {
       return planScrub(library, action.input);
     case 'repair':
       return planRepair(library, action.input);
+    case 'fetch':
+      return planFetch(library, action.input);
   }
 }
 
@@ -48,7 +51,18 @@ function previewSummary(p: ActionPreview) {
     dedupFiles: p.dedup.files,
     estimatedSeconds: p.estimatedSeconds,
     sources: p.sources.map((s) => s.sdpath ?? s.path),
+    ...(p.guarded && p.guarded.files > 0 ? { guardedFiles: p.guarded.files, guardedBytes: p.guarded.bytes, forced: p.guarded.forced } : {}),
   };
+}
+
+/**
+ * A paired device's delete in this device's tree is its user's unlink through their mount:
+ * into the trash, never refused by the guard (the file is kept there, as a guarded unlink
+ * of this mount keeps it).
+ */
+function asAsked(action: Action, actor: Actor): Action {
+  if (action.kind !== 'delete' || action.input.permanent || !actor.startsWith('device:')) return action;
+  return { kind: 'delete', input: { ...action.input, force: true } };
 }
 
 export class ActionManager {
@@ -78,10 +92,12 @@ export class ActionManager {
 
   /**
    * Plans the action again, refuses it when its preview finds a problem (missing source,
-   * no space, permissions, a conflict under --on-conflict abort), else writes the job and
-   * its steps and the audit rows Previewed and Committed in one transaction. Returns the job id.
+   * no space, permissions, a conflict under --on-conflict abort, a guarded delete not
+   * forced), else writes the job and its steps and the audit rows Previewed and Committed
+   * in one transaction. Returns the job id.
    */
-  commit(action: Action, actor: Actor = 'cli'): number {
+  commit(asked: Action, actor: Actor = 'cli'): number {
+    const action = asAsked(asked, actor);
     const plan = planAction(this.library, action);
     const p = plan.preview;
     if (!p.ok) {
@@ -97,7 +113,7 @@ export class ActionManager {
       const id = this.jobStore.create(action.kind, plan.payload, plan.items, actor);
       const target = plan.payload.target;
       this.audit.append({ actor, action: action.kind, status: 'Previewed', target, details: previewSummary(p), jobId: id });
-      this.audit.append({ actor, action: action.kind, status: 'Committed', target, details: { summary: plan.payload.summary, steps: plan.items.length, onConflict: plan.payload.onConflict, verify: plan.payload.verify }, jobId: id });
+      this.audit.append({ actor, action: action.kind, status: 'Committed', target, details: { summary: plan.payload.summary, steps: plan.items.length, onConflict: plan.payload.onConflict, verify: plan.payload.verify, ...(p.guarded?.forced ? { forced: true } : {}) }, jobId: id });
       return id;
     }).immediate();
   }

@@ -3,7 +3,9 @@
 // short transaction — a handful of SQL statements, no rescan, on the FUSE thread.
 import fs from 'node:fs';
 import path from 'node:path';
+import { config } from '../../config.js';
 import { SdError } from '../../errors.js';
+import { GuardedTrash, LastCopyGuard, type GuardedTrashInput } from '../../guardian/last-copy.js';
 import { log } from '../../log.js';
 import { AuditLog, type Actor } from '../audit.js';
 import { GroupCommit } from '../db/group-commit.js';
@@ -14,6 +16,7 @@ import { DeferredFullHash } from './deferred-full-hash.js';
 import { tryFs } from './errno.js';
 import type { FsOp, FsOpResult } from './fs-op.js';
 import { IndexUpdater, baseName, parentRel, splitRel } from './index-update.js';
+import { moveToTrash, trashPathOf, trashStamp } from './trash.js';
 import { exists, lstatOrUndefined } from '../fs-stat.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
@@ -26,6 +29,8 @@ export class FsOpApplier {
   indexFailures = 0;
   /** Full hashes of files written in deep locations, computed after the write's FUSE call. */
   readonly fullHashes: DeferredFullHash;
+  /** The guardian's check and its trash table, made at the first unlink (not needed before). */
+  private lastCopy: { guard: LastCopyGuard; trash: GuardedTrash } | undefined;
 
   /** groupCommitMs: changes share a commit per this many ms (the mount); 0 commits each alone. */
   constructor(
@@ -80,8 +85,11 @@ export class FsOpApplier {
       }
       case 'unlink': {
         const rel = checkRel(op.path, 'busy');
-        tryFs(`delete ${sd(rel)}`, () => fs.unlinkSync(abs(rel)));
-        this.record(location, actor, 'unlink', sd(rel), undefined, () => {
+        // The last copy of a content, or one its policy counts on, goes to the trash instead.
+        const kept = this.keepIfGuarded(location, rel, sd(rel));
+        if (!kept) tryFs(`delete ${sd(rel)}`, () => fs.unlinkSync(abs(rel)));
+        this.record(location, actor, 'unlink', sd(rel), kept && { trash: kept.trashPath, guarded: kept.why }, () => {
+          if (kept) this.lastCopy?.trash.add(kept);
           this.index.removeAt(location, rel);
           this.index.touchDir(location, parentRel(rel));
         });
@@ -172,6 +180,24 @@ export class FsOpApplier {
         return {};
       }
     }
+  }
+
+  /**
+   * Moves a file whose unlink the guardian stands against into the location's trash, and
+   * says where; undefined when the file may go (it has enough copies, no content id, or
+   * was written within config.guardMinAgeMs: a working file, not yet one to guard).
+   * A few indexed queries: the entry, the files holding its content, and its policy when
+   * counting copies would drop.
+   */
+  private keepIfGuarded(location: Location, rel: string, what: string): (GuardedTrashInput & { why: string }) | undefined {
+    const entry = this.index.entryAt(location, rel);
+    if (!entry || entry.kind !== 'file' || !entry.contentId || Date.now() - entry.mtime < config.guardMinAgeMs) return undefined;
+    this.lastCopy ??= { guard: new LastCopyGuard(this.library.db, this.library.device), trash: new GuardedTrash(this.library.db) };
+    const guarded = this.lastCopy.guard.check([entry.id])[0];
+    if (!guarded) return undefined;
+    const trashPath = moveToTrash(path.join(location.rootPath, rel), trashPathOf(location.rootPath, rel, trashStamp()), what);
+    const size = lstatOrUndefined(trashPath)?.size ?? entry.size;
+    return { locationId: location.id, trashPath, contentId: entry.contentId, size, trashedAt: Date.now(), why: guarded.why };
   }
 
   /** Records a name that just appeared, and the new time of its folder. */

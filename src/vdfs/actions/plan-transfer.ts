@@ -278,6 +278,7 @@ export function planTransfer(library: Library, kind: 'copy' | 'move', input: Cop
     throughputBytesPerSec: speed.bytesPerSec,
     throughputSource: speed.source,
     trash: null,
+    guarded: null,
     ok: f.problems.length === 0 && f.permissions.length === 0 && fits,
   };
   const where = target.sdpath ?? target.abs;

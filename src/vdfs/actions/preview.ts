@@ -1,6 +1,6 @@
 // A preview with nothing in it yet, for the actions that fill in only part of it.
 import { SdError, type SdErrorCode } from '../../errors.js';
-import type { ActionKind, ActionPreview, Problem } from './types.js';
+import type { ActionKind, ActionPreview, PlanItem, Problem } from './types.js';
 import { DEFAULT_THROUGHPUT } from './estimate.js';
 
 export function emptyPreview(action: ActionKind): ActionPreview {
@@ -25,6 +25,7 @@ export function emptyPreview(action: ActionKind): ActionPreview {
     throughputBytesPerSec: DEFAULT_THROUGHPUT,
     throughputSource: 'default',
     trash: null,
+    guarded: null,
     ok: true,
   };
 }
@@ -33,6 +34,14 @@ export function emptyPreview(action: ActionKind): ActionPreview {
 export function settle(preview: ActionPreview): ActionPreview {
   preview.ok = preview.problems.length === 0 && preview.permissionProblems.length === 0 && preview.fits;
   return preview;
+}
+
+/** A plan of one step per file that copies it (repair, fetch): its preview counts them, then settles. */
+export function settleCopies(preview: ActionPreview, items: readonly PlanItem[]): ActionPreview {
+  preview.files = items.length;
+  preview.bytes = items.reduce((n, i) => n + i.size, 0);
+  preview.bytesToCopy = preview.bytes;
+  return settle(preview);
 }
 
 export function problem(code: SdErrorCode, message: string): Problem {

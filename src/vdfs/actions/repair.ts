@@ -11,7 +11,7 @@ import { EntryStore, type Entry } from '../entries.js';
 import type { Library } from '../library.js';
 import { listLocations } from '../locations.js';
 import { resolvePath } from '../sdpath.js';
-import { emptyPreview, problem, settle } from './preview.js';
+import { emptyPreview, problem, settleCopies } from './preview.js';
 import type { Plan, PlanItem, RepairInput } from './types.js';
 
 /** Where a verified copy of a corrupt file's bytes is on this device, if anywhere. */
@@ -72,11 +72,8 @@ export function planRepair(library: Library, input: RepairInput): Plan {
     }
   }
   preview.sources = items.map((i) => ({ given: i.src ?? '', path: i.src ?? '', sdpath: null, location: null }));
-  preview.files = items.length;
-  preview.bytes = items.reduce((n, i) => n + i.size, 0);
-  preview.bytesToCopy = preview.bytes;
   return {
-    preview: settle(preview),
+    preview: settleCopies(preview, items),
     items,
     payload: { action: { kind: 'repair', input }, onConflict: 'overwrite', verify: true, bwlimit: 0, summary: `repair ${items.length} corrupt file${items.length === 1 ? '' : 's'}`, target: items.map((i) => i.dst).join(' ') },
   };

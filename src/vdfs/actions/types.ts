@@ -15,6 +15,12 @@ export interface CopyInput {
   verify?: boolean;
   /** Bytes per second at most (0 or absent: as fast as the disks go). */
   bwlimit?: number;
+  /**
+   * One source file's full BLAKE3, checked by the caller just before (a peer's bytes that
+   * arrived): the copy's check is recorded from it even when the move is a rename, so the
+   * new copy counts as verified at once.
+   */
+  fullHash?: string;
 }
 
 export type MoveInput = CopyInput;
@@ -23,6 +29,8 @@ export interface DeleteInput {
   targets: string[];
   /** Remove for good instead of moving to the location's .sd-trash folder. */
   permanent?: boolean;
+  /** Go ahead even when it removes the last copy of a content, or one its copy policy counts on (sd rm --force). */
+  force?: boolean;
 }
 
 export interface MkdirInput {
@@ -44,7 +52,13 @@ export interface RepairInput {
   targets: string[];
 }
 
+export interface FetchInput {
+  /** Contents to put on this device, each at a new path in one of its locations (a file there already is kept: the copy gets a numbered name). */
+  copies: Array<{ contentId: string; target: string }>;
+}
+
 export type Action =
+  | { kind: 'fetch'; input: FetchInput }
   | { kind: 'copy'; input: CopyInput }
   | { kind: 'move'; input: MoveInput }
   | { kind: 'delete'; input: DeleteInput }
@@ -66,8 +80,9 @@ export type ActionKind = Action['kind'];
  *  remove   delete src for good (folders whole)
  *  scrub    read the file src whole and check its full BLAKE3 against its last check (bit rot)
  *  repair   replace the corrupt file dst with a verified copy of its bytes (src: where they come from)
+ *  fetch    put the content contentId at dst, fetched from paired devices and checked by full BLAKE3
  */
-export type PlanOp = 'mkdir' | 'copy' | 'symlink' | 'rename' | 'move' | 'rmdir' | 'trash' | 'remove' | 'scrub' | 'repair';
+export type PlanOp = 'mkdir' | 'copy' | 'symlink' | 'rename' | 'move' | 'rmdir' | 'trash' | 'remove' | 'scrub' | 'repair' | 'fetch';
 
 export interface PlanItem {
   seq: number;
@@ -117,6 +132,18 @@ export interface Problem {
   message: string;
 }
 
+/** Files a delete would remove that the guardian stands against: the last copy of a content, or a copy its policy counts on. */
+export interface GuardedRemovals {
+  files: number;
+  bytes: number;
+  /** Of those, files whose content no device would hold any more. */
+  lastCopies: number;
+  /** A few of them, and why: "the last copy", "2 → 1 of 2 copies". */
+  samples: Array<{ path: string; contentId: string; why: string }>;
+  /** The delete goes ahead anyway (--force). */
+  forced: boolean;
+}
+
 export interface ActionPreview {
   action: ActionKind;
   sources: PathInfo[];
@@ -147,6 +174,8 @@ export interface ActionPreview {
   throughputSource: 'measured' | 'default';
   /** Delete: where the files go (null for --permanent). */
   trash: string | null;
+  /** Delete: the guarded files among those it removes (null for other actions). */
+  guarded: GuardedRemovals | null;
   /** Commit would go ahead: no problems, no permission trouble, it fits, no conflict under abort. */
   ok: boolean;
 }

@@ -30,6 +30,10 @@ export function schemaVersion(db: Db): number {
 
 function migrate(db: Db): void {
   const current = schemaVersion(db);
+  // Run in array order above user_version: a version out of order would be skipped for good.
+  MIGRATIONS.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration ${m.version} stands at place ${i + 1}: the migrations must be numbered 1, 2, 3... in order`);
+  });
   for (const migration of MIGRATIONS) {
     if (migration.version <= current) continue;
     db.transaction(() => {

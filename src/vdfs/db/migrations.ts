@@ -353,4 +353,30 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    description: "the guardian's guarded trash: files the mount kept in a location's .sd-trash instead of unlinking them (the last copy, or a copy the policy counts on), deleted once their content is back up to policy",
+    sql: `
+      CREATE TABLE guarded_trash (
+        id           INTEGER PRIMARY KEY,
+        location_id  INTEGER NOT NULL REFERENCES locations (id) ON DELETE CASCADE,
+        trash_path   TEXT NOT NULL,
+        content_id   TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        trashed_at   INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 13,
+    description: "free space of every device's locations, measured by the device and shared through its log: where the guardian's protect puts copies",
+    sql: `
+      CREATE TABLE location_space (
+        location_id  INTEGER PRIMARY KEY REFERENCES locations (id) ON DELETE CASCADE,
+        free_bytes   INTEGER NOT NULL,
+        total_bytes  INTEGER NOT NULL,
+        measured_at  INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -19,6 +19,7 @@ import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, type Copy
 import { scrubVerdict } from './scrub-verdict.js';
 import { isCurrent } from '../content/copy-checks.js';
 import { repairSource } from '../actions/repair.js';
+import { needsMount } from '../actions/fetch.js';
 import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
 import { jobOptions } from './options.js';
 import { bootId } from './owner.js';
@@ -264,7 +265,39 @@ export class JobRun {
         return this.scrub(item);
       case 'repair':
         return this.repair(item);
+      case 'fetch':
+        return this.fetch(item);
     }
+  }
+
+  /**
+   * Puts a content this device lacks at dst: fetched from the paired devices holding it,
+   * checked against its full BLAKE3, renamed into place (a different file at dst is kept:
+   * the copy gets a numbered name), indexed as a verified copy. Skipped when this device
+   * holds a verified copy already (a step run again after a kill).
+   */
+  private async fetch(item: JobItem): Promise<void> {
+    const dst = item.dst!;
+    const contentId = item.contentId!;
+    const fullHash = this.index.contents.get(contentId)?.fullHash;
+    if (!fullHash) throw new SdError('NOT_FOUND', `content ${contentId} has no full BLAKE3 known; nothing was fetched`);
+    if (this.index.checks.verifiedCopies(this.library.device.id, fullHash).length > 0) return this.finish(item, 'skipped', null, () => this.progress.identical++, item.size);
+    if (!this.hooks.fetchContent) throw needsMount(dst);
+    const part = this.partPath(dst, item.seq);
+    const made = tryFs(`make the folder ${path.dirname(dst)}`, () => fs.mkdirSync(path.dirname(dst), { recursive: true }));
+    const ok = await this.hooks.fetchContent({ contentId, size: item.size, fullHash }, part).catch(() => false);
+    if (!ok) {
+      fs.rmSync(part, { force: true });
+      throw new SdError('IO', `no online paired device delivered content ${contentId} with its BLAKE3 (${fullHash.slice(0, 16)}…); resume the job when one is online`);
+    }
+    const final = lstatOrUndefined(dst) ? freeName(dst) : dst;
+    tryFs(`move the fetched bytes into place as ${final}`, () => fs.renameSync(part, final));
+    this.progress.copiedBytes += item.size;
+    this.progress.verified++;
+    this.finish(item, 'done', final, () => {
+      if (made) this.placeAt(made, undefined, null, true);
+      this.placeAt(final, sampled(final) ?? null, fullHash);
+    }, item.size);
   }
 
   /**
@@ -567,7 +600,14 @@ export class JobRun {
     this.checkpoint();
     tryFs(`move ${src} to ${final}`, () => fs.renameSync(src, final));
     if (final !== dst) this.progress.renamed++;
-    this.finish(item, 'done', final, () => this.moveInIndex(src, final), item.size);
+    // A file whose full BLAKE3 the caller checked (a peer's bytes that arrived) lands verified.
+    const action = this.job.payload.action;
+    const checked = srcSt.isFile() && (action.kind === 'move' || action.kind === 'copy') ? action.input.fullHash : undefined;
+    this.finish(item, 'done', final, () => {
+      if (!checked) return this.moveInIndex(src, final);
+      this.forget(src);
+      this.placeAt(final, sampled(final) ?? null, checked);
+    }, item.size);
   }
 
   private rmdir(item: JobItem): void {
