@@ -43,13 +43,17 @@ function rot(file: string): void {
   fs.rmSync(ref);
 }
 
-function checks(lib: string): Array<{ name: string; corrupt: number }> {
+function query<T>(lib: string, sql: string): T[] {
   const db = new Database(path.join(lib, 'library.db'), { readonly: true });
   try {
-    return db.prepare('SELECT e.name, k.corrupt FROM copy_checks k JOIN entries e ON e.id = k.entry_id ORDER BY e.name').all() as Array<{ name: string; corrupt: number }>;
+    return db.prepare(sql).all() as T[];
   } finally {
     db.close();
   }
+}
+
+function checks(lib: string): Array<{ name: string; corrupt: number }> {
+  return query(lib, 'SELECT e.name, k.corrupt FROM copy_checks k JOIN entries e ON e.id = k.entry_id ORDER BY e.name');
 }
 
 t.test('scrub verifies every file, finds a flipped byte, and tells rot from an edit', async (t) => {
@@ -67,6 +71,8 @@ t.test('scrub verifies every file, finds a flipped byte, and tells rot from an e
   t.match(second.stdout, /2 verified, 1 corrupt/, 'says how many');
   t.match(second.stdout, /Corrupt.*\n  sd:\/\/box\/data\/photo\.raw/, 'and names the file');
   t.same(checks(lib).find((c) => c.name === 'photo.raw')?.corrupt, 1, 'its check is marked corrupt');
+  const audited = query<{ target: string; details: string }>(lib, "SELECT target, details FROM audit_log WHERE action = 'scrub' AND status = 'Failed'");
+  t.same(audited.map((a) => [path.basename(a.target), (JSON.parse(a.details) as { bitRot?: boolean }).bitRot]), [['photo.raw', true]], 'and audited: one row for the rotten file');
   const risk = JSON.parse((await sd(['--json', 'guardian', 'at-risk'], { library: lib })).stdout) as { items: Array<{ paths: string[]; counting: number }> };
   t.match(risk.items.find((i) => i.paths.includes('sd://box/data/photo.raw')), { counting: 0 }, 'a corrupt copy does not count');
 

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { SdError } from '../../errors.js';
+import { AuditLog } from '../audit.js';
 import { log } from '../../log.js';
 import { contentHashOfFile, type ContentHash } from '../content/identity.js';
 import type { Library } from '../library.js';
@@ -383,6 +384,8 @@ export class JobRun {
       if (verdict.corrupt) {
         this.progress.corrupt = (this.progress.corrupt ?? 0) + 1;
         log.warn({ op: 'scrub', job: this.job.id, file: src, expected: verdict.expected, found: hash }, 'bit rot: the bytes changed while size and mtime did not');
+        // One audit row per rotten file: what was found, where, when, by which job.
+        new AuditLog(this.library.db).append({ actor: 'job', action: 'scrub', status: 'Failed', target: src, details: { bitRot: true, expected: verdict.expected, found: hash, size: entry.size, mtime: entry.mtime }, jobId: this.job.id });
       } else this.progress.verified++;
     }, item.size);
   }
