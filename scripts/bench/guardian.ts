@@ -64,18 +64,23 @@ async function scrubPart(): Promise<void> {
 
   report.progress('sd guardian scrub, warm cache');
   await sd('guardian', 'scrub'); // warms the page cache and records the first checks
-  const scrub = await bestOf(2, () => sd('guardian', 'scrub'));
-  report.figure({ name: 'scrub', value: mb(totalBytes) / scrub.seconds, unit: 'MB/s', note: `${fileCount} files, ${gib(totalBytes)} in ${scrub.seconds.toFixed(2)} s (the whole CLI: start, plan, job, checks), best of 2` });
+  // The whole command (start-up, plan, job, checks), and the job alone (its own clock: what a
+  // scheduled scrub in the running mount costs), best of 3 each.
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await sd('--json', 'guardian', 'scrub');
+    runs.push({ seconds: r.seconds, job: (JSON.parse(r.stdout) as { seconds: number }).seconds });
+  }
+  const scrub = Math.min(...runs.map((r) => r.seconds));
+  const job = Math.min(...runs.map((r) => r.job));
+  report.figure({ name: 'scrub', value: mb(totalBytes) / scrub, unit: 'MB/s', note: `${fileCount} files, ${gib(totalBytes)} in ${scrub.toFixed(2)} s (the whole CLI: start, plan, job, checks), best of 3` });
+  report.figure({ name: 'scrub job', value: mb(totalBytes) / job, unit: 'MB/s', note: `the job alone (its own clock): ${job.toFixed(2)} s, best of 3` });
   if (await commandExists('b3sum')) {
     const rel = files.map((f) => path.relative(data, f));
-    const ref = await bestOf(2, () => timeCommand('b3sum', ['--num-threads', '1', ...rel], { cwd: data }));
-    report.figure({
-      name: 'scrub vs b3sum',
-      value: ref.seconds / scrub.seconds,
-      unit: '× b3sum speed',
-      note: `b3sum --num-threads 1 over the same files: ${ref.seconds.toFixed(2)} s, ${formatNumber(mb(totalBytes) / ref.seconds)} MB/s`,
-      aim: { op: '>=', value: AIM_SCRUB_VS_B3SUM },
-    });
+    const ref = await bestOf(3, () => timeCommand('b3sum', ['--num-threads', '1', ...rel], { cwd: data }));
+    const against = `b3sum --num-threads 1 over the same files: ${ref.seconds.toFixed(2)} s, ${formatNumber(mb(totalBytes) / ref.seconds)} MB/s`;
+    report.figure({ name: 'scrub vs b3sum', value: ref.seconds / scrub, unit: '× b3sum speed', note: `the whole command; ${against}`, aim: { op: '>=', value: AIM_SCRUB_VS_B3SUM } });
+    report.figure({ name: 'scrub job vs b3sum', value: ref.seconds / job, unit: '× b3sum speed', note: `the job alone; ${against}`, aim: { op: '>=', value: AIM_SCRUB_VS_B3SUM } });
   } else {
     report.note('b3sum is not installed (apt-get install b3sum): the reference is skipped');
   }

@@ -16,7 +16,7 @@ import { freeName, renameTarget } from '../actions/conflict.js';
 import { fsError, tryFs } from '../actions/errno.js';
 import { IndexUpdater, baseName, parentRel } from '../actions/index-update.js';
 import type { ConflictMode } from '../actions/types.js';
-import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, type CopyFileResult } from './copy-file.js';
+import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, openForHash, releaseOpened, type CopyFileResult, type OpenedForHash } from './copy-file.js';
 import { scrubVerdict } from './scrub-verdict.js';
 import { isCurrent } from '../content/copy-checks.js';
 import { repairSource } from '../actions/repair.js';
@@ -124,6 +124,10 @@ export class JobRun {
   private readonly unsynced: string[] = [];
   private readonly dirtyDirs = new Set<string>();
   private lastControlPoll = 0;
+  /** The step after the one running (a scrub opens its file ahead). */
+  private nextItem: JobItem | undefined;
+  /** A file a scrub opened ahead for the next step. */
+  private readAhead: { file: string; opened: Promise<OpenedForHash> } | undefined;
   private lastYield = performance.now();
   private readonly stagingDirs = new Set<string>();
   private runStarted = 0;
@@ -158,9 +162,10 @@ export class JobRun {
       for (;;) {
         const page = this.store.items(this.job.id, this.progress.nextSeq);
         if (page.length === 0) break;
-        for (const item of page) {
+        for (const [i, item] of page.entries()) {
           const interruption = this.pollInterruption();
           if (interruption) throw new JobInterrupted(interruption);
+          this.nextItem = page[i + 1];
           if (item.status === null) await this.step(item);
           this.progress.nextSeq = item.seq + 1;
           if (performance.now() - this.lastDurable >= jobOptions.syncEveryMs) await this.makeDurable();
@@ -175,6 +180,8 @@ export class JobRun {
       if (err instanceof JobInterrupted) await this.makeDurable().catch(() => undefined);
       throw err;
     } finally {
+      if (this.readAhead) await releaseOpened(this.readAhead.opened);
+      this.readAhead = undefined;
       this.countTime();
     }
   }
@@ -361,9 +368,22 @@ export class JobRun {
    */
   private async scrub(item: JobItem): Promise<void> {
     const src = item.src!;
+    // This file was opened ahead (with its first chunk) while the one before was hashed; the next one is now.
+    const ahead = this.readAhead?.file === src ? this.readAhead.opened : undefined;
+    if (this.readAhead && !ahead) await releaseOpened(this.readAhead.opened);
+    this.readAhead = undefined;
     const where = this.locate(src);
     const entry = where && this.index.entryAt(where.location, where.rel);
-    if (!entry || !indexedAsIs(entry, lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    if (!entry || !indexedAsIs(entry, lstatOrUndefined(src))) {
+      if (ahead) await releaseOpened(ahead);
+      return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
+    }
+    const next = this.nextItem;
+    if (next?.op === 'scrub' && next.status === null && next.src) {
+      const opened = openForHash(next.src, jobOptions.scrubChunkBytes);
+      opened.catch(() => undefined); // a file gone by then fails its own step
+      this.readAhead = { file: next.src, opened };
+    }
     const base = this.progress.bytesDone;
     let hash: string;
     try {
@@ -371,7 +391,7 @@ export class JobRun {
         this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(src) });
         const interruption = this.pollInterruption();
         if (interruption) throw new JobInterrupted(interruption);
-      });
+      }, ahead);
     } catch (err) {
       if (err instanceof JobInterrupted) throw err;
       throw fsError(err, `read ${src}`);
