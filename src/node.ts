@@ -169,7 +169,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const runQueuedRepairs = () => {
     for (const job of actions.jobs.list({ statuses: ['queued'], limit: 100 })) {
       if ((job.kind !== 'repair' && job.kind !== 'fetch') || actions.jobs.isRunningHere(job.id) || Date.now() - job.updatedAt < QUEUED_REPAIR_MIN_AGE_MS) continue;
-      actions.jobs.run(job.id, { actor: 'guardian' }).catch((err: unknown) => log.warn({ op: 'repair', job: job.id, err: String(err) }, 'repair not run'));
+      actions.jobs.run(job.id, { actor: 'guardian' }).catch((err: unknown) => log.warn({ op: job.kind, job: job.id, err: String(err) }, `queued ${job.kind} not run`));
     }
   };
   // Free space of this device's locations, shared through the log (where protect puts copies).

@@ -65,8 +65,11 @@ export interface GuardianStatus {
   staleDays: number;
 }
 
-/** A file's copy is verified: a current check equal to the content's full hash (looked up only for a current check). */
-const VERIFIED = `k.entry_id IS NOT NULL AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime
+/**
+ * A file's copy is verified: a current check equal to the content's full hash (looked up
+ * only for a current check). SQL over `entries e LEFT JOIN copy_checks k ON k.entry_id = e.id`.
+ */
+export const VERIFIED = `k.entry_id IS NOT NULL AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime
   AND k.full_hash = (SELECT full_hash FROM content_identities WHERE id = e.content_id)`;
 
 /**
@@ -321,6 +324,11 @@ export class Guardian {
 
   private pathsOf(contentId: string, limit: number): string[] {
     return this.sdPathsOf(this.s.filesOf.all(contentId, limit) as number[]);
+  }
+
+  /** The SdPath of one entry of any device (undefined when it is not in the index). */
+  sdPathOf(entryId: number): string | undefined {
+    return this.sdPathsOf([entryId])[0];
   }
 
   /** SdPaths of entries (devices and locations looked up once for all of them). */

@@ -6,13 +6,11 @@ import type { Statement } from 'better-sqlite3';
 import { log } from '../log.js';
 import { AuditLog } from '../vdfs/audit.js';
 import { pruneTrashFolders } from '../vdfs/actions/trash.js';
-import { isCurrent } from '../vdfs/content/copy-checks.js';
 import type { Db } from '../vdfs/db/database.js';
 import type { Device } from '../vdfs/device.js';
 import { EntryStore, type Entry } from '../vdfs/entries.js';
 import { listLocations } from '../vdfs/locations.js';
-import { entrySdPath } from '../vdfs/sdpath.js';
-import { Guardian } from './guardian.js';
+import { Guardian, VERIFIED } from './guardian.js';
 
 /** A file whose removal the guardian stands against. */
 export interface GuardedFile {
@@ -31,19 +29,7 @@ export interface GuardedFile {
 interface Holder {
   id: number;
   deviceId: string;
-  verified: boolean;
-}
-
-interface HolderRow {
-  id: number;
-  deviceId: string;
-  size: number;
-  mtime: number;
-  /** The file's check: its full hash equal to the content's (null: no check, or no full hash known). */
-  sameHash: number | null;
-  checkSize: number | null;
-  checkMtime: number | null;
-  corrupt: number | null;
+  verified: number;
 }
 
 /** Devices holding the content, and those whose copy counts (a verified copy on a device that is trusted and seen lately). */
@@ -64,18 +50,13 @@ export class LastCopyGuard {
   private readonly holders: Statement;
   private readonly filesBelow: Statement;
 
-  constructor(
-    private readonly db: Db,
-    private readonly device: Device,
-  ) {
+  constructor(db: Db, device: Device) {
     this.guardian = new Guardian(db, device.id);
     this.store = new EntryStore(db);
     // One indexed lookup (entries_by_content) per content: no scan, fit for a FUSE unlink.
-    this.holders = db.prepare(`SELECT e.id, e.device_id AS deviceId, e.size, e.mtime,
-                                 k.size AS checkSize, k.mtime AS checkMtime, k.corrupt, k.full_hash = ci.full_hash AS sameHash
-                               FROM entries e
-                               LEFT JOIN copy_checks k ON k.entry_id = e.id
-                               LEFT JOIN content_identities ci ON ci.id = e.content_id
+    // Verified as the guardian counts it (VERIFIED): a current, sound check equal to the content's full hash.
+    this.holders = db.prepare(`SELECT e.id, e.device_id AS deviceId, coalesce(${VERIFIED}, 0) AS verified
+                               FROM entries e LEFT JOIN copy_checks k ON k.entry_id = e.id
                                WHERE e.content_id = ? AND e.kind = 'file'`);
     this.filesBelow = db.prepare(`SELECT e.id FROM entry_closure c JOIN entries e ON e.id = c.descendant
                                   WHERE c.ancestor = ? AND e.kind = 'file' AND e.content_id IS NOT NULL AND e.size > 0`).pluck();
@@ -128,10 +109,7 @@ export class LastCopyGuard {
 
   /** The SdPath of one of this device's entries (for a preview's samples). */
   sdPathOf(entryId: number): string {
-    const entry = this.store.get(entryId);
-    const location = entry && listLocations(this.db, this.device.id).find((l) => l.id === entry.locationId);
-    if (!entry || !location) return `entry ${entryId}`;
-    return entrySdPath(this.device, location, this.store.relativePath(entryId).split('/').filter(Boolean));
+    return this.guardian.sdPathOf(entryId) ?? `entry ${entryId}`;
   }
 
   /** The files with a content id among these entries and below the folders, each once (a folder and a file in it may both be named). */
@@ -147,11 +125,7 @@ export class LastCopyGuard {
   }
 
   private holdersOf(contentId: string): Holder[] {
-    // Verified as the guardian counts it: a current, sound check equal to the content's full hash.
-    return (this.holders.all(contentId) as HolderRow[]).map((r) => {
-      const check = r.checkSize === null ? undefined : { fullHash: '', size: r.checkSize, mtime: r.checkMtime!, corrupt: r.corrupt === 1 };
-      return { id: r.id, deviceId: r.deviceId, verified: r.sameHash === 1 && isCurrent(check, r) && !check.corrupt };
-    });
+    return this.holders.all(contentId) as Holder[];
   }
 
   /** Devices whose copies do not count: untrusted, or not seen within the stale limit. */

@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { SdError } from '../errors.js';
 import { CopyChecks, isCurrent } from '../vdfs/content/copy-checks.js';
+import { ContentStore } from '../vdfs/content/store.js';
 import type { Db } from '../vdfs/db/database.js';
 import { listDevices } from '../vdfs/device.js';
 import { EntryStore, type Entry } from '../vdfs/entries.js';
@@ -79,7 +80,8 @@ export function planProtect(db: Db, localDeviceId: string, options: ProtectOptio
   const allLocations = listLocations(db);
   const locationById = new Map(allLocations.map((l) => [l.id, l]));
   const deviceById = new Map(listDevices(db).map((d) => [d.id, d]));
-  const slugs = new Map([...deviceById].map(([id, d]) => [id, d.slug]));
+  const slug = (id: string) => deviceById.get(id)?.slug ?? id;
+  const sdPath = (e: Entry) => entrySdPath(deviceById.get(e.deviceId)!, locationById.get(e.locationId)!, entries.relativePath(e.id).split('/').filter(Boolean));
   const space = spaceByLocation(db);
   // Every usable location of every target device, most free space first (unknown last).
   const candidates = new Map<string, Candidate[]>();
@@ -92,21 +94,25 @@ export function planProtect(db: Db, localDeviceId: string, options: ProtectOptio
 
   const { items } = guardian.atRisk({ ...options, limit: Number.MAX_SAFE_INTEGER, pathsPerContent: 0 });
   const plan: ProtectPlan = { copies: [], bytes: 0, targets: [], problems: [], deferred: { contents: 0, bytes: 0 }, atRisk: items.length };
-  const fullHashOf = db.prepare('SELECT full_hash FROM content_identities WHERE id = ?').pluck();
+  const contents = new ContentStore(db);
   const filesOf = db.prepare("SELECT id FROM entries WHERE content_id = ? AND kind = 'file' ORDER BY device_id = ? DESC, id").pluck();
   for (const item of items) {
-    const fullHash = fullHashOf.get(item.contentId) as string | null | undefined;
+    const fullHash = contents.get(item.contentId)?.fullHash;
     const files = (filesOf.all(item.contentId, localDeviceId) as number[]).map((id) => entries.get(id)!).filter(Boolean);
     const holders = new Set(files.map((f) => f.deviceId));
-    const source = files.find((f) => isCurrent(checks.get(f.id), f) && !checks.get(f.id)!.corrupt) ?? files[0];
+    // A file with a sound, current check names the copy (its bytes come from any holder, checked on arrival).
+    const source =
+      files.find((f) => {
+        const check = checks.get(f.id);
+        return isCurrent(check, f) && !check.corrupt;
+      }) ?? files[0];
     if (!source) continue;
-    const sdPath = (e: Entry) => entrySdPath(deviceById.get(e.deviceId)!, locationById.get(e.locationId)!, entries.relativePath(e.id).split('/').filter(Boolean));
     if (!fullHash) {
-      plan.problems.push(`${sdPath(source)}: no copy of it is verified (no full BLAKE3 known), so a copy could not be checked; 'sd guardian scrub' on ${slugs.get(source.deviceId)} verifies it`);
+      plan.problems.push(`${sdPath(source)}: no copy of it is verified (no full BLAKE3 known), so a copy could not be checked; 'sd guardian scrub' on ${slug(source.deviceId)} verifies it`);
       continue;
     }
     if ([...holders].every((id) => stale.has(id))) {
-      plan.problems.push(`${sdPath(source)}: only on devices not seen within --stale days (${[...holders].map((id) => slugs.get(id) ?? id).join(', ')}): bring one back online, then protect again`);
+      plan.problems.push(`${sdPath(source)}: only on devices not seen within --stale days (${[...holders].map(slug).join(', ')}): bring one back online, then protect again`);
       continue;
     }
     // Trusted, fresh devices holding a copy (verified or not) need no other copy.
@@ -131,7 +137,7 @@ export function planProtect(db: Db, localDeviceId: string, options: ProtectOptio
     const sourceLocation = locationById.get(source.locationId)!;
     const rel = entries.relativePath(source.id).split('/').filter(Boolean);
     for (const { target, folder } of picked) {
-      const relTo = path.posix.join(folder, slugs.get(source.deviceId) ?? source.deviceId, sourceLocation.name, ...rel);
+      const relTo = path.posix.join(folder, slug(source.deviceId), sourceLocation.name, ...rel);
       plan.copies.push({
         contentId: item.contentId,
         fullHash,

@@ -66,6 +66,21 @@ export class BlockService {
     return new RemoteFile(this.client, ref);
   }
 
+  /** A content's bytes, read by content id from whichever of these devices are online when asked (in this order). */
+  openContent(contentId: string, size: number, devices: readonly string[]): RemoteFile {
+    return this.openFile({
+      size,
+      mtime: 0,
+      contentId,
+      cacheKey: `content/${contentId}/${size}`,
+      sources: () =>
+        devices.flatMap((id) => {
+          const channel = this.channelTo(id);
+          return channel ? [{ kind: 'peer' as const, channel, target: { kind: 'content' as const, contentId } }] : [];
+        }),
+    });
+  }
+
   get stats(): BlockServiceStats {
     return { client: this.client.stats, server: this.server.stats, cache: this.cache.stats };
   }

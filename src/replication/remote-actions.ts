@@ -212,17 +212,7 @@ export class Applier {
       if (!request.contentId || !request.fullHash) throw new SdError('INVALID', 'a copy of a non-empty file needs its content id and full hash');
       const contentId = request.contentId;
       const holders = [channel.peer.id, ...peersHolding(this.library, contentId).filter((id) => id !== channel.peer.id)];
-      const file = this.blocks.openFile({
-        size,
-        mtime: 0,
-        contentId,
-        cacheKey: `content/${contentId}/${size}`,
-        sources: () =>
-          holders.flatMap((id) => {
-            const source = this.blocks.channelTo(id);
-            return source && !source.closed ? [{ kind: 'peer' as const, channel: source, target: { kind: 'content' as const, contentId } }] : [];
-          }),
-      });
+      const file = this.blocks.openContent(contentId, size, holders);
       const got = await file.fetchWhole(part);
       if (got.fullHash !== request.fullHash) {
         fs.rmSync(part, { force: true });

@@ -5,6 +5,7 @@ import type DHT from 'hyperdht';
 import type Protomux from 'protomux';
 import { config } from '../config.js';
 import { log } from '../log.js';
+import { peersHolding } from '../vdfs/actions/repair.js';
 import type { Device } from '../vdfs/device.js';
 import type { Entry } from '../vdfs/entries.js';
 import { EntryStore } from '../vdfs/entries.js';
@@ -204,14 +205,9 @@ export class Replication {
    * whether their full BLAKE3 is `fullHash` (a repair's source; false: no peer had them).
    */
   async fetchVerified(want: { contentId: string; size: number; fullHash: string }, dest: string): Promise<boolean> {
-    const holders = new Set(this.entries.withContent(want.contentId).filter((e) => e.kind === 'file' && e.deviceId !== this.library.device.id).map((e) => e.deviceId));
-    const sources = (): BlockSource[] =>
-      [...holders].flatMap((id) => {
-        const channel = this.blocks.channelTo(id);
-        return channel ? [{ kind: 'peer' as const, channel, target: { kind: 'content' as const, contentId: want.contentId } }] : [];
-      });
-    if (sources().length === 0) return false;
-    const file = this.blocks.openFile({ size: want.size, mtime: 0, contentId: want.contentId, cacheKey: `content/${want.contentId}/${want.size}`, sources });
+    const holders = peersHolding(this.library, want.contentId);
+    if (!holders.some((id) => this.blocks.channelTo(id))) return false;
+    const file = this.blocks.openContent(want.contentId, want.size, holders);
     try {
       return (await file.fetchWhole(dest)).fullHash === want.fullHash;
     } catch (err) {
