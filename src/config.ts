@@ -125,6 +125,12 @@ export const config = {
    */
   guardedTrashSweepMs: envMs('SD_TRASH_SWEEP_MS', 60_000),
   /**
+   * How often a running mount brings the guardian's copy summary up to date (what status and
+   * at-risk read), a few thousand contents at a time so the mount's thread is never held long.
+   */
+  guardianSummaryMs: 2000,
+  guardianSummaryChunk: 2000,
+  /**
    * A file written more recently than this is a working file (an editor's swap file, a
    * build's output): the mount unlinks it even when it is the last copy, rather than
    * filling .sd-trash with them (SD_GUARD_MIN_AGE_MS for tests).

@@ -15,6 +15,7 @@ import { Replication } from './replication/replication.js';
 import type { BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import { sweepGuardedTrash } from './guardian/last-copy.js';
+import { CopySummary } from './guardian/copy-summary.js';
 import { scrubDue } from './guardian/schedule.js';
 import type { FsOp } from './vdfs/actions/fs-op.js';
 import { openLibrary, type Library } from './vdfs/library.js';
@@ -206,6 +207,26 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     }
   }, config.guardedTrashSweepMs);
   trashSweepTimer.unref();
+  // The guardian's copy summary, brought up to date as files and peers' mirrors change, so a
+  // status or at-risk query finds little to do (each chunk is one short transaction).
+  const summary = new CopySummary(library.db);
+  let summarizing = false;
+  const summarize = () => {
+    if (summarizing) return;
+    try {
+      if (summary.flush(config.guardianSummaryChunk) > 0) {
+        summarizing = true;
+        setImmediate(() => {
+          summarizing = false;
+          summarize();
+        });
+      }
+    } catch (err) {
+      log.warn({ op: 'guardian-summary', err: String(err) }, 'copy summary not brought up to date');
+    }
+  };
+  const summaryTimer = setInterval(summarize, config.guardianSummaryMs);
+  summaryTimer.unref();
   let poll: NodeJS.Timeout | undefined;
   const ended = new Promise<void>((resolve) => {
     poll = setInterval(() => {
@@ -218,6 +239,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     clearInterval(poll);
     clearInterval(scrubTimer);
     clearInterval(trashSweepTimer);
+    clearInterval(summaryTimer);
     await stop();
   };
   return { library, mountpoint: options.mountpoint, replication: replication!, ended, stop: stopAll };

@@ -3,8 +3,9 @@
 // in the same run, page cache warm for both; then `sd guardian status` and `at-risk` over
 // that library. scale: a library of --entries files over three devices (this one and two
 // paired peers' mirrors), written row by row as the indexer and the mirror would leave it;
-// `sd guardian status` and `at-risk` over it (wall time and peak RSS of the CLI), and how
-// soon a peer's change, applied as a block of its log, shows in a content's copy count.
+// the copy summary built from nothing over it; `sd guardian status` and `at-risk` (wall time
+// and peak RSS of the CLI); and how soon a peer's change, applied as a block of its log,
+// shows in a content's copy count and what a status costs right after it.
 // Run: node build/scripts/bench/guardian.js [--json] [--only scrub|scale] [--files 200] [--mib 2048] [--entries 1000000] [--library DIR] [--keep]
 // (--library DIR: the scale part reuses a library it built before with --keep, or builds one there.)
 import crypto from 'node:crypto';
@@ -12,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Hypercore from 'hypercore';
+import { CopySummary } from '../../src/guardian/copy-summary.js';
 import { Guardian } from '../../src/guardian/guardian.js';
 import { GuardianSettings } from '../../src/guardian/settings.js';
 import { encodeLogBlock, type LogOp } from '../../src/replication/log-messages.js';
@@ -138,6 +140,7 @@ async function scalePart(): Promise<void> {
       `${formatCount(lib.contents)} contents on 1 to 3 devices; policies: library 2, a folder 3, tag:${TAG_POLICY} 3, a peer's folder 1; ${DEVICES[2].name} untrusted; names not in the search index (the guardian does not read it)`,
   );
 
+  summaryFigure(dir, lib);
   const gnuTime = await hasGnuTime();
   if (!gnuTime) report.note(`GNU time is not installed (apt-get install time): no peak RSS figures`);
   for (const what of ['status', 'at-risk'] as const) {
@@ -153,6 +156,29 @@ async function scalePart(): Promise<void> {
     if (gnuTime) report.figure({ name: `guardian ${what} ${scaleLabel(lib.files)} peak`, value: mb(peak), unit: 'MB', note: `${note}: peak RSS (GNU time %M), highest of 3`, aim: { op: '<=', value: AIM_QUERY_PEAK_MB } });
   }
   copyCountFigures(dir, lib);
+}
+
+/**
+ * The copy summary built from nothing: what the first query after the upgrade to it (or
+ * after a bulk change such as a new location's first index) does, in chunks as the running
+ * mount does it. Every content is marked dirty first, as the migration does.
+ */
+function summaryFigure(dir: string, lib: ScaleLibrary): void {
+  const library = openLibrary(dir);
+  try {
+    const db = library.db;
+    db.exec(`DELETE FROM guardian_location_copies; DELETE FROM guardian_contents; DELETE FROM guardian_signatures; DELETE FROM guardian_location_signatures;
+             INSERT OR IGNORE INTO guardian_dirty SELECT content_id FROM entries WHERE kind = 'file' AND content_id IS NOT NULL`);
+    const summary = new CopySummary(db);
+    const contents = summary.pending();
+    report.progress(`copy summary of ${formatCount(contents)} contents from nothing`);
+    const started = performance.now();
+    summary.flushInChunks(20_000);
+    const seconds = (performance.now() - started) / 1000;
+    report.figure({ name: `copy summary from nothing ${scaleLabel(lib.files)}`, value: seconds, unit: 's', note: `${formatCount(contents)} contents in chunks of 20,000 (${((seconds / contents) * 1e6).toFixed(0)} µs a content): once after the upgrade, or after a bulk change` });
+  } finally {
+    library.close();
+  }
 }
 
 /** 1M, 20k: a figure's name says the size it was measured at. */
@@ -174,7 +200,8 @@ function summaryOf(what: 'status' | 'at-risk', stdout: string): string {
  * How soon a copy count follows a peer's change: the peer's log block adding a verified
  * copy of a content held only here is applied by the mirror (Mirror.applyBatch, as the
  * running mount does), then Guardian.count answers (user.sd.copies); then the block
- * removing that copy, likewise. Nothing is cached, so this is the apply and one count.
+ * removing that copy, likewise. One content's count is read from its files, so this is the
+ * apply and one count.
  */
 function copyCountFigures(dir: string, lib: ScaleLibrary): void {
   const library = openLibrary(dir);
@@ -215,6 +242,13 @@ function copyCountFigures(dir: string, lib: ScaleLibrary): void {
         if (counting !== change.counting) throw new Error(`content ${c.id}: ${counting} counting copies after the peer's change, not ${change.counting}`);
       }
     }
+    // What a status costs right after a peer's change: the few contents it touched are brought up to date first.
+    apply([{ op: 'entry', id: remoteId, locationId: remoteLocation, parentId: folder.remoteId, name: `status-${remoteId}.jpg`, kind: 'file', size: samples[0]!.size, mtime: Date.now(), mode: 0o100644, contentId: samples[0]!.id }]);
+    const statusStarted = performance.now();
+    guardian.status();
+    const statusAfter = (performance.now() - statusStarted) / 1000;
+    apply([{ op: 'tombstone', id: remoteId++ }]);
+    report.figure({ name: `status after a change ${scaleLabel(lib.files)}`, value: statusAfter, unit: 's', note: `Guardian.status in process right after a peer's log block added a copy (the summary brought up to date for it first)` });
     const count = bestOfSync(5, () => guardian.count(samples[0]!.id));
     const entry = new EntryStore(db).withContent(samples[0]!.id)[0]!;
     const state = bestOfSync(5, () => guardian.fileState(entry));

@@ -2,15 +2,19 @@
 // and which of those copies count toward its policy (a current full-hash check equal to the
 // content's, on a trusted device seen within the stale limit), what each file's policy
 // wants, and so what is at risk and why. Everything is computed from the library (this
-// device's index, the mirrors of its peers, the shared settings); nothing is cached, so a
-// peer's change counts as soon as its log is applied here.
+// device's index, the mirrors of its peers, the shared settings). One content's count is
+// read from its files; the whole library's (status, at-risk) from the copy summary, which
+// each such query brings up to date first, so a peer's change counts as soon as its log is
+// applied here.
 import { SdError } from '../errors.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import type { Db } from '../vdfs/db/database.js';
+import type { Statement } from 'better-sqlite3';
 import { listDevices, type Device } from '../vdfs/device.js';
 import { EntryStore, type Entry } from '../vdfs/entries.js';
 import { listLocations, type Location } from '../vdfs/locations.js';
 import { entrySdPath } from '../vdfs/sdpath.js';
+import { bitCount, CopySummary, VERIFIED } from './copy-summary.js';
 import { DEFAULT_COPIES, GuardianSettings, parseTargetKey, type PolicyTarget, type StoredPolicy } from './settings.js';
 
 export const DEFAULT_STALE_DAYS = 30;
@@ -65,40 +69,44 @@ export interface GuardianStatus {
   staleDays: number;
 }
 
-/**
- * A file's copy is verified: a current check equal to the content's full hash (looked up
- * only for a current check). SQL over `entries e LEFT JOIN copy_checks k ON k.entry_id = e.id`.
- */
-export const VERIFIED = `k.entry_id IS NOT NULL AND k.corrupt = 0 AND k.size = e.size AND k.mtime = e.mtime
-  AND k.full_hash = (SELECT full_hash FROM content_identities WHERE id = e.content_id)`;
+export { VERIFIED };
 
-/**
- * Per-content counts over the files `where` selects, in one pass. `temp.guardian_devices`
- * says which devices' copies are trusted and which count (trusted and seen lately); a
- * device it does not list is both. `wanted`: the file's own policy from
- * `temp.guardian_file_wanted` when `perFile`, else `@fallback`; the content's is the most any file wants.
- */
-function countsSql(where: string, perFile: boolean): string {
-  return `SELECT e.content_id AS contentId, max(e.size) AS size, count(*) AS files, sum(e.size) AS bytes,
-            count(DISTINCT e.device_id) AS devices,
-            count(DISTINCT CASE WHEN coalesce(d.trusted, 1) THEN e.device_id END) AS trusted,
-            count(DISTINCT CASE WHEN coalesce(d.counts, 1) THEN e.device_id END) AS fresh,
-            count(DISTINCT CASE WHEN coalesce(d.counts, 1) AND ${VERIFIED} THEN e.device_id END) AS counting,
-            ${perFile ? 'max(coalesce(w.copies, @fallback))' : '@fallback'} AS wanted
-          FROM entries e ${where ? '' : 'NOT INDEXED'}
-          LEFT JOIN copy_checks k ON k.entry_id = e.id
-          LEFT JOIN temp.guardian_devices d ON d.id = e.device_id
-          ${perFile ? 'LEFT JOIN temp.guardian_file_wanted w ON w.entry_id = e.id' : ''}
-          WHERE e.kind = 'file' AND e.content_id IS NOT NULL ${where}
-          GROUP BY e.content_id`;
+/** A group of contents with the same holders, verified holders and wanted copies, and their totals. */
+interface Group {
+  holders: bigint;
+  verified: bigint;
+  wanted: number;
+  contents: number;
+  files: number;
+  bytes: number;
+  size: number;
 }
 
-/** Contents short of their policy, most at risk first. */
-const AT_RISK = 'FROM temp.guardian_counts WHERE counting < wanted';
-const AT_RISK_ORDER = 'ORDER BY counting, wanted - counting DESC, size DESC, contentId';
+/** Devices as bit sets (CopySummary's bits): whose copies are trusted, and which count (trusted, seen lately). */
+interface DeviceSets {
+  trusted: bigint;
+  fresh: bigint;
+}
+
+/** What one query sees: the device sets, the library's fallback policy, and the groups of contents. */
+interface Snapshot {
+  sets: DeviceSets;
+  fallback: number;
+  groups: Group[];
+  /** Whether some content wants other than the fallback (temp.guardian_content_wanted has rows). */
+  overrides: boolean;
+}
+
+/** One content at risk, as the at-risk order yields it. */
+type AtRiskRow = CopyCount & { contentId: string; size: number; files: number; wanted: number };
+
+const PAGE = 500;
+/** Contents brought up to date per transaction before a query (about 0.4 s of work each at most). */
+const FLUSH_CHUNK = 20_000;
 
 export class Guardian {
   readonly settings: GuardianSettings;
+  readonly summary: CopySummary;
   private readonly store: EntryStore;
   private readonly s;
 
@@ -107,17 +115,37 @@ export class Guardian {
     private readonly localDeviceId: string,
   ) {
     this.settings = new GuardianSettings(db, localDeviceId);
+    this.summary = new CopySummary(db);
     this.store = new EntryStore(db);
-    // Connection-local scratch tables, filled for one query at a time (withDevices, withCounts).
-    db.exec(`CREATE TEMP TABLE IF NOT EXISTS guardian_devices (id TEXT PRIMARY KEY, trusted INTEGER, counts INTEGER) WITHOUT ROWID;
-             CREATE TEMP TABLE IF NOT EXISTS guardian_counts (contentId TEXT PRIMARY KEY, size INTEGER, files INTEGER, bytes INTEGER, devices INTEGER, trusted INTEGER, fresh INTEGER, counting INTEGER, wanted INTEGER);
-             CREATE TEMP TABLE IF NOT EXISTS guardian_file_wanted (entry_id INTEGER PRIMARY KEY, copies INTEGER);
-             CREATE TEMP TABLE IF NOT EXISTS guardian_tag (tag_id INTEGER PRIMARY KEY, copies INTEGER);`);
+    // Connection-local scratch tables, filled for one query at a time (withSnapshot): the
+    // files and contents whose policy is other than the library's.
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS guardian_file_wanted (entry_id INTEGER PRIMARY KEY, copies INTEGER);
+             CREATE TEMP TABLE IF NOT EXISTS guardian_tag (tag_id INTEGER PRIMARY KEY, copies INTEGER);
+             CREATE TEMP TABLE IF NOT EXISTS guardian_content_wanted (content_id TEXT PRIMARY KEY, wanted INTEGER) WITHOUT ROWID;`);
     const p = (sql: string) => db.prepare(sql);
     this.s = {
-      countOne: p(countsSql('AND e.content_id = @contentId', false)),
+      holdersOf: p(`SELECT e.device_id AS deviceId, max(CASE WHEN ${VERIFIED} THEN 1 ELSE 0 END) AS verified
+                    FROM entries e LEFT JOIN copy_checks k ON k.entry_id = e.id
+                    WHERE e.content_id = ? AND e.kind = 'file' GROUP BY e.device_id`),
       tagsOf: p('SELECT t.name FROM entry_tags et JOIN tags t ON t.id = et.tag_id WHERE et.entry_id = ?').pluck(),
       filesOf: p("SELECT id FROM entries WHERE content_id = ? AND kind = 'file' ORDER BY device_id, id LIMIT ?").pluck(),
+      overrideGroups: p(`SELECT c.holders, c.verified, w.wanted, count(*) AS contents, sum(c.files) AS files, sum(c.bytes) AS bytes, sum(c.size) AS size
+                         FROM temp.guardian_content_wanted w CROSS JOIN guardian_contents c ON c.content_id = w.content_id
+                         GROUP BY c.holders, c.verified, w.wanted`).safeIntegers(true),
+      overrideLocations: p(`SELECT l.location_id AS locationId, c.holders, c.verified, w.wanted, sum(l.files) AS files
+                            FROM temp.guardian_content_wanted w CROSS JOIN guardian_contents c ON c.content_id = w.content_id
+                            CROSS JOIN guardian_location_copies l ON l.content_id = w.content_id
+                            GROUP BY l.location_id, c.holders, c.verified, w.wanted`).safeIntegers(true),
+      // One group's contents, largest first, after (size, content_id) of the page before.
+      pageDefault: p(`SELECT content_id AS contentId, size, files FROM guardian_contents c
+                      WHERE holders = @holders AND verified = @verified AND (size, content_id) < (@size, @id)
+                        AND NOT EXISTS (SELECT 1 FROM temp.guardian_content_wanted w WHERE w.content_id = c.content_id)
+                      ORDER BY size DESC, content_id DESC LIMIT ${PAGE}`),
+      pageOverride: p(`SELECT c.content_id AS contentId, c.size, c.files FROM guardian_contents c
+                       JOIN temp.guardian_content_wanted w ON w.content_id = c.content_id AND w.wanted = @wanted
+                       WHERE c.holders = @holders AND c.verified = @verified AND (c.size, c.content_id) < (@size, @id)
+                       ORDER BY c.size DESC, c.content_id DESC LIMIT ${PAGE}`),
+      unidentified: p("SELECT location_id AS locationId, count(*) AS files, coalesce(sum(size), 0) AS bytes FROM entries WHERE kind = 'file' AND content_id IS NULL GROUP BY location_id"),
     };
   }
 
@@ -131,10 +159,20 @@ export class Guardian {
       .all(limit) as string[];
   }
 
-  /** How the copies of one content stand (what user.sd.copies shows: `counting`). */
+  /** How the copies of one content stand (what user.sd.copies shows: `counting`), read from its files. */
   count(contentId: string, options: GuardianOptions = {}): CopyCount {
-    const row = this.withDevices(options, () => this.s.countOne.get({ contentId, fallback: DEFAULT_COPIES }) as CopyCount | undefined);
-    return row ? { devices: row.devices, trusted: row.trusted, fresh: row.fresh, counting: row.counting } : { devices: 0, trusted: 0, fresh: 0, counting: 0 };
+    const untrusted = new Set(this.settings.untrusted());
+    const stale = new Set(this.staleDevices(options));
+    const count: CopyCount = { devices: 0, trusted: 0, fresh: 0, counting: 0 };
+    for (const h of this.s.holdersOf.all(contentId) as Array<{ deviceId: string; verified: number }>) {
+      count.devices++;
+      if (untrusted.has(h.deviceId)) continue;
+      count.trusted++;
+      if (stale.has(h.deviceId)) continue;
+      count.fresh++;
+      if (h.verified) count.counting++;
+    }
+    return count;
   }
 
   /**
@@ -177,65 +215,110 @@ export class Guardian {
   /** Contents whose counting copies fall short of what their files want, most at risk first. */
   atRisk(options: GuardianOptions & { limit?: number; pathsPerContent?: number } = {}): { items: AtRiskContent[]; total: number } {
     const staleDays = options.staleDays ?? DEFAULT_STALE_DAYS;
-    return this.withCounts(options, () => {
-      const total = this.db.prepare(`SELECT count(*) ${AT_RISK}`).pluck().get() as number;
-      const rows = this.db
-        .prepare(`SELECT contentId, size, files, devices, trusted, fresh, counting, wanted ${AT_RISK} ${AT_RISK_ORDER} LIMIT ?`)
-        .all(options.limit ?? -1) as Array<CopyCount & { contentId: string; size: number; files: number; wanted: number }>;
-      const items = rows.map((r) => ({ ...r, risk: riskOf(r, r.wanted, staleDays)!, paths: this.pathsOf(r.contentId, options.pathsPerContent ?? 10) }));
-      return { items, total };
-    });
+    const limit = options.limit ?? Number.MAX_SAFE_INTEGER;
+    const rows: AtRiskRow[] = [];
+    const total = this.forEachAtRisk(options, (row) => rows.push(row) < limit);
+    const items = rows.map((r) => ({ ...r, risk: riskOf(r, r.wanted, staleDays)!, paths: this.pathsOf(r.contentId, options.pathsPerContent ?? 10) }));
+    return { items, total };
   }
 
-  /** Entry ids of the files whose content is at risk (for /sd/.guardian/at-risk), at most `limit`. */
+  /** Entry ids of the files whose content is at risk (for /sd/.guardian/at-risk), most at risk first, at most `limit`. */
   atRiskFiles(limit: number, options: GuardianOptions = {}): number[] {
-    return this.withCounts(options, () =>
-      this.db
-        .prepare(`SELECT e.id FROM entries e JOIN temp.guardian_counts c ON c.contentId = e.content_id
-                  WHERE e.kind = 'file' AND c.counting < c.wanted ORDER BY c.counting, e.id LIMIT ?`)
-        .pluck()
-        .all(limit) as number[],
-    );
+    const ids: number[] = [];
+    if (limit <= 0) return ids;
+    this.forEachAtRisk(options, (row) => {
+      for (const id of this.s.filesOf.all(row.contentId, limit - ids.length) as number[]) ids.push(id);
+      return ids.length < limit;
+    });
+    return ids;
+  }
+
+  /**
+   * Calls `visit` with each content at risk, most at risk first: fewest counting copies,
+   * then the largest shortfall, then the largest; stops when it returns false. Returns how
+   * many contents are at risk in all.
+   */
+  forEachAtRisk(options: GuardianOptions, visit: (row: AtRiskRow) => boolean | void): number {
+    return this.withSnapshot(options, (snap) => {
+      const atRisk = snap.groups.flatMap((g) => {
+        const count = countOf(g, snap.sets);
+        return count.counting < g.wanted ? [{ ...g, count }] : [];
+      });
+      const total = atRisk.reduce((n, g) => n + g.contents, 0);
+      // Groups with the same counting copies and shortfall are merged by size, largest first.
+      const key = (g: (typeof atRisk)[number]) => `${g.count.counting}/${g.wanted - g.count.counting}`;
+      const buckets = new Map<string, typeof atRisk>();
+      for (const g of atRisk.sort((x, y) => x.count.counting - y.count.counting || y.wanted - y.count.counting - (x.wanted - x.count.counting))) {
+        buckets.set(key(g), [...(buckets.get(key(g)) ?? []), g]);
+      }
+      for (const groups of buckets.values()) {
+        const cursors = groups.map((g) => new GroupCursor(g.wanted === snap.fallback ? this.s.pageDefault : this.s.pageOverride, g, g.count));
+        for (;;) {
+          let best: GroupCursor | undefined;
+          for (const c of cursors) if (c.head() && (!best || c.isBefore(best))) best = c;
+          if (!best) break;
+          if (visit(best.take()) === false) return total;
+        }
+      }
+      return total;
+    });
   }
 
   status(options: GuardianOptions = {}): GuardianStatus {
     const staleDays = options.staleDays ?? DEFAULT_STALE_DAYS;
-    return this.withCounts(options, () => {
-      // Per content: its files and their bytes, so nothing here goes back over the files.
-      const byCopies = this.db
-        .prepare(`SELECT min(counting, 3) AS copies, sum(files) AS files, sum(bytes) AS bytes
-                  FROM temp.guardian_counts GROUP BY min(counting, 3) ORDER BY copies`)
-        .all() as Array<{ copies: number; files: number; bytes: number }>;
-      const unidentified = this.db.prepare("SELECT count(*) FROM entries WHERE kind = 'file' AND content_id IS NULL").pluck().get() as number;
+    return this.withSnapshot(options, (snap) => {
+      const byCopies = new Map<number, { copies: number; files: number; bytes: number }>();
+      const atRisk = { contents: 0, files: 0, bytes: 0, byReason: {} as Partial<Record<RiskCode, number>> };
+      for (const g of snap.groups) {
+        const count = countOf(g, snap.sets);
+        const copies = Math.min(count.counting, 3);
+        const b = byCopies.get(copies) ?? { copies, files: 0, bytes: 0 };
+        byCopies.set(copies, { copies, files: b.files + g.files, bytes: b.bytes + g.bytes });
+        const risk = riskOf(count, g.wanted, staleDays);
+        if (!risk) continue;
+        atRisk.contents += g.contents;
+        atRisk.files += g.files;
+        atRisk.bytes += g.size;
+        atRisk.byReason[risk.code] = (atRisk.byReason[risk.code] ?? 0) + g.contents;
+      }
       const devices = new Map(listDevices(this.db).map((d) => [d.id, d]));
-      const locationNames = new Map(listLocations(this.db).map((l) => [l.id, l]));
-      const perLocation = this.db
-        .prepare(`SELECT e.device_id AS deviceId, e.location_id AS locationId, count(*) AS files, coalesce(sum(e.size), 0) AS bytes,
-                    sum(CASE WHEN ${VERIFIED} THEN 1 ELSE 0 END) AS verified,
-                    sum(CASE WHEN c.counting < c.wanted THEN 1 ELSE 0 END) AS atRiskFiles
-                  FROM entries e
-                  LEFT JOIN copy_checks k ON k.entry_id = e.id
-                  LEFT JOIN temp.guardian_counts c ON c.contentId = e.content_id
-                  WHERE e.kind = 'file' GROUP BY e.device_id, e.location_id ORDER BY e.device_id, e.location_id`)
-        .all() as Array<{ deviceId: string; locationId: number; files: number; bytes: number; verified: number; atRiskFiles: number }>;
-      const risk = this.db
-        .prepare(`SELECT count(*) AS contents, coalesce(sum(files), 0) AS files, coalesce(sum(size), 0) AS bytes ${AT_RISK}`)
-        .get() as { contents: number; files: number; bytes: number };
-      // One row per kind of shortfall (riskOf's reason depends on the counts only), reasons named in content id order.
-      const kinds = this.db
-        .prepare(`SELECT devices, trusted, fresh, counting, wanted, count(*) AS n ${AT_RISK} GROUP BY devices, trusted, fresh, counting, wanted ORDER BY min(contentId)`)
-        .all() as Array<CopyCount & { wanted: number; n: number }>;
-      const byReason: Partial<Record<RiskCode, number>> = {};
-      for (const k of kinds) {
-        const code = riskOf(k, k.wanted, staleDays)!.code;
-        byReason[code] = (byReason[code] ?? 0) + k.n;
+      const locations = new Map(listLocations(this.db).map((l) => [l.id, l]));
+      const perLocation = new Map<number, { files: number; bytes: number; verified: number; atRiskFiles: number }>();
+      const at = (id: number) => perLocation.get(id) ?? perLocation.set(id, { files: 0, bytes: 0, verified: 0, atRiskFiles: 0 }).get(id)!;
+      const shortOf = (holders: bigint, verified: bigint, wanted: number) => countOf({ holders, verified }, snap.sets).counting < wanted;
+      for (const r of this.summary.locationSignatures()) {
+        const l = at(r.locationId);
+        l.files += r.files;
+        l.bytes += r.bytes;
+        l.verified += r.verifiedFiles;
+        if (shortOf(r.holders, r.verified, snap.fallback)) l.atRiskFiles += r.files;
+      }
+      // Contents another policy covers: counted above with the library's, here with their own.
+      if (snap.overrides) {
+        for (const r of this.s.overrideLocations.all() as Array<{ locationId: bigint; holders: bigint; verified: bigint; wanted: bigint; files: bigint }>) {
+          const l = at(Number(r.locationId));
+          const files = Number(r.files);
+          l.atRiskFiles += (shortOf(r.holders, r.verified, Number(r.wanted)) ? files : 0) - (shortOf(r.holders, r.verified, snap.fallback) ? files : 0);
+        }
+      }
+      let unidentified = 0;
+      for (const r of this.s.unidentified.all() as Array<{ locationId: number; files: number; bytes: number }>) {
+        const l = at(r.locationId);
+        l.files += r.files;
+        l.bytes += r.bytes;
+        unidentified += r.files;
       }
       const name = (id: string) => devices.get(id)?.slug ?? id;
+      const rows = [...perLocation]
+        .map(([id, r]) => ({ location: locations.get(id), id, ...r }))
+        .sort((x, y) => (x.location?.deviceId ?? '').localeCompare(y.location?.deviceId ?? '') || x.id - y.id);
       return {
-        byCopies,
+        byCopies: [...byCopies.values()].filter((b) => b.files > 0).sort((x, y) => x.copies - y.copies),
         unidentified,
-        locations: perLocation.map((r) => ({ device: name(r.deviceId), location: locationNames.get(r.locationId)?.name ?? String(r.locationId), files: r.files, bytes: r.bytes, verified: r.verified, atRiskFiles: r.atRiskFiles })),
-        atRisk: { contents: risk.contents, files: risk.files, bytes: risk.bytes, byReason },
+        locations: rows.map((r) => ({
+          device: r.location ? name(r.location.deviceId) : '?', location: r.location?.name ?? String(r.id), files: r.files, bytes: r.bytes, verified: r.verified, atRiskFiles: r.atRiskFiles,
+        })),
+        atRisk,
         policies: this.settings.policies().map((p) => ({ target: this.describeTarget(p.target), copies: p.copies })),
         untrusted: this.settings.untrusted().map(name),
         staleDevices: this.staleDevices(options).map(name),
@@ -257,38 +340,33 @@ export class Guardian {
     return `sd://${device?.slug ?? t.deviceId}/${t.location}${t.path ? `/${t.path}` : ''}`;
   }
 
-  /**
-   * Fills `temp.guardian_devices` (whose copies are trusted, and which count) for one
-   * query, inside its transaction, and empties it after.
-   */
-  private withDevices<T>(options: GuardianOptions, query: () => T): T {
-    const db = this.db;
-    return db.transaction(() => {
-      db.exec('DELETE FROM temp.guardian_devices');
-      try {
-        const untrusted = new Set(this.settings.untrusted());
-        const stale = new Set(this.staleDevices(options));
-        const put = db.prepare('INSERT INTO temp.guardian_devices (id, trusted, counts) VALUES (?, ?, ?)');
-        for (const id of new Set([...listDevices(db).map((d) => d.id), ...untrusted])) {
-          put.run(id, untrusted.has(id) ? 0 : 1, untrusted.has(id) || stale.has(id) ? 0 : 1);
-        }
-        return query();
-      } finally {
-        db.exec('DELETE FROM temp.guardian_devices');
-      }
-    })();
+  /** Devices as bit sets: whose copies are trusted, and which of those count (seen within the stale limit). */
+  private deviceSets(options: GuardianOptions): DeviceSets {
+    const untrusted = new Set(this.settings.untrusted());
+    const stale = new Set(this.staleDevices(options));
+    const sets = { trusted: 0n, fresh: 0n };
+    for (const [id, bit] of this.summary.deviceBits()) {
+      if (untrusted.has(id)) continue;
+      sets.trusted |= 1n << BigInt(bit);
+      if (!stale.has(id)) sets.fresh |= 1n << BigInt(bit);
+    }
+    return sets;
   }
 
   /**
-   * Fills a temp table of per-content counts and wanted copies for one query, and empties
-   * it after: a file's wanted copies come from its tags' policies, else the deepest folder
-   * policy above it (through the closure table), else the library's; files no folder or
-   * tag policy names are not looked up one by one.
+   * Runs one query over the whole library in a transaction: brings the copy summary up to
+   * date, then finds the contents whose files want other copies than the library's policy
+   * (temp.guardian_content_wanted; emptied after) and groups every content by holders,
+   * verified holders and wanted copies. A file's wanted copies come from its tags'
+   * policies, else the deepest folder policy above it (through the closure table), else
+   * the library's; a content's are the most any of its files wants.
    */
-  private withCounts<T>(options: GuardianOptions, query: () => T): T {
+  private withSnapshot<T>(options: GuardianOptions, query: (snap: Snapshot) => T): T {
     const db = this.db;
-    return this.withDevices(options, () => {
-      db.exec('DELETE FROM temp.guardian_counts; DELETE FROM temp.guardian_file_wanted; DELETE FROM temp.guardian_tag;');
+    this.summary.flushInChunks(FLUSH_CHUNK);
+    return db.transaction(() => {
+      this.summary.flush(); // what changed since
+      db.exec('DELETE FROM temp.guardian_file_wanted; DELETE FROM temp.guardian_tag; DELETE FROM temp.guardian_content_wanted;');
       try {
         let fallback = DEFAULT_COPIES;
         const folders: Array<{ id: number; depth: number; copies: number }> = [];
@@ -306,13 +384,41 @@ export class Guardian {
         for (const f of folders.sort((a, b) => a.depth - b.depth)) setFolder.run(f.copies, f.id);
         db.exec(`INSERT OR REPLACE INTO temp.guardian_file_wanted (entry_id, copies)
                  SELECT et.entry_id, max(t.copies) FROM temp.guardian_tag t JOIN entry_tags et ON et.tag_id = t.tag_id GROUP BY et.entry_id`);
-        const perFile = (db.prepare('SELECT EXISTS (SELECT 1 FROM temp.guardian_file_wanted)').pluck().get() as number) === 1;
-        db.prepare(`INSERT INTO temp.guardian_counts (contentId, size, files, bytes, devices, trusted, fresh, counting, wanted) ${countsSql('', perFile)}`).run({ fallback });
-        return query();
+        // A content wants the most any of its files wants: the most its files with a policy
+        // want, or the library's when that is more and some file has none (fewer than all its files).
+        db.prepare(`INSERT INTO temp.guardian_content_wanted (content_id, wanted)
+                    SELECT content_id, wanted FROM (
+                      SELECT a.content_id, CASE WHEN a.most > @fallback OR a.files = c.files THEN a.most ELSE @fallback END AS wanted
+                      FROM (SELECT f.content_id, max(x.copies) AS most, count(*) AS files
+                            FROM temp.guardian_file_wanted x CROSS JOIN entries f ON f.id = x.entry_id
+                            WHERE f.kind = 'file' AND f.content_id IS NOT NULL GROUP BY f.content_id) a
+                      CROSS JOIN guardian_contents c ON c.content_id = a.content_id)
+                    WHERE wanted <> @fallback`).run({ fallback });
+        const overrides = (db.prepare('SELECT EXISTS (SELECT 1 FROM temp.guardian_content_wanted)').pluck().get() as number) === 1;
+        return query({ sets: this.deviceSets(options), fallback, groups: this.groups(fallback, overrides), overrides });
       } finally {
-        db.exec('DELETE FROM temp.guardian_counts; DELETE FROM temp.guardian_file_wanted; DELETE FROM temp.guardian_tag;');
+        db.exec('DELETE FROM temp.guardian_file_wanted; DELETE FROM temp.guardian_tag; DELETE FROM temp.guardian_content_wanted;');
       }
-    });
+    }).immediate();
+  }
+
+  /** Every content in groups: the summary's totals under the library's policy, less those another policy covers, which get groups of their own. */
+  private groups(fallback: number, overrides: boolean): Group[] {
+    const groups = new Map<string, Group>();
+    const add = (g: Omit<Group, 'contents' | 'files' | 'bytes' | 'size'>, sign: 1 | -1, t: { contents: number; files: number; bytes: number; size: number }) => {
+      const key = `${g.holders}/${g.verified}/${g.wanted}`;
+      const cur = groups.get(key) ?? { ...g, contents: 0, files: 0, bytes: 0, size: 0 };
+      groups.set(key, { ...cur, contents: cur.contents + sign * t.contents, files: cur.files + sign * t.files, bytes: cur.bytes + sign * t.bytes, size: cur.size + sign * t.size });
+    };
+    for (const t of this.summary.signatures()) add({ holders: t.holders, verified: t.verified, wanted: fallback }, 1, t);
+    if (overrides) {
+      for (const r of this.s.overrideGroups.all() as Array<Record<keyof Group, bigint>>) {
+        const t = { contents: Number(r.contents), files: Number(r.files), bytes: Number(r.bytes), size: Number(r.size) };
+        add({ holders: r.holders, verified: r.verified, wanted: fallback }, -1, t);
+        add({ holders: r.holders, verified: r.verified, wanted: Number(r.wanted) }, 1, t);
+      }
+    }
+    return [...groups.values()].filter((g) => g.contents > 0);
   }
 
   /** The folder or location a path policy names, if this library has it. */
@@ -347,6 +453,46 @@ export class Guardian {
 
   private locationOf(entry: Entry): Location | undefined {
     return listLocations(this.db).find((l) => l.id === entry.locationId);
+  }
+}
+
+/** How the copies of a group's contents stand, given which devices are trusted and count. */
+function countOf(g: { holders: bigint; verified: bigint }, sets: DeviceSets): CopyCount {
+  return { devices: bitCount(g.holders), trusted: bitCount(g.holders & sets.trusted), fresh: bitCount(g.holders & sets.fresh), counting: bitCount(g.verified & sets.fresh) };
+}
+
+/** Pages through one group's contents, largest first (then by content id, from the end). */
+class GroupCursor {
+  private rows: Array<{ contentId: string; size: number; files: number }> = [];
+  private done = false;
+  private after = { size: Number.MAX_SAFE_INTEGER, id: '' };
+
+  constructor(
+    private readonly page: Statement,
+    private readonly group: Group,
+    private readonly count: CopyCount,
+  ) {}
+
+  head(): { contentId: string; size: number } | undefined {
+    if (this.rows.length === 0 && !this.done) {
+      const g = this.group;
+      this.rows = (this.page.all({ holders: g.holders, verified: g.verified, wanted: g.wanted, size: this.after.size, id: this.after.id }) as typeof this.rows).reverse();
+      this.done = this.rows.length < PAGE;
+    }
+    return this.rows[this.rows.length - 1];
+  }
+
+  /** This cursor's head comes before the other's (call head() on both first). */
+  isBefore(other: GroupCursor): boolean {
+    const a = this.head()!;
+    const b = other.head()!;
+    return a.size > b.size || (a.size === b.size && a.contentId > b.contentId);
+  }
+
+  take(): AtRiskRow {
+    const r = this.rows.pop()!;
+    this.after = { size: r.size, id: r.contentId };
+    return { ...this.count, contentId: r.contentId, size: r.size, files: r.files, wanted: this.group.wanted };
   }
 }
 

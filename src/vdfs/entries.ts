@@ -146,6 +146,7 @@ export class EntryStore {
       byRemoteId: p('SELECT * FROM entries WHERE device_id = ? AND remote_id = ?'),
       insertMirrored: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size, remote_id)
                          VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?)`),
+      markCopyChanged: p('INSERT OR IGNORE INTO guardian_dirty (content_id) VALUES (?)'),
       // OR FAIL for the reason given at closureOfNew: no statement savepoint.
       outboxNew: p(`INSERT INTO index_outbox (${OUTBOX_ENTRY_COLUMNS}) VALUES ('entry', ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
       outboxRow: p(`INSERT OR FAIL INTO index_outbox (${OUTBOX_ENTRY_COLUMNS})
@@ -258,6 +259,8 @@ export class EntryStore {
     const parentId = chain[chain.length - 1] ?? null;
     const id = Number(this.s.insertMirrored!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.mode, contentId, remoteId).lastInsertRowid);
     this.s.searchInsert!.run(id, f.name);
+    // The guardian's copy summary counts this copy at its next update (see migration 14: no insert trigger).
+    if (contentId !== null && f.kind === 'file') this.s.markCopyChanged!.run(contentId);
     if (chain.length === 0 || chain.length >= CLOSURE_VALUES_MAX) {
       this.s.closureOfNew!.run({ id });
     } else {
