@@ -130,63 +130,6 @@ async function throttle(startedMs: number, bytes: number, bytesPerSec: number): 
   if (dueMs > 1) await new Promise((r) => setTimeout(r, dueMs));
 }
 
-/** A file opened, its first chunk being read: a scrub opens the next file while it hashes this one. */
-export interface OpenedForHash {
-  fh: FileHandle;
-  buffer: Buffer;
-  first: Promise<{ bytesRead: number }>;
-}
-
-export async function openForHash(file: string, chunkBytes: number): Promise<OpenedForHash> {
-  const fh = await fsp.open(file, 'r');
-  const buffer = takeBuffer(chunkBytes);
-  return { fh, buffer, first: fh.read(buffer, 0, chunkBytes, 0) };
-}
-
-/** Lets go of a file opened ahead and not hashed after all (the job stopped, the step was skipped). */
-export async function releaseOpened(opened: Promise<OpenedForHash>): Promise<void> {
-  const o = await opened.catch(() => undefined);
-  if (!o) return;
-  await o.first.catch(() => undefined);
-  giveBuffer(o.buffer);
-  await o.fh.close().catch(() => undefined);
-}
-
-/**
- * Full BLAKE3 of a file read in chunks at most `bytesPerSec` (0: no limit), calling
- * `onChunk` with the bytes read so far after each (throwing there stops the read).
- * `opened`: the file opened ahead by openForHash (its first chunk on its way).
- */
-export async function fullHashThrottled(file: string, chunkBytes: number, bytesPerSec: number, onChunk: (bytes: number) => Promise<void> | void, opened?: Promise<OpenedForHash>): Promise<string> {
-  const { fh, buffer, first } = await (opened ?? openForHash(file, chunkBytes));
-  const buffers = [buffer, takeBuffer(chunkBytes)];
-  // The next chunk is read (on the thread pool) while this one is hashed (here).
-  let pending: Promise<{ bytesRead: number }> | undefined = first;
-  try {
-    const hasher = new Blake3Hasher();
-    const started = performance.now();
-    let which = 0;
-    for (let pos = 0; ; ) {
-      const { bytesRead }: { bytesRead: number } = await pending;
-      pending = undefined;
-      if (bytesRead === 0) break;
-      const chunk = buffers[which]!.subarray(0, bytesRead);
-      which ^= 1;
-      pending = fh.read(buffers[which]!, 0, chunkBytes, pos + bytesRead);
-      hasher.update(chunk);
-      pos += bytesRead;
-      if (bytesPerSec > 0) await throttle(started, pos, bytesPerSec);
-      await onChunk(pos);
-    }
-    return hasher.digest('hex');
-  } finally {
-    // A read still in flight must land before its descriptor closes and its buffer is reused.
-    if (pending) await pending.catch(() => undefined);
-    for (const b of buffers) giveBuffer(b);
-    await fh.close();
-  }
-}
-
 /** Full BLAKE3 of a file, read asynchronously in chunks (hex; matches b3sum). */
 export async function fullHashAsync(file: string, chunkBytes: number): Promise<string> {
   const fh = await fsp.open(file, 'r');

@@ -16,7 +16,8 @@ import { freeName, renameTarget } from '../actions/conflict.js';
 import { fsError, tryFs } from '../actions/errno.js';
 import { IndexUpdater, baseName, parentRel } from '../actions/index-update.js';
 import type { ConflictMode } from '../actions/types.js';
-import { copyFileChunked, copySmall, fullHashAsync, fullHashThrottled, openForHash, releaseOpened, type CopyFileResult, type OpenedForHash } from './copy-file.js';
+import { copyFileChunked, copySmall, fullHashAsync, type CopyFileResult } from './copy-file.js';
+import { HashCancelled, HashThread, type HashTask } from './hash-thread.js';
 import { scrubVerdict } from './scrub-verdict.js';
 import { isCurrent } from '../content/copy-checks.js';
 import { repairSource } from '../actions/repair.js';
@@ -124,10 +125,11 @@ export class JobRun {
   private readonly unsynced: string[] = [];
   private readonly dirtyDirs = new Set<string>();
   private lastControlPoll = 0;
-  /** The step after the one running (a scrub opens its file ahead). */
+  /** The step after the one running (a scrub asks for its hash ahead). */
   private nextItem: JobItem | undefined;
-  /** A file a scrub opened ahead for the next step. */
-  private readAhead: { file: string; opened: Promise<OpenedForHash> } | undefined;
+  /** Where a scrub's files are hashed (started by the first), and the next step's hash, asked for ahead. */
+  private hashThread: HashThread | undefined;
+  private hashAhead: HashTask | undefined;
   private lastYield = performance.now();
   private readonly stagingDirs = new Set<string>();
   private runStarted = 0;
@@ -180,8 +182,9 @@ export class JobRun {
       if (err instanceof JobInterrupted) await this.makeDurable().catch(() => undefined);
       throw err;
     } finally {
-      if (this.readAhead) await releaseOpened(this.readAhead.opened);
-      this.readAhead = undefined;
+      this.hashAhead = undefined;
+      await this.hashThread?.close();
+      this.hashThread = undefined;
       this.countTime();
     }
   }
@@ -368,32 +371,32 @@ export class JobRun {
    */
   private async scrub(item: JobItem): Promise<void> {
     const src = item.src!;
-    // This file was opened ahead (with its first chunk) while the one before was hashed; the next one is now.
-    const ahead = this.readAhead?.file === src ? this.readAhead.opened : undefined;
-    if (this.readAhead && !ahead) await releaseOpened(this.readAhead.opened);
-    this.readAhead = undefined;
+    // This file's hash was asked for while the step before was recorded; the next one's is asked for now.
+    let task = this.hashAhead?.file === src ? this.hashAhead : undefined;
+    if (this.hashAhead && !task) await this.hashThread?.cancelAll();
+    this.hashAhead = undefined;
     const where = this.locate(src);
     const entry = where && this.index.entryAt(where.location, where.rel);
     if (!entry || !indexedAsIs(entry, lstatOrUndefined(src))) {
-      if (ahead) await releaseOpened(ahead);
+      if (task) await this.hashThread?.cancelAll();
       return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
     }
+    const thread = (this.hashThread ??= new HashThread());
+    task ??= thread.hash(src, this.bwlimit);
     const next = this.nextItem;
-    if (next?.op === 'scrub' && next.status === null && next.src) {
-      const opened = openForHash(next.src, jobOptions.scrubChunkBytes);
-      opened.catch(() => undefined); // a file gone by then fails its own step
-      this.readAhead = { file: next.src, opened };
-    }
+    if (next?.op === 'scrub' && next.status === null && next.src) this.hashAhead = thread.hash(next.src, this.bwlimit);
     const base = this.progress.bytesDone;
+    let interruption: Interruption | null = null;
+    task.onProgress((bytes) => {
+      this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(src) });
+      interruption ??= this.pollInterruption();
+      if (interruption) void thread.cancelAll();
+    });
     let hash: string;
     try {
-      hash = await fullHashThrottled(src, jobOptions.scrubChunkBytes, this.bwlimit, (bytes) => {
-        this.hooks.onProgress?.({ ...this.counts(), bytesDone: base + bytes, current: path.basename(src) });
-        const interruption = this.pollInterruption();
-        if (interruption) throw new JobInterrupted(interruption);
-      }, ahead);
+      hash = await task.done;
     } catch (err) {
-      if (err instanceof JobInterrupted) throw err;
+      if (err instanceof HashCancelled && interruption) throw new JobInterrupted(interruption);
       throw fsError(err, `read ${src}`);
     }
     if (!indexedAsIs(entry, lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);

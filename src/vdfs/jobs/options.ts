@@ -4,9 +4,8 @@ export const jobOptions = {
   /** Bytes read and written per step of a file copy. */
   copyChunkBytes: 8 * 1024 * 1024,
   /**
-   * Bytes read and hashed per step of a scrub: a chunk small enough to stay in the CPU's
-   * cache between the read and the hash (measured: 1 MiB chunks hash 2 GiB in 0.48 s, as
-   * fast as b3sum --num-threads 1; 8 MiB ones take 0.98 s).
+   * Bytes read, hashed and written per step of a repair's copy. (A scrub hashes on its own
+   * thread in 128 KiB chunks: see hash-thread.ts.)
    */
   scrubChunkBytes: 2 * 1024 * 1024,
   /** A copy records how far it got at most this often (enough to resume after kill -9). */
