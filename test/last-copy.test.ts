@@ -118,7 +118,7 @@ t.test("another device's copy: 2 → 1 of 2 copies is guarded; with a policy of 
 t.test('through the mount: the last copy goes to .sd-trash and leaves once its content is back up to policy', async (t) => {
   const photo = crypto.randomBytes(300_000);
   const twice = crypto.randomBytes(50_000);
-  const { library, root, backupRoot } = await twoLocations(t, { 'photo.jpg': photo, 'draft.txt': 'a draft', 'twice.bin': twice, 'sure.txt': 'kept twice' }, { 'twice.bin': twice, 'sure.txt': 'kept twice' });
+  const { library, root, backupRoot } = await twoLocations(t, { 'photo.jpg': photo, 'draft.txt': 'a draft', 'twice.bin': twice, 'sure.txt': 'kept twice', 'letter.txt': 'the first letter' }, { 'twice.bin': twice, 'sure.txt': 'kept twice' });
   t.equal((await sd(['guardian', 'policy', 'set', '--copies', '1'], { library })).code, 0, 'policy: one copy');
   // A file sd rm put in the trash (it had a verified copy): the sweep must leave it alone.
   t.equal((await sd(['rm', 'sd://box/data/sure.txt'], { library })).code, 0);
@@ -135,7 +135,18 @@ t.test('through the mount: the last copy goes to .sd-trash and leaves once its c
   t.notOk(trashed(root).some((p) => p.endsWith('.draft.swp')), 'a file written a moment ago is unlinked, not kept in the trash');
   // The others were written before: older than the minimum age.
   const old = new Date('2024-01-01T00:00:00Z');
-  for (const name of ['photo.jpg', 'draft.txt']) fs.utimesSync(path.join(data, name), old, old);
+  for (const name of ['photo.jpg', 'draft.txt', 'letter.txt']) fs.utimesSync(path.join(data, name), old, old);
+
+  // A file renamed over the last copy deletes it too: the replaced one goes to the trash.
+  fs.writeFileSync(path.join(data, 'letter.new'), 'the second letter');
+  fs.renameSync(path.join(data, 'letter.new'), path.join(data, 'letter.txt'));
+  t.equal(fs.readFileSync(path.join(data, 'letter.txt'), 'utf8'), 'the second letter', 'renamed over: the new file has the name');
+  const letter = trashed(root).find((p) => p.endsWith('/letter.txt'));
+  t.ok(letter, 'the file it replaced, the last copy of its content, is in the trash');
+  t.equal(letter && fs.readFileSync(path.join(root, '.sd-trash', letter), 'utf8'), 'the first letter', 'whole');
+  t.equal(guardedRows(library).length, 1, 'recorded as guarded trash');
+  fs.rmSync(path.join(root, '.sd-trash', letter!));
+  t.ok(await waitFor(() => guardedRows(library).length === 0, 5000, 100), 'emptied by the user: the sweep forgets it');
 
   fs.unlinkSync(path.join(data, 'twice.bin'));
   t.notOk(fs.existsSync(path.join(root, 'twice.bin')), 'a file with enough copies is really unlinked');

@@ -112,10 +112,21 @@ export class FsOpApplier {
         }
         const fromSt = tryFs(`rename ${sd(from)}`, () => fs.lstatSync(abs(from)));
         const toSt = lstatOrUndefined(abs(to));
-        tryFs(`rename ${sd(from)} to ${sd(to)}`, () => fs.renameSync(abs(from), abs(to)));
         // Two names of one file: rename(2) leaves both in place.
         const sameFile = toSt !== undefined && toSt.ino === fromSt.ino && toSt.dev === fromSt.dev;
-        this.record(location, actor, 'rename', sd(from), { to: sd(to) }, () => {
+        // A file renamed over another deletes it: a guarded one goes to the trash first, as an unlink's would.
+        const kept = toSt?.isFile() && !fromSt.isDirectory() && !sameFile ? this.keepIfGuarded(location, to, sd(to)) : undefined;
+        try {
+          tryFs(`rename ${sd(from)} to ${sd(to)}`, () => fs.renameSync(abs(from), abs(to)));
+        } catch (err) {
+          if (kept) fs.renameSync(kept.trashPath, abs(to));
+          throw err;
+        }
+        this.record(location, actor, 'rename', sd(from), kept ? { to: sd(to), trash: kept.trashPath, guarded: kept.why } : { to: sd(to) }, () => {
+          if (kept) {
+            this.lastCopy?.trash.add(kept);
+            this.index.removeAt(location, to);
+          }
           if (!sameFile) this.renameInIndex(location, from, to);
         });
         return {};
