@@ -129,9 +129,10 @@ t.test('search words and filters', async (t) => {
     sd(['search', 'zzz-no-match'], o),
   ]);
   t.equal(combined.code, 0, 'sd search exits 0');
-  t.same((JSON.parse(combined.stdout) as Array<{ sdpath: string }>).map((v) => v.sdpath).sort(), ['sd://finder/media/Holiday 2024.jpg', 'sd://finder/media/holiday-beach.png'], 'sd search prints the SdPaths of the matches');
-  t.same((JSON.parse(noWords.stdout) as Array<{ name: string }>).map((v) => v.name), ['report 2024.pdf', 'holiday-beach.png', 'Holiday 2024.jpg', 'IMG_0001.JPG'], 'without words the newest come first');
-  t.equal((JSON.parse(limited.stdout) as unknown[]).length, 2, '--limit caps the results');
+  const results = (r: { stdout: string }) => (JSON.parse(r.stdout) as { results: Array<{ sdpath: string; name: string }> }).results;
+  t.same(results(combined).map((v) => v.sdpath).sort(), ['sd://finder/media/Holiday 2024.jpg', 'sd://finder/media/holiday-beach.png'], 'sd search prints the SdPaths of the matches');
+  t.same(results(noWords).map((v) => v.name), ['report 2024.pdf', 'holiday-beach.png', 'Holiday 2024.jpg', 'IMG_0001.JPG'], 'without words the newest come first');
+  t.equal(results(limited).length, 2, '--limit caps the results');
   for (const [r, what, code, message] of [[badKind, 'an unknown kind', 2, /unknown kind/], [badSize, 'a bad size', 2, /not a size/], [badPlace, 'an unknown location', 1, /no location named/]] as const) {
     t.equal(r.code, code, `${what} exits ${code}`);
     t.match(r.stderr, message, `${what}: the message says why`);

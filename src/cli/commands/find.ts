@@ -1,8 +1,9 @@
-// sd search and sd dupes: find entries by name and filters, and duplicated content.
+// sd search and sd dupes: find entries by name, in plain language or with filters, and duplicated content.
 import { findDuplicates } from '../../vdfs/dupes.js';
 import { EntryViewer } from '../../vdfs/listing.js';
-import { parseQuery } from '../../vdfs/search/query.js';
-import { searchEntries } from '../../vdfs/search/search.js';
+import { parsePlain } from '../../vdfs/search/plain.js';
+import type { SearchQuery } from '../../vdfs/search/query.js';
+import { plainContext, runSearch } from '../../vdfs/search/run.js';
 import { UsageError, type Command } from '../command.js';
 import { formatBytes, formatTime, printable, table } from '../format.js';
 
@@ -15,30 +16,61 @@ function limitOf(value: unknown, fallback: number): number {
 
 export const searchCommand: Command = {
   name: 'search',
-  usage: `Usage: sd search QUERY... [--limit N]
+  usage: `Usage: sd search QUERY... [--limit N] [--explain]
 
-Words match the start of words in names (holiday → "Holiday 2024.jpg"); every word
-must match. Filters narrow the result:
-  kind:image|video|audio|document|archive|code|file|dir|symlink
-  ext:pdf (or ext:jpg,png)
-  size:>100MB  size:<=4KiB   (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)
-  modified:<2025-01-01  modified:>7d   (a date, or an age: 30m, 12h, 7d, 2w)
-  in:<location>
-Results are best match first (newest first without words); --limit N (default 100).`,
-  options: { limit: { type: 'string' } },
+Searches every device's files (this one's and its paired devices') by name, in plain
+language or with filters, all on this machine:
+  sd search tax documents from last year
+  sd search videos over 1 GB from last week on nas
+  sd search photos of 2024 only on my phone
+  sd search "big files I haven't touched in 2 years"
+Words match the start of words in names (holiday → "Holiday 2024.jpg"; w2 → "W-2");
+every word must match. Understood in a sentence:
+  kinds       photos, videos, music, documents, pdfs, spreadsheets, screenshots, folders…
+  topics      tax (tax, 1040, W-2, receipt, invoice…), invoices, bank, contracts, resume…
+  sizes       over 1 GB, under 10 MB, at least 500MB; big (≥100 MB), huge (≥1 GB), small
+  dates       last year, this month, last week, today, yesterday, in 2024, in March 2024,
+              before 2023, since March, older than a month, in the last 7 days, 2 weeks ago,
+              (haven't) touched in 2 years
+  places      on DEVICE, only on DEVICE (no copy elsewhere), not on DEVICE, in LOCATION,
+              in FOLDER (below any folder of that name), tagged TAG or #TAG
+  negation    not/without WORD or KIND ("documents without drafts", "not photos")
+Filters, as before: kind:image|video|audio|document|archive|code|file|dir|symlink,
+ext:pdf (or ext:jpg,png), size:>100MB, modified:<2025-01-01 or modified:>7d, in:LOCATION,
+on:DEVICE, tag:TAG, -WORD.
+Results: best match first, then newest (newest first without words); files with the
+same bytes on several devices are one result ("also at"). --limit N (default 100).
+--explain prints how the query was understood, and searches nothing; --json prints the
+query with the results.`,
+  options: { limit: { type: 'string' }, explain: { type: 'boolean' } },
   run(ctx) {
     const text = ctx.positionals.join(' ').trim();
-    if (!text) throw new UsageError('sd search needs a QUERY (words and/or filters)');
+    if (!text) throw new UsageError('sd search needs a QUERY (words and/or filters, or a sentence)');
     const { db } = ctx.library();
-    const entries = searchEntries(db, parseQuery(text), { limit: limitOf(ctx.values.limit, 100) });
-    const views = new EntryViewer(db).views(entries);
-    ctx.out.result(views, () =>
-      views.length === 0
+    const limit = limitOf(ctx.values.limit, 100);
+    if (ctx.values.explain) {
+      const parsed = parsePlain(text, plainContext(db));
+      ctx.out.result(parsed, () => [...parsed.notes, `query: ${JSON.stringify(compactQuery(parsed.query))}`]);
+      return;
+    }
+    const run = runSearch(db, text, limit);
+    const viewer = new EntryViewer(db);
+    const results = run.hits.map((h) => ({ ...viewer.views([h.entry])[0]!, alsoAt: viewer.views(h.alsoAt).map((v) => v.sdpath) }));
+    ctx.out.result({ query: compactQuery(run.query), notes: run.notes, results }, () =>
+      results.length === 0
         ? ['No matches']
-        : table(views.map((v) => [v.kind === 'dir' ? 'dir' : formatBytes(v.size), formatTime(Date.parse(v.mtime)), printable(v.sdpath)]), new Set([0])),
+        : table(
+            results.map((v) => [v.kind === 'dir' ? 'dir' : formatBytes(v.size), formatTime(Date.parse(v.mtime)), printable(v.sdpath) + (v.alsoAt.length ? `  (also at ${v.alsoAt.map(printable).join(', ')})` : '')]),
+            new Set([0]),
+          ),
     );
   },
 };
+
+/** The structured query with its empty parts left out (what --explain and --json show). */
+function compactQuery(q: SearchQuery): Partial<SearchQuery> {
+  return Object.fromEntries(Object.entries(q).filter(([, v]) => !Array.isArray(v) || v.length > 0)) as Partial<SearchQuery>;
+}
 
 export const dupesCommand: Command = {
   name: 'dupes',

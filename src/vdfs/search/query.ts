@@ -1,16 +1,45 @@
-// Parses a search query: plain words (matched against names, prefix-wise) and filters
-// kind:, ext:, size:, modified:, in:. Pure: text in, a structured query out.
+// The structured search query, and its text form: plain words (matched against names,
+// prefix-wise) and filters kind:, ext:, size:, modified:, in:, on:, tag:, and -word. Pure:
+// text in, a structured query out. plain.ts turns a sentence into the same structure.
 import { SdError } from '../../errors.js';
 
 export type Comparison = '>' | '>=' | '<' | '<=' | '=';
 
 export interface SearchQuery {
+  /** Each must start a word of the name. */
   words: string[];
+  /** For each group, one of its words must (a topic: tax → tax, 1040, w-2...; a word typed as w2 → w2 or w-2). */
+  anyOf: string[][];
+  /** None of these may. */
+  without: string[];
+  /** Kinds (image, document, dir...) or, from a plain sentence, extensions: either matches. */
   kinds: string[];
+  kindExtensions: string[];
+  notKinds: string[];
+  /** ext: filters: one of these, on top of the kinds. */
   extensions: string[];
   sizes: Array<{ op: Comparison; bytes: number }>;
   modified: Array<{ op: Comparison; ms: number }>;
+  /** Location names (any device's): in one of them. */
   locations: string[];
+  /** Folder names: below a folder so named. */
+  folders: string[];
+  /** Device names: on one of them. */
+  devices: string[];
+  /** Device names: content held on these and on no other device. */
+  onlyOn: string[];
+  /** Device names: content held on none of these. */
+  notOn: string[];
+  tags: string[];
+}
+
+export function emptyQuery(): SearchQuery {
+  return { words: [], anyOf: [], without: [], kinds: [], kindExtensions: [], notKinds: [], extensions: [], sizes: [], modified: [], locations: [], folders: [], devices: [], onlyOn: [], notOn: [], tags: [] };
+}
+
+/** Whether a query asks for anything at all. */
+export function isEmptyQuery(q: SearchQuery): boolean {
+  return Object.values(q).every((v) => Array.isArray(v) && v.length === 0);
 }
 
 /** File categories a `kind:` filter knows, by extension. */
@@ -51,43 +80,92 @@ function splitComparison(value: string): { op: Comparison; rest: string } {
   return { op: (m[1] as Comparison | undefined) ?? '=', rest: m[2]! };
 }
 
+const FILTER = /^(kind|ext|size|modified|in|on|device|tag):(.+)$/i;
+
+/** Whether a token is a filter (kind:x, size:>1MB, ...) or an excluded word (-draft). */
+export function isFilterToken(token: string): boolean {
+  return FILTER.test(token) || /^-[\p{L}\p{N}]/u.test(token);
+}
+
+/** Adds one filter token to q (see isFilterToken); a bad value is a USAGE error. */
+export function addFilterToken(q: SearchQuery, token: string): void {
+  if (token.startsWith('-')) {
+    q.without.push(token.slice(1));
+    return;
+  }
+  const filter = FILTER.exec(token)!;
+  const key = filter[1]!.toLowerCase();
+  const value = filter[2]!;
+  if (key === 'kind') {
+    const kind = value.toLowerCase();
+    if (!(kind in KIND_EXTENSIONS) && !(kind in ENTRY_KINDS)) {
+      throw new SdError('USAGE', `unknown kind '${value}'; kinds: ${[...Object.keys(ENTRY_KINDS), ...Object.keys(KIND_EXTENSIONS)].join(', ')}`);
+    }
+    q.kinds.push(kind);
+  } else if (key === 'ext') {
+    q.extensions.push(...value.toLowerCase().replace(/^\./, '').split(','));
+  } else if (key === 'size') {
+    const { op, rest } = splitComparison(value);
+    q.sizes.push({ op, bytes: parseSizeFilter(rest) });
+  } else if (key === 'modified') {
+    const { op, rest } = splitComparison(value);
+    // An age reads naturally as "newer than": modified:<7d and modified:>7d keep their date meaning.
+    q.modified.push({ op, ms: parseDateFilter(rest) });
+  } else if (key === 'in') {
+    q.locations.push(value);
+  } else if (key === 'tag') {
+    q.tags.push(value);
+  } else {
+    q.devices.push(value);
+  }
+}
+
 export function parseQuery(text: string): SearchQuery {
-  const q: SearchQuery = { words: [], kinds: [], extensions: [], sizes: [], modified: [], locations: [] };
+  const q = emptyQuery();
   for (const token of text.split(/\s+/).filter(Boolean)) {
-    const filter = /^(kind|ext|size|modified|in):(.+)$/i.exec(token);
-    if (!filter) {
-      q.words.push(token);
-      continue;
-    }
-    const key = filter[1]!.toLowerCase();
-    const value = filter[2]!;
-    if (key === 'kind') {
-      const kind = value.toLowerCase();
-      if (!(kind in KIND_EXTENSIONS) && !(kind in ENTRY_KINDS)) {
-        throw new SdError('USAGE', `unknown kind '${value}'; kinds: ${[...Object.keys(ENTRY_KINDS), ...Object.keys(KIND_EXTENSIONS)].join(', ')}`);
-      }
-      q.kinds.push(kind);
-    } else if (key === 'ext') {
-      q.extensions.push(...value.toLowerCase().replace(/^\./, '').split(','));
-    } else if (key === 'size') {
-      const { op, rest } = splitComparison(value);
-      q.sizes.push({ op, bytes: parseSizeFilter(rest) });
-    } else if (key === 'modified') {
-      const { op, rest } = splitComparison(value);
-      // An age reads naturally as "newer than": modified:<7d and modified:>7d keep their date meaning.
-      q.modified.push({ op, ms: parseDateFilter(rest) });
-    } else {
-      q.locations.push(value);
-    }
+    if (isFilterToken(token)) addFilterToken(q, token);
+    else q.words.push(token);
   }
   return q;
 }
 
-/** The FTS5 expression for the words: every word must start a token of the name. */
-export function ftsExpression(words: readonly string[]): string | undefined {
-  const terms = words
-    .map((w) => w.replace(/"/g, '').trim())
-    .filter((w) => /[\p{L}\p{N}]/u.test(w))
-    .map((w) => `"${w}"*`);
-  return terms.length ? terms.join(' ') : undefined;
+/** A word as FTS5 matches it: a phrase of its tokens, the last one a prefix; undefined when it has no letter or digit. */
+function ftsTerm(word: string): string | undefined {
+  const w = word.replace(/"/g, ' ').trim();
+  return /[\p{L}\p{N}]/u.test(w) ? `"${w}"*` : undefined;
+}
+
+/**
+ * Forms of a typed word that should match it: itself, and split where letters meet digits
+ * (w2 → "w 2", which matches W-2) or joined where it was split (w-2 → w2).
+ */
+export function wordForms(word: string): string[] {
+  const forms = new Set([word]);
+  const split = word.replace(/(\p{L})(?=\p{N})|(\p{N})(?=\p{L})/gu, '$1$2 ');
+  if (split !== word) forms.add(split);
+  const joined = word.replace(/[^\p{L}\p{N}]+/gu, '');
+  if (joined !== word && joined.length > 0) forms.add(joined);
+  return [...forms];
+}
+
+/**
+ * The FTS5 expression for the query's words: every word (in any of its forms) and one
+ * word of every group must start a word of the name, and none of `without`; a word of
+ * punctuation only is left out; undefined when no word is left to match.
+ */
+export function ftsExpression(q: Pick<SearchQuery, 'words' | 'anyOf' | 'without'>): string | undefined {
+  const any = (words: readonly string[]) => {
+    const terms = [...new Set(words.flatMap(wordForms))].map(ftsTerm).filter((x): x is string => x !== undefined);
+    return terms.length === 0 ? undefined : terms.length === 1 ? terms[0]! : `(${terms.join(' OR ')})`;
+  };
+  const positive = [...q.words.map((w) => any([w])), ...q.anyOf.map(any)].filter((p): p is string => p !== undefined);
+  if (positive.length === 0) return undefined;
+  const negative = any(q.without);
+  return negative ? `(${positive.join(' AND ')}) NOT ${negative}` : positive.join(' AND ');
+}
+
+/** The FTS5 expression of words none of which may match (for a query with no positive word). */
+export function ftsAny(words: readonly string[]): string | undefined {
+  const terms = [...new Set(words.flatMap(wordForms))].map(ftsTerm).filter((x): x is string => x !== undefined);
+  return terms.length ? terms.join(' OR ') : undefined;
 }

@@ -1,35 +1,70 @@
-// Runs a parsed search over the library: FTS5 on names plus SQL filters, newest first
-// when there are no words, best match first when there are.
+// Runs a structured search over the library, this device's entries and every mirror: FTS5
+// on names plus SQL filters; best match first, then newest (newest first without words);
+// results holding the same content are grouped, the best of them first.
 import { SdError } from '../../errors.js';
 import type { Db } from '../db/database.js';
+import { listDevices } from '../device.js';
 import { toEntry, type Entry } from '../entries.js';
 import { listLocations } from '../locations.js';
-import { ENTRY_KINDS, KIND_EXTENSIONS, ftsExpression, type SearchQuery } from './query.js';
+import { ENTRY_KINDS, KIND_EXTENSIONS, ftsAny, ftsExpression, type SearchQuery } from './query.js';
 
 export interface SearchOptions {
   limit: number;
   deviceId?: string;
 }
 
+/** One result: the best-ranked file of a content, and the other files with the same bytes the search found. */
+export interface SearchHit {
+  entry: Entry;
+  alsoAt: Entry[];
+}
+
 export function searchEntries(db: Db, q: SearchQuery, options: SearchOptions): Entry[] {
+  const built = buildSql(db, q, options);
+  if (!built) return [];
+  return (db.prepare(built.sql).all(...built.params, options.limit) as Parameters<typeof toEntry>[0][]).map(toEntry);
+}
+
+/** Results grouped per content: up to `limit` groups, each with the other copies among the matches. */
+export function searchGrouped(db: Db, q: SearchQuery, options: SearchOptions): SearchHit[] {
+  const built = buildSql(db, q, options);
+  if (!built) return [];
+  const hits: SearchHit[] = [];
+  const byContent = new Map<string, SearchHit>();
+  // Copies take places in the page: read a few pages' worth, stop at `limit` groups.
+  for (const row of db.prepare(built.sql).iterate(...built.params, options.limit * 4) as Iterable<Parameters<typeof toEntry>[0]>) {
+    const entry = toEntry(row);
+    const same = entry.kind === 'file' && entry.contentId ? byContent.get(entry.contentId) : undefined;
+    if (same) {
+      same.alsoAt.push(entry);
+      continue;
+    }
+    if (hits.length === options.limit) continue;
+    const hit = { entry, alsoAt: [] };
+    hits.push(hit);
+    if (entry.kind === 'file' && entry.contentId) byContent.set(entry.contentId, hit);
+  }
+  return hits;
+}
+
+function buildSql(db: Db, q: SearchQuery, options: SearchOptions): { sql: string; params: Array<string | number> } | undefined {
   const where: string[] = ['e.parent_id IS NOT NULL'];
   const params: Array<string | number> = [];
-  const fts = ftsExpression(q.words);
-  if (q.words.length > 0 && !fts) return [];
-
-  const kindClauses: string[] = [];
-  for (const kind of q.kinds) {
-    const entryKind = ENTRY_KINDS[kind];
-    if (entryKind) {
-      kindClauses.push('e.kind = ?');
-      params.push(entryKind);
-    } else {
-      const exts = KIND_EXTENSIONS[kind] ?? [];
-      kindClauses.push(`(e.kind = 'file' AND (${exts.map(() => 'lower(e.name) LIKE ?').join(' OR ')}))`);
-      params.push(...exts.map((x) => `%.${x}`));
+  const fts = ftsExpression(q);
+  // Words that cannot match anything (punctuation only): nothing matches.
+  if ((q.words.length > 0 || q.anyOf.length > 0) && !fts) return undefined;
+  if (!fts && q.without.length > 0) {
+    const none = ftsAny(q.without);
+    if (none) {
+      where.push('e.id NOT IN (SELECT rowid FROM search WHERE search MATCH ?)');
+      params.push(none);
     }
   }
+
+  const kindClauses = q.kinds.map((kind) => kindClause(kind, params));
+  if (q.kindExtensions.length) kindClauses.push(extensionClause(q.kindExtensions, params));
   if (kindClauses.length) where.push(`(${kindClauses.join(' OR ')})`);
+  for (const kind of q.notKinds) where.push(`NOT ${kindClause(kind, params)}`);
   if (q.extensions.length) {
     where.push(`(${q.extensions.map(() => 'lower(e.name) LIKE ?').join(' OR ')})`);
     params.push(...q.extensions.map((x) => `%.${x}`));
@@ -44,21 +79,74 @@ export function searchEntries(db: Db, q: SearchQuery, options: SearchOptions): E
   }
   if (q.locations.length) {
     const all = listLocations(db, options.deviceId);
-    const ids = q.locations.map((name) => {
-      const l = all.find((x) => x.name === name);
-      if (!l) throw new SdError('NOT_FOUND', `in:${name}: no location named '${name}'; 'sd location ls' lists them`);
-      return l.id;
+    const ids = q.locations.flatMap((name) => {
+      const named = all.filter((x) => x.name.toLowerCase() === name.toLowerCase());
+      if (named.length === 0) throw new SdError('NOT_FOUND', `in:${name}: no location named '${name}'; 'sd location ls' lists them`);
+      return named.map((l) => l.id);
     });
     where.push(`e.location_id IN (${ids.map(() => '?').join(',')})`);
     params.push(...ids);
+  }
+  for (const folder of q.folders) {
+    // Below a folder of that name: its id found through the name index, then the closure.
+    where.push(`e.id IN (SELECT c.descendant FROM entry_closure c JOIN entries f ON f.id = c.ancestor
+                         WHERE c.depth > 0 AND f.kind = 'dir' AND lower(f.name) = lower(?)
+                           AND f.id IN (SELECT rowid FROM search WHERE search MATCH ?))`);
+    params.push(folder, `"${folder.replace(/"/g, ' ')}"`);
+  }
+  const devices = devicesNamed(db);
+  if (q.devices.length) {
+    const ids = q.devices.map((d) => devices(d, 'on'));
+    where.push(`e.device_id IN (${ids.map(() => '?').join(',')})`);
+    params.push(...ids);
+  }
+  if (q.onlyOn.length) {
+    const ids = q.onlyOn.map((d) => devices(d, 'only on'));
+    const list = ids.map(() => '?').join(',');
+    where.push(`e.device_id IN (${list}) AND (e.content_id IS NULL OR NOT EXISTS (SELECT 1 FROM entries o WHERE o.content_id = e.content_id AND o.kind = 'file' AND o.device_id NOT IN (${list})))`);
+    params.push(...ids, ...ids);
+  }
+  if (q.notOn.length) {
+    const ids = q.notOn.map((d) => devices(d, 'not on'));
+    const list = ids.map(() => '?').join(',');
+    where.push(`e.device_id NOT IN (${list}) AND (e.content_id IS NULL OR NOT EXISTS (SELECT 1 FROM entries o WHERE o.content_id = e.content_id AND o.kind = 'file' AND o.device_id IN (${list})))`);
+    params.push(...ids, ...ids);
+  }
+  for (const tag of q.tags) {
+    where.push('EXISTS (SELECT 1 FROM entry_tags et JOIN tags t ON t.id = et.tag_id WHERE et.entry_id = e.id AND t.name = ?)');
+    params.push(tag);
   }
   if (options.deviceId) {
     where.push('e.device_id = ?');
     params.push(options.deviceId);
   }
   const sql = fts
-    ? `SELECT e.* FROM search JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where.join(' AND ')} ORDER BY search.rank LIMIT ?`
+    ? `SELECT e.* FROM search JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where.join(' AND ')} ORDER BY search.rank, e.mtime DESC LIMIT ?`
     : `SELECT e.* FROM entries e WHERE ${where.join(' AND ')} ORDER BY e.mtime DESC LIMIT ?`;
-  const args = fts ? [fts, ...params, options.limit] : [...params, options.limit];
-  return (db.prepare(sql).all(...args) as Parameters<typeof toEntry>[0][]).map(toEntry);
+  return { sql, params: fts ? [fts, ...params] : params };
+}
+
+/** An entry kind (file, dir, symlink) or a kind of file by its extensions (image, document...). */
+function kindClause(kind: string, params: Array<string | number>): string {
+  const entryKind = ENTRY_KINDS[kind];
+  if (!entryKind) return extensionClause(KIND_EXTENSIONS[kind] ?? [], params);
+  params.push(entryKind);
+  return '(e.kind = ?)';
+}
+
+function extensionClause(extensions: readonly string[], params: Array<string | number>): string {
+  params.push(...extensions.map((x) => `%.${x}`));
+  return `(e.kind = 'file' AND (${extensions.map(() => 'lower(e.name) LIKE ?').join(' OR ')}))`;
+}
+
+/** A device by slug, name or id (any case); a name no device has is NOT_FOUND, saying which filter named it. */
+function devicesNamed(db: Db): (name: string, filter: string) => string {
+  let all: ReturnType<typeof listDevices> | undefined;
+  return (name, filter) => {
+    all ??= listDevices(db);
+    const n = name.toLowerCase();
+    const device = all.find((d) => d.slug.toLowerCase() === n || d.name.toLowerCase() === n || d.id === name);
+    if (!device) throw new SdError('NOT_FOUND', `${filter} ${name}: no device named '${name}'; 'sd devices' lists them`);
+    return device.id;
+  };
 }
