@@ -81,7 +81,7 @@ t.test('npm start runs a laptop and a nas in one tree; Ctrl-C leaves nothing beh
   const first = await startDemo(t, example);
   t.match(first.out(), /Pairing the laptop and the nas/, 'the first start pairs the two devices itself');
   t.match(first.out(), /The nas is connected/, 'and says when the nas has connected');
-  t.same(fs.readdirSync(view).sort(), ['.content', '.guardian', '.tags', 'laptop', 'nas'], 'the mount shows both devices');
+  t.same(fs.readdirSync(view).sort(), ['.content', '.guardian', '.search', '.tags', 'laptop', 'nas'], 'the mount shows both devices');
   const video = 'Movies/orbit.y4m';
   t.ok(fs.readFileSync(path.join(view, 'nas', video)).equals(fs.readFileSync(path.join(example, 'nas', video))), "the nas's video reads byte for byte from the laptop's view");
   fs.copyFileSync(path.join(view, 'laptop/Documents/notes.md'), path.join(view, 'nas/Inbox/notes.md'));

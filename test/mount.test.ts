@@ -22,7 +22,7 @@ t.test('the tree shows devices, locations and real files with their attributes',
   fs.linkSync(path.join(root, 'a.txt'), path.join(root, 'hard.txt'));
   await runSd(['index'], { library });
   const m = await startMount(t, library);
-  t.same(fs.readdirSync(m.mountpoint).sort(), ['.content', '.guardian', '.tags', 'box']);
+  t.same(fs.readdirSync(m.mountpoint).sort(), ['.content', '.guardian', '.search', '.tags', 'box']);
   t.same(fs.readdirSync(path.join(m.mountpoint, 'box')), ['data']);
   const data = path.join(m.mountpoint, 'box', 'data');
   t.same(fs.readdirSync(data).sort(), ['a.txt', 'hard.txt', 'link', 'sub']);
@@ -170,7 +170,7 @@ t.test('SIGINT and SIGTERM unmount cleanly; a stale mount is cleaned at the next
   await killed.stop('SIGKILL');
   t.throws(() => fs.readdirSync(killed.mountpoint), { code: 'ENOTCONN' }, 'kill -9 leaves a stale mount');
   const again = await startMount(t, library, [], killed.mountpoint);
-  t.same(fs.readdirSync(again.mountpoint).sort(), ['.content', '.guardian', '.tags', 'box'], 'the next start cleans it and mounts');
+  t.same(fs.readdirSync(again.mountpoint).sort(), ['.content', '.guardian', '.search', '.tags', 'box'], 'the next start cleans it and mounts');
 });
 
 t.test('a busy or non-empty mount point is refused with a clear error', async (t) => {

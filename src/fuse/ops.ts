@@ -18,6 +18,7 @@ import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from
 import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
 import { Guardian } from '../guardian/guardian.js';
+import { runSearch } from '../vdfs/search/run.js';
 
 /** Executes namespace changes on a local location (the ActionManager). */
 export interface FsWriter {
@@ -59,7 +60,7 @@ export class MountOps {
     remoteChanges?: RemoteChanges,
   ) {
     this.guardian = new Guardian(ns.db, localDeviceId);
-    this.tree = new Tree(ns, localDeviceId, this.guardian);
+    this.tree = new Tree(ns, localDeviceId, this.guardian, (query, limit) => runSearch(ns.db, query, limit).hits.map((h) => h.entry.id));
     this.remote = new RemoteTree(ns, remoteFiles, remoteChanges);
   }
 

@@ -1,6 +1,6 @@
 // Resolves a path inside the mount to what it names: the root, the .content folder, the
-// .tags folders and .guardian/at-risk with their links, a device, or a place inside a
-// location (with its real path when the device is this one).
+// .tags folders, .guardian/at-risk and .search/<query> with their links, a device, or a
+// place inside a location (with its real path when the device is this one).
 // Pure path logic over the Namespace; no file system calls.
 import path from 'node:path';
 import type { Device } from '../vdfs/device.js';
@@ -11,6 +11,12 @@ export const CONTENT_DIR = '.content';
 export const TAGS_DIR = '.tags';
 export const GUARDIAN_DIR = '.guardian';
 export const AT_RISK_DIR = 'at-risk';
+export const SEARCH_DIR = '.search';
+/** /.search/<query> lists at most this many results. */
+const SEARCH_LINKS_MAX = 1000;
+/** A query's links are kept this long between two looks (a listing evaluates it again), for this many queries. */
+const SEARCH_TTL_MS = 2000;
+const SEARCH_CACHED_MAX = 32;
 /** /.guardian/at-risk lists at most this many files (a listing, not an export). */
 const AT_RISK_LINKS_MAX = 10_000;
 /** The at-risk links are computed over the whole library: at most this often. */
@@ -21,6 +27,9 @@ export interface AtRiskSource {
   atRiskFiles(limit: number): number[];
 }
 
+/** What the tree needs of search: the entries a query (a sentence or filters) finds, best first; throws when it cannot be read. */
+export type SearchSource = (query: string, limit: number) => number[];
+
 export type Node =
   | { kind: 'root' }
   | { kind: 'content-dir' }
@@ -29,7 +38,9 @@ export type Node =
   | { kind: 'tag'; tag: string }
   | { kind: 'guardian-dir' }
   | { kind: 'at-risk-dir' }
-  /** A tagged entry in /.tags/<tag>/ or an at-risk one in /.guardian/at-risk/: a symlink, relative, into its place in the tree. */
+  | { kind: 'search-dir' }
+  | { kind: 'search'; query: string }
+  /** A tagged entry in /.tags/<tag>/, an at-risk one in /.guardian/at-risk/, a result in /.search/<query>/: a symlink, relative, into its place in the tree. */
   | { kind: 'link'; target: string }
   | { kind: 'device'; device: Device }
   | { kind: 'local'; device: Device; location: Location; rel: string[]; real: string }
@@ -37,12 +48,33 @@ export type Node =
 
 export class Tree {
   private atRisk: { at: number; links: Map<string, string> } | undefined;
+  private readonly searches = new Map<string, { at: number; links: Map<string, string> }>();
 
   constructor(
     private readonly ns: Namespace,
     private readonly localDeviceId: string,
     private readonly guardian?: AtRiskSource,
+    private readonly search?: SearchSource,
   ) {}
+
+  /** A query's result links (undefined when it cannot be read), evaluated again after SEARCH_TTL_MS or when `fresh`. */
+  private searchLinks(query: string, fresh = false): Map<string, string> | undefined {
+    const now = Date.now();
+    const cached = this.searches.get(query);
+    if (cached && !fresh && now - cached.at <= SEARCH_TTL_MS) return cached.links;
+    // A name starting with a dot is a file manager's probe (.hidden, .directory), never a query.
+    if (!this.search || query.startsWith('.')) return undefined;
+    let links: Map<string, string>;
+    try {
+      links = this.ns.linksTo(this.search(query, SEARCH_LINKS_MAX));
+    } catch {
+      return undefined;
+    }
+    this.searches.delete(query);
+    this.searches.set(query, { at: now, links });
+    if (this.searches.size > SEARCH_CACHED_MAX) this.searches.delete(this.searches.keys().next().value!);
+    return links;
+  }
 
   private atRiskLinks(): Map<string, string> {
     const now = Date.now();
@@ -78,6 +110,14 @@ export class Tree {
       const target = rest.length === 1 ? this.atRiskLinks().get(rest[0]!) : undefined;
       return target === undefined ? undefined : { kind: 'link', target: `../../${target}` };
     }
+    if (first === SEARCH_DIR) {
+      if (second === undefined) return { kind: 'search-dir' };
+      const links = this.searchLinks(second);
+      if (!links) return undefined;
+      if (rest.length === 0) return { kind: 'search', query: second };
+      const target = rest.length === 1 ? links.get(rest[0]!) : undefined;
+      return target === undefined ? undefined : { kind: 'link', target: `../../${target}` };
+    }
     const device = this.ns.device(first);
     if (!device) return undefined;
     if (second === undefined) return { kind: 'device', device };
@@ -91,7 +131,8 @@ export class Tree {
 
   /** Names in a virtual folder (root, device, .content). */
   virtualChildren(node: Node): string[] {
-    if (node.kind === 'root') return [CONTENT_DIR, TAGS_DIR, GUARDIAN_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'root') return [CONTENT_DIR, TAGS_DIR, GUARDIAN_DIR, SEARCH_DIR, ...this.ns.devices().map((d) => d.slug)];
+    if (node.kind === 'search') return [...(this.searchLinks(node.query, true)?.keys() ?? [])]; // listed again: evaluated again
     if (node.kind === 'guardian-dir') return [AT_RISK_DIR];
     if (node.kind === 'at-risk-dir') {
       this.atRisk = undefined; // listed again: evaluated again
