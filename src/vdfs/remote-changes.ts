@@ -139,6 +139,11 @@ export class RemoteChanges {
     return this.library.db.transaction(() => this.commit(device, { op: 'protect', location, path: rel, ...content }, undefined, `protect ${rel} (${content.size} bytes)`, actor)).immediate();
   }
 
+  /** A copy of a content onto the device that a person asked for (sd do): delivered and checked as protect's are. */
+  copyContent(device: PeerRef, location: string, rel: string, content: ProtectedContent, actor: string): number {
+    return this.library.db.transaction(() => this.commit(device, { op: 'protect', location, path: rel, ...content }, undefined, `copy ${rel} (${content.size} bytes)`, actor)).immediate();
+  }
+
   /** chmod/utimens of a folder made here or of something of the device (a pending file's go with its bytes). */
   attrs(device: PeerRef, location: string, rel: string, attrs: FileAttrs): number {
     const what = attrs.mode !== undefined ? `chmod ${(attrs.mode & 0o7777).toString(8)}` : 'set times of';

@@ -3,23 +3,12 @@
 import { ActionManager } from '../../vdfs/actions/action-manager.js';
 import { CONFLICT_MODES, type Action, type ActionPreview, type ConflictMode } from '../../vdfs/actions/types.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
-import { formatBytes } from '../format.js';
-import { bwlimitOption, describeOutcome, describePreview, requireCompleted, runJobHere } from './job-run.js';
+import { bwlimitOption, describeGuarded, describeOutcome, describePreview, requireCompleted, runJobHere } from './job-run.js';
 
 function conflictMode(ctx: CommandContext): ConflictMode | undefined {
   const mode = ctx.values['on-conflict'] as string | undefined;
   if (mode !== undefined && !CONFLICT_MODES.includes(mode as ConflictMode)) throw new UsageError(`--on-conflict must be one of ${CONFLICT_MODES.join(', ')}`);
   return mode as ConflictMode | undefined;
-}
-
-/** The guarded files a delete's preview found, as lines to go before its closing line. */
-function describeGuarded(p: ActionPreview): string[] {
-  const g = p.guarded;
-  if (!g || g.files === 0) return [];
-  const lines = [`  guarded:        ${g.files} file${g.files === 1 ? '' : 's'} (${formatBytes(g.bytes)}) the guardian stands against${g.forced ? ' (--force: deleted anyway)' : ''}`];
-  for (const s of g.samples) lines.push(`    ${s.path}: ${s.why}`);
-  if (g.files > g.samples.length) lines.push(`    … and ${g.files - g.samples.length} more`);
-  return lines;
 }
 
 /** Previews or runs an action; prints the preview or the outcome. */

@@ -13,6 +13,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'stat', summary: 'show everything the library knows about one entry', load: async () => (await import('./browse.js')).statCommand },
   { name: 'cat', summary: "print a file's bytes", load: async () => (await import('./browse.js')).catCommand },
   { name: 'search', summary: 'find files by name and filters (kind:video size:>1GB ...)', load: async () => (await import('./find.js')).searchCommand },
+  { name: 'do', summary: 'do what a sentence says: copy, move, delete or tag the files it names (previewed first)', load: async () => (await import('./do.js')).doCommand },
   { name: 'dupes', summary: 'list content held by more than one file, with wasted bytes', load: async () => (await import('./find.js')).dupesCommand },
   { name: 'cp', summary: 'copy files or folders (previewed, journaled, resumable, verified)', load: async () => (await import('./cp-mv-rm.js')).cpCommand },
   { name: 'mv', summary: 'move files or folders (a rename on one file system, else copy + verify + delete)', load: async () => (await import('./cp-mv-rm.js')).mvCommand },

@@ -63,10 +63,21 @@ function verified(verify: boolean, fullyChecked: number): string {
   return `size + content id; ${fullyChecked === 1 ? 'the resumed file' : `${fullyChecked} resumed files`} by full BLAKE3`;
 }
 
+/** The guarded files a delete's preview found, as lines to go before its closing line. */
+export function describeGuarded(p: ActionPreview): string[] {
+  const g = p.guarded;
+  if (!g || g.files === 0) return [];
+  const lines = [`  guarded:        ${g.files} file${g.files === 1 ? '' : 's'} (${formatBytes(g.bytes)}) the guardian stands against${g.forced ? ' (--force: deleted anyway)' : ''}`];
+  for (const s of g.samples) lines.push(`    ${s.path}: ${s.why}`);
+  if (g.files > g.samples.length) lines.push(`    … and ${g.files - g.samples.length} more`);
+  return lines;
+}
+
 export function describePreview(p: ActionPreview): string[] {
   const lines: string[] = [];
   const where = p.target ? ` to ${p.target.sdpath ?? p.target.path}` : '';
-  const what = p.sources.map((s) => s.sdpath ?? s.path).join(', ');
+  const named = p.sources.map((s) => s.sdpath ?? s.path);
+  const what = named.length <= 3 ? named.join(', ') : `${named.slice(0, 3).join(', ')} and ${named.length - 3} more`;
   if (p.action === 'delete') lines.push(`Preview: ${p.trash ? 'move to the trash' : 'delete for good'} ${what}: ${p.files} files, ${p.dirs} folders, ${formatBytes(p.bytes)}`);
   else if (p.action === 'mkdir') lines.push(`Preview: create ${p.dirs} folder${p.dirs === 1 ? '' : 's'} at ${p.target?.sdpath ?? p.target?.path}`);
   else lines.push(`Preview: ${p.action} ${p.files} file${p.files === 1 ? '' : 's'}${p.dirs ? ` in ${p.dirs} folder${p.dirs === 1 ? '' : 's'}` : ''} (${formatBytes(p.bytes)}) from ${what}${where}`);
