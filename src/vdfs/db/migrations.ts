@@ -462,4 +462,11 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT OR IGNORE INTO guardian_dirty SELECT content_id FROM entries WHERE kind = 'file' AND content_id IS NOT NULL;
     `,
   },
+  {
+    version: 15,
+    description: 'search: entries by time of change, so a search sorted newest first walks the newest entries instead of sorting all of them',
+    sql: `
+      CREATE INDEX entries_by_mtime ON entries (mtime);
+    `,
+  },
 ];

@@ -8,7 +8,7 @@ export type Comparison = '>' | '>=' | '<' | '<=' | '=';
 export interface SearchQuery {
   /** Each must start a word of the name. */
   words: string[];
-  /** For each group, one of its words must (a topic: tax → tax, 1040, w-2...; a word typed as w2 → w2 or w-2). */
+  /** For each group, one of its words (whole, or its plural) must (a topic: tax → tax, 1040, w-2...). */
   anyOf: string[][];
   /** None of these may. */
   without: string[];
@@ -129,10 +129,18 @@ export function parseQuery(text: string): SearchQuery {
   return q;
 }
 
-/** A word as FTS5 matches it: a phrase of its tokens, the last one a prefix; undefined when it has no letter or digit. */
-function ftsTerm(word: string): string | undefined {
+/** A word as FTS5 matches it: a phrase of its tokens, the last one a prefix unless `exact`; undefined when it has no letter or digit. */
+function ftsTerm(word: string, exact = false): string | undefined {
   const w = word.replace(/"/g, ' ').trim();
-  return /[\p{L}\p{N}]/u.test(w) ? `"${w}"*` : undefined;
+  return /[\p{L}\p{N}]/u.test(w) ? `"${w}"${exact ? '' : '*'}` : undefined;
+}
+
+/** A word and its plural, as whole words (invoice, invoices; tax, taxes; copy, copies). */
+function withPlural(word: string): string[] {
+  if (!/\p{L}$/u.test(word)) return [word];
+  if (/(x|ch|sh|s)$/.test(word)) return [word, `${word}es`];
+  if (/[^aeiou]y$/.test(word)) return [word, `${word.slice(0, -1)}ies`];
+  return [word, `${word}s`];
 }
 
 /**
@@ -154,11 +162,16 @@ export function wordForms(word: string): string[] {
  * punctuation only is left out; undefined when no word is left to match.
  */
 export function ftsExpression(q: Pick<SearchQuery, 'words' | 'anyOf' | 'without'>): string | undefined {
-  const any = (words: readonly string[]) => {
-    const terms = [...new Set(words.flatMap(wordForms))].map(ftsTerm).filter((x): x is string => x !== undefined);
+  const any = (words: readonly string[], exact = false) => {
+    // A typed word is a prefix; its split form (w2 → "w 2") is whole, or "2" would take in every number starting with 2.
+    const forms = words.flatMap((w) => wordForms(w).map((form, i) => ({ form, exact: exact || (i > 0 && /\s/.test(form)) })));
+    const all = exact ? forms.flatMap((f) => withPlural(f.form).map((form) => ({ form, exact: true }))) : forms;
+    const terms = [...new Set(all.map((f) => ftsTerm(f.form, f.exact)).filter((x): x is string => x !== undefined))];
     return terms.length === 0 ? undefined : terms.length === 1 ? terms[0]! : `(${terms.join(' OR ')})`;
   };
-  const positive = [...q.words.map((w) => any([w])), ...q.anyOf.map(any)].filter((p): p is string => p !== undefined);
+  // A group's words (a topic's) are whole words and their plurals: a dozen prefixes would
+  // each be expanded over the index (measured: 23 ms for the tax group at 1M names, 0.7 ms so).
+  const positive = [...q.words.map((w) => any([w])), ...q.anyOf.map((g) => any(g, true))].filter((p): p is string => p !== undefined);
   if (positive.length === 0) return undefined;
   const negative = any(q.without);
   return negative ? `(${positive.join(' AND ')}) NOT ${negative}` : positive.join(' AND ');
@@ -166,6 +179,6 @@ export function ftsExpression(q: Pick<SearchQuery, 'words' | 'anyOf' | 'without'
 
 /** The FTS5 expression of words none of which may match (for a query with no positive word). */
 export function ftsAny(words: readonly string[]): string | undefined {
-  const terms = [...new Set(words.flatMap(wordForms))].map(ftsTerm).filter((x): x is string => x !== undefined);
+  const terms = [...new Set(words.flatMap(wordForms))].map((w) => ftsTerm(w)).filter((x): x is string => x !== undefined);
   return terms.length ? terms.join(' OR ') : undefined;
 }
