@@ -84,6 +84,15 @@ t.test('sd do over a real library: preview first, --yes does it', async (t) => {
   t.same(left, ['setup.bin', 'unique.txt'], 'one of the two setups stays (the oldest), the report with a copy in docs goes, the unique file stays');
   t.ok(fs.existsSync(path.join(root, '.sd-trash')), 'into the trash, not gone');
 
+  // The last copy of a content: the preview says so, and only --force deletes it (into the trash).
+  const guarded = await sd(['do', '--yes', 'delete unique'], o);
+  t.equal(guarded.code, 1, 'a delete of a last copy does not start');
+  t.match(guarded.stdout, /the last copy/, 'the preview says why');
+  t.ok(fs.existsSync(path.join(root, 'Downloads', 'unique.txt')), 'still there');
+  const forced = await sd(['do', '--yes', '--force', 'delete unique'], o);
+  t.equal(forced.code, 0, `--force: done (${forced.stderr})`);
+  t.notOk(fs.existsSync(path.join(root, 'Downloads', 'unique.txt')), 'gone from its folder, into the trash');
+
   const copied = await sd(['do', '--yes', 'copy photos to backup'], o);
   t.equal(copied.code, 0, `copy to a folder by name: done (${copied.stderr})`);
   t.same(fs.readdirSync(path.join(root, 'backup')).filter((n) => !n.startsWith('.')).sort(), ['Screenshot 2026-01-01.png', 'Screenshot new.png', 'beach.jpg'], 'the photos (the screenshots, in archive too, are images) copied into backup');

@@ -22,7 +22,7 @@ const SHOWN = 10;
 
 export const doCommand: Command = {
   name: 'do',
-  usage: `Usage: sd do SENTENCE... [--yes]
+  usage: `Usage: sd do SENTENCE... [--yes] [--force]
 
 Does what a sentence says, with the actions sd has: copy, move, delete (to the
 location's trash) and tag. The files are a search (see 'sd search --help': kinds,
@@ -38,13 +38,15 @@ terminal. Copy, move and delete act on this device's files (a copy onto a paired
 is queued as jobs its running 'sd mount' delivers, checked by full BLAKE3 there); tag
 works on any device's files. At most 10,000 files per sentence. A sentence it cannot map
 says what it understood and what not (exit 2). --json prints the plan (and the outcome).
-  --yes   do it after the preview, without asking`,
-  options: { yes: { type: 'boolean' } },
+  --yes     do it after the preview, without asking
+  --force   a delete goes ahead even for the last copy of a content, or one its copy
+            policy counts on (as sd rm --force; the preview names them)`,
+  options: { yes: { type: 'boolean' }, force: { type: 'boolean' } },
   async run(ctx) {
     const text = ctx.positionals.join(' ').trim();
     const intent = parseIntent(text);
     const library = ctx.library();
-    const plan = planDo(library, intent);
+    const plan = planDo(library, intent, { force: ctx.values.force === true });
     const viewer = new EntryViewer(library.db);
     const files = plan.kind === 'tag' ? plan.entries : plan.files;
     const paths = viewer.views(files).map((v) => v.sdpath);

@@ -37,7 +37,7 @@ every word must match. Understood in a sentence:
   negation    not/without WORD or KIND ("documents without drafts", "not photos")
 Filters, as before: kind:image|video|audio|document|archive|code|file|dir|symlink,
 ext:pdf (or ext:jpg,png), size:>100MB, modified:<2025-01-01 or modified:>7d, in:LOCATION,
-on:DEVICE, tag:TAG, -WORD.
+on:DEVICE, tag:TAG, -WORD (in quotes, or after --: sd search -- notes -draft).
 Results: best match first, then newest (newest first without words); files with the
 same bytes on several devices are one result ("also at"). --limit N (default 100).
 --explain prints how the query was understood, and searches nothing; --json prints the

@@ -31,7 +31,7 @@ export type DoPlan =
   | { kind: 'remote-copy'; to: Destination; files: Entry[]; notes: string[] }
   | { kind: 'tag'; tags: string[]; entries: Entry[]; notes: string[] };
 
-export function planDo(library: Library, intent: Intent): DoPlan {
+export function planDo(library: Library, intent: Intent, options: { force?: boolean } = {}): DoPlan {
   const db = library.db;
   const store = new EntryStore(db);
   const notes: string[] = [];
@@ -48,7 +48,7 @@ export function planDo(library: Library, intent: Intent): DoPlan {
   if (files.length === 0) throw nothingFound(intent, notes);
   const sdPath = sdPaths(library, store);
   if (intent.verb === 'delete') {
-    return { kind: 'action', action: { kind: 'delete', input: { targets: files.map(sdPath) } }, files, notes };
+    return { kind: 'action', action: { kind: 'delete', input: { targets: files.map(sdPath), ...(options.force ? { force: true } : {}) } }, files, notes };
   }
   const to = destination(library, intent.to!);
   const inPlace = files.filter((f) => f.deviceId === to.device.id && f.locationId === to.location.id && store.relativePath(f.parentId!) === to.rel);
