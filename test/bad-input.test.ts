@@ -178,14 +178,14 @@ t.test('names with newlines, 255 bytes or invalid UTF-8: odd ones indexed, inval
   const o = { library: library.dir };
   const [ls, search, cat] = await Promise.all([
     sd(['ls', 'sd://names/names'], o),
-    sdJson<Array<{ name: string; sdpath: string }>>(t, ['search', 'break'], o),
+    sdJson<{ results: Array<{ name: string; sdpath: string }> }>(t, ['search', 'break'], o),
     sd(['cat', 'sd://names/names/line%0Abreak.txt'], o),
   ]);
   t.equal(ls.code, 0, 'sd ls lists the folder');
   t.equal(ls.stdout.split('\n').filter(Boolean).length, 5, 'one line per entry: newlines in names are shown escaped');
   t.match(ls.stdout, /line\\x0abreak\.txt/, 'as \\x0a');
-  t.same(search.map((s) => s.name), ['line\nbreak.txt'], 'search finds a name with a newline');
-  t.equal(search[0]!.sdpath, 'sd://names/names/line%0Abreak.txt', 'its SdPath escapes the newline');
+  t.same(search.results.map((s) => s.name), ['line\nbreak.txt'], 'search finds a name with a newline');
+  t.equal(search.results[0]!.sdpath, 'sd://names/names/line%0Abreak.txt', 'its SdPath escapes the newline');
   t.same([cat.code, cat.stdout], [0, 'newline'], 'and sd cat reads it through that SdPath');
 });
 

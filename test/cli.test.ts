@@ -60,7 +60,7 @@ t.test('--json output of every command is one JSON document with the promised fi
     json<Array<Record<string, unknown>>>(t, ['ls', 'sd://cli-laptop/pics'], o),
     json<Array<Record<string, unknown>>>(t, ['ls', path.join(root, 'notes/todo.txt')], o),
     json<Record<string, unknown>>(t, ['stat', 'sd://cli-laptop/pics/beach.jpg'], o),
-    json<Array<Record<string, unknown>>>(t, ['search', 'beach'], o),
+    json<{ query: Record<string, unknown>; results: Array<Record<string, unknown>> }>(t, ['search', 'beach'], o),
     json<{ groups: Array<Record<string, unknown>>; wastedBytes: number }>(t, ['dupes'], o),
   ]);
   t.equal(index.length, 1, 'index: one summary per location');
@@ -72,7 +72,7 @@ t.test('--json output of every command is one JSON document with the promised fi
   t.match(folder[0], { ...ENTRY_VIEW, sdpath: 'sd://cli-laptop/pics/beach.jpg', path: path.join(root, 'beach.jpg'), kind: 'file', size: 3000, contentId: /^[0-9a-f]{16}$/ }, 'ls folder: each entry with sdpath, path, kind, size, mtime, mode, content id');
   t.match(file, [{ ...ENTRY_VIEW, name: 'todo.txt', size: 9 }], 'ls of a file (by local path): that one entry');
   t.match(stat, { ...ENTRY_VIEW, kind: 'file', size: 3000, contentId: /^[0-9a-f]{16}$/, fullHash: null, copies: 2 }, 'stat: the entry, its full hash and copies');
-  t.match(search, [{ ...ENTRY_VIEW, name: 'beach.jpg' }, { ...ENTRY_VIEW, name: 'beach.jpg' }], 'search: matching entries');
+  t.match(search, { query: { words: ['beach'] }, notes: Array, results: [{ ...ENTRY_VIEW, name: 'beach.jpg', alsoAt: [/beach\.jpg$/] }] }, 'search: the query read, and the matches (two copies of one content: one result, also at the other)');
   t.match(dupes, { groups: [{ contentId: stat.contentId, size: 3000, copies: 2, wastedBytes: 3000, paths: ['sd://cli-laptop/pics/beach.jpg', 'sd://cli-laptop/pics/copies/beach.jpg'] }], wastedBytes: 3000 }, 'dupes: groups and the total');
 
   const statDir = await json<Record<string, unknown>>(t, ['stat', 'sd://cli-laptop/pics/notes'], o);
@@ -93,7 +93,7 @@ t.test('--json output of every command is one JSON document with the promised fi
   t.same(removed, { removed: 'pics', entries: 7 }, 'location rm: the name and the index entries removed (root included)');
   t.same(await json(t, ['location', 'ls'], o), [], 'location ls after rm: none');
   t.ok(fs.existsSync(path.join(root, 'beach.jpg')), 'location rm leaves the files alone');
-  t.same(await json(t, ['search', 'beach'], o), [], 'search after rm: nothing');
+  t.same((await json<{ results: unknown[] }>(t, ['search', 'beach'], o)).results, [], 'search after rm: nothing');
 });
 
 t.test('exit codes: 0 ok, 1 error with one line on stderr, 2 usage', async (t) => {

@@ -1,5 +1,6 @@
 // Versioned schema migrations of the library database. Each migration runs once, in
 // order, inside one transaction; PRAGMA user_version records how far a library is.
+import { EXT_SQL, kindClassSql } from '../kinds.js';
 
 export interface Migration {
   version: number;
@@ -467,6 +468,18 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'search: entries by time of change, so a search sorted newest first walks the newest entries instead of sorting all of them',
     sql: `
       CREATE INDEX entries_by_mtime ON entries (mtime);
+    `,
+  },
+  {
+    version: 16,
+    description: "search: every file's extension and kind (image, video, document...) as generated columns, each indexed by time, so kind:, ext: and \"photos\" walk only their own files",
+    // Virtual: computed from the name when read, nothing stored in the rows; the indexes
+    // hold them. The kinds' extensions are frozen here as they were (see kinds.ts).
+    sql: `
+      ALTER TABLE entries ADD COLUMN ext TEXT GENERATED ALWAYS AS (${EXT_SQL}) VIRTUAL;
+      ALTER TABLE entries ADD COLUMN kind_class TEXT GENERATED ALWAYS AS (${kindClassSql()}) VIRTUAL;
+      CREATE INDEX entries_by_ext ON entries (ext, mtime) WHERE ext IS NOT NULL;
+      CREATE INDEX entries_by_kind_class ON entries (kind_class, mtime) WHERE kind_class IS NOT NULL;
     `,
   },
 ];

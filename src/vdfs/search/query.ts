@@ -2,6 +2,7 @@
 // prefix-wise) and filters kind:, ext:, size:, modified:, in:, on:, tag:, and -word. Pure:
 // text in, a structured query out. plain.ts turns a sentence into the same structure.
 import { SdError } from '../../errors.js';
+import { KIND_EXTENSIONS } from '../kinds.js';
 
 export type Comparison = '>' | '>=' | '<' | '<=' | '=';
 
@@ -42,15 +43,7 @@ export function isEmptyQuery(q: SearchQuery): boolean {
   return Object.values(q).every((v) => Array.isArray(v) && v.length === 0);
 }
 
-/** File categories a `kind:` filter knows, by extension. */
-export const KIND_EXTENSIONS: Record<string, readonly string[]> = {
-  image: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'heic', 'heif', 'bmp', 'tif', 'tiff', 'svg', 'raw', 'cr2', 'nef', 'arw', 'dng', 'avif'],
-  video: ['mp4', 'mkv', 'mov', 'avi', 'webm', 'm4v', 'wmv', 'flv', 'mpg', 'mpeg', 'm2ts', 'mts', '3gp'],
-  audio: ['mp3', 'flac', 'wav', 'ogg', 'm4a', 'aac', 'opus', 'wma', 'aiff'],
-  document: ['pdf', 'doc', 'docx', 'odt', 'txt', 'md', 'rtf', 'xls', 'xlsx', 'ods', 'ppt', 'pptx', 'odp', 'csv', 'epub', 'pages', 'key', 'numbers'],
-  archive: ['zip', 'tar', 'gz', 'tgz', 'bz2', 'xz', '7z', 'rar', 'zst', 'iso', 'dmg'],
-  code: ['js', 'mjs', 'ts', 'tsx', 'jsx', 'py', 'rs', 'go', 'c', 'h', 'cpp', 'hpp', 'java', 'kt', 'rb', 'sh', 'json', 'yaml', 'yml', 'toml', 'html', 'css', 'sql'],
-};
+export { KIND_EXTENSIONS } from '../kinds.js';
 export const ENTRY_KINDS: Record<string, string> = { file: 'file', dir: 'dir', folder: 'dir', directory: 'dir', symlink: 'symlink', link: 'symlink' };
 
 const UNIT_POWER: Record<string, number> = { '': 0, k: 1, m: 2, g: 3, t: 4, p: 5 };

@@ -12,9 +12,10 @@ export interface KindWord {
 
 const RAW = ['cr2', 'cr3', 'nef', 'arw', 'dng', 'raf', 'orf', 'rw2', 'raw'];
 
+// Photos and pictures are images (camera raw included: kinds.ts); raw alone is only raw.
 export const KIND_WORDS: Record<string, KindWord> = {
-  photo: { kinds: ['image'], extensions: RAW },
-  picture: { kinds: ['image'], extensions: RAW },
+  photo: { kinds: ['image'] },
+  picture: { kinds: ['image'] },
   pic: { kinds: ['image'] },
   image: { kinds: ['image'] },
   screenshot: { kinds: ['image'], mustName: ['screenshot', 'screen shot', 'scrn'] },
