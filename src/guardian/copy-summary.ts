@@ -77,6 +77,7 @@ export class CopySummary {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       pending: p('SELECT count(*) FROM guardian_dirty').pluck(),
+      anyPending: p('SELECT EXISTS (SELECT 1 FROM guardian_dirty)').pluck(),
       takeBatch: p('INSERT INTO temp.guardian_batch SELECT content_id FROM guardian_dirty LIMIT ?'),
       // Devices with locations (their own or mirrored) that have no bit yet.
       unnumbered: p(`SELECT d.id FROM devices d WHERE NOT EXISTS (SELECT 1 FROM guardian_device_bits b WHERE b.device_id = d.id)
@@ -104,6 +105,8 @@ export class CopySummary {
    * transaction; returns how many stay dirty.
    */
   flush(limit = Number.MAX_SAFE_INTEGER): number {
+    // Nothing dirty (the common case for the mount's timer): no write lock taken at all.
+    if (!this.s.anyPending.get()) return 0;
     // Immediate: a write lock from the start, so a writer elsewhere cannot make it fail half way.
     return this.db
       .transaction(() => {
