@@ -20,7 +20,8 @@ export const SD_MAIN = path.join(REPO_ROOT, 'build', 'src', 'cli', 'main.js');
 /** A fresh temporary folder, removed when the test ends. */
 export function tempDir(t: Test, prefix = 'sd-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Retried: a write still landing (a block cache's read-ahead) can refill a folder as it goes (ENOTEMPTY).
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
   return dir;
 }
 
