@@ -6,10 +6,10 @@ import readline from 'node:readline/promises';
 import { SdError } from '../../errors.js';
 import { ActionManager } from '../../vdfs/actions/action-manager.js';
 import { fullHashAsync } from '../../vdfs/jobs/copy-file.js';
-import { CopyChecks } from '../../vdfs/content/copy-checks.js';
+import { CopyChecks, isCurrent } from '../../vdfs/content/copy-checks.js';
 import { ContentStore } from '../../vdfs/content/store.js';
 import type { Entry } from '../../vdfs/entries.js';
-import { EntryViewer } from '../../vdfs/listing.js';
+import { EntryViewer, type EntryView } from '../../vdfs/listing.js';
 import { RemoteChanges } from '../../vdfs/remote-changes.js';
 import { planDo, type DoPlan } from '../../vdfs/search/do-plan.js';
 import { parseIntent } from '../../vdfs/search/intent.js';
@@ -47,9 +47,9 @@ says what it understood and what not (exit 2). --json prints the plan (and the o
     const intent = parseIntent(text);
     const library = ctx.library();
     const plan = planDo(library, intent, { force: ctx.values.force === true });
-    const viewer = new EntryViewer(library.db);
     const files = plan.kind === 'tag' ? plan.entries : plan.files;
-    const paths = viewer.views(files).map((v) => v.sdpath);
+    const views = new EntryViewer(library.db).views(files);
+    const paths = views.map((v) => v.sdpath);
     const preview = plan.kind === 'action' ? new ActionManager(library, { actor: 'cli' }).preview(plan.action) : undefined;
     const lines = [
       ...plan.notes.map((n) => `understood: ${n}`),
@@ -67,10 +67,10 @@ says what it understood and what not (exit 2). --json prints the plan (and the o
       return 1;
     }
     if (!(await confirmed(ctx, lines))) {
-      ctx.out.result({ plan: planJson, done: false }, () => [...lines, ctx.values.yes ? '' : "  nothing was changed: run again with --yes to do it (or answer 'y' on a terminal)"].filter(Boolean));
+      ctx.out.result({ plan: planJson, done: false }, () => [...lines, "  nothing was changed: run again with --yes to do it (or answer 'y' on a terminal)"]);
       return 0;
     }
-    const outcome = await carryOut(ctx, plan);
+    const outcome = await carryOut(ctx, plan, views);
     ctx.out.result({ plan: planJson, done: true, ...outcome.json }, () => (process.stdin.isTTY && !ctx.values.yes ? outcome.lines : [...lines, ...outcome.lines]));
     return 0;
   },
@@ -90,7 +90,7 @@ async function confirmed(ctx: CommandContext, preview: string[]): Promise<boolea
   }
 }
 
-async function carryOut(ctx: CommandContext, plan: DoPlan): Promise<{ lines: string[]; json: Record<string, unknown> }> {
+async function carryOut(ctx: CommandContext, plan: DoPlan, views: readonly EntryView[]): Promise<{ lines: string[]; json: Record<string, unknown> }> {
   const library = ctx.library();
   if (plan.kind === 'tag') {
     const tags = plan.tags.map(validateTag);
@@ -98,7 +98,7 @@ async function carryOut(ctx: CommandContext, plan: DoPlan): Promise<{ lines: str
     const changed = library.db.transaction(() => plan.entries.reduce((n, e) => n + (store.add(e, tags).length > 0 ? 1 : 0), 0))();
     return { lines: [`Tagged ${changed} entr${changed === 1 ? 'y' : 'ies'} ${tags.join(', ')}${changed < plan.entries.length ? ` (${plan.entries.length - changed} had ${tags.length === 1 ? 'it' : 'them'} already)` : ''}`], json: { tagged: changed } };
   }
-  if (plan.kind === 'remote-copy') return copyToPeer(ctx, plan);
+  if (plan.kind === 'remote-copy') return copyToPeer(ctx, plan, views);
   const actions = new ActionManager(library, { actor: 'cli' });
   const id = actions.commit(plan.action, 'cli');
   const outcome = await runJobHere(ctx, actions.jobs, id);
@@ -112,11 +112,10 @@ async function carryOut(ctx: CommandContext, plan: DoPlan): Promise<{ lines: str
  * whoever holds it and checks its full BLAKE3 before it lands). A file whose own full hash
  * is not known is read whole here first; names that would meet in the folder get (2), (3).
  */
-async function copyToPeer(ctx: CommandContext, plan: Extract<DoPlan, { kind: 'remote-copy' }>): Promise<{ lines: string[]; json: Record<string, unknown> }> {
+async function copyToPeer(ctx: CommandContext, plan: Extract<DoPlan, { kind: 'remote-copy' }>, views: readonly EntryView[]): Promise<{ lines: string[]; json: Record<string, unknown> }> {
   const library = ctx.library();
   const checks = new CopyChecks(library.db);
   const contents = new ContentStore(library.db);
-  const views = new EntryViewer(library.db).views(plan.files);
   const changes = new RemoteChanges(library);
   const taken = new Set<string>();
   const jobs: number[] = [];
@@ -146,7 +145,7 @@ async function copyToPeer(ctx: CommandContext, plan: Extract<DoPlan, { kind: 're
 /** A file's full BLAKE3: its current check's, else read whole now (and recorded); undefined when it disagrees with the content's. */
 async function fullHashOf(file: Entry, real: string, checks: CopyChecks, contents: ContentStore): Promise<string | undefined> {
   const check = checks.get(file.id);
-  if (check && !check.corrupt && check.size === file.size && check.mtime === file.mtime) return check.fullHash;
+  if (isCurrent(check, file) && !check.corrupt) return check.fullHash;
   const hash = await fullHashAsync(real, 1024 * 1024);
   const known = contents.get(file.contentId!)?.fullHash;
   if (known && known !== hash) return undefined;

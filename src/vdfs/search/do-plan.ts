@@ -12,8 +12,9 @@ import { listLocations, type Location } from '../locations.js';
 import { entrySdPath, isSdPath, resolvePath } from '../sdpath.js';
 import type { Intent } from './intent.js';
 import { parsePlain } from './plain.js';
+import { parseQuery } from './query.js';
 import { plainContext } from './run.js';
-import { searchEntries } from './search.js';
+import { foldersNamed, searchEntries } from './search.js';
 
 /** The most files one sentence acts on (the rest is said, not done). */
 export const DO_MAX_FILES = 10_000;
@@ -68,7 +69,7 @@ export function planDo(library: Library, intent: Intent, options: { force?: bool
 function findFiles(library: Library, intent: Intent, notes: string[]): Entry[] {
   if (!intent.what && intent.duplicates) {
     notes.push('duplicates anywhere on this device');
-    return searchEntries(library.db, { ...parsePlain('kind:file', plainContext(library.db)).query }, { limit: DO_MAX_FILES, deviceId: library.device.id });
+    return searchEntries(library.db, parseQuery('kind:file'), { limit: DO_MAX_FILES, deviceId: library.device.id });
   }
   const parsed = parsePlain(intent.what, plainContext(library.db));
   notes.push(...parsed.notes);
@@ -137,7 +138,7 @@ export function destination(library: Library, text: string): Destination {
     const name = rest.join(' ');
     const location = own.find((l) => l.name.toLowerCase() === name);
     if (location) return at(device, location, '');
-    const folder = foldersNamed(db, store, name, device.id, locations);
+    const folder = foldersOf(db, store, name, device.id, locations);
     if (folder.length === 1) return at(device, folder[0]!.location, folder[0]!.rel);
     throw new SdError('NOT_FOUND', `to ${text}: ${device.slug} has no location or ${folder.length > 1 ? 'single ' : ''}folder named '${name}'${folder.length > 1 ? ` (${folder.map((f) => f.rel).join(', ')}): name it as an SdPath` : ''}`);
   }
@@ -145,7 +146,7 @@ export function destination(library: Library, text: string): Destination {
   const local = library.device;
   const location = locations.find((l) => l.deviceId === local.id && l.name.toLowerCase() === name);
   if (location) return at(local, location, '');
-  const folder = foldersNamed(db, store, name, local.id, locations);
+  const folder = foldersOf(db, store, name, local.id, locations);
   if (folder.length === 1) return at(local, folder[0]!.location, folder[0]!.rel);
   if (folder.length > 1) throw new SdError('USAGE', `to ${text}: ${folder.length} folders are named '${name}' (${folder.slice(0, 5).map((f) => at(local, f.location, f.rel).sdPath).join(', ')}): name one as an SdPath`);
   throw new SdError('NOT_FOUND', `to ${text}: no device, location or folder named '${name}'; make the folder first ('sd mkdir sd://${local.slug}/LOCATION/${name}') or name one as an SdPath`);
@@ -155,15 +156,10 @@ function single<T>(xs: readonly T[]): T | undefined {
   return xs.length === 1 ? xs[0] : undefined;
 }
 
-/** Folders of a device with this name (any case), through the name index. */
-function foldersNamed(db: Library['db'], store: EntryStore, name: string, deviceId: string, locations: readonly Location[]): Array<{ location: Location; rel: string }> {
-  const ids = db
-    .prepare(`SELECT e.id FROM search s JOIN entries e ON e.id = s.rowid
-              WHERE search MATCH ? AND e.kind = 'dir' AND e.device_id = ? AND e.parent_id IS NOT NULL AND lower(e.name) = lower(?) LIMIT 20`)
-    .pluck()
-    .all(`"${name.replace(/"/g, ' ')}"`, deviceId, name) as number[];
+/** Folders of a device with this name (any case), as location and path below its root. */
+function foldersOf(db: Library['db'], store: EntryStore, name: string, deviceId: string, locations: readonly Location[]): Array<{ location: Location; rel: string }> {
   const byId = new Map(locations.map((l) => [l.id, l]));
-  return ids.flatMap((id) => {
+  return foldersNamed(db, name, { deviceId, limit: 20 }).flatMap((id) => {
     const e = store.get(id);
     const location = e && byId.get(e.locationId);
     return location ? [{ location, rel: store.relativePath(id) }] : [];

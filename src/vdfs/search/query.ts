@@ -122,10 +122,15 @@ export function parseQuery(text: string): SearchQuery {
   return q;
 }
 
+/** Words as one FTS5 phrase, whole (quotes in them dropped): a name as the name index holds it. */
+export function ftsPhrase(words: string): string {
+  return `"${words.replace(/"/g, ' ').trim()}"`;
+}
+
 /** A word as FTS5 matches it: a phrase of its tokens, the last one a prefix unless `exact`; undefined when it has no letter or digit. */
 function ftsTerm(word: string, exact = false): string | undefined {
-  const w = word.replace(/"/g, ' ').trim();
-  return /[\p{L}\p{N}]/u.test(w) ? `"${w}"${exact ? '' : '*'}` : undefined;
+  const phrase = ftsPhrase(word);
+  return /[\p{L}\p{N}]/u.test(phrase) ? `${phrase}${exact ? '' : '*'}` : undefined;
 }
 
 /** A word and its plural, as whole words (invoice, invoices; tax, taxes; copy, copies). */

@@ -5,18 +5,16 @@ import type { Db } from '../db/database.js';
 import { listDevices } from '../device.js';
 import { listLocations } from '../locations.js';
 import { parsePlain, type ParsedSearch, type PlainContext } from './plain.js';
-import { searchGrouped, type SearchHit } from './search.js';
+import { foldersNamed, searchGrouped, type SearchHit } from './search.js';
 
 /** What the parser may recognise in a sentence: this library's names. */
 export function plainContext(db: Db, now = Date.now()): PlainContext {
-  const folder = db.prepare(`SELECT 1 FROM search s JOIN entries e ON e.id = s.rowid
-                             WHERE search MATCH ? AND e.kind = 'dir' AND lower(e.name) = lower(?) LIMIT 1`);
   return {
     now,
     devices: listDevices(db).map((d) => ({ slug: d.slug, name: d.name, local: d.isLocal })),
     locations: [...new Set(listLocations(db).map((l) => l.name))],
     tags: db.prepare('SELECT name FROM tags ORDER BY name').pluck().all() as string[],
-    folderExists: (name) => folder.get(`"${name.replace(/"/g, ' ')}"`, name) !== undefined,
+    folderExists: (name) => foldersNamed(db, name, { limit: 1 }).length > 0,
   };
 }
 

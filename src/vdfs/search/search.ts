@@ -7,7 +7,7 @@ import type { Db } from '../db/database.js';
 import { listDevices } from '../device.js';
 import { toEntry, type Entry } from '../entries.js';
 import { listLocations } from '../locations.js';
-import { ENTRY_KINDS, ftsAny, ftsExpression, type SearchQuery } from './query.js';
+import { ENTRY_KINDS, ftsAny, ftsExpression, ftsPhrase, type SearchQuery } from './query.js';
 
 export interface SearchOptions {
   limit: number;
@@ -90,7 +90,7 @@ function buildSql(db: Db, q: SearchQuery, options: SearchOptions): { sql: string
     where.push(`e.id IN (SELECT c.descendant FROM entry_closure c JOIN entries f ON f.id = c.ancestor
                          WHERE c.depth > 0 AND f.kind = 'dir' AND lower(f.name) = lower(?)
                            AND f.id IN (SELECT rowid FROM search WHERE search MATCH ?))`);
-    params.push(folder, `"${folder.replace(/"/g, ' ')}"`);
+    params.push(folder, ftsPhrase(folder));
   }
   const devices = devicesNamed(db);
   if (q.devices.length) {
@@ -159,4 +159,14 @@ function devicesNamed(db: Db): (name: string, filter: string) => string {
     if (!device) throw new SdError('NOT_FOUND', `${filter} ${name}: no device named '${name}'; 'sd devices' lists them`);
     return device.id;
   };
+}
+
+/** Folders named so (any case, below a location's root), through the name index: their ids, at most `limit`. */
+export function foldersNamed(db: Db, name: string, options: { deviceId?: string; limit: number }): number[] {
+  return db
+    .prepare(`SELECT e.id FROM search s JOIN entries e ON e.id = s.rowid
+              WHERE search MATCH ? AND e.kind = 'dir' AND e.parent_id IS NOT NULL AND lower(e.name) = lower(?)
+                AND (? IS NULL OR e.device_id = ?) LIMIT ?`)
+    .pluck()
+    .all(ftsPhrase(name), name, options.deviceId ?? null, options.deviceId ?? null, options.limit) as number[];
 }
