@@ -73,6 +73,17 @@ export const config = {
   peerDialsMax: 3,
   /** How often the swarm checks which paired devices are due to be dialled. */
   peerDialTickMs: 250,
+  /**
+   * Text kept per file by content extraction (UTF-8 bytes; the rest is cut): about 20 pages.
+   * The text is searched and carried in the device log to every peer, so it is capped.
+   */
+  extractTextBytes: 64 * 1024,
+  /** One file's extraction taking longer than this fails (a malformed document), and the next goes on. */
+  extractTimeoutMs: 20_000,
+  /** Extracts written per transaction. */
+  extractBatchSize: 32,
+  /** How often the running node looks for contents not extracted yet (new files were indexed). */
+  extractIntervalMs: 3000,
   /** Index changes per block of a device's log (a block is one signed hypercore entry). */
   logOpsPerBlock: 1000,
   /** How often the running node looks for index changes other processes queued for its log. */

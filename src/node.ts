@@ -23,6 +23,7 @@ import { listLocations, locationOfPath, type Location } from './vdfs/locations.j
 import { Namespace } from './vdfs/namespace.js';
 import { RemoteChanges } from './vdfs/remote-changes.js';
 import { startWatcher, type Watcher } from './vdfs/watcher.js';
+import { BackgroundExtraction } from './vdfs/indexer/extract-background.js';
 
 export interface NodeOptions {
   libraryDir: string;
@@ -95,12 +96,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let mounted: Mounted | undefined;
   let mountOps: MountOps | undefined;
   let replication: Replication | undefined;
+  const extraction = new BackgroundExtraction(library);
   const stop = async () => {
     await mounted?.unmount();
     mountOps?.closeAll();
     // Running jobs checkpoint and stay queued; the next start resumes them.
     await actions.jobs.stop();
     await watcher?.close();
+    await extraction.stop();
     // After the writers: their last changes still reach the log.
     await replication?.stop().catch((e: unknown) => log.warn({ op: 'replication', err: String(e) }, 'stopping replication'));
     library.close();
@@ -115,6 +118,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         // the mount need nothing: the kernel made them and knows.
         const c = summary.counts;
         if (c.new + c.modified + c.moved + c.deleted > 0) mounted?.invalidate([library.device.slug, CONTENT_DIR]);
+        // New contents: what their bytes say, read now rather than at the next tick.
+        if (c.identified > 0) void extraction.pass();
       },
       onWarning: options.onWarning,
     });
@@ -157,6 +162,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     // Jobs that need bytes from paired devices (a repair) fetch them through replication.
     const live = replication;
     actions.jobs.contentFetcher = (want, dest) => live.fetchVerified(want, dest);
+    extraction.start();
     const resumed = actions.jobs.resumeInterrupted();
     if (resumed.length) log.info({ op: 'jobs', resumed }, 'resuming jobs a stopped process left');
   } catch (err) {

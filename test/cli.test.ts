@@ -49,7 +49,8 @@ t.test('--json output of every command is one JSON document with the promised fi
 
   const added = await json<{ location: Record<string, unknown>; index: Record<string, unknown> }>(t, ['location', 'add', root, '--name', 'pics'], o);
   t.match(added.location, { id: Number, name: 'pics', path: root, mode: 'content', includeHidden: true, ignore: [], entries: 6, bytes: 6016 }, 'location add: the location');
-  t.match(added.index, { location: 'pics', mode: 'content', seconds: Number, counts: { scanned: 6, new: 6, identified: 4 }, warnings: 0, warningSamples: [], errors: 0 }, 'location add: the index summary');
+  t.match(added.index, { location: 'pics', mode: 'content', seconds: Number, counts: { scanned: 6, new: 6, identified: 4, extracted: 2, extractFailed: 1 }, warnings: 1, errors: 0 }, 'location add: the index summary');
+  t.match(added.index.warningSamples, [{ path: /beach\.jpg$/, reason: /not a valid JPG image.*name only/ }], 'location add: a .jpg that is not a JPEG is the one warning (its two copies are one content)');
   t.type(added.location.lastIndexed, 'string', 'location add: lastIndexed is set by the index it ran');
 
   const [index, locations, devices, device, folder, file, stat, search, dupes] = await Promise.all([

@@ -176,7 +176,10 @@ t.test('re-indexing an unchanged tree writes nothing', async (t) => {
   t.equal(changes(), beforeChanges, 'total_changes() of the indexing connection is unchanged');
   t.match(again.counts, { new: 0, modified: 0, moved: 0, deleted: 0, identified: 0 }, 'the API run reports no change');
 
-  // And through `sd index` in its own process, watched from this connection.
+  // And through `sd index` in its own process, watched from this connection; once its first
+  // run has read the contents' bytes (extraction: the API index above does not).
+  const [first] = await sdJson<IndexSummary[]>(t, ['index'], { library: library.dir });
+  t.equal(first!.counts.extracted, 300, 'the first sd index reads every content the API index identified');
   const version = () => library.db.pragma('data_version', { simple: true }) as number;
   const walSize = () => fs.statSync(`${library.dbPath}-wal`).size;
   const dataVersion = version();

@@ -98,7 +98,7 @@ t.test('run over this device and a mirror: grouped per content, the filters of a
 
   const names = (text: string) => runSearch(db, text, 100).hits.map((h) => h.entry.name).sort();
   t.same(names('w2'), ['W-2 2025.pdf'], 'w2 finds W-2');
-  t.same(names('tax documents from last year'), ['W-2 2025.pdf'], 'tax documents from last year: the W-2 (its name says tax), not the holiday notes');
+  t.same(names('tax documents from last year'), ['W-2 2025.pdf', 'scan 0012.pdf'], 'tax documents from last year: the W-2 (its name says tax) and the scan in Taxes 2025 (its folder does), not the holiday notes');
   t.same(names('documents in Taxes 2025'), ['scan 0012.pdf'], 'documents below a folder named Taxes 2025');
   t.same(names('photos of 2024 only on my phone'), ['IMG_0001.jpg', 'IMG_0002.dng'], 'photos of 2024 only on the phone: camera raw too; the beach photo has a copy on the laptop');
   t.same(names("big files I haven't touched in 2 years"), ['old disk image.iso'], "big files not touched in 2 years");

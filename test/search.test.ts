@@ -55,9 +55,9 @@ t.test('search words and filters', async (t) => {
   }
   const names = (query: string): string[] => searchEntries(library.db, parseQuery(query), { limit: 100 }).map((e) => e.name).sort();
   const cases: Array<[string, string[], string]> = [
-    ['holiday', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png'], 'a word matches names holding it, any case, and words it starts'],
-    ['holi', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png'], 'a word matches as a prefix'],
-    ['HOLIDAY', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png'], 'case does not matter'],
+    ['holiday', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png', 'IMG_0001.JPG'], 'a word matches names holding it, any case, and words it starts, and files in folders so named (Holidays/IMG_0001.JPG)'],
+    ['holi', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png', 'IMG_0001.JPG'], 'a word matches as a prefix'],
+    ['HOLIDAY', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png', 'IMG_0001.JPG'], 'case does not matter'],
     ['oliday', [], 'a word matches the start of a word in a name, not its middle'],
     ['beach', ['holiday-beach.png'], 'words in a name are split at - and .'],
     ['holiday 2024', ['Holiday 2024.jpg'], 'every word must match'],
@@ -90,7 +90,7 @@ t.test('search words and filters', async (t) => {
     ['modified:<2024-07-02 modified:>2024-06-30', ['Holiday 2024.jpg'], 'two date filters make a range'],
     ['in:docs', ['Ünïcode Straße.txt', 'archive.tar.gz', 'code', 'holiday plan.txt', 'main.ts', 'notes.md', 'report 2024.pdf'], 'in:<location>'],
     ['in:docs holiday', ['holiday plan.txt'], 'in: with words'],
-    ['in:media in:docs holiday', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png'], 'two locations: either'],
+    ['in:media in:docs holiday', ['Holiday 2024.jpg', 'Holidays', 'holiday plan.txt', 'holiday-beach.png', 'IMG_0001.JPG'], 'two locations: either'],
     ['holiday kind:image size:>2500', ['Holiday 2024.jpg'], 'words, kind and size together'],
     ['in:media kind:image modified:<2024-07-02', ['Holiday 2024.jpg', 'IMG_0001.JPG'], 'location, kind and date together'],
     ['holiday kind:document in:docs modified:<2025-01-01 size:<1KB', ['holiday plan.txt'], 'five filters together'],
@@ -130,7 +130,7 @@ t.test('search words and filters', async (t) => {
   ]);
   t.equal(combined.code, 0, 'sd search exits 0');
   const results = (r: { stdout: string }) => (JSON.parse(r.stdout) as { results: Array<{ sdpath: string; name: string }> }).results;
-  t.same(results(combined).map((v) => v.sdpath).sort(), ['sd://finder/media/Holiday 2024.jpg', 'sd://finder/media/holiday-beach.png'], 'sd search prints the SdPaths of the matches');
+  t.same(results(combined).map((v) => v.sdpath).sort(), ['sd://finder/media/Holiday 2024.jpg', 'sd://finder/media/Holidays/IMG_0001.JPG', 'sd://finder/media/holiday-beach.png'], 'sd search prints the SdPaths of the matches');
   t.same(results(noWords).map((v) => v.name), ['report 2024.pdf', 'holiday-beach.png', 'Holiday 2024.jpg', 'IMG_0001.JPG'], 'without words the newest come first');
   t.equal(results(limited).length, 2, '--limit caps the results');
   for (const [r, what, code, message] of [[badKind, 'an unknown kind', 2, /unknown kind/], [badSize, 'a bad size', 2, /not a size/], [badPlace, 'an unknown location', 1, /no location named/]] as const) {

@@ -233,6 +233,13 @@ export class Guardian {
     return ids;
   }
 
+  /** The ids of every content at risk (for a search's is:at-risk). */
+  atRiskContentIds(options: GuardianOptions = {}): string[] {
+    const ids: string[] = [];
+    this.forEachAtRisk(options, (row) => void ids.push(row.contentId));
+    return ids;
+  }
+
   /**
    * Calls `visit` with each content at risk, most at risk first: fewest counting copies,
    * then the largest shortfall, then the largest; stops when it returns false. Returns how

@@ -13,7 +13,7 @@ import { dropQueuedThrough, indexSnapshot, queuedChanges } from '../vdfs/outbox.
 import type { KeyPair } from './identity.js';
 import { EntryStore } from '../vdfs/entries.js';
 import { listLocations } from '../vdfs/locations.js';
-import { MAX_LINK_TARGET_BYTES, decodeLogBlock, encodeLogBlock, type LogOp } from './log-messages.js';
+import { MAX_LINK_TARGET_BYTES, decodeLogBlock, encodedOpBytes, encodeLogBlock, type LogOp } from './log-messages.js';
 
 const SENT_CONTENT_MAX = 100_000;
 
@@ -24,15 +24,30 @@ export function openOwnLog(store: Corestore, keyPair: KeyPair): Hypercore {
   return store.get({ key: keyPair.publicKey, keyPair });
 }
 
-/** Cuts changes into blocks of at most `perBlock`, the last one carrying lastSeq. */
-function toBlocks(ops: readonly LogOp[], seqs: readonly number[] | null, lastSeq: number, perBlock: number): Buffer[] {
+/**
+ * A block is cut at this many bytes too: an extract carries up to its text cap, and a
+ * thousand of them in one block would make a block of tens of MB for a peer to take whole.
+ */
+const BLOCK_MAX_BYTES = 1024 * 1024;
+
+/** Cuts changes into blocks of at most `perBlock` ops and about BLOCK_MAX_BYTES, each carrying the seq it covers. */
+export function toBlocks(ops: readonly LogOp[], seqs: readonly number[] | null, lastSeq: number, perBlock: number): Buffer[] {
   const blocks: Buffer[] = [];
-  for (let i = 0; i < ops.length; i += perBlock) {
-    const end = Math.min(ops.length, i + perBlock);
+  let start = 0;
+  let bytes = 0;
+  const cut = (end: number) => {
     // A block's lastSeq is the newest outbox row it holds (a snapshot: all of them).
     const seq = seqs ? seqs[end - 1]! : lastSeq;
-    blocks.push(encodeLogBlock({ lastSeq: seq, ops: ops.slice(i, end) }));
+    blocks.push(encodeLogBlock({ lastSeq: seq, ops: ops.slice(start, end) }));
+    start = end;
+    bytes = 0;
+  };
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    bytes += encodedOpBytes(op);
+    if (i + 1 - start >= perBlock || bytes >= BLOCK_MAX_BYTES) cut(i + 1);
   }
+  if (start < ops.length) cut(ops.length);
   return blocks;
 }
 

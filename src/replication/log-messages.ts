@@ -4,6 +4,7 @@
 import c from 'compact-encoding';
 import type { EntryKind } from '../vdfs/entries.js';
 import type { IndexChange } from '../vdfs/outbox.js';
+import { MAX_EXTRACT_META_BYTES, MAX_EXTRACT_TEXT_BYTES, parseExtractMeta } from '../vdfs/content/extracts.js';
 
 /** One operation of a log block: an index change of the log's device. */
 /**
@@ -23,7 +24,7 @@ export interface LogBlock {
 
 const BLOCK_VERSION = 1;
 const KINDS: readonly EntryKind[] = ['file', 'dir', 'symlink'];
-const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta', 'check', 'guardian', 'space'] as const;
+const TAGS = ['location', 'unlocation', 'entry', 'tombstone', 'content', 'fullHash', 'tag', 'link', 'meta', 'check', 'guardian', 'space', 'extract'] as const;
 
 type State = ReturnType<typeof c.state>;
 
@@ -103,6 +104,15 @@ const opEncoding = {
         c.uint.preencode(state, o.total);
         c.uint.preencode(state, o.at);
         break;
+      case 'extract':
+        c.string.preencode(state, o.contentId);
+        c.uint.preencode(state, o.version);
+        c.uint.preencode(state, 0); // status
+        c.string.preencode(state, o.mime ?? '');
+        c.uint.preencode(state, 0); // has text
+        c.string.preencode(state, o.text ?? '');
+        c.string.preencode(state, JSON.stringify(o.meta));
+        break;
     }
   },
   encode(state: State, o: LogOp): void {
@@ -176,6 +186,15 @@ const opEncoding = {
         c.uint.encode(state, o.free);
         c.uint.encode(state, o.total);
         c.uint.encode(state, o.at);
+        break;
+      case 'extract':
+        c.string.encode(state, o.contentId);
+        c.uint.encode(state, o.version);
+        c.uint.encode(state, o.status === 'ok' ? 0 : 1);
+        c.string.encode(state, o.mime ?? '');
+        c.uint.encode(state, o.text === null ? 0 : 1);
+        c.string.encode(state, o.text ?? '');
+        c.string.encode(state, JSON.stringify(o.meta));
         break;
     }
   },
@@ -252,6 +271,24 @@ const opEncoding = {
         if (free > total) throw new LogDecodeError(`location ${id} has more free bytes than it holds`);
         return { op: tag, id, free, total, at };
       }
+      case 'extract': {
+        const contentId = c.string.decode(state);
+        const version = c.uint.decode(state);
+        const failed = c.uint.decode(state) === 1;
+        const mime = c.string.decode(state) || null;
+        const hasText = c.uint.decode(state) === 1;
+        const text = c.string.decode(state);
+        const metaJson = c.string.decode(state);
+        if (Buffer.byteLength(text) > MAX_EXTRACT_TEXT_BYTES) throw new LogDecodeError(`the extract of content ${contentId} has more than ${MAX_EXTRACT_TEXT_BYTES} bytes of text`);
+        if (Buffer.byteLength(metaJson) > MAX_EXTRACT_META_BYTES) throw new LogDecodeError(`the extract of content ${contentId} has more than ${MAX_EXTRACT_META_BYTES} bytes of metadata`);
+        let meta;
+        try {
+          meta = parseExtractMeta(metaJson);
+        } catch (err) {
+          throw new LogDecodeError(`the extract of content ${contentId}: ${(err as Error).message}`);
+        }
+        return { op: tag, contentId, version, status: failed ? 'failed' : 'ok', mime, text: hasText ? text : null, meta };
+      }
       default:
         throw new LogDecodeError('an operation of an unknown type');
     }
@@ -259,6 +296,13 @@ const opEncoding = {
 };
 
 const opsEncoding = c.array(opEncoding);
+
+/** The bytes one operation takes in a block. */
+export function encodedOpBytes(o: LogOp): number {
+  const state = c.state();
+  opEncoding.preencode(state, o);
+  return state.end;
+}
 
 export function encodeLogBlock(block: LogBlock): Buffer {
   const state = c.state();

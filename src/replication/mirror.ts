@@ -10,6 +10,7 @@ import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import { GuardianSettings } from '../guardian/settings.js';
 import { recordSpace } from '../guardian/space.js';
 import { ContentStore } from '../vdfs/content/store.js';
+import { ExtractStore } from '../vdfs/content/extracts.js';
 import { localDevice } from '../vdfs/device.js';
 import { MetaStore, validateMetaKey, validateMetaValue } from '../vdfs/metadata.js';
 import { TagStore, validateTag } from '../vdfs/tags.js';
@@ -46,6 +47,7 @@ export class Mirror {
   private readonly metas: MetaStore;
   private readonly checks: CopyChecks;
   private readonly settings: GuardianSettings;
+  private readonly extracts: ExtractStore;
   private readonly device: Device;
   private running: Promise<void> | undefined;
   private again = false;
@@ -65,6 +67,7 @@ export class Mirror {
     this.metas = new MetaStore(db, localDevice(db)!.id);
     this.checks = new CopyChecks(db);
     this.settings = new GuardianSettings(db, localDevice(db)!.id);
+    this.extracts = new ExtractStore(db, localDevice(db)!.id);
   }
 
   /** Blocks of the peer's log applied here. */
@@ -175,7 +178,7 @@ export class Mirror {
       this.db.transaction(() => {
         const watermark = this.applied;
         if (start > watermark) throw new BadChange(`block ${start} comes before block ${watermark}`);
-        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags, this.metas, this.checks, this.settings);
+        const apply = new BatchApplier(this.db, this.device.id, this.entries, this.contents, this.tags, this.metas, this.checks, this.settings, this.extracts);
         for (const block of blocks) {
           if (index >= watermark) for (const op of decodeLogBlock(block).ops) apply.op(op);
           index++;
@@ -207,6 +210,7 @@ class BatchApplier {
     private readonly metas: MetaStore,
     private readonly checks: CopyChecks,
     private readonly settings: GuardianSettings,
+    private readonly extracts: ExtractStore,
   ) {
     this.setLink = db.prepare('INSERT OR REPLACE INTO link_targets (entry_id, target) VALUES (?, ?)');
   }
@@ -259,6 +263,10 @@ class BatchApplier {
       case 'guardian':
         // Shared settings: the newest stamp wins; one that fails validation is counted and ignored.
         this.settings.applyFromPeer(this.deviceId, o);
+        break;
+      case 'extract':
+        // What a content's bytes say, from the device that read them (content/extracts.ts).
+        this.extracts.recordFromPeer(o, this.deviceId);
         break;
       case 'space': {
         const location = this.location(o.id, false);

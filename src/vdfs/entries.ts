@@ -144,8 +144,9 @@ export class EntryStore {
       withContent: p('SELECT * FROM entries WHERE content_id = ? ORDER BY id'),
       byInode: p('SELECT * FROM entries WHERE location_id = ? AND inode = ?'),
       byRemoteId: p('SELECT * FROM entries WHERE device_id = ? AND remote_id = ?'),
-      insertMirrored: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size, remote_id)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?)`),
+      // byte_kind: the kind its content's bytes say, when this library knows (migration 17).
+      insertMirrored: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size, remote_id, byte_kind)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, (SELECT kind_class FROM content_extracts WHERE content_id = ?))`),
       markCopyChanged: p('INSERT OR IGNORE INTO guardian_dirty (content_id) VALUES (?)'),
       // OR FAIL for the reason given at closureOfNew: no statement savepoint.
       outboxNew: p(`INSERT INTO index_outbox (${OUTBOX_ENTRY_COLUMNS}) VALUES ('entry', ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
@@ -257,7 +258,7 @@ export class EntryStore {
    */
   insertMirrored(deviceId: string, locationId: number, chain: readonly number[], f: Omit<EntryFields, 'inode'>, contentId: string | null, remoteId: number): number {
     const parentId = chain[chain.length - 1] ?? null;
-    const id = Number(this.s.insertMirrored!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.mode, contentId, remoteId).lastInsertRowid);
+    const id = Number(this.s.insertMirrored!.run(deviceId, locationId, parentId, f.name, f.kind, f.size, f.mtime, f.mode, contentId, remoteId, contentId).lastInsertRowid);
     this.s.searchInsert!.run(id, f.name);
     // The guardian's copy summary counts this copy at its next update (see migration 14: no insert trigger).
     if (contentId !== null && f.kind === 'file') this.s.markCopyChanged!.run(contentId);

@@ -25,3 +25,24 @@ export function kindClassSql(): string {
   const whens = Object.entries(KIND_EXTENSIONS).map(([kind, exts]) => `WHEN instr(',${exts.join(',')},', ',' || ext || ',') > 0 THEN '${kind}'`);
   return `CASE WHEN ext IS NULL OR ext = '' OR instr(ext, ',') > 0 THEN NULL ${whens.join(' ')} END`;
 }
+
+const DOCUMENT_MIMES = new Set([
+  'application/pdf', 'application/rtf', 'application/epub+zip', 'application/msword', 'application/vnd.ms-excel', 'application/vnd.ms-powerpoint',
+  'application/x-cfb', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.oasis.opendocument.text', 'application/vnd.oasis.opendocument.spreadsheet', 'application/vnd.oasis.opendocument.presentation',
+]);
+const ARCHIVE_MIMES = new Set([
+  'application/zip', 'application/gzip', 'application/x-tar', 'application/x-7z-compressed', 'application/x-rar-compressed', 'application/vnd.rar',
+  'application/x-bzip2', 'application/x-xz', 'application/zstd', 'application/x-iso9660-image', 'application/x-apple-diskimage',
+]);
+
+/** The kind a file's bytes say (file-type's MIME type), one of KIND_EXTENSIONS' keys; undefined when they say none of them. */
+export function kindOfMime(mime: string | undefined): string | undefined {
+  if (!mime) return undefined;
+  const top = mime.slice(0, mime.indexOf('/'));
+  if (top === 'image' || top === 'video' || top === 'audio') return top;
+  if (DOCUMENT_MIMES.has(mime)) return 'document';
+  if (ARCHIVE_MIMES.has(mime)) return 'archive';
+  return undefined;
+}

@@ -3,6 +3,7 @@
 // snapshot of the whole local index for a log that starts after the library did.
 import type { Db } from './db/database.js';
 import type { EntryKind } from './entries.js';
+import { extractFromOutbox, extractsOfDevice, type ContentExtract } from './content/extracts.js';
 
 /** A change of the index of one device, in the terms its peers apply it in (ids are the owner's). */
 export type IndexChange =
@@ -23,7 +24,9 @@ export type IndexChange =
   /** A guardian setting (policy, trust) made by this device (shared data, HLC last-writer-wins). */
   | { op: 'guardian'; kind: string; key: string; value: string | null; hlc: string }
   /** Free and total bytes of the file system one of this device's locations is on, measured at `at` (guardian/space). */
-  | { op: 'space'; id: number; free: number; total: number; at: number };
+  | { op: 'space'; id: number; free: number; total: number; at: number }
+  /** What a content's bytes say (content/extracts.ts), extracted by this device from its own copy. */
+  | ({ op: 'extract' } & ContentExtract);
 
 export interface QueuedChange {
   seq: number;
@@ -82,15 +85,26 @@ function toChange(r: OutboxRow): IndexChange {
       const x = JSON.parse(r.extra!) as { free: number; total: number; at: number };
       return { op: 'space', id: r.id!, free: x.free, total: x.total, at: x.at };
     }
+    case 'extract':
+      return { op: 'extract', ...extractFromOutbox(r.content_id!, r.extra!) };
     default:
       throw new Error(`index_outbox row ${r.seq} has the unknown op '${r.op}'`);
   }
 }
 
-/** Up to `limit` queued changes after `afterSeq`, oldest first. */
+/** Queued changes read at once are cut at about this many bytes (extracts carry text). */
+const QUEUED_READ_BYTES = 16 * 1024 * 1024;
+
+/** Up to `limit` queued changes after `afterSeq`, oldest first (fewer when they are big). */
 export function queuedChanges(db: Db, afterSeq: number, limit: number): QueuedChange[] {
-  const rows = db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as OutboxRow[];
-  return rows.map((r) => ({ seq: r.seq, change: toChange(r) }));
+  const changes: QueuedChange[] = [];
+  let bytes = 0;
+  for (const r of db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?').iterate(afterSeq, limit) as Iterable<OutboxRow>) {
+    changes.push({ seq: r.seq, change: toChange(r) });
+    bytes += r.extra?.length ?? 0;
+    if (bytes >= QUEUED_READ_BYTES) break;
+  }
+  return changes;
 }
 
 /** Forgets the queued changes up to and including seq (they are in the log). */
@@ -148,6 +162,7 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
     const spaces = db.prepare(`SELECT s.location_id AS id, s.free_bytes AS free, s.total_bytes AS total, s.measured_at AS at FROM location_space s JOIN locations l ON l.id = s.location_id WHERE l.device_id = ?`)
       .all(deviceId) as Array<{ id: number; free: number; total: number; at: number }>;
     for (const x of spaces) changes.push({ op: 'space', ...x });
+    for (const x of extractsOfDevice(db, deviceId)) changes.push({ op: 'extract', ...x });
     return { lastSeq, changes };
   })();
 }

@@ -1,4 +1,5 @@
 // sd search and sd dupes: find entries by name, in plain language or with filters, and duplicated content.
+import { Guardian } from '../../guardian/guardian.js';
 import { findDuplicates } from '../../vdfs/dupes.js';
 import { EntryViewer } from '../../vdfs/listing.js';
 import { parsePlain } from '../../vdfs/search/plain.js';
@@ -46,14 +47,15 @@ query with the results.`,
   run(ctx) {
     const text = ctx.positionals.join(' ').trim();
     if (!text) throw new UsageError('sd search needs a QUERY (words and/or filters, or a sentence)');
-    const { db } = ctx.library();
+    const library = ctx.library();
+    const { db } = library;
     const limit = limitOf(ctx.values.limit, 100);
     if (ctx.values.explain) {
       const parsed = parsePlain(text, plainContext(db));
       ctx.out.result(parsed, () => [...parsed.notes, `query: ${JSON.stringify(compactQuery(parsed.query))}`]);
       return;
     }
-    const run = runSearch(db, text, limit);
+    const run = runSearch(db, text, limit, () => new Guardian(db, library.device.id).atRiskContentIds());
     const viewer = new EntryViewer(db);
     const results = run.hits.map((h) => ({ ...viewer.views([h.entry])[0]!, alsoAt: viewer.views(h.alsoAt).map((v) => v.sdpath) }));
     ctx.out.result({ query: compactQuery(run.query), notes: run.notes, results }, () =>
@@ -69,7 +71,7 @@ query with the results.`,
 
 /** The structured query with its empty parts left out (what --explain and --json show). */
 function compactQuery(q: SearchQuery): Partial<SearchQuery> {
-  return Object.fromEntries(Object.entries(q).filter(([, v]) => !Array.isArray(v) || v.length > 0)) as Partial<SearchQuery>;
+  return Object.fromEntries(Object.entries(q).filter(([, v]) => v !== false && (!Array.isArray(v) || v.length > 0))) as Partial<SearchQuery>;
 }
 
 export const dupesCommand: Command = {

@@ -3,7 +3,7 @@ import { EntryStore } from '../../vdfs/entries.js';
 import { INDEX_MODES, addLocation, listLocations, removeLocation, requireLocation, type IndexMode, type Location } from '../../vdfs/locations.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
 import { formatBytes, formatTime, table } from '../format.js';
-import { runIndex } from './index-run.js';
+import { runIndexes } from './index-run.js';
 
 function locationJson(ctx: CommandContext, l: Location) {
   const stats = ctx.library().db
@@ -41,7 +41,7 @@ const add: Command = {
     ignore: { type: 'string', multiple: true },
     'no-index': { type: 'boolean' },
   },
-  run(ctx) {
+  async run(ctx) {
     const [dir, ...extra] = ctx.positionals;
     if (dir === undefined || extra.length > 0) throw new UsageError('sd location add takes one PATH');
     const mode = (ctx.values.mode as string | undefined) ?? 'content';
@@ -54,7 +54,7 @@ const add: Command = {
       includeHidden: ctx.values['no-hidden'] !== true,
       ignoreRules: (ctx.values.ignore as string[] | undefined) ?? [],
     });
-    const summary = ctx.values['no-index'] ? undefined : runIndex(ctx, location);
+    const summary = ctx.values['no-index'] ? undefined : (await runIndexes(ctx, [location]))[0];
     // Read back after indexing, so lastIndexed (and the counts) show what the index did.
     const indexed = listLocations(library.db, library.device.id).find((l) => l.id === location.id) ?? location;
     ctx.out.result({ location: locationJson(ctx, indexed), index: summary ?? null }, () => [

@@ -482,4 +482,73 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX entries_by_kind_class ON entries (kind_class, mtime) WHERE kind_class IS NOT NULL;
     `,
   },
+  {
+    version: 17,
+    description: "contents' extracts (kind by bytes, text, photo and media metadata) with their full-text index; a file's kind from its bytes before its extension",
+    // One row per content: what its bytes say is the same on every device that holds them
+    // (content/extracts.ts). The text and metadata values are full-text indexed; the name
+    // index stays as it was. entries.byte_kind is the kind the bytes of a file's content
+    // say (set with the extract, and when a file gets a content id whose extract is known);
+    // kind_class is redefined to take it before the extension's.
+    sql: `
+      CREATE TABLE content_extracts (
+        id            INTEGER PRIMARY KEY,
+        content_id    TEXT NOT NULL UNIQUE,
+        version       INTEGER NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+        mime          TEXT,
+        kind_class    TEXT,
+        taken_at      INTEGER,
+        width         INTEGER,
+        height        INTEGER,
+        duration_ms   INTEGER,
+        camera        TEXT,
+        gps           INTEGER,
+        words         TEXT,
+        text          TEXT,
+        text_truncated INTEGER NOT NULL DEFAULT 0,
+        error         TEXT,
+        extracted_by  TEXT NOT NULL,
+        extracted_at  INTEGER NOT NULL
+      );
+      CREATE INDEX content_extracts_by_taken ON content_extracts (taken_at) WHERE taken_at IS NOT NULL;
+      CREATE VIRTUAL TABLE content_search USING fts5 (
+        text, words, content = 'content_extracts', content_rowid = 'id', tokenize = 'unicode61', columnsize = 0
+      );
+      CREATE TRIGGER content_extracts_search_insert AFTER INSERT ON content_extracts BEGIN
+        INSERT INTO content_search (rowid, text, words) VALUES (new.id, new.text, new.words);
+      END;
+      CREATE TRIGGER content_extracts_search_delete AFTER DELETE ON content_extracts BEGIN
+        INSERT INTO content_search (content_search, rowid, text, words) VALUES ('delete', old.id, old.text, old.words);
+      END;
+      CREATE TRIGGER content_extracts_search_update AFTER UPDATE ON content_extracts BEGIN
+        INSERT INTO content_search (content_search, rowid, text, words) VALUES ('delete', old.id, old.text, old.words);
+        INSERT INTO content_search (rowid, text, words) VALUES (new.id, new.text, new.words);
+      END;
+
+      DROP INDEX entries_by_kind_class;
+      ALTER TABLE entries DROP COLUMN kind_class;
+      ALTER TABLE entries ADD COLUMN byte_kind TEXT;
+      ALTER TABLE entries ADD COLUMN kind_class TEXT GENERATED ALWAYS AS (coalesce(byte_kind, ${kindClassSql()})) VIRTUAL;
+      CREATE INDEX entries_by_kind_class ON entries (kind_class, mtime) WHERE kind_class IS NOT NULL;
+      -- Contents of this device's files not extracted yet, oldest first: what the extraction
+      -- phase works through (a killed run resumes with what is left). Filled when a file of
+      -- this device gets a content id (the indexer's identify phase, an action).
+      CREATE TABLE extract_pending (
+        seq         INTEGER PRIMARY KEY,
+        content_id  TEXT NOT NULL UNIQUE
+      );
+      INSERT OR IGNORE INTO extract_pending (content_id)
+        SELECT content_id FROM entries WHERE kind = 'file' AND content_id IS NOT NULL AND device_id = (SELECT id FROM devices WHERE is_local = 1) ORDER BY id;
+      -- A file given a content id takes that content's kind by bytes, once known.
+      CREATE TRIGGER entries_content_extract AFTER UPDATE OF content_id ON entries
+        WHEN new.kind = 'file'
+        BEGIN
+          UPDATE entries SET byte_kind = (SELECT kind_class FROM content_extracts WHERE content_id = new.content_id) WHERE id = new.id;
+          INSERT OR IGNORE INTO extract_pending (content_id) SELECT new.content_id
+            WHERE new.content_id IS NOT NULL AND new.device_id = (SELECT id FROM devices WHERE is_local = 1)
+              AND NOT EXISTS (SELECT 1 FROM content_extracts WHERE content_id = new.content_id);
+        END;
+    `,
+  },
 ];

@@ -6,7 +6,7 @@
 // Each part it understood is said in `notes` (sd search --explain).
 import * as chrono from 'chrono-node';
 import { SdError } from '../../errors.js';
-import { addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type SearchQuery } from './query.js';
+import { addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type Comparison, type SearchQuery } from './query.js';
 import { KIND_WORDS, STOP_WORDS, TOPIC_WORDS, singular, stem } from './vocabulary.js';
 
 /** Longer than this is not a query (refused at once, never slow). */
@@ -70,6 +70,8 @@ class Sentence {
   text: string;
   readonly q = emptyQuery();
   readonly notes: string[] = [];
+  /** Which date the sentence's dates are about: a photo's "taken in 2024" is its EXIF date. */
+  dateField: 'modified' | 'taken' = 'modified';
 
   constructor(
     readonly original: string,
@@ -92,9 +94,10 @@ class Sentence {
   }
 
   modifiedBetween(from: number | undefined, to: number | undefined, said: string): void {
-    if (from !== undefined) this.q.modified.push({ op: '>=', ms: from });
-    if (to !== undefined) this.q.modified.push({ op: '<', ms: to });
-    this.notes.push(`${said.trim()} → modified ${from !== undefined ? day(from) : '…'} .. ${to !== undefined ? day(to - 1) : 'now'}`);
+    const field = this.q[this.dateField];
+    if (from !== undefined) field.push({ op: '>=', ms: from });
+    if (to !== undefined) field.push({ op: '<', ms: to });
+    this.notes.push(`${said.trim()} → ${this.dateField} ${from !== undefined ? day(from) : '…'} .. ${to !== undefined ? day(to - 1) : 'now'}`);
   }
 
   device(name: string): { slug: string; name: string; local: boolean } | undefined {
@@ -115,6 +118,7 @@ export function parsePlain(text: string, ctx: PlainContext): ParsedSearch {
   // A folder or location of two words (taxes 2025) before dates take its year; then dates
   // (in 2024 is a year even where a folder is named 2024), then single-word places.
   places(s, 2);
+  copies(s);
   dates(s);
   places(s, 1);
   words(s);
@@ -165,6 +169,33 @@ function sizes(s: Sentence): void {
       return true;
     });
   }
+}
+
+/** The Data Guardian's words: at risk, only one copy, fewer than N copies, N copies. */
+function copies(s: Sentence): void {
+  s.take(/\bat[\s-]+risk\b/g, () => {
+    s.q.atRisk = true;
+    s.notes.push('at risk → fewer copies than the Data Guardian wants');
+    return true;
+  });
+  s.take(/\b(?:(?:with\s+)?(?:only|just)\s+(?:one|1|a single)\s+cop(?:y|ies)|(?:with\s+)?(?:a\s+)?single\s+cop(?:y|ies)|(?:with\s+)?no\s+(?:other\s+)?(?:cop(?:y|ies)|backups?)|not\s+backed\s+up)\b/g, (m) => {
+    s.q.copies.push({ op: '=', n: 1 });
+    s.notes.push(`${m[0].trim()} → on one device only (no copy on another)`);
+    return true;
+  });
+  s.take(new RegExp(`\\b(?:with\\s+)?(fewer than|less than|under|at least|more than|over)?\\s*${NUM}\\s+cop(?:y|ies)\\b`, 'g'), (m) => {
+    const n = count(m[2]!);
+    const ops: Record<string, Comparison> = { 'fewer than': '<', 'less than': '<', under: '<', 'at least': '>=', 'more than': '>', over: '>' };
+    const op = ops[m[1] ?? ''] ?? '>=';
+    s.q.copies.push({ op, n });
+    s.notes.push(`${m[0].trim()} → on ${op === '>=' ? 'at least ' : op === '<' ? 'fewer than ' : 'more than '}${n} device${n === 1 ? '' : 's'}`);
+    return true;
+  });
+  // "taken in 2024", "photos shot last summer": the dates that follow are when a photo was taken.
+  s.take(/\b(?:taken|shot|photographed|captured)\b/g, () => {
+    s.dateField = 'taken';
+    return true;
+  });
 }
 
 function dates(s: Sentence): void {
@@ -324,6 +355,6 @@ function words(s: Sentence): void {
     }
     // A name word matches as a prefix: its stem finds the singular and the plural.
     s.q.words.push(stem(word));
-    s.notes.push(`${word} → a name with ${stem(word)}…`);
+    s.notes.push(`${word} → a word starting ${stem(word)}… (in names, text, metadata, tags or folders)`);
   }
 }

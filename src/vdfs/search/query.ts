@@ -21,6 +21,12 @@ export interface SearchQuery {
   extensions: string[];
   sizes: Array<{ op: Comparison; bytes: number }>;
   modified: Array<{ op: Comparison; ms: number }>;
+  /** When a photo was taken (its EXIF date, from extraction). */
+  taken: Array<{ op: Comparison; ms: number }>;
+  /** Devices holding the content (1: this file has no copy on another device). */
+  copies: Array<{ op: Comparison; n: number }>;
+  /** Content the Data Guardian counts at risk (fewer counting copies than its policy wants). */
+  atRisk: boolean;
   /** Location names (any device's): in one of them. */
   locations: string[];
   /** Folder names: below a folder so named. */
@@ -35,12 +41,12 @@ export interface SearchQuery {
 }
 
 export function emptyQuery(): SearchQuery {
-  return { words: [], anyOf: [], without: [], kinds: [], kindExtensions: [], notKinds: [], extensions: [], sizes: [], modified: [], locations: [], folders: [], devices: [], onlyOn: [], notOn: [], tags: [] };
+  return { words: [], anyOf: [], without: [], kinds: [], kindExtensions: [], notKinds: [], extensions: [], sizes: [], modified: [], taken: [], copies: [], atRisk: false, locations: [], folders: [], devices: [], onlyOn: [], notOn: [], tags: [] };
 }
 
 /** Whether a query asks for anything at all. */
 export function isEmptyQuery(q: SearchQuery): boolean {
-  return Object.values(q).every((v) => Array.isArray(v) && v.length === 0);
+  return Object.values(q).every((v) => v === false || (Array.isArray(v) && v.length === 0));
 }
 
 export { KIND_EXTENSIONS } from '../kinds.js';
@@ -73,7 +79,7 @@ function splitComparison(value: string): { op: Comparison; rest: string } {
   return { op: (m[1] as Comparison | undefined) ?? '=', rest: m[2]! };
 }
 
-const FILTER = /^(kind|ext|size|modified|in|on|device|tag):(.+)$/i;
+const FILTER = /^(kind|ext|size|modified|taken|copies|is|in|on|device|tag):(.+)$/i;
 
 /** Whether a token is a filter (kind:x, size:>1MB, ...) or an excluded word (-draft). */
 export function isFilterToken(token: string): boolean {
@@ -104,6 +110,16 @@ export function addFilterToken(q: SearchQuery, token: string): void {
     const { op, rest } = splitComparison(value);
     // An age reads naturally as "newer than": modified:<7d and modified:>7d keep their date meaning.
     q.modified.push({ op, ms: parseDateFilter(rest) });
+  } else if (key === 'taken') {
+    const { op, rest } = splitComparison(value);
+    q.taken.push({ op, ms: parseDateFilter(rest) });
+  } else if (key === 'copies') {
+    const { op, rest } = splitComparison(value);
+    if (!/^\d+$/.test(rest)) throw new SdError('USAGE', `copies filter '${value}' is not a number of copies; write e.g. copies:1 or copies:<2`);
+    q.copies.push({ op, n: Number(rest) });
+  } else if (key === 'is') {
+    if (value.toLowerCase() !== 'at-risk') throw new SdError('USAGE', `is:${value} is not known; is:at-risk finds files the Data Guardian counts at risk`);
+    q.atRisk = true;
   } else if (key === 'in') {
     q.locations.push(value);
   } else if (key === 'tag') {

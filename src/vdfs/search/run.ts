@@ -22,8 +22,8 @@ export interface SearchRun extends ParsedSearch {
   hits: SearchHit[];
 }
 
-/** Parses a sentence (or filters) and runs it: up to `limit` results, one per content. */
-export function runSearch(db: Db, text: string, limit: number): SearchRun {
+/** Parses a sentence (or filters) and runs it: up to `limit` results, one per content. `atRisk` gives the Data Guardian's at-risk contents. */
+export function runSearch(db: Db, text: string, limit: number, atRisk?: () => Iterable<string>): SearchRun {
   const parsed = parsePlain(text, plainContext(db));
-  return { ...parsed, hits: searchGrouped(db, parsed.query, { limit }) };
+  return { ...parsed, hits: searchGrouped(db, parsed.query, { limit, atRisk }) };
 }

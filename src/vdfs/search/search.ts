@@ -12,6 +12,8 @@ import { ENTRY_KINDS, ftsAny, ftsExpression, ftsPhrase, type SearchQuery } from 
 export interface SearchOptions {
   limit: number;
   deviceId?: string;
+  /** The content ids the Data Guardian counts at risk (for is:at-risk). */
+  atRisk?: () => Iterable<string>;
 }
 
 /** One result: the best-ranked file of a content, and the other files with the same bytes the search found. */
@@ -21,19 +23,21 @@ export interface SearchHit {
 }
 
 export function searchEntries(db: Db, q: SearchQuery, options: SearchOptions): Entry[] {
-  const built = buildSql(db, q, options);
-  if (!built) return [];
-  return (db.prepare(built.sql).all(...built.params, options.limit) as Parameters<typeof toEntry>[0][]).map(toEntry);
+  const entries: Entry[] = [];
+  for (const row of matchingRows(db, q, options, options.limit)) {
+    entries.push(toEntry(row));
+    if (entries.length === options.limit) break;
+  }
+  return entries;
 }
 
 /** Results grouped per content: up to `limit` groups, each with the other copies among the matches. */
 export function searchGrouped(db: Db, q: SearchQuery, options: SearchOptions): SearchHit[] {
-  const built = buildSql(db, q, options);
-  if (!built) return [];
   const hits: SearchHit[] = [];
   const byContent = new Map<string, SearchHit>();
-  // Copies take places in the page: read a few pages' worth, stop at `limit` groups.
-  for (const row of db.prepare(built.sql).iterate(...built.params, options.limit * 4) as Iterable<Parameters<typeof toEntry>[0]>) {
+  // Copies take places in the page: read a few pages' worth, stop at `limit` groups (a
+  // source of matches with more rows than groups goes on, for the copies among them).
+  for (const row of matchingRows(db, q, options, options.limit * 4, () => hits.length >= options.limit)) {
     const entry = toEntry(row);
     const same = entry.kind === 'file' && entry.contentId ? byContent.get(entry.contentId) : undefined;
     if (same) {
@@ -48,12 +52,16 @@ export function searchGrouped(db: Db, q: SearchQuery, options: SearchOptions): S
   return hits;
 }
 
-function buildSql(db: Db, q: SearchQuery, options: SearchOptions): { sql: string; params: Array<string | number> } | undefined {
+type Row = Parameters<typeof toEntry>[0];
+
+/**
+ * The query's filters as SQL on entries `e` (every one must hold); undefined when nothing
+ * can match (no content is at risk, say).
+ */
+function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: string[]; params: Array<string | number> } | undefined {
   const where: string[] = ['e.parent_id IS NOT NULL'];
   const params: Array<string | number> = [];
   const fts = ftsExpression(q);
-  // Words that cannot match anything (punctuation only): nothing matches.
-  if ((q.words.length > 0 || q.anyOf.length > 0) && !fts) return undefined;
   if (!fts && q.without.length > 0) {
     const none = ftsAny(q.without);
     if (none) {
@@ -61,11 +69,10 @@ function buildSql(db: Db, q: SearchQuery, options: SearchOptions): { sql: string
       params.push(none);
     }
   }
-
   const kindClauses = q.kinds.map((kind) => kindClause(kind, params));
   if (q.kindExtensions.length) kindClauses.push(extensionClause(q.kindExtensions, params));
   if (kindClauses.length) where.push(`(${kindClauses.join(' OR ')})`);
-  for (const kind of q.notKinds) where.push(`NOT ${kindClause(kind, params)}`);
+  for (const kind of q.notKinds) where.push(`NOT coalesce(${kindClause(kind, params)}, 0)`);
   if (q.extensions.length) where.push(extensionClause(q.extensions, params));
   for (const s of q.sizes) {
     where.push(`(CASE e.kind WHEN 'dir' THEN e.aggregate_size ELSE e.size END) ${s.op} ?`);
@@ -74,6 +81,25 @@ function buildSql(db: Db, q: SearchQuery, options: SearchOptions): { sql: string
   for (const m of q.modified) {
     where.push(`e.mtime ${m.op} ?`);
     params.push(m.ms);
+  }
+  if (q.taken.length) {
+    // The photo's own date, from its extract (found through the index by date taken).
+    where.push(`e.content_id IN (SELECT content_id FROM content_extracts WHERE ${q.taken.map((t) => `taken_at ${t.op} ?`).join(' AND ')})`);
+    params.push(...q.taken.map((t) => t.ms));
+  }
+  for (const c of q.copies) {
+    // Devices holding the content; a file without a content id has only itself.
+    where.push(`(CASE WHEN e.content_id IS NULL THEN 1 ELSE (SELECT count(DISTINCT o.device_id) FROM entries o WHERE o.content_id = e.content_id AND o.kind = 'file') END) ${c.op} ?`);
+    params.push(c.n);
+  }
+  if (q.atRisk) {
+    if (!options.atRisk) throw new SdError('USAGE', 'is:at-risk needs the Data Guardian, which this search was not given');
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS search_at_risk (content_id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.search_at_risk;');
+    const add = db.prepare('INSERT OR IGNORE INTO temp.search_at_risk VALUES (?)');
+    db.transaction(() => {
+      for (const id of options.atRisk!()) add.run(id);
+    })();
+    where.push('e.content_id IN (SELECT content_id FROM temp.search_at_risk)');
   }
   if (q.locations.length) {
     const all = listLocations(db, options.deviceId);
@@ -118,20 +144,123 @@ function buildSql(db: Db, q: SearchQuery, options: SearchOptions): { sql: string
     where.push('e.device_id = ?');
     params.push(options.deviceId);
   }
-  if (!fts) return { sql: `SELECT e.* FROM entries e WHERE ${where.join(' AND ')} ORDER BY e.mtime DESC LIMIT ?`, params };
+  return { where, params };
+}
+
+/**
+ * The matching entries, best first, at most `rows` of them: by name; then by what their
+ * content holds (extracted text and metadata); then by their tags and metadata values;
+ * then below folders whose names match. Each later source is asked only while the page
+ * has room, and an entry found before is not given again.
+ */
+function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: number, enough = () => false): Generator<Row> {
+  const filters = filterSql(db, q, options);
+  if (!filters) return;
+  const fts = ftsExpression(q);
+  // Words that cannot match anything (punctuation only): nothing matches.
+  if ((q.words.length > 0 || q.anyOf.length > 0) && !fts) return;
+  const where = filters.where.join(' AND ');
+  if (!fts) {
+    yield* db.prepare(`SELECT e.* FROM entries e WHERE ${where} ORDER BY e.mtime DESC LIMIT ?`).iterate(...filters.params, rows) as Iterable<Row>;
+    return;
+  }
+  refreshNotes(db);
+  const seen = new Set<number>();
+  for (const source of wordSources(db, fts, where)) {
+    const left = rows - seen.size;
+    if (left <= 0 || enough()) return;
+    for (const row of db.prepare(source.sql).iterate(...source.params, ...filters.params, left) as Iterable<Row>) {
+      if (seen.has(row.id)) continue;
+      seen.add(row.id);
+      yield row;
+    }
+  }
+}
+
+/** Where the words of a query are looked for, in the order their matches rank. */
+function wordSources(db: Db, fts: string, where: string): Array<{ sql: string; params: Array<string | number> }> {
   // Ranking scores every match: for a word most names hold (img, 2024), the newest entries
   // first instead (the index walks its lists backwards), which costs what the page costs.
-  const order = isBroad(db, fts) ? 'search.rowid DESC' : 'search.rank, e.mtime DESC';
-  // CROSS JOIN: the name index leads. With entries leading (an index by kind and time looks
-  // cheap to the planner), every row ran the whole MATCH again: 38 s at 1M entries.
-  return { sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where.join(' AND ')} ORDER BY ${order} LIMIT ?`, params: [fts, ...params] };
+  const nameOrder = isBroad(db, 'search', fts) ? 'search.rowid DESC' : 'search.rank, e.mtime DESC';
+  const textOrder = isBroad(db, 'content_search', fts) ? 'content_search.rowid DESC' : 'content_search.rank, e.mtime DESC';
+  return [
+    // CROSS JOIN: the name index leads. With entries leading (an index by kind and time looks
+    // cheap to the planner), every row ran the whole MATCH again: 38 s at 1M entries.
+    { sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where} ORDER BY ${nameOrder} LIMIT ?`, params: [fts] },
+    // What the bytes say, once per content: every file holding it.
+    {
+      sql: `SELECT e.* FROM content_search CROSS JOIN content_extracts x ON x.id = content_search.rowid CROSS JOIN entries e ON e.content_id = x.content_id
+            WHERE content_search MATCH ? AND e.kind = 'file' AND ${where} ORDER BY ${textOrder} LIMIT ?`,
+      params: [fts],
+    },
+    // Tags and metadata values: few entries have them; each word must start a word of one.
+    notesSource(fts, where),
+    // Below folders whose names match (a word of the path): the newest first.
+    {
+      sql: `SELECT e.* FROM entries e WHERE e.parent_id IN
+              (SELECT c.descendant FROM entry_closure c WHERE c.ancestor IN
+                 (SELECT f.id FROM search CROSS JOIN entries f ON f.id = search.rowid WHERE search MATCH ? AND f.kind = 'dir' LIMIT ${PATH_FOLDERS_MAX}))
+            AND ${where} ORDER BY e.mtime DESC LIMIT ?`,
+      params: [fts],
+    },
+  ];
+}
+
+/** Folders whose names match that a search looks below (a word every folder has would take in everything). */
+const PATH_FOLDERS_MAX = 200;
+
+/**
+ * Entries whose tags and metadata values (together) hold the words, through a small
+ * full-text table of them (temp.search_notes, see refreshNotes), so they match as names do.
+ */
+function notesSource(fts: string, where: string): { sql: string; params: Array<string | number> } {
+  return {
+    sql: `SELECT e.* FROM temp.search_notes CROSS JOIN entries e ON e.id = search_notes.rowid WHERE search_notes MATCH ? AND ${where} ORDER BY e.mtime DESC LIMIT ?`,
+    params: [fts],
+  };
+}
+
+/** What the notes table was made from, per connection: remade when the tags or values changed. */
+const notesMadeFrom = new WeakMap<Db, string>();
+
+/**
+ * Makes temp.search_notes (entry id → its tag names and metadata values) unless it is as
+ * the tags and values are now. Tags and values are few beside names (one entry in
+ * thousands has any), so making it costs little, and nothing per entry insert.
+ */
+function refreshNotes(db: Db): void {
+  const signature = db
+    .prepare(`SELECT (SELECT count(*) FROM entry_tags) || '/' || (SELECT coalesce(max(hlc), '') FROM tag_ops) || '/' ||
+                     (SELECT count(*) FROM meta_ops) || '/' || (SELECT coalesce(max(hlc), '') FROM meta_ops)`)
+    .pluck()
+    .get() as string;
+  if (notesMadeFrom.get(db) === signature) return;
+  db.transaction(() => {
+    db.exec(`CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_notes USING fts5 (words, tokenize = 'unicode61', columnsize = 0);
+             DELETE FROM temp.search_notes;
+             INSERT INTO temp.search_notes (rowid, words)
+               SELECT entry_id, group_concat(word, ' ') FROM (
+                 SELECT et.entry_id AS entry_id, t.name AS word FROM entry_tags et JOIN tags t ON t.id = et.tag_id
+                 UNION ALL
+                 SELECT e.id, m.value FROM meta_ops m JOIN entries e ON e.device_id = m.device_id AND e.remote_id = m.entry_ref WHERE m.value IS NOT NULL
+                 UNION ALL
+                 SELECT e.id, m.value FROM meta_ops m JOIN entries e ON e.id = m.entry_ref AND e.device_id = m.device_id WHERE m.value IS NOT NULL AND e.remote_id IS NULL
+               ) GROUP BY entry_id;`);
+  })();
+  notesMadeFrom.set(db, signature);
 }
 
 /** More names match than ranking them is worth (measured: ranking 450,000 matches took 0.4 s, 2,000 take 2 ms). */
 const BROAD_MATCHES = 2000;
 
-function isBroad(db: Db, fts: string): boolean {
-  return (db.prepare('SELECT count(*) FROM (SELECT 1 FROM search WHERE search MATCH ? LIMIT ?)').pluck().get(fts, BROAD_MATCHES + 1) as number) > BROAD_MATCHES;
+function isBroad(db: Db, table: 'search' | 'content_search', fts: string): boolean {
+  const count = db.prepare(`SELECT count(*) FROM (SELECT 1 FROM ${table} WHERE ${table} MATCH ? LIMIT ?)`).pluck();
+  // The words whole first: a whole word's list is read lazily, a prefix's lists are merged
+  // in full first (measured: "img" 0.3 ms, "img"* 20 ms at 1M names). Whole words are
+  // fewer matches, so broad whole means broad (not so with NOT: fewer excluded).
+  const whole = fts.replace(/"\*/g, '"');
+  if (whole !== fts && !fts.includes(' NOT ') && (count.get(whole, BROAD_MATCHES + 1) as number) > BROAD_MATCHES) return true;
+  return (count.get(fts, BROAD_MATCHES + 1) as number) > BROAD_MATCHES;
 }
 
 /**
