@@ -9,6 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ExtractThread } from '../../src/vdfs/extract/extract-thread.js';
+import { ExtractStore } from '../../src/vdfs/content/extracts.js';
+import { toContentExtract } from '../../src/vdfs/indexer/extract-phase.js';
+import { initLibrary } from '../../src/vdfs/library.js';
 import type { Extracted } from '../../src/vdfs/extract/extract.js';
 import { makeDocx, makeJpeg, makeOdt, makePdf, makeWav } from '../../test/extract-fixtures.js';
 import { Report, bestOf, commandExists, formatCount, formatNumber, makeTempDir, mb, numberArg, parseArgs, RssSampler, seededRandom, timeCommand } from './common.js';
@@ -138,9 +141,12 @@ interface Pass {
   textBytes: number;
   failed: string[];
   longestGapMs: number;
+  /** What each file gave (the index-size figure records them). */
+  found: Extracted[];
 }
 
 async function pass(): Promise<Pass> {
+  const found: Extracted[] = [];
   const perKindSeconds = new Map<string, number>();
   const failed: string[] = [];
   let textBytes = 0;
@@ -162,10 +168,11 @@ async function pass(): Promise<Pass> {
     }
     perKindSeconds.set(x.kind, (perKindSeconds.get(x.kind) ?? 0) + (performance.now() - t0) / 1000);
     if (got?.text) textBytes += Buffer.byteLength(got.text);
+    if (got) found.push(got);
   }
   const seconds = (performance.now() - started) / 1000;
   clearInterval(ticker);
-  return { seconds, perKind: perKindSeconds, textBytes, failed, longestGapMs };
+  return { seconds, perKind: perKindSeconds, textBytes, failed, longestGapMs, found };
 }
 
 report.progress('extracting, first pass (a fresh worker loads its parsers)');
@@ -201,5 +208,25 @@ for (const kind of Object.keys(KINDS)) {
 }
 report.figure({ name: 'main thread longest gap', value: best.longestGapMs, unit: 'ms', note: 'the longest wait of a 5 ms timer on the calling thread during the pass', aim: { op: '<=', value: AIM_MAIN_THREAD_GAP_MS } });
 report.figure({ name: 'RSS while extracting', value: mb(rss.peak), unit: 'MB', note: `peak of this process sampled every 50 ms during both passes, the worker and its parsers included; ${formatNumber(mb(rssBefore))} MB before the worker started` });
+
+// ---------------------------------------------------------------- what the library keeps
+
+// The extracts recorded in a fresh library as the indexer records them: the rows and their
+// full-text index, measured in the database's pages used.
+{
+  const { library } = initLibrary(path.join(tmp, 'library'), 'bench');
+  const db = library.db;
+  const used = () => {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    return ((db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number)) * (db.pragma('page_size', { simple: true }) as number);
+  };
+  const before = used();
+  const store = new ExtractStore(db, library.device.id);
+  db.transaction(() => best.found.forEach((x, i) => store.recordFromPeer(toContentExtract(`content-${i}`, x), library.device.id)))();
+  const added = used() - before;
+  const withText = best.found.filter((x) => x.text).length;
+  report.figure({ name: 'index per file with text', value: added / 1024 / withText, unit: 'KiB', note: `the library grew ${formatNumber(mb(added))} MB for ${withText} files with text (${formatNumber(mb(best.textBytes))} MB of it) and ${best.found.length - withText} without: ${formatNumber(added / best.textBytes)} bytes per byte of text, rows and full-text index together` });
+  library.close();
+}
 report.noteMachine('end');
 report.finish();

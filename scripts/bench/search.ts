@@ -53,6 +53,14 @@ const QUERIES = [
   'small files on phone',
 ];
 
+/** The words documents are written in: everyday ones, so some queries match most of them. */
+const TEXT_WORDS = (
+  'the of and to in for on with by from at this that year total amount date account payment invoice tax return income revenue forecast budget ' +
+  'quarter quarterly report meeting minutes project plan schedule contract agreement party client customer order receipt statement bank ' +
+  'balance interest salary employer employee insurance policy claim rent lease house car travel flight hotel holiday summary notes draft'
+).split(' ');
+const CAMERAS = ['Apple iPhone 13', 'Apple iPhone 15 Pro', 'Canon EOS R5', 'Sony ILCE-7M3', 'Google Pixel 8', 'Nikon Z6'];
+
 const args = parseArgs(undefined, ['library']);
 const report = new Report('search', args.json);
 const entries = numberArg(args, 'entries', 1_000_000);
@@ -182,14 +190,6 @@ function buildLibrary(dir: string, files: number): void {
   library.close();
 }
 
-
-/** The words documents are written in: everyday ones, so some queries match most of them. */
-const TEXT_WORDS = (
-  'the of and to in for on with by from at this that year total amount date account payment invoice tax return income revenue forecast budget ' +
-  'quarter quarterly report meeting minutes project plan schedule contract agreement party client customer order receipt statement bank ' +
-  'balance interest salary employer employee insurance policy claim rent lease house car travel flight hotel holiday summary notes draft'
-).split(' ');
-const CAMERAS = ['Apple iPhone 13', 'Apple iPhone 15 Pro', 'Canon EOS R5', 'Sony ILCE-7M3', 'Google Pixel 8', 'Nikon Z6'];
 
 /**
  * What extraction leaves, written as a peer's log would bring it: documents get ~80 words

@@ -511,7 +511,9 @@ export const MIGRATIONS: readonly Migration[] = [
         extracted_by  TEXT NOT NULL,
         extracted_at  INTEGER NOT NULL
       );
-      CREATE INDEX content_extracts_by_taken ON content_extracts (taken_at) WHERE taken_at IS NOT NULL;
+      -- With the content id: a taken: filter reads only the index (through the rows, whose
+      -- text makes them big, 46,000 photos of a year took 150 ms; so, 5 ms).
+      CREATE INDEX content_extracts_by_taken ON content_extracts (taken_at, content_id) WHERE taken_at IS NOT NULL;
       CREATE VIRTUAL TABLE content_search USING fts5 (
         text, words, content = 'content_extracts', content_rowid = 'id', tokenize = 'unicode61', columnsize = 0
       );

@@ -132,7 +132,7 @@ async function extractIfUnchanged(file: string, row: PendingFile, options: Extra
   }
 }
 
-function toContentExtract(contentId: string, x: Extracted): ContentExtract {
+export function toContentExtract(contentId: string, x: Extracted): ContentExtract {
   const meta: ContentExtract['meta'] = {};
   if (x.takenAt !== undefined && Number.isFinite(x.takenAt)) meta.takenAt = x.takenAt;
   if (x.width !== undefined) meta.width = x.width;

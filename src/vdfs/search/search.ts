@@ -82,11 +82,6 @@ function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: str
     where.push(`e.mtime ${m.op} ?`);
     params.push(m.ms);
   }
-  if (q.taken.length) {
-    // The photo's own date, from its extract (found through the index by date taken).
-    where.push(`e.content_id IN (SELECT content_id FROM content_extracts WHERE ${q.taken.map((t) => `taken_at ${t.op} ?`).join(' AND ')})`);
-    params.push(...q.taken.map((t) => t.ms));
-  }
   for (const c of q.copies) {
     // Devices holding the content; a file without a content id has only itself.
     where.push(`(CASE WHEN e.content_id IS NULL THEN 1 ELSE (SELECT count(DISTINCT o.device_id) FROM entries o WHERE o.content_id = e.content_id AND o.kind = 'file') END) ${c.op} ?`);
@@ -161,15 +156,21 @@ function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: num
   if ((q.words.length > 0 || q.anyOf.length > 0) && !fts) return;
   const where = filters.where.join(' AND ');
   if (!fts) {
-    yield* db.prepare(`SELECT e.* FROM entries e WHERE ${where} ORDER BY e.mtime DESC LIMIT ?`).iterate(...filters.params, rows) as Iterable<Row>;
+    // With a date taken and no words, the photos of those dates lead, the last taken first
+    // (walking every photo newest changed first took 1.2 s for "photos taken in 2016").
+    const sql = q.taken.length
+      ? `SELECT e.* FROM content_extracts t INDEXED BY content_extracts_by_taken CROSS JOIN entries e INDEXED BY entries_by_content ON e.content_id = t.content_id
+         WHERE ${takenSql(q, 't')} AND ${where} ORDER BY t.taken_at DESC LIMIT ?`
+      : `SELECT e.* FROM entries e WHERE ${where} ORDER BY e.mtime DESC LIMIT ?`;
+    yield* db.prepare(sql).iterate(...takenParams(q), ...filters.params, rows) as Iterable<Row>;
     return;
   }
   refreshNotes(db);
   const seen = new Set<number>();
-  for (const source of wordSources(db, fts, where)) {
+  for (const source of wordSources(db, q, fts, where)) {
     const left = rows - seen.size;
     if (left <= 0 || enough()) return;
-    for (const row of db.prepare(source.sql).iterate(...source.params, ...filters.params, left) as Iterable<Row>) {
+    for (const row of db.prepare(source.sql).iterate(...source.params, ...takenParams(q), ...filters.params, left) as Iterable<Row>) {
       if (seen.has(row.id)) continue;
       seen.add(row.id);
       yield row;
@@ -177,8 +178,26 @@ function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: num
   }
 }
 
+/**
+ * The query's dates taken as SQL on an extract `alias` (true without any): each source
+ * applies them where they are cheapest.
+ */
+function takenSql(q: SearchQuery, alias: string): string {
+  return q.taken.length ? q.taken.map((t) => `${alias}.taken_at ${t.op} ?`).join(' AND ') : '1';
+}
+
+function takenParams(q: SearchQuery): number[] {
+  return q.taken.map((t) => t.ms);
+}
+
+/** Dates taken for a source whose rows have no extract at hand: the contents of those dates, through their index (by date, with the content id). */
+function takenOfEntry(q: SearchQuery): string {
+  return q.taken.length ? `e.content_id IN (SELECT t.content_id FROM content_extracts t WHERE ${takenSql(q, 't')})` : '1';
+}
+
 /** Where the words of a query are looked for, in the order their matches rank. */
-function wordSources(db: Db, fts: string, where: string): Array<{ sql: string; params: Array<string | number> }> {
+function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Array<{ sql: string; params: Array<string | number> }> {
+  const where = `${takenOfEntry(q)} AND ${filters}`;
   // Ranking scores every match: for a word most names hold (img, 2024), the newest entries
   // first instead (the index walks its lists backwards), which costs what the page costs.
   const nameOrder = isBroad(db, 'search', fts) ? 'search.rowid DESC' : 'search.rank, e.mtime DESC';
@@ -187,10 +206,11 @@ function wordSources(db: Db, fts: string, where: string): Array<{ sql: string; p
     // CROSS JOIN: the name index leads. With entries leading (an index by kind and time looks
     // cheap to the planner), every row ran the whole MATCH again: 38 s at 1M entries.
     { sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where} ORDER BY ${nameOrder} LIMIT ?`, params: [fts] },
-    // What the bytes say, once per content: every file holding it.
+    // What the bytes say, once per content: every file holding it. INDEXED BY: with a kind
+    // filter the planner walked every file of that kind per match instead (75 s at 50k files).
     {
-      sql: `SELECT e.* FROM content_search CROSS JOIN content_extracts x ON x.id = content_search.rowid CROSS JOIN entries e ON e.content_id = x.content_id
-            WHERE content_search MATCH ? AND e.kind = 'file' AND ${where} ORDER BY ${textOrder} LIMIT ?`,
+      sql: `SELECT e.* FROM content_search CROSS JOIN content_extracts x ON x.id = content_search.rowid CROSS JOIN entries e INDEXED BY entries_by_content ON e.content_id = x.content_id
+            WHERE content_search MATCH ? AND e.kind = 'file' AND ${takenSql(q, 'x')} AND ${filters} ORDER BY ${textOrder} LIMIT ?`,
       params: [fts],
     },
     // Tags and metadata values: few entries have them; each word must start a word of one.
