@@ -19,14 +19,16 @@ export const searchCommand: Command = {
   name: 'search',
   usage: `Usage: sd search QUERY... [--limit N] [--explain]
 
-Searches every device's files (this one's and its paired devices') by name, in plain
-language or with filters, all on this machine:
+Searches every device's files (this one's and its paired devices') by name and by what
+they hold, in plain language or with filters, all on this machine:
   sd search tax documents from last year
   sd search videos over 1 GB from last week on nas
   sd search photos of 2024 only on my phone
   sd search "big files I haven't touched in 2 years"
-Words match the start of words in names (holiday → "Holiday 2024.jpg"; w2 → "W-2");
-every word must match. Understood in a sentence:
+Words match the start of words (holiday → "Holiday 2024.jpg"; w2 → "W-2"); every
+word must match. Best first: in names; in what files hold (a document's text, a photo's
+camera, a song's artist: read by sd index); in tags and metadata values; in the names of
+the folders above. Understood in a sentence:
   kinds       photos, videos, music, documents, pdfs, spreadsheets, screenshots, folders…
   topics      tax (tax, 1040, W-2, receipt, invoice…), invoices, bank, contracts, resume…
   sizes       over 1 GB, under 10 MB, at least 500MB; big (≥100 MB), huge (≥1 GB), small
@@ -36,9 +38,12 @@ every word must match. Understood in a sentence:
   places      on DEVICE, only on DEVICE (no copy elsewhere), not on DEVICE, in LOCATION,
               in FOLDER (below any folder of that name), tagged TAG or #TAG
   negation    not/without WORD or KIND ("documents without drafts", "not photos")
+  taken       "taken"/"shot" makes the dates after it a photo's date taken
+  copies      at risk (Data Guardian), only one copy, not backed up, fewer than 2 copies
 Filters, as before: kind:image|video|audio|document|archive|code|file|dir|symlink,
-ext:pdf (or ext:jpg,png), size:>100MB, modified:<2025-01-01 or modified:>7d, in:LOCATION,
-on:DEVICE, tag:TAG, -WORD (in quotes, or after --: sd search -- notes -draft).
+ext:pdf (or ext:jpg,png), size:>100MB, modified:<2025-01-01 or modified:>7d,
+taken:>2024-01-01, copies:1 or copies:<2, is:at-risk, in:LOCATION, on:DEVICE, tag:TAG,
+-WORD (in quotes, or after --: sd search -- notes -draft).
 Results: best match first, then newest (newest first without words); files with the
 same bytes on several devices are one result ("also at"). --limit N (default 100).
 --explain prints how the query was understood, and searches nothing; --json prints the

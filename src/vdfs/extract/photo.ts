@@ -3,18 +3,11 @@
 import exifr from 'exifr';
 import { ExtractError } from './extract-error.js';
 import { imagePixelSize } from './image-size.js';
+import type { Extracted } from './extract.js';
 import type { OpenFile } from './read.js';
 
-export interface PhotoFacts {
-  takenAt?: number;
-  camera?: string;
-  width?: number;
-  height?: number;
-  gps?: boolean;
-  latitude?: number;
-  longitude?: number;
-  values?: string[];
-}
+/** What a photo's header gives, in the terms of Extracted. */
+export type PhotoFacts = Pick<Extracted, 'takenAt' | 'camera' | 'width' | 'height' | 'gps' | 'latitude' | 'longitude' | 'values'>;
 
 /** Formats exifr reads: JPEG, PNG, HEIF/AVIF, and TIFF with the raw formats built on it. */
 const EXIF_MIMES = new Set([

@@ -13,6 +13,7 @@ import type { EntryStore } from '../entries.js';
 import { ExtractError, type Extracted } from '../extract/extract.js';
 import type { ExtractThread } from '../extract/extract-thread.js';
 import type { Location } from '../locations.js';
+import { folderPaths } from './identify.js';
 import type { WarningList } from './summary.js';
 
 export interface ExtractCounts {
@@ -70,12 +71,7 @@ export async function extractLocation(db: Db, deviceId: string, store: EntryStor
   const extracts = new ExtractStore(db, deviceId);
   const next = db.prepare(PENDING_OF_LOCATION);
   const total = options.onContent ? countUnextracted(db, location.id) : 0;
-  const dirPaths = new Map<number, string>();
-  const dirPath = (id: number): string => {
-    let p = dirPaths.get(id);
-    if (p === undefined) dirPaths.set(id, (p = path.join(location.rootPath, store.relativePath(id))));
-    return p;
-  };
+  const dirPath = folderPaths(store, location);
   let done: ContentExtract[] = [];
   const write = () => {
     if (done.length === 0) return;

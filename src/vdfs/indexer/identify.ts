@@ -39,12 +39,7 @@ export function identifyContent(
   const next = db.prepare(`SELECT id, parent_id, name, size, mtime FROM entries
                            WHERE location_id = ? AND kind = 'file' AND size > 0 AND content_id IS NULL AND id > ?
                            ORDER BY id LIMIT ?`);
-  const dirPaths = new Map<number, string>();
-  const dirPath = (id: number): string => {
-    let p = dirPaths.get(id);
-    if (p === undefined) dirPaths.set(id, (p = path.join(location.rootPath, store.relativePath(id))));
-    return p;
-  };
+  const dirPath = folderPaths(store, location);
   const batch = new WriteBatch(db, config.contentBatchSize);
   let lastId = 0;
   try {
@@ -100,4 +95,17 @@ function hashIfUnchanged(file: string, row: Pending, deep: boolean, warnings: Wa
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The real path of a location's folder by its entry id, each folder's path looked up once
+ * (the content phases go through files folder by folder).
+ */
+export function folderPaths(store: EntryStore, location: Location): (folderId: number) => string {
+  const paths = new Map<number, string>();
+  return (id) => {
+    let p = paths.get(id);
+    if (p === undefined) paths.set(id, (p = path.join(location.rootPath, store.relativePath(id))));
+    return p;
+  };
 }
