@@ -9,6 +9,7 @@ import { addPeerDevice } from '../src/vdfs/device.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { setLocationRoot, upsertMirroredLocation } from '../src/vdfs/locations.js';
 import { parsePlain, type PlainContext } from '../src/vdfs/search/plain.js';
+import { parseQuery } from '../src/vdfs/search/query.js';
 import { runSearch } from '../src/vdfs/search/run.js';
 import { TagStore } from '../src/vdfs/tags.js';
 import { sd } from './cli-process.js';
@@ -44,6 +45,14 @@ t.test('sentences become structured queries', async (t) => {
   t.match(q('kind:image size:>1MB holiday'), { kinds: ['image'], sizes: [{ op: '>', bytes: 1e6 }], words: ['holiday'] }, 'the filters of before still work, beside words');
   t.match(q('music not photos'), { kinds: ['audio'], notKinds: ['image'] }, 'not a kind');
   t.match(q('w2 from yesterday'), { words: ['w2'], modified: [{ op: '>=', ms: at(2026, 12, 5) }, { op: '<', ms: at(2026, 12, 6) }] }, 'yesterday');
+  t.match(q('photos taken last year'), { kinds: ['image'], taken: [{ op: '>=', ms: at(2025, 1, 1) }, { op: '<', ms: at(2026, 1, 1) }], modified: [] }, 'taken: the dates after it are when a photo was taken');
+  t.match(q('documents at risk'), { kinds: ['document'], atRisk: true, words: [] }, 'at risk: the Data Guardian\'s count');
+  t.match(q('photos with only one copy'), { copies: [{ op: '=', n: 1 }], words: [] }, 'only one copy');
+  t.match(q('videos not backed up'), { kinds: ['video'], copies: [{ op: '=', n: 1 }], words: [] }, 'not backed up');
+  t.match(q('documents with fewer than 3 copies'), { copies: [{ op: '<', n: 3 }], words: [] }, 'fewer than N copies');
+  t.match(q('reports created last year'), { words: ['report'], modified: [{ op: '>=', ms: at(2025, 1, 1) }] }, 'created: no creation time is kept, the last change stands in');
+  t.ok(parsePlain('reports created last year', CTX).notes.some((n) => /creation times are not kept/.test(n)), 'and the notes say so');
+  t.throws(() => parseQuery('created:>2024-01-01'), /creation times are not kept/, 'created: as a filter is refused, saying why');
   const notes = parsePlain('tax documents from last year', CTX).notes;
   t.ok(notes.some((n) => n.includes('2025-01-01 .. 2025-12-31')), `the notes say what each part meant (${notes.join(' | ')})`);
 
@@ -108,6 +117,9 @@ t.test('run over this device and a mirror: grouped per content, the filters of a
   t.equal(beach.length, 1, 'the same bytes on two devices are one result');
   t.equal(beach[0]?.alsoAt.length, 1, 'with the other copy beside it');
   t.same(runSearch(db, 'photos on pixel', 2).hits.map((h) => h.entry.name), ['IMG_0002.dng', 'IMG_0001.jpg'], 'no words: newest first, up to the limit');
+  t.same(names('photos with only one copy'), ['IMG_0001.jpg', 'IMG_0002.dng', 'IMG_0003.jpg'], 'only one copy: the beach photo, on two devices, is not');
+  t.same(names('copies:2'), ['beach.jpg'], 'copies:2 counts devices, not files');
+  t.same(runSearch(db, 'photos at risk', 100, () => ['c-img1', 'c-notes']).hits.map((h) => h.entry.name), ['IMG_0001.jpg'], 'at risk: the contents the Data Guardian names, with the other filters');
 
   // The command.
   const o = { library: library.dir };

@@ -9,6 +9,9 @@ import { SdError } from '../../errors.js';
 import { addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type Comparison, type SearchQuery } from './query.js';
 import { KIND_WORDS, STOP_WORDS, TOPIC_WORDS, singular, stem } from './vocabulary.js';
 
+export { CREATED_NOTE } from './query.js';
+import { CREATED_NOTE } from './query.js';
+
 /** Longer than this is not a query (refused at once, never slow). */
 export const MAX_QUERY_CHARS = 1000;
 
@@ -194,6 +197,11 @@ function copies(s: Sentence): void {
   // "taken in 2024", "photos shot last summer": the dates that follow are when a photo was taken.
   s.take(/\b(?:taken|shot|photographed|captured)\b/g, () => {
     s.dateField = 'taken';
+    return true;
+  });
+  // No creation time is kept (see CREATED_NOTE): "created in 2024" is read as changed in it.
+  s.take(/\b(?:created|made|written|authored)\b(?=\s+(?:in|on|before|after|since|during|last|this|today|yesterday|\d))/g, (m) => {
+    s.notes.push(`${m[0]} → ${CREATED_NOTE}`);
     return true;
   });
 }

@@ -79,7 +79,15 @@ function splitComparison(value: string): { op: Comparison; rest: string } {
   return { op: (m[1] as Comparison | undefined) ?? '=', rest: m[2]! };
 }
 
-const FILTER = /^(kind|ext|size|modified|taken|copies|is|in|on|device|tag):(.+)$/i;
+/**
+ * Why there is no created: filter. A file's creation (birth) time is when its inode was
+ * made on that disk: a copy, a sync, a restore or a download makes it new, so the same
+ * bytes have a different one on each device. The time of the last change travels with
+ * copies (cp -p, rsync -t, sdfs's own), and a photo's EXIF date with its bytes.
+ */
+export const CREATED_NOTE = 'creation times are not kept (each copy and device has its own); the date of the last change stands in (modified:), and taken: is when a photo was taken';
+
+const FILTER = /^(kind|ext|size|modified|created|taken|copies|is|in|on|device|tag):(.+)$/i;
 
 /** Whether a token is a filter (kind:x, size:>1MB, ...) or an excluded word (-draft). */
 export function isFilterToken(token: string): boolean {
@@ -110,6 +118,8 @@ export function addFilterToken(q: SearchQuery, token: string): void {
     const { op, rest } = splitComparison(value);
     // An age reads naturally as "newer than": modified:<7d and modified:>7d keep their date meaning.
     q.modified.push({ op, ms: parseDateFilter(rest) });
+  } else if (key === 'created') {
+    throw new SdError('USAGE', `created:${value}: ${CREATED_NOTE}`);
   } else if (key === 'taken') {
     const { op, rest } = splitComparison(value);
     q.taken.push({ op, ms: parseDateFilter(rest) });
