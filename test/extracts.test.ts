@@ -89,6 +89,13 @@ t.test('a peer\'s extract is kept unless one as good is held; a mirror finds the
   const names = (query: string) => searchEntries(b.db, parseQuery(query), { limit: 10 }).map((e) => `${e.deviceId === a.device.id ? 'nas' : 'laptop'}:${e.name}`);
   t.same(names('acme'), ['nas:W2.pdf'], 'the laptop finds the NAS\'s file by a word inside it, without its bytes');
 
+  // A device paired later starts from a snapshot of the NAS's index: the extracts follow it.
+  const c = tempLibrary(t, 'phone');
+  const late = await mirrorOf(t, a, c);
+  t.same(searchEntries(c.db, parseQuery('acme'), { limit: 10 }).map((e) => e.name), [], 'the snapshot itself carries no text');
+  late.sync();
+  t.same(searchEntries(c.db, parseQuery('acme'), { limit: 10 }).map((e) => e.name), ['W2.pdf'], 'the extracts queued after it bring it');
+
   const bStore = new ExtractStore(b.db, b.device.id);
   t.notOk(bStore.recordFromPeer(extract(w2.contentId!, { status: 'failed', text: null, meta: { error: 'x' } }), a.device.id), 'a failed extract does not replace a parsed one');
   t.notOk(bStore.recordFromPeer(extract(w2.contentId!, { version: EXTRACT_VERSION - 1, text: 'older' }), a.device.id), 'an older version does not replace a newer one');

@@ -3,7 +3,7 @@
 // snapshot of the whole local index for a log that starts after the library did.
 import type { Db } from './db/database.js';
 import type { EntryKind } from './entries.js';
-import { extractFromOutbox, extractsOfDevice, type ContentExtract } from './content/extracts.js';
+import { ExtractStore, queueExtractsOf, type ContentExtract } from './content/extracts.js';
 
 /** A change of the index of one device, in the terms its peers apply it in (ids are the owner's). */
 export type IndexChange =
@@ -48,7 +48,7 @@ interface OutboxRow {
   extra: string | null;
 }
 
-function toChange(r: OutboxRow): IndexChange {
+function toChange(r: OutboxRow, extracts: ExtractStore): IndexChange {
   switch (r.op) {
     case 'entry':
       return { op: 'entry', id: r.id!, locationId: r.location_id!, parentId: r.parent_id, name: r.name!, kind: r.kind!, size: r.size!, mtime: r.mtime!, mode: r.mode!, contentId: r.content_id };
@@ -85,8 +85,12 @@ function toChange(r: OutboxRow): IndexChange {
       const x = JSON.parse(r.extra!) as { free: number; total: number; at: number };
       return { op: 'space', id: r.id!, free: x.free, total: x.total, at: x.at };
     }
-    case 'extract':
-      return { op: 'extract', ...extractFromOutbox(r.content_id!, r.extra!) };
+    case 'extract': {
+      // Read now (see ExtractStore.record). Extracts are never deleted; were one gone, a
+      // version 0 failure goes in its place, which any real extract a peer has or gets beats.
+      const x = extracts.get(r.content_id!) ?? { contentId: r.content_id!, version: 0, status: 'failed', mime: null, text: null, meta: { error: 'no longer known' } };
+      return { op: 'extract', ...x };
+    }
     default:
       throw new Error(`index_outbox row ${r.seq} has the unknown op '${r.op}'`);
   }
@@ -99,9 +103,11 @@ const QUEUED_READ_BYTES = 16 * 1024 * 1024;
 export function queuedChanges(db: Db, afterSeq: number, limit: number): QueuedChange[] {
   const changes: QueuedChange[] = [];
   let bytes = 0;
+  const extracts = new ExtractStore(db, '');
   for (const r of db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?').iterate(afterSeq, limit) as Iterable<OutboxRow>) {
-    changes.push({ seq: r.seq, change: toChange(r) });
-    bytes += r.extra?.length ?? 0;
+    const change = toChange(r, extracts);
+    changes.push({ seq: r.seq, change });
+    bytes += change.op === 'extract' ? (change.text?.length ?? 0) : (r.extra?.length ?? 0);
     if (bytes >= QUEUED_READ_BYTES) break;
   }
   return changes;
@@ -162,7 +168,9 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
     const spaces = db.prepare(`SELECT s.location_id AS id, s.free_bytes AS free, s.total_bytes AS total, s.measured_at AS at FROM location_space s JOIN locations l ON l.id = s.location_id WHERE l.device_id = ?`)
       .all(deviceId) as Array<{ id: number; free: number; total: number; at: number }>;
     for (const x of spaces) changes.push({ op: 'space', ...x });
-    for (const x of extractsOfDevice(db, deviceId)) changes.push({ op: 'extract', ...x });
+    // Extracts are not in the picture (their text could be GBs in memory): they are queued
+    // after it, in the same transaction, and go to the log a block at a time.
+    queueExtractsOf(db, deviceId);
     return { lastSeq, changes };
   })();
 }

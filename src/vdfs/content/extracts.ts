@@ -131,7 +131,7 @@ export class ExtractStore {
     this.held = db.prepare('SELECT version, status FROM content_extracts WHERE content_id = ?');
     this.one = db.prepare('SELECT * FROM content_extracts WHERE content_id = ?');
     this.setByteKind = db.prepare(`UPDATE entries SET byte_kind = ? WHERE content_id = ? AND kind = 'file' AND byte_kind IS NOT ?`);
-    this.outbox = db.prepare(`INSERT INTO index_outbox (op, content_id, extra) VALUES ('extract', ?, ?)`);
+    this.outbox = db.prepare(`INSERT INTO index_outbox (op, content_id) VALUES ('extract', ?)`);
     this.done = db.prepare('DELETE FROM extract_pending WHERE content_id = ?');
   }
 
@@ -140,11 +140,14 @@ export class ExtractStore {
     return row && toExtract(row);
   }
 
-  /** Records what this device's extractors found, and queues it for this device's log. */
+  /**
+   * Records what this device's extractors found, and queues it for this device's log: by
+   * its content id only, the extract is read when the log takes it (no second copy of the text).
+   */
   record(x: ContentExtract): void {
     this.db.transaction(() => {
       this.write(x, this.localDeviceId);
-      this.outbox.run(x.contentId, JSON.stringify({ version: x.version, status: x.status, mime: x.mime, text: x.text, meta: x.meta }));
+      this.outbox.run(x.contentId);
     })();
   }
 
@@ -187,15 +190,13 @@ export class ExtractStore {
   }
 }
 
-/** An outbox row's extract back (see ExtractStore.record). */
-export function extractFromOutbox(contentId: string, extra: string): ContentExtract {
-  const x = JSON.parse(extra) as { version: number; status: 'ok' | 'failed'; mime: string | null; text: string | null; meta: ExtractMeta };
-  return { contentId, version: x.version, status: x.status, mime: x.mime, text: x.text, meta: x.meta };
-}
-
-/** The extracts of the contents a device's files hold, for its log's snapshot. */
-export function extractsOfDevice(db: Db, deviceId: string): ContentExtract[] {
-  const rows = db.prepare(`SELECT * FROM content_extracts WHERE content_id IN (SELECT content_id FROM entries WHERE device_id = ? AND kind = 'file' AND content_id IS NOT NULL)`)
-    .all(deviceId) as ExtractRow[];
-  return rows.map(toExtract);
+/**
+ * Queues the extracts of every content this device's files hold for its log (a new log
+ * starts from a snapshot of the index; the extracts follow it a block at a time, read
+ * from the library as they go, never all of their text at once). Returns how many.
+ */
+export function queueExtractsOf(db: Db, deviceId: string): number {
+  return db.prepare(`INSERT INTO index_outbox (op, content_id)
+                     SELECT 'extract', content_id FROM content_extracts
+                     WHERE content_id IN (SELECT content_id FROM entries WHERE device_id = ? AND kind = 'file' AND content_id IS NOT NULL)`).run(deviceId).changes;
 }
