@@ -195,6 +195,8 @@ async function run(): Promise<void> {
   export SD_LIBRARY=${lib}
   bin/sd devices                  bin/sd jobs
   bin/sd search sunset            bin/sd dupes
+  bin/sd search fetching          # a word inside the nas's readme.txt, found on the laptop
+  ls "${rel}/.search/tax documents"   # the letter in Documents/taxes, by its folder and its words
   bin/sd guardian status          bin/sd guardian at-risk
   bin/sd cp --preview sd://laptop/Photos/2025/garden.png sd://laptop/Documents/
 Press Ctrl-C to stop both devices and unmount.`);
