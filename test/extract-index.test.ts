@@ -60,6 +60,10 @@ t.test('sd index reads what files hold; sd search finds them by it', async (t) =
   t.same(await search(library, 'tax', 'documents'), ['scan-0001.pdf'], 'the whitepaper\'s topic words reach into text: a scan named scan-0001 is a tax document');
   const broken = await sd(['--json', 'search', 'broken'], { library });
   t.same((JSON.parse(broken.stdout) as SearchJson).results.map((x) => x.name), ['broken.pdf', 'letter.docx'], 'a file that cannot be parsed is still found by its name; a name match ranks before a match in the text');
+  const why = (JSON.parse(broken.stdout) as { results: Array<{ matched: string; snippet?: string }> }).results;
+  t.match(why, [{ matched: 'name' }, { matched: 'content', snippet: /boiler in flat 3 is \[broken\] again/ }], '--json says where each was found, and shows the words around a match in the text');
+  const human = await sd(['search', 'broken'], { library });
+  t.match(human.stdout, /letter\.docx\n\s+.*\[broken\]/, 'so does the human listing, under the file');
 });
 
 t.test('a file that cannot be parsed is a warning; a stopped extraction resumes', async (t) => {

@@ -119,7 +119,7 @@ t.test('run over this device and a mirror: grouped per content, the filters of a
   t.same(runSearch(db, 'photos on pixel', 2).hits.map((h) => h.entry.name), ['IMG_0002.dng', 'IMG_0001.jpg'], 'no words: newest first, up to the limit');
   t.same(names('photos with only one copy'), ['IMG_0001.jpg', 'IMG_0002.dng', 'IMG_0003.jpg'], 'only one copy: the beach photo, on two devices, is not');
   t.same(names('copies:2'), ['beach.jpg'], 'copies:2 counts devices, not files');
-  t.same(runSearch(db, 'photos at risk', 100, () => ['c-img1', 'c-notes']).hits.map((h) => h.entry.name), ['IMG_0001.jpg'], 'at risk: the contents the Data Guardian names, with the other filters');
+  t.same(runSearch(db, 'photos at risk', 100, { atRisk: () => ['c-img1', 'c-notes'] }).hits.map((h) => h.entry.name), ['IMG_0001.jpg'], 'at risk: the contents the Data Guardian names, with the other filters');
 
   // The command.
   const o = { library: library.dir };

@@ -60,7 +60,7 @@ export class MountOps {
     remoteChanges?: RemoteChanges,
   ) {
     this.guardian = new Guardian(ns.db, localDeviceId);
-    this.tree = new Tree(ns, localDeviceId, this.guardian, (query, limit) => runSearch(ns.db, query, limit, () => this.guardian.atRiskContentIds()).hits.map((h) => h.entry.id));
+    this.tree = new Tree(ns, localDeviceId, this.guardian, (query, limit) => runSearch(ns.db, query, limit, { atRisk: () => this.guardian.atRiskContentIds() }).hits.map((h) => h.entry.id));
     this.remote = new RemoteTree(ns, remoteFiles, remoteChanges);
   }
 

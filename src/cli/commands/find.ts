@@ -45,7 +45,8 @@ ext:pdf (or ext:jpg,png), size:>100MB, modified:<2025-01-01 or modified:>7d,
 taken:>2024-01-01, copies:1 or copies:<2, is:at-risk, in:LOCATION, on:DEVICE, tag:TAG,
 -WORD (in quotes, or after --: sd search -- notes -draft).
 Results: best match first, then newest (newest first without words); files with the
-same bytes on several devices are one result ("also at"). --limit N (default 100).
+same bytes on several devices are one result ("also at"); a file found by what it holds
+shows the words around the match under it. --limit N (default 100).
 --explain prints how the query was understood, and searches nothing; --json prints the
 query with the results.`,
   options: { limit: { type: 'string' }, explain: { type: 'boolean' } },
@@ -60,17 +61,23 @@ query with the results.`,
       ctx.out.result(parsed, () => [...parsed.notes, `query: ${JSON.stringify(compactQuery(parsed.query))}`]);
       return;
     }
-    const run = runSearch(db, text, limit, () => new Guardian(db, library.device.id).atRiskContentIds());
+    const run = runSearch(db, text, limit, { atRisk: () => new Guardian(db, library.device.id).atRiskContentIds(), snippets: true });
     const viewer = new EntryViewer(db);
-    const results = run.hits.map((h) => ({ ...viewer.views([h.entry])[0]!, alsoAt: viewer.views(h.alsoAt).map((v) => v.sdpath) }));
-    ctx.out.result({ query: compactQuery(run.query), notes: run.notes, results }, () =>
-      results.length === 0
-        ? ['No matches']
-        : table(
-            results.map((v) => [v.kind === 'dir' ? 'dir' : formatBytes(v.size), formatTime(Date.parse(v.mtime)), printable(v.sdpath) + (v.alsoAt.length ? `  (also at ${v.alsoAt.map(printable).join(', ')})` : '')]),
-            new Set([0]),
-          ),
-    );
+    const results = run.hits.map((h) => ({
+      ...viewer.views([h.entry])[0]!,
+      alsoAt: viewer.views(h.alsoAt).map((v) => v.sdpath),
+      ...(h.matched && { matched: h.matched }),
+      ...(h.snippet && { snippet: h.snippet }),
+    }));
+    ctx.out.result({ query: compactQuery(run.query), notes: run.notes, results }, () => {
+      if (results.length === 0) return ['No matches'];
+      const rows = table(
+        results.map((v) => [v.kind === 'dir' ? 'dir' : formatBytes(v.size), formatTime(Date.parse(v.mtime)), printable(v.sdpath) + (v.alsoAt.length ? `  (also at ${v.alsoAt.map(printable).join(', ')})` : '')]),
+        new Set([0]),
+      );
+      // A result found by what it holds shows why, under it.
+      return rows.flatMap((line, i) => (results[i]!.snippet ? [line, `    ${printable(results[i]!.snippet!)}`] : [line]));
+    });
   },
 };
 

@@ -5,7 +5,7 @@ import type { Db } from '../db/database.js';
 import { listDevices } from '../device.js';
 import { listLocations } from '../locations.js';
 import { parsePlain, type ParsedSearch, type PlainContext } from './plain.js';
-import { foldersNamed, searchGrouped, type SearchHit } from './search.js';
+import { foldersNamed, searchGrouped, type SearchHit, type SearchOptions } from './search.js';
 
 /** What the parser may recognise in a sentence: this library's names. */
 export function plainContext(db: Db, now = Date.now()): PlainContext {
@@ -22,8 +22,8 @@ export interface SearchRun extends ParsedSearch {
   hits: SearchHit[];
 }
 
-/** Parses a sentence (or filters) and runs it: up to `limit` results, one per content. `atRisk` gives the Data Guardian's at-risk contents. */
-export function runSearch(db: Db, text: string, limit: number, atRisk?: () => Iterable<string>): SearchRun {
+/** Parses a sentence (or filters) and runs it: up to `limit` results, one per content (options: see SearchOptions). */
+export function runSearch(db: Db, text: string, limit: number, options: Pick<SearchOptions, 'atRisk' | 'snippets'> = {}): SearchRun {
   const parsed = parsePlain(text, plainContext(db));
-  return { ...parsed, hits: searchGrouped(db, parsed.query, { limit, atRisk }) };
+  return { ...parsed, hits: searchGrouped(db, parsed.query, { limit, ...options }) };
 }

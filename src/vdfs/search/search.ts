@@ -11,20 +11,29 @@ import { ENTRY_KINDS, ftsAny, ftsExpression, ftsPhrase, type SearchQuery } from 
 
 export interface SearchOptions {
   limit: number;
+  /** Give each result found by what its file holds a few words of that text around the match (costs a read of the text per result). */
+  snippets?: boolean;
   deviceId?: string;
   /** The content ids the Data Guardian counts at risk (for is:at-risk). */
   atRisk?: () => Iterable<string>;
 }
 
+/** Where a result's words were found: its name, what it holds, its tags or metadata values, a folder above it. */
+export type MatchedBy = 'name' | 'content' | 'tags' | 'folder';
+
 /** One result: the best-ranked file of a content, and the other files with the same bytes the search found. */
 export interface SearchHit {
   entry: Entry;
   alsoAt: Entry[];
+  /** Where its words were found (absent for a query without words). */
+  matched?: MatchedBy;
+  /** For a match in what it holds: the words around it, the matches in [brackets] (with the snippets option). */
+  snippet?: string;
 }
 
 export function searchEntries(db: Db, q: SearchQuery, options: SearchOptions): Entry[] {
   const entries: Entry[] = [];
-  for (const row of matchingRows(db, q, options, options.limit)) {
+  for (const { row } of matchingRows(db, q, options, options.limit)) {
     entries.push(toEntry(row));
     if (entries.length === options.limit) break;
   }
@@ -37,7 +46,7 @@ export function searchGrouped(db: Db, q: SearchQuery, options: SearchOptions): S
   const byContent = new Map<string, SearchHit>();
   // Copies take places in the page: read a few pages' worth, stop at `limit` groups (a
   // source of matches with more rows than groups goes on, for the copies among them).
-  for (const row of matchingRows(db, q, options, options.limit * 4, () => hits.length >= options.limit)) {
+  for (const { row, matched } of matchingRows(db, q, options, options.limit * 4, () => hits.length >= options.limit)) {
     const entry = toEntry(row);
     const same = entry.kind === 'file' && entry.contentId ? byContent.get(entry.contentId) : undefined;
     if (same) {
@@ -45,20 +54,30 @@ export function searchGrouped(db: Db, q: SearchQuery, options: SearchOptions): S
       continue;
     }
     if (hits.length === options.limit) continue;
-    const hit = { entry, alsoAt: [] };
+    const hit: SearchHit = { entry, alsoAt: [], ...(matched && { matched }) };
     hits.push(hit);
     if (entry.kind === 'file' && entry.contentId) byContent.set(entry.contentId, hit);
   }
+  const fts = ftsExpression(q);
+  if (options.snippets && fts) addSnippets(db, fts, hits);
   return hits;
+}
+
+/** The words around a content match, for the results found by what they hold (only those: the text is read for each). */
+function addSnippets(db: Db, fts: string, hits: SearchHit[]): void {
+  const snippet = db.prepare(`SELECT snippet(content_search, -1, '[', ']', '…', 12) FROM content_search
+                              WHERE content_search MATCH ? AND rowid = (SELECT id FROM content_extracts WHERE content_id = ?)`).pluck();
+  for (const hit of hits) {
+    if (hit.matched !== 'content' || !hit.entry.contentId) continue;
+    const text = snippet.get(fts, hit.entry.contentId) as string | undefined;
+    if (text) hit.snippet = text.replace(/\s+/g, ' ').trim();
+  }
 }
 
 type Row = Parameters<typeof toEntry>[0];
 
-/**
- * The query's filters as SQL on entries `e` (every one must hold); undefined when nothing
- * can match (no content is at risk, say).
- */
-function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: string[]; params: Array<string | number> } | undefined {
+/** The query's filters (but dates taken: see takenSql) as SQL on entries `e`; every one must hold. */
+function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: string[]; params: Array<string | number> } {
   const where: string[] = ['e.parent_id IS NOT NULL'];
   const params: Array<string | number> = [];
   const fts = ftsExpression(q);
@@ -148,9 +167,8 @@ function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: str
  * then below folders whose names match. Each later source is asked only while the page
  * has room, and an entry found before is not given again.
  */
-function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: number, enough = () => false): Generator<Row> {
+function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: number, enough = () => false): Generator<{ row: Row; matched?: MatchedBy }> {
   const filters = filterSql(db, q, options);
-  if (!filters) return;
   const fts = ftsExpression(q);
   // Words that cannot match anything (punctuation only): nothing matches.
   if ((q.words.length > 0 || q.anyOf.length > 0) && !fts) return;
@@ -162,7 +180,7 @@ function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: num
       ? `SELECT e.* FROM content_extracts t INDEXED BY content_extracts_by_taken CROSS JOIN entries e INDEXED BY entries_by_content ON e.content_id = t.content_id
          WHERE ${takenSql(q, 't')} AND ${where} ORDER BY t.taken_at DESC LIMIT ?`
       : `SELECT e.* FROM entries e WHERE ${where} ORDER BY e.mtime DESC LIMIT ?`;
-    yield* db.prepare(sql).iterate(...takenParams(q), ...filters.params, rows) as Iterable<Row>;
+    for (const row of db.prepare(sql).iterate(...takenParams(q), ...filters.params, rows) as Iterable<Row>) yield { row };
     return;
   }
   refreshNotes(db);
@@ -173,7 +191,7 @@ function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: num
     for (const row of db.prepare(source.sql).iterate(...source.params, ...takenParams(q), ...filters.params, left) as Iterable<Row>) {
       if (seen.has(row.id)) continue;
       seen.add(row.id);
-      yield row;
+      yield { row, matched: source.matched };
     }
   }
 }
@@ -196,7 +214,7 @@ function takenOfEntry(q: SearchQuery): string {
 }
 
 /** Where the words of a query are looked for, in the order their matches rank. */
-function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Array<{ sql: string; params: Array<string | number> }> {
+function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Array<{ matched: MatchedBy; sql: string; params: Array<string | number> }> {
   const where = `${takenOfEntry(q)} AND ${filters}`;
   // Ranking scores every match: for a word most names hold (img, 2024), the newest entries
   // first instead (the index walks its lists backwards), which costs what the page costs.
@@ -205,10 +223,11 @@ function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Arra
   return [
     // CROSS JOIN: the name index leads. With entries leading (an index by kind and time looks
     // cheap to the planner), every row ran the whole MATCH again: 38 s at 1M entries.
-    { sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where} ORDER BY ${nameOrder} LIMIT ?`, params: [fts] },
+    { matched: 'name', sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where} ORDER BY ${nameOrder} LIMIT ?`, params: [fts] },
     // What the bytes say, once per content: every file holding it. INDEXED BY: with a kind
     // filter the planner walked every file of that kind per match instead (75 s at 50k files).
     {
+      matched: 'content',
       sql: `SELECT e.* FROM content_search CROSS JOIN content_extracts x ON x.id = content_search.rowid CROSS JOIN entries e INDEXED BY entries_by_content ON e.content_id = x.content_id
             WHERE content_search MATCH ? AND e.kind = 'file' AND ${takenSql(q, 'x')} AND ${filters} ORDER BY ${textOrder} LIMIT ?`,
       params: [fts],
@@ -217,6 +236,7 @@ function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Arra
     notesSource(fts, where),
     // Below folders whose names match (a word of the path): the newest first.
     {
+      matched: 'folder',
       sql: `SELECT e.* FROM entries e WHERE e.parent_id IN
               (SELECT c.descendant FROM entry_closure c WHERE c.ancestor IN
                  (SELECT f.id FROM search CROSS JOIN entries f ON f.id = search.rowid WHERE search MATCH ? AND f.kind = 'dir' LIMIT ${PATH_FOLDERS_MAX}))
@@ -233,8 +253,9 @@ const PATH_FOLDERS_MAX = 200;
  * Entries whose tags and metadata values (together) hold the words, through a small
  * full-text table of them (temp.search_notes, see refreshNotes), so they match as names do.
  */
-function notesSource(fts: string, where: string): { sql: string; params: Array<string | number> } {
+function notesSource(fts: string, where: string): { matched: MatchedBy; sql: string; params: Array<string | number> } {
   return {
+    matched: 'tags',
     sql: `SELECT e.* FROM temp.search_notes CROSS JOIN entries e ON e.id = search_notes.rowid WHERE search_notes MATCH ? AND ${where} ORDER BY e.mtime DESC LIMIT ?`,
     params: [fts],
   };
