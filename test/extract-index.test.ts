@@ -57,6 +57,8 @@ t.test('sd index reads what files hold; sd search finds them by it', async (t) =
   t.same(await search(library, 'photos taken in 2024'), ['IMG_0042.jpg'], 'a photo by the date it was taken');
   t.same(await search(library, 'kind:image'), ['IMG_0042.jpg', 'download.bin'], 'a PNG named .bin is an image by its bytes');
   t.same(await search(library, 'kind:audio'), ['voice memo.wav'], 'audio');
+  t.same(await search(library, 'recordings shorter than 2 seconds'), ['voice memo.wav'], 'a recording by how long it plays (1.5 s)');
+  t.same(await search(library, 'duration:>2s'), [], 'and not by a length it does not have');
   t.same(await search(library, 'tax', 'documents'), ['scan-0001.pdf'], 'the whitepaper\'s topic words reach into text: a scan named scan-0001 is a tax document');
   const broken = await sd(['--json', 'search', 'broken'], { library });
   t.same((JSON.parse(broken.stdout) as SearchJson).results.map((x) => x.name), ['broken.pdf', 'letter.docx'], 'a file that cannot be parsed is still found by its name; a name match ranks before a match in the text');

@@ -50,6 +50,10 @@ t.test('sentences become structured queries', async (t) => {
   t.match(q('photos with only one copy'), { copies: [{ op: '=', n: 1 }], words: [] }, 'only one copy');
   t.match(q('videos not backed up'), { kinds: ['video'], copies: [{ op: '=', n: 1 }], words: [] }, 'not backed up');
   t.match(q('documents with fewer than 3 copies'), { copies: [{ op: '<', n: 3 }], words: [] }, 'fewer than N copies');
+  t.match(q('videos longer than 10 minutes'), { kinds: ['video'], durations: [{ op: '>', ms: 600_000 }], sizes: [], words: [] }, 'longer than: how long it plays');
+  t.match(q('songs under 3 minutes'), { durations: [{ op: '<', ms: 180_000 }], words: [] }, 'under N minutes is a length, not a size');
+  t.match(parseQuery('duration:>1.5h duration:<=90'), { durations: [{ op: '>', ms: 5_400_000 }, { op: '<=', ms: 90_000 }] }, 'duration: in hours, or seconds by default');
+  t.throws(() => parseQuery('duration:>long'), /not a length/, 'a duration that is not one is refused');
   t.match(q('reports created last year'), { words: ['report'], modified: [{ op: '>=', ms: at(2025, 1, 1) }] }, 'created: no creation time is kept, the last change stands in');
   t.ok(parsePlain('reports created last year', CTX).notes.some((n) => /creation times are not kept/.test(n)), 'and the notes say so');
   t.throws(() => parseQuery('created:>2024-01-01'), /creation times are not kept/, 'created: as a filter is refused, saying why');

@@ -39,11 +39,12 @@ the folders above. Understood in a sentence:
               in FOLDER (below any folder of that name), tagged TAG or #TAG
   negation    not/without WORD or KIND ("documents without drafts", "not photos")
   taken       "taken"/"shot" makes the dates after it a photo's date taken
+  length      longer than 10 minutes, under 3 minutes (recordings and videos)
   copies      at risk (Data Guardian), only one copy, not backed up, fewer than 2 copies
 Filters, as before: kind:image|video|audio|document|archive|code|file|dir|symlink,
 ext:pdf (or ext:jpg,png), size:>100MB, modified:<2025-01-01 or modified:>7d,
-taken:>2024-01-01, copies:1 or copies:<2, is:at-risk, in:LOCATION, on:DEVICE, tag:TAG,
--WORD (in quotes, or after --: sd search -- notes -draft).
+taken:>2024-01-01, duration:>10m, copies:1 or copies:<2, is:at-risk, in:LOCATION,
+on:DEVICE, tag:TAG, -WORD (in quotes, or after --: sd search -- notes -draft).
 Results: best match first, then newest (newest first without words); files with the
 same bytes on several devices are one result ("also at"); a file found by what it holds
 shows the words around the match under it. --limit N (default 100).

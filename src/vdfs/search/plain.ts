@@ -33,7 +33,7 @@ export interface ParsedSearch {
 }
 
 const DAY = 86_400_000;
-const UNIT_MS: Record<string, number> = { minute: 60_000, hour: 3_600_000, day: DAY, week: 7 * DAY, month: 30.44 * DAY, year: 365.25 * DAY };
+const UNIT_MS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: DAY, week: 7 * DAY, month: 30.44 * DAY, year: 365.25 * DAY };
 const NUMBER_WORDS: Record<string, number> = { a: 1, an: 1, one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10, twelve: 12, few: 3, couple: 2 };
 const NUM = '(\\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|a couple of)';
 const UNIT = '(minute|hour|day|week|month|year)s?';
@@ -122,6 +122,7 @@ export function parsePlain(text: string, ctx: PlainContext): ParsedSearch {
   // (in 2024 is a year even where a folder is named 2024), then single-word places.
   places(s, 2);
   copies(s);
+  mediaWords(s);
   dates(s);
   places(s, 1);
   words(s);
@@ -192,6 +193,18 @@ function copies(s: Sentence): void {
     const op = ops[m[1] ?? ''] ?? '>=';
     s.q.copies.push({ op, n });
     s.notes.push(`${m[0].trim()} → on ${op === '>=' ? 'at least ' : op === '<' ? 'fewer than ' : 'more than '}${n} device${n === 1 ? '' : 's'}`);
+    return true;
+  });
+}
+
+/** What extraction knows: how long a recording plays, when a photo was taken (and "created", which no one knows). */
+function mediaWords(s: Sentence): void {
+  // "videos longer than 10 minutes", "songs under 3 minutes": how long they play.
+  s.take(new RegExp(`\\b(longer than|over|more than|at least|shorter than|under|less than|at most)\\s+${NUM}\\s+(second|minute|hour)s?(?:\\s+long)?\\b`, 'g'), (m) => {
+    const ms = count(m[2]!) * UNIT_MS[m[3]!]!;
+    const op: Comparison = /longer|over|more/.test(m[1]!) ? '>' : m[1] === 'at least' ? '>=' : m[1] === 'at most' ? '<=' : '<';
+    s.q.durations.push({ op, ms });
+    s.notes.push(`${m[0].trim()} → plays ${op} ${ms / 1000} s`);
     return true;
   });
   // "taken in 2024", "photos shot last summer": the dates that follow are when a photo was taken.

@@ -23,6 +23,8 @@ export interface SearchQuery {
   modified: Array<{ op: Comparison; ms: number }>;
   /** When a photo was taken (its EXIF date, from extraction). */
   taken: Array<{ op: Comparison; ms: number }>;
+  /** How long a recording or video plays (from extraction). */
+  durations: Array<{ op: Comparison; ms: number }>;
   /** Devices holding the content (1: this file has no copy on another device). */
   copies: Array<{ op: Comparison; n: number }>;
   /** Content the Data Guardian counts at risk (fewer counting copies than its policy wants). */
@@ -41,7 +43,7 @@ export interface SearchQuery {
 }
 
 export function emptyQuery(): SearchQuery {
-  return { words: [], anyOf: [], without: [], kinds: [], kindExtensions: [], notKinds: [], extensions: [], sizes: [], modified: [], taken: [], copies: [], atRisk: false, locations: [], folders: [], devices: [], onlyOn: [], notOn: [], tags: [] };
+  return { words: [], anyOf: [], without: [], kinds: [], kindExtensions: [], notKinds: [], extensions: [], sizes: [], modified: [], taken: [], durations: [], copies: [], atRisk: false, locations: [], folders: [], devices: [], onlyOn: [], notOn: [], tags: [] };
 }
 
 /** Whether a query asks for anything at all. */
@@ -74,6 +76,15 @@ export function parseDateFilter(text: string, now = Date.now()): number {
   return ms;
 }
 
+const DURATION_UNIT_MS: Record<string, number> = { '': 1000, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** A length of play: 90 or 90s (seconds), 10m or 10min, 1.5h; as ms. */
+export function parseDurationFilter(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(s|m|min|h)?$/i.exec(text);
+  if (!m) throw new SdError('USAGE', `duration filter '${text}' is not a length; write e.g. duration:>10m, duration:<90s or duration:>1.5h`);
+  return Math.round(Number(m[1]) * DURATION_UNIT_MS[(m[2] ?? '').toLowerCase()]!);
+}
+
 function splitComparison(value: string): { op: Comparison; rest: string } {
   const m = /^(>=|<=|>|<|=)?(.*)$/.exec(value)!;
   return { op: (m[1] as Comparison | undefined) ?? '=', rest: m[2]! };
@@ -87,7 +98,7 @@ function splitComparison(value: string): { op: Comparison; rest: string } {
  */
 export const CREATED_NOTE = 'creation times are not kept (each copy and device has its own); the date of the last change stands in (modified:), and taken: is when a photo was taken';
 
-const FILTER = /^(kind|ext|size|modified|created|taken|copies|is|in|on|device|tag):(.+)$/i;
+const FILTER = /^(kind|ext|size|modified|created|taken|duration|copies|is|in|on|device|tag):(.+)$/i;
 
 /** Whether a token is a filter (kind:x, size:>1MB, ...) or an excluded word (-draft). */
 export function isFilterToken(token: string): boolean {
@@ -123,6 +134,9 @@ export function addFilterToken(q: SearchQuery, token: string): void {
   } else if (key === 'taken') {
     const { op, rest } = splitComparison(value);
     q.taken.push({ op, ms: parseDateFilter(rest) });
+  } else if (key === 'duration') {
+    const { op, rest } = splitComparison(value);
+    q.durations.push({ op, ms: parseDurationFilter(rest) });
   } else if (key === 'copies') {
     const { op, rest } = splitComparison(value);
     if (!/^\d+$/.test(rest)) throw new SdError('USAGE', `copies filter '${value}' is not a number of copies; write e.g. copies:1 or copies:<2`);

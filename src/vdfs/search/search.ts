@@ -101,6 +101,11 @@ function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: str
     where.push(`e.mtime ${m.op} ?`);
     params.push(m.ms);
   }
+  for (const d of q.durations) {
+    // Few files play; each candidate's extract is one lookup by its content id.
+    where.push(`EXISTS (SELECT 1 FROM content_extracts d WHERE d.content_id = e.content_id AND d.duration_ms ${d.op} ?)`);
+    params.push(d.ms);
+  }
   for (const c of q.copies) {
     // Devices holding the content; a file without a content id has only itself.
     where.push(`(CASE WHEN e.content_id IS NULL THEN 1 ELSE (SELECT count(DISTINCT o.device_id) FROM entries o WHERE o.content_id = e.content_id AND o.kind = 'file') END) ${c.op} ?`);
