@@ -48,7 +48,7 @@ interface OutboxRow {
   extra: string | null;
 }
 
-function toChange(r: OutboxRow, extracts: ExtractStore): IndexChange {
+function toChange(r: OutboxRow, extracts: () => ExtractStore): IndexChange {
   switch (r.op) {
     case 'entry':
       return { op: 'entry', id: r.id!, locationId: r.location_id!, parentId: r.parent_id, name: r.name!, kind: r.kind!, size: r.size!, mtime: r.mtime!, mode: r.mode!, contentId: r.content_id };
@@ -88,7 +88,7 @@ function toChange(r: OutboxRow, extracts: ExtractStore): IndexChange {
     case 'extract': {
       // Read now (see ExtractStore.record). Extracts are never deleted; were one gone, a
       // version 0 failure goes in its place, which any real extract a peer has or gets beats.
-      const x = extracts.get(r.content_id!) ?? { contentId: r.content_id!, version: 0, status: 'failed', mime: null, text: null, meta: { error: 'no longer known' } };
+      const x = extracts().get(r.content_id!) ?? { contentId: r.content_id!, version: 0, status: 'failed', mime: null, text: null, meta: { error: 'no longer known' } };
       return { op: 'extract', ...x };
     }
     default:
@@ -103,7 +103,9 @@ const QUEUED_READ_BYTES = 16 * 1024 * 1024;
 export function queuedChanges(db: Db, afterSeq: number, limit: number): QueuedChange[] {
   const changes: QueuedChange[] = [];
   let bytes = 0;
-  const extracts = new ExtractStore(db, '');
+  // Made at the first extract: the log pumps every 50 ms, most often with none.
+  let store: ExtractStore | undefined;
+  const extracts = () => (store ??= new ExtractStore(db, ''));
   for (const r of db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?').iterate(afterSeq, limit) as Iterable<OutboxRow>) {
     const change = toChange(r, extracts);
     changes.push({ seq: r.seq, change });

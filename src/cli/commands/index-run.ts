@@ -21,6 +21,10 @@ export async function runIndexes(ctx: CommandContext, locations: readonly Locati
       if (stopped) break;
       summaries.push(await runIndex(ctx, location, thread, () => stopped));
     }
+    // Contents whose last file went in these passes wait for nothing any more (the phase
+    // never reads them: it goes through files).
+    const library = ctx.library();
+    dropOrphanPending(library.db, library.device.id);
     return summaries;
   } finally {
     await thread.close();
@@ -40,7 +44,6 @@ async function runIndex(ctx: CommandContext, location: Location, thread: Extract
     if (location.indexMode === 'shallow') return summary;
     const started = performance.now();
     const warnings = new WarningList();
-    dropOrphanPending(library.db, library.device.id);
     const counts = await extractLocation(library.db, library.device.id, new EntryStore(library.db), location, {
       thread,
       warnings,

@@ -35,7 +35,6 @@ export interface ExtractPhaseOptions {
 interface PendingFile {
   seq: number;
   content_id: string;
-  id: number;
   parent_id: number;
   name: string;
   size: number;
@@ -43,7 +42,7 @@ interface PendingFile {
   ext: string | null;
 }
 
-const PENDING_OF_LOCATION = `SELECT p.seq, p.content_id, e.id, e.parent_id, e.name, e.size, e.mtime, e.ext
+const PENDING_OF_LOCATION = `SELECT p.seq, p.content_id, e.parent_id, e.name, e.size, e.mtime, e.ext
                              FROM extract_pending p JOIN entries e ON e.content_id = p.content_id
                              WHERE e.location_id = ? AND e.kind = 'file' AND p.seq > ?
                              GROUP BY p.seq ORDER BY p.seq LIMIT ?`;

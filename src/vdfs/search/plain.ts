@@ -6,11 +6,8 @@
 // Each part it understood is said in `notes` (sd search --explain).
 import * as chrono from 'chrono-node';
 import { SdError } from '../../errors.js';
-import { addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type Comparison, type SearchQuery } from './query.js';
+import { CREATED_NOTE, addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type Comparison, type SearchQuery } from './query.js';
 import { KIND_WORDS, STOP_WORDS, TOPIC_WORDS, singular, stem } from './vocabulary.js';
-
-export { CREATED_NOTE } from './query.js';
-import { CREATED_NOTE } from './query.js';
 
 /** Longer than this is not a query (refused at once, never slow). */
 export const MAX_QUERY_CHARS = 1000;
@@ -175,6 +172,12 @@ function sizes(s: Sentence): void {
   }
 }
 
+/** How a sentence compares a count or a length ("fewer than 2 copies", "longer than 10 minutes"). */
+const COMPARING: Record<string, Comparison> = {
+  'fewer than': '<', 'less than': '<', under: '<', 'shorter than': '<', 'at most': '<=',
+  'more than': '>', over: '>', 'longer than': '>', 'at least': '>=',
+};
+
 /** The Data Guardian's words: at risk, only one copy, fewer than N copies, N copies. */
 function copies(s: Sentence): void {
   s.take(/\bat[\s-]+risk\b/g, () => {
@@ -189,8 +192,7 @@ function copies(s: Sentence): void {
   });
   s.take(new RegExp(`\\b(?:with\\s+)?(fewer than|less than|under|at least|more than|over)?\\s*${NUM}\\s+cop(?:y|ies)\\b`, 'g'), (m) => {
     const n = count(m[2]!);
-    const ops: Record<string, Comparison> = { 'fewer than': '<', 'less than': '<', under: '<', 'at least': '>=', 'more than': '>', over: '>' };
-    const op = ops[m[1] ?? ''] ?? '>=';
+    const op = COMPARING[m[1] ?? ''] ?? '>=';
     s.q.copies.push({ op, n });
     s.notes.push(`${m[0].trim()} → on ${op === '>=' ? 'at least ' : op === '<' ? 'fewer than ' : 'more than '}${n} device${n === 1 ? '' : 's'}`);
     return true;
@@ -202,7 +204,7 @@ function mediaWords(s: Sentence): void {
   // "videos longer than 10 minutes", "songs under 3 minutes": how long they play.
   s.take(new RegExp(`\\b(longer than|over|more than|at least|shorter than|under|less than|at most)\\s+${NUM}\\s+(second|minute|hour)s?(?:\\s+long)?\\b`, 'g'), (m) => {
     const ms = count(m[2]!) * UNIT_MS[m[3]!]!;
-    const op: Comparison = /longer|over|more/.test(m[1]!) ? '>' : m[1] === 'at least' ? '>=' : m[1] === 'at most' ? '<=' : '<';
+    const op = COMPARING[m[1]!]!;
     s.q.durations.push({ op, ms });
     s.notes.push(`${m[0].trim()} → plays ${op} ${ms / 1000} s`);
     return true;

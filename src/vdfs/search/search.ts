@@ -58,13 +58,13 @@ export function searchGrouped(db: Db, q: SearchQuery, options: SearchOptions): S
     hits.push(hit);
     if (entry.kind === 'file' && entry.contentId) byContent.set(entry.contentId, hit);
   }
-  const fts = ftsExpression(q);
-  if (options.snippets && fts) addSnippets(db, fts, hits);
+  if (options.snippets) addSnippets(db, ftsExpression(q), hits);
   return hits;
 }
 
 /** The words around a content match, for the results found by what they hold (only those: the text is read for each). */
-function addSnippets(db: Db, fts: string, hits: SearchHit[]): void {
+function addSnippets(db: Db, fts: string | undefined, hits: SearchHit[]): void {
+  if (!fts) return;
   const snippet = db.prepare(`SELECT snippet(content_search, -1, '[', ']', '…', 12) FROM content_search
                               WHERE content_search MATCH ? AND rowid = (SELECT id FROM content_extracts WHERE content_id = ?)`).pluck();
   for (const hit of hits) {
@@ -77,10 +77,9 @@ function addSnippets(db: Db, fts: string, hits: SearchHit[]): void {
 type Row = Parameters<typeof toEntry>[0];
 
 /** The query's filters (but dates taken: see takenSql) as SQL on entries `e`; every one must hold. */
-function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: string[]; params: Array<string | number> } {
+function filterSql(db: Db, q: SearchQuery, fts: string | undefined, options: SearchOptions): { where: string[]; params: Array<string | number> } {
   const where: string[] = ['e.parent_id IS NOT NULL'];
   const params: Array<string | number> = [];
-  const fts = ftsExpression(q);
   if (!fts && q.without.length > 0) {
     const none = ftsAny(q.without);
     if (none) {
@@ -173,10 +172,10 @@ function filterSql(db: Db, q: SearchQuery, options: SearchOptions): { where: str
  * has room, and an entry found before is not given again.
  */
 function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: number, enough = () => false): Generator<{ row: Row; matched?: MatchedBy }> {
-  const filters = filterSql(db, q, options);
   const fts = ftsExpression(q);
   // Words that cannot match anything (punctuation only): nothing matches.
   if ((q.words.length > 0 || q.anyOf.length > 0) && !fts) return;
+  const filters = filterSql(db, q, fts, options);
   const where = filters.where.join(' AND ');
   if (!fts) {
     // With a date taken and no words, the photos of those dates lead, the last taken first
@@ -188,11 +187,11 @@ function* matchingRows(db: Db, q: SearchQuery, options: SearchOptions, rows: num
     for (const row of db.prepare(sql).iterate(...takenParams(q), ...filters.params, rows) as Iterable<Row>) yield { row };
     return;
   }
-  refreshNotes(db);
   const seen = new Set<number>();
-  for (const source of wordSources(db, q, fts, where)) {
+  for (const sourceOf of wordSources(db, q, fts, where)) {
     const left = rows - seen.size;
     if (left <= 0 || enough()) return;
+    const source = sourceOf();
     for (const row of db.prepare(source.sql).iterate(...source.params, ...takenParams(q), ...filters.params, left) as Iterable<Row>) {
       if (seen.has(row.id)) continue;
       seen.add(row.id);
@@ -218,36 +217,40 @@ function takenOfEntry(q: SearchQuery): string {
   return q.taken.length ? `e.content_id IN (SELECT t.content_id FROM content_extracts t WHERE ${takenSql(q, 't')})` : '1';
 }
 
-/** Where the words of a query are looked for, in the order their matches rank. */
-function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Array<{ matched: MatchedBy; sql: string; params: Array<string | number> }> {
+type WordSource = { matched: MatchedBy; sql: string; params: Array<string | number> };
+
+/**
+ * Where the words of a query are looked for, in the order their matches rank; each made
+ * only when asked (a page the names fill costs no look at the text or the tags).
+ */
+function wordSources(db: Db, q: SearchQuery, fts: string, filters: string): Array<() => WordSource> {
   const where = `${takenOfEntry(q)} AND ${filters}`;
   // Ranking scores every match: for a word most names hold (img, 2024), the newest entries
   // first instead (the index walks its lists backwards), which costs what the page costs.
-  const nameOrder = isBroad(db, 'search', fts) ? 'search.rowid DESC' : 'search.rank, e.mtime DESC';
-  const textOrder = isBroad(db, 'content_search', fts) ? 'content_search.rowid DESC' : 'content_search.rank, e.mtime DESC';
+  const order = (table: 'search' | 'content_search') => (isBroad(db, table, fts) ? `${table}.rowid DESC` : `${table}.rank, e.mtime DESC`);
   return [
     // CROSS JOIN: the name index leads. With entries leading (an index by kind and time looks
     // cheap to the planner), every row ran the whole MATCH again: 38 s at 1M entries.
-    { matched: 'name', sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where} ORDER BY ${nameOrder} LIMIT ?`, params: [fts] },
+    () => ({ matched: 'name', sql: `SELECT e.* FROM search CROSS JOIN entries e ON e.id = search.rowid WHERE search MATCH ? AND ${where} ORDER BY ${order('search')} LIMIT ?`, params: [fts] }),
     // What the bytes say, once per content: every file holding it. INDEXED BY: with a kind
     // filter the planner walked every file of that kind per match instead (75 s at 50k files).
-    {
+    () => ({
       matched: 'content',
       sql: `SELECT e.* FROM content_search CROSS JOIN content_extracts x ON x.id = content_search.rowid CROSS JOIN entries e INDEXED BY entries_by_content ON e.content_id = x.content_id
-            WHERE content_search MATCH ? AND e.kind = 'file' AND ${takenSql(q, 'x')} AND ${filters} ORDER BY ${textOrder} LIMIT ?`,
+            WHERE content_search MATCH ? AND e.kind = 'file' AND ${takenSql(q, 'x')} AND ${filters} ORDER BY ${order('content_search')} LIMIT ?`,
       params: [fts],
-    },
+    }),
     // Tags and metadata values: few entries have them; each word must start a word of one.
-    notesSource(fts, where),
+    () => notesSource(db, fts, where),
     // Below folders whose names match (a word of the path): the newest first.
-    {
+    () => ({
       matched: 'folder',
       sql: `SELECT e.* FROM entries e WHERE e.parent_id IN
               (SELECT c.descendant FROM entry_closure c WHERE c.ancestor IN
                  (SELECT f.id FROM search CROSS JOIN entries f ON f.id = search.rowid WHERE search MATCH ? AND f.kind = 'dir' LIMIT ${PATH_FOLDERS_MAX}))
             AND ${where} ORDER BY e.mtime DESC LIMIT ?`,
       params: [fts],
-    },
+    }),
   ];
 }
 
@@ -258,7 +261,8 @@ const PATH_FOLDERS_MAX = 200;
  * Entries whose tags and metadata values (together) hold the words, through a small
  * full-text table of them (temp.search_notes, see refreshNotes), so they match as names do.
  */
-function notesSource(fts: string, where: string): { matched: MatchedBy; sql: string; params: Array<string | number> } {
+function notesSource(db: Db, fts: string, where: string): WordSource {
+  refreshNotes(db);
   return {
     matched: 'tags',
     sql: `SELECT e.* FROM temp.search_notes CROSS JOIN entries e ON e.id = search_notes.rowid WHERE search_notes MATCH ? AND ${where} ORDER BY e.mtime DESC LIMIT ?`,
