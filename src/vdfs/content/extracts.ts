@@ -4,6 +4,7 @@
 // and peers store what their logs bring: a content's extract is the same wherever its
 // bytes are, and carrying it is far cheaper than fetching the bytes to extract again.
 import type { Db } from '../db/database.js';
+import type { Extracted } from '../extract/extract.js';
 import { kindOfMime } from '../kinds.js';
 
 /**
@@ -16,21 +17,11 @@ export const MAX_EXTRACT_TEXT_BYTES = 1024 * 1024;
 /** The most its metadata may take as JSON in a log. */
 export const MAX_EXTRACT_META_BYTES = 16 * 1024;
 
-/** An extract's metadata: what is known of a photo, a recording or a document besides its text. */
-export interface ExtractMeta {
-  /** When a photo was taken (epoch ms). */
-  takenAt?: number;
-  width?: number;
-  height?: number;
-  durationMs?: number;
-  camera?: string;
-  gps?: boolean;
-  /** Other values a word search finds: title, artist, album, author... */
-  values?: string[];
-  textTruncated?: boolean;
-  /** Why the bytes could not be parsed (status 'failed'). */
-  error?: string;
-}
+/**
+ * An extract's metadata: what is known of a photo, a recording or a document besides its
+ * text (the extractors' own fields), and why its bytes could not be parsed (status 'failed').
+ */
+export type ExtractMeta = Pick<Extracted, 'takenAt' | 'width' | 'height' | 'durationMs' | 'camera' | 'gps' | 'values' | 'textTruncated'> & { error?: string };
 
 /** One content's extract as the log carries it. */
 export interface ContentExtract {
