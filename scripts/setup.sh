@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ls /usr/lib/*/libfuse.so.2 >/dev/null 2>&1 || need_apt+=(libfuse2)
-command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+# sdfs's own FUSE binding is built against libfuse3 (headers and pkg-config file).
+[ -e /usr/include/fuse3/fuse_lowlevel.h ] || need_apt+=(libfuse3-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v getfattr >/dev/null 2>&1 || need_apt+=(attr)
 # A C/C++ toolchain: better-sqlite3 and fuse-native build from source.
 { command -v g++ && command -v make && command -v python3; } >/dev/null 2>&1 || need_apt+=(build-essential python3)
@@ -44,6 +47,19 @@ if [ ! -e "$fuse_native/build/Release/fuse.node" ] || grep -q 'FUSE_UINT64_TO_IN
     { echo "setup: fuse-native's source is not the one the utimens fix is for" >&2; exit 1; }
   npm rebuild fuse-native --build-from-source --loglevel=error >/dev/null
   [ -e "$fuse_native/build/Release/fuse.node" ] || { echo "setup: building fuse-native failed" >&2; exit 1; }
+fi
+
+# sdfs's FUSE binding (src/fuse/native), built when missing or older than its source.
+native=src/fuse/native
+addon=$native/build/Release/sdfuse.node
+if [ ! -e "$addon" ] || [ "$native/sdfuse.cc" -nt "$addon" ] || [ "$native/binding.gyp" -nt "$addon" ]; then
+  echo "setup: building the FUSE binding" >&2
+  # Node's own headers when they are installed beside it (node-gyp would download them otherwise).
+  prefix=$(dirname "$(dirname "$(command -v node)")")
+  nodedir=()
+  [ -e "$prefix/include/node/node_api.h" ] && nodedir=(--nodedir="$prefix")
+  (cd "$native" && ../../../node_modules/.bin/node-gyp rebuild "${nodedir[@]}" --loglevel=error >/dev/null) ||
+    { echo "setup: building the FUSE binding failed (needs libfuse3-dev, pkg-config and a C++ compiler)" >&2; exit 1; }
 fi
 
 echo "setup: building" >&2

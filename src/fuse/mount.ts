@@ -11,6 +11,7 @@ import Fuse, { type Ops } from 'fuse-native';
 import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
 import { KernelInvalidator, devFuseFds } from './invalidate.js';
+import { NativeSession, type NativeOps } from './lowlevel.js';
 
 const run = promisify(execFile);
 
@@ -113,9 +114,42 @@ export interface Mounted {
   unmount(): Promise<void>;
 }
 
-export async function mountFuse(mountpoint: string, ops: Ops, options: MountOptions): Promise<Mounted> {
+/**
+ * Which binding serves the mount: sdfs's own on libfuse3 (the default), or fuse-native on
+ * libfuse2 with SD_FUSE=fuse-native (kept while the two are compared).
+ */
+export function fuseBinding(): 'native' | 'fuse-native' {
+  return process.env.SD_FUSE === 'fuse-native' ? 'fuse-native' : 'native';
+}
+
+export async function mountFuse(mountpoint: string, ops: NativeOps, options: MountOptions): Promise<Mounted> {
   if (!fs.existsSync('/dev/fuse')) throw new SdError('IO', '/dev/fuse is missing; load the fuse module (modprobe fuse) or run where FUSE is available');
   await prepareMountpoint(mountpoint);
+  return fuseBinding() === 'native' ? mountNative(mountpoint, ops, options) : mountFuseNative(mountpoint, ops, options);
+}
+
+/** The mount options both bindings give the kernel. */
+const KERNEL_OPTIONS = ['fsname=sdfs', 'subtype=sdfs', 'default_permissions'];
+
+async function mountNative(mountpoint: string, ops: NativeOps, options: MountOptions): Promise<Mounted> {
+  let session: NativeSession;
+  try {
+    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, debug: options.debug ?? false, options: KERNEL_OPTIONS });
+  } catch (err) {
+    if (err instanceof SdError) throw err;
+    throw new SdError('IO', `could not mount ${mountpoint}: ${(err as Error).message}; is fuse3 installed (npm run setup)?`);
+  }
+  const invalidator = new KernelInvalidator(session.fd);
+  return mounted(mountpoint, invalidator, async () => {
+    // A plain unmount first; a lazy one when files are still open (the process is ending).
+    if (isMounted(mountpoint)) await run('fusermount3', ['-u', mountpoint]).catch(() => undefined);
+    if (isMounted(mountpoint)) await forceUnmount(mountpoint);
+    await session.whenEnded(2000);
+    session.close();
+  });
+}
+
+async function mountFuseNative(mountpoint: string, ops: Ops, options: MountOptions): Promise<Mounted> {
   const fdsBefore = devFuseFds();
   const fuse = new SdFuse(mountpoint, ops, {
     timeout: false, // no timer per operation: ours answer at once, remote reads carry their own deadline
@@ -128,11 +162,23 @@ export async function mountFuse(mountpoint: string, ops: Ops, options: MountOpti
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => (err ? reject(new SdError('IO', `could not mount ${mountpoint}: ${err.message}; is libfuse2 installed (npm run setup)?`)) : resolve()));
   });
-  const invalidator = KernelInvalidator.afterMount(fdsBefore);
+  return mounted(mountpoint, KernelInvalidator.afterMount(fdsBefore), async () => {
+    await new Promise<void>((resolve) => {
+      fuse.unmount((err) => {
+        if (err) log.warn({ op: 'unmount', err: String(err) }, 'unmount failed; trying harder');
+        resolve();
+      });
+    });
+    if (isMounted(mountpoint)) await forceUnmount(mountpoint);
+  });
+}
+
+/** The mounted tree: invalidations go through `invalidator`, `unmount` ends the binding's session. */
+function mounted(mountpoint: string, invalidator: KernelInvalidator | undefined, unmount: () => Promise<void>): Mounted {
   // A name that is never cached: the kernel answers ENOENT when it takes notifications, and
   // anything else is logged as a warning.
   invalidator?.invalidate(['.sd-invalidation-probe']);
-  log.info({ op: 'mount', mountpoint, invalidation: invalidator !== undefined }, 'mounted');
+  log.info({ op: 'mount', mountpoint, binding: fuseBinding(), invalidation: invalidator !== undefined }, 'mounted');
   let unmounted = false;
   return {
     mountpoint,
@@ -147,13 +193,7 @@ export async function mountFuse(mountpoint: string, ops: Ops, options: MountOpti
       if (unmounted) return;
       unmounted = true;
       await invalidator?.close();
-      await new Promise<void>((resolve) => {
-        fuse.unmount((err) => {
-          if (err) log.warn({ op: 'unmount', err: String(err) }, 'unmount failed; trying harder');
-          resolve();
-        });
-      });
-      if (isMounted(mountpoint)) await forceUnmount(mountpoint);
+      await unmount();
       log.info({ op: 'unmount', mountpoint }, 'unmounted');
     },
   };

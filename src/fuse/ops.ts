@@ -17,6 +17,7 @@ import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
 import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from './remote.js';
 import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
+import type { NativeOps } from './lowlevel.js';
 import { Guardian } from '../guardian/guardian.js';
 import { runSearch } from '../vdfs/search/run.js';
 
@@ -79,14 +80,26 @@ export class MountOps {
   }
 
   /** The handler object fuse-native takes; with SD_LOG=debug every call is logged with its result and time. */
-  handlers(): Ops {
-    const bound: Ops = {};
+  handlers(): NativeOps {
+    const bound: NativeOps = { directFd: (fd) => this.directFd(fd), markWritten: (fd) => this.markWritten(fd) };
     const debug = log.isLevelEnabled('debug');
     for (const name of OP_NAMES) {
       const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!.bind(this);
       (bound as Record<string, unknown>)[name] = debug ? traced(name, fn) : fn;
     }
     return bound;
+  }
+
+  /** The real descriptor behind a handle when its reads and writes can go straight to it (the native binding's fast path), else -1. */
+  directFd(fd: number): number {
+    const handle = this.handles.get(fd);
+    return handle && handle.fd >= 0 && !this.remote.isDeferred(fd) ? handle.fd : -1;
+  }
+
+  /** Data was written to a handle's descriptor without passing through write(): the index is told at fsync or release. */
+  markWritten(fd: number): void {
+    const handle = this.handles.get(fd);
+    if (handle) handle.written = true;
   }
 
   /** Open handles, for a clean shutdown. */

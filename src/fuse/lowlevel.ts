@@ -1,0 +1,286 @@
+// The JS half of sdfs's own FUSE binding (src/fuse/native/sdfuse.cc, libfuse3's low-level
+// API). The native side keeps the kernel's node ids and turns each request into a path;
+// here each one is answered by the path-based operations of ops.ts, and the answer handed
+// back with the request's id. Reads and writes of a handle with a real descriptor never
+// come here: the native threads serve them.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FuseStat, Ops, StatFs } from 'fuse-native';
+import { SdError } from '../errors.js';
+import { log } from '../log.js';
+import { EINVAL, EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
+
+/** What ops.ts adds to the fuse-native operations for the native side. */
+export interface NativeOps extends Ops {
+  /** The real descriptor behind a handle when reads and writes can go straight to it, else -1. */
+  directFd?(fh: number): number;
+  /** Data was written straight to the handle's descriptor (the index is told at fsync or release). */
+  markWritten?(fh: number): void;
+}
+
+interface Binding {
+  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch): number;
+  close(session: number): void;
+  fd(session: number): number;
+  invalEntry(session: number, parent: number, name: string): number;
+  replyErr(session: number, id: number, errno: number): void;
+  replyEntry(session: number, id: number, st: Float64Array): void;
+  replyAttr(session: number, id: number, st: Float64Array): void;
+  replyOpen(session: number, id: number, fh: number, fd: number, st: Float64Array | null): void;
+  replyCreate(session: number, id: number, st: Float64Array, fh: number, fd: number): void;
+  replyRead(session: number, id: number, bytes: number): void;
+  replyWrite(session: number, id: number, bytes: number): void;
+  replyBuffer(session: number, id: number, data: Buffer): void;
+  replyNames(session: number, id: number, names: string[]): void;
+  replyStatfs(session: number, id: number, values: number[]): void;
+}
+
+type Dispatch = (op: number, session: number, id: number, path: string | null, fh: number, a: number, b: unknown, c: unknown, uid: number, gid: number, umask: number, pid: number) => void;
+
+/** Request kinds, as numbered in sdfuse.cc (enum Op). */
+const Op = {
+  LOOKUP: 1, GETATTR: 2, SETATTR: 3, READLINK: 4, MKNOD: 5, MKDIR: 6, UNLINK: 7, RMDIR: 8,
+  SYMLINK: 9, RENAME: 10, LINK: 11, OPEN: 12, READ: 13, WRITE: 14, RELEASE: 15, FSYNC: 16, OPENDIR: 17,
+  STATFS: 18, SETXATTR: 19, GETXATTR: 20, LISTXATTR: 21, REMOVEXATTR: 22, ACCESS: 23, CREATE: 24,
+  FALLOCATE: 25, CLOSED: 26,
+} as const;
+
+/** libfuse's FUSE_SET_ATTR_* bits. */
+const SET = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
+const ENOSYS = -38;
+
+const ADDON = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'fuse', 'native', 'build', 'Release', 'sdfuse.node');
+let binding: Binding | undefined;
+
+function loadBinding(): Binding {
+  if (binding) return binding;
+  if (!fs.existsSync(ADDON)) throw new SdError('IO', `sdfs's FUSE binding is not built (${ADDON}); run 'npm run setup'`);
+  binding = createRequire(import.meta.url)(ADDON) as Binding;
+  return binding;
+}
+
+/** A stat for the native side: [ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns]. */
+const packed = new Float64Array(15);
+
+function pack(st: FuseStat): Float64Array {
+  packed[0] = st.ino;
+  packed[1] = st.mode;
+  packed[2] = st.nlink;
+  packed[3] = st.uid;
+  packed[4] = st.gid;
+  packed[5] = st.rdev ?? 0;
+  packed[6] = st.size;
+  packed[7] = st.blksize ?? 4096;
+  packed[8] = st.blocks ?? Math.ceil(st.size / 512);
+  putTime(9, st.atime);
+  putTime(11, st.mtime);
+  putTime(13, st.ctime);
+  return packed;
+}
+
+function putTime(at: number, t: Date | number): void {
+  const ms = typeof t === 'number' ? t : t.getTime();
+  const s = Math.floor(ms / 1000);
+  packed[at] = s;
+  packed[at + 1] = Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6));
+}
+
+function msOf(t: Date | number): number {
+  return typeof t === 'number' ? t : t.getTime();
+}
+
+export interface NativeMountOptions {
+  entryTimeout: number;
+  attrTimeout: number;
+  debug: boolean;
+  /** Mount options for the kernel (fsname, default_permissions, ...). */
+  options: string[];
+}
+
+/** A mounted session of the native binding. */
+export class NativeSession {
+  private ended = false;
+  private readonly endWaiters: Array<() => void> = [];
+
+  private constructor(
+    private readonly b: Binding,
+    readonly mountpoint: string,
+    private readonly ops: NativeOps,
+    private session = -1,
+  ) {}
+
+  static mount(mountpoint: string, ops: NativeOps, options: NativeMountOptions): NativeSession {
+    const b = loadBinding();
+    const s = new NativeSession(b, mountpoint, ops);
+    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch);
+    return s;
+  }
+
+  /** The connection's /dev/fuse descriptor (-1 once it ended). */
+  get fd(): number {
+    return this.b.fd(this.session);
+  }
+
+  /** Whether the kernel ended the connection (unmounted, from here or outside). */
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** Resolves when the connection ended, or after `ms`; says whether it ended. */
+  async whenEnded(ms: number): Promise<boolean> {
+    if (this.ended) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(this.ended), ms);
+      this.endWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Frees the session after the kernel mount is gone; a connection still open (files held after a lazy unmount) no longer keeps the process alive. */
+  close(): void {
+    this.b.close(this.session);
+  }
+
+  private readonly dispatch: Dispatch = (op, sid, id, p, fh, a, b, c, uid, gid) => {
+    const bind = this.b;
+    /** Answers with an errno: 0 for done, negative for failed. */
+    const err = (e: number) => bind.replyErr(sid, id, e);
+    const ops = this.ops;
+    try {
+      if (op === Op.CLOSED) return this.onEnded();
+      if (p === null && fh < 0) return err(ENOENT);
+      const at = p ?? '';
+      /** Answers a name-making request with the attributes of what it made. */
+      const entryOf = (where: string) => (e: number) => {
+        if (e < 0) return err(e);
+        ops.getattr!(where, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : bind.replyEntry(sid, id, pack(st))));
+      };
+      switch (op) {
+        case Op.LOOKUP:
+          return ops.getattr!(at, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyEntry(sid, id, pack(st))));
+        case Op.GETATTR:
+          return this.attrOf(at, fh, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyAttr(sid, id, pack(st))));
+        case Op.SETATTR:
+          return this.setattr(at, fh, c as number[], (e) => {
+            if (e < 0) return err(e);
+            this.attrOf(at, fh, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : bind.replyAttr(sid, id, pack(st))));
+          });
+        case Op.READLINK:
+          return ops.readlink!(at, (e, target) => (e < 0 || target === undefined ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(target))));
+        case Op.MKNOD:
+          return err(ENOSYS);
+        case Op.MKDIR:
+          return ops.mkdir!(at, a, entryOf(at));
+        case Op.UNLINK:
+          return ops.unlink!(at, err);
+        case Op.RMDIR:
+          return ops.rmdir!(at, err);
+        case Op.SYMLINK:
+          return ops.symlink!(c as string, at, entryOf(at));
+        case Op.RENAME:
+          if (a !== 0) return err(EINVAL);
+          if (c === null) return err(ENOENT);
+          return ops.rename!(at, c as string, err);
+        case Op.LINK:
+          if (c === null) return err(ENOENT);
+          return ops.link!(at, c as string, entryOf(c as string));
+        case Op.OPEN:
+          return ops.open!(at, a, (e, handle) => {
+            if (e < 0 || handle === undefined) return err(e || EIO);
+            const direct = ops.directFd?.(handle) ?? -1;
+            if (direct >= 0) return bind.replyOpen(sid, id, handle, direct, null);
+            this.attrOf(at, handle, (e2, st) => bind.replyOpen(sid, id, handle, -1, e2 < 0 || !st ? null : pack(st)));
+          });
+        case Op.CREATE:
+          return ops.create!(at, a, (e, handle) => {
+            if (e < 0 || handle === undefined) return err(e || EIO);
+            this.attrOf(at, handle, (e2, st) => {
+              if (e2 < 0 || !st) {
+                // Made but not statable: release the handle and say why.
+                ops.release!(at, handle, () => undefined);
+                return err(e2 || EIO);
+              }
+              bind.replyCreate(sid, id, pack(st), handle, ops.directFd?.(handle) ?? -1);
+            });
+          });
+        case Op.READ: {
+          const buf = c as Buffer;
+          return ops.read!(at, fh, buf, a, b as number, (n) => bind.replyRead(sid, id, n));
+        }
+        case Op.WRITE: {
+          const buf = c as Buffer;
+          return ops.write!(at, fh, buf, buf.length, b as number, (n) => bind.replyWrite(sid, id, n));
+        }
+        case Op.RELEASE:
+          if (c === true) ops.markWritten?.(fh);
+          return ops.release!(at, fh, err);
+        case Op.FSYNC:
+          if (c === true) ops.markWritten?.(fh);
+          return ops.fsync!(at, a !== 0, fh, err);
+        case Op.OPENDIR:
+          return ops.readdir!(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names)));
+        case Op.STATFS:
+          return ops.statfs!(at, (e, s?: StatFs) => (e < 0 || !s ? err(e || EIO) : bind.replyStatfs(sid, id, [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax])));
+        case Op.SETXATTR:
+          return ops.setxattr!(at, c as string, b as Buffer, 0, a, err);
+        case Op.GETXATTR:
+          return ops.getxattr!(at, c as string, 0, (e, value) => (e < 0 ? err(e) : value ? bind.replyBuffer(sid, id, value) : err(ENODATA)));
+        case Op.LISTXATTR:
+          return ops.listxattr!(at, (e, list) => (e < 0 || !list ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(list.map((n) => `${n}\0`).join('')))));
+        case Op.REMOVEXATTR:
+          return ops.removexattr!(at, c as string, err);
+        case Op.ACCESS:
+          return ops.access!(at, a, err);
+        default:
+          return err(ENOSYS);
+      }
+    } catch (e) {
+      log.warn({ op: 'fuse', request: op, path: p, err: String(e), uid, gid }, 'a FUSE request failed');
+      err(errnoOf(e));
+    }
+  };
+
+  private attrOf(p: string, fh: number, cb: (err: number, st?: FuseStat) => void): void {
+    if (fh >= 0) this.ops.fgetattr!(p, fh, cb);
+    else this.ops.getattr!(p, cb);
+  }
+
+  /**
+   * setattr in the steps the path operations know: mode, owner, size, times. A time the
+   * kernel leaves out (UTIME_OMIT) keeps its value; UTIME_NOW is the time now.
+   */
+  private setattr(p: string, fh: number, values: number[], cb: (err: number) => void): void {
+    const [valid, mode, uid, gid, size, atimeMs, mtimeMs, written] = values as [number, number, number, number, number, number, number, number];
+    const ops = this.ops;
+    if (written && fh >= 0) ops.markWritten?.(fh);
+    const steps: Array<(next: (err: number) => void) => void> = [];
+    if (valid & SET.MODE) steps.push((next) => ops.chmod!(p, mode & 0o7777, next));
+    if (valid & (SET.UID | SET.GID)) steps.push((next) => ops.chown!(p, uid, gid, next));
+    if (valid & SET.SIZE) steps.push((next) => (fh >= 0 ? ops.ftruncate!(p, fh, size, next) : ops.truncate!(p, size, next)));
+    if (valid & (SET.ATIME | SET.MTIME)) {
+      steps.push((next) =>
+        this.attrOf(p, fh, (e, st) => {
+          if (e < 0 || !st) return next(e || EIO);
+          const now = Date.now();
+          const atime = valid & SET.ATIME_NOW ? now : valid & SET.ATIME ? atimeMs : msOf(st.atime);
+          const mtime = valid & SET.MTIME_NOW ? now : valid & SET.MTIME ? mtimeMs : msOf(st.mtime);
+          ops.utimens!(p, atime, mtime, next);
+        }),
+      );
+    }
+    const run = (i: number): void => {
+      if (i === steps.length) return cb(0);
+      steps[i]!((e) => (e < 0 ? cb(e) : run(i + 1)));
+    };
+    run(0);
+  }
+
+  private onEnded(): void {
+    this.ended = true;
+    for (const wake of this.endWaiters.splice(0)) wake();
+  }
+}

@@ -1,0 +1,1213 @@
+// sdfs's own FUSE binding, on libfuse3's low-level API.
+//
+// The native side owns the session: the /dev/fuse connection, libfuse's worker threads,
+// the table of node ids the kernel holds (id -> parent + name, and lookup counts), and
+// the fast paths that need no namespace decision: reads and writes on a handle whose
+// real file descriptor JS gave at open, listings served from the names JS gave at
+// opendir, forget, flush, releasedir. Every other request becomes a call of the JS
+// `dispatch` function (through a thread-safe function, never blocking a FUSE thread)
+// with the request's path(s); JS answers by calling one of the reply functions below
+// with the request's id, from its own thread, whenever it is ready.
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+// ---------------------------------------------------------------------------------
+// Requests handed to JS. The numbers are the glue's (src/fuse/native.ts, Op).
+
+enum Op {
+  OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
+  OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
+  OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE,
+  OP_FALLOCATE, OP_CLOSED,
+};
+
+/** What a reply must do to the node table once the request succeeded. */
+enum TableChange { TC_NONE, TC_ENTRY, TC_UNLINK, TC_RENAME };
+
+struct Session;
+
+struct Req {
+  fuse_req_t req = nullptr;
+  int op = 0;
+  uint64_t id = 0;
+  uint64_t ino = 0;       // the node (or the parent for name requests)
+  uint64_t ino2 = 0;      // rename's new parent, link's new parent
+  std::string name;       // the name under ino, for name requests
+  std::string name2;      // rename's and link's new name
+  bool hasPath = false;
+  std::string path;       // the node's path in the mount, "/" for the root
+  bool hasPath2 = false;
+  std::string path2;      // rename's destination, link's new path, symlink's target
+  TableChange change = TC_NONE;
+  double a = 0, b = 0, c = 0;  // op arguments (mode, flags, size, offset, ...)
+  int64_t fh = -1;        // the JS handle, -1 without one
+  bool written = false;   // release/fsync: data was written natively through the handle
+  double setattr[8] = {0};
+  std::vector<char> data; // write data, xattr value
+  uint32_t uid = 0, gid = 0, umask = 0, pid = 0;
+  // A JS-served read: the buffer JS fills (kept alive until the reply).
+  napi_ref bufRef = nullptr;
+  char *bufData = nullptr;
+};
+
+/** A file handle: the JS handle, and the real descriptor when reads and writes are native. */
+struct FileHandle {
+  int64_t jsfh;
+  int fd;  // -1: every read and write goes to JS
+  std::atomic<bool> written{false};
+};
+
+/** An open directory: the names JS listed at opendir, served by offset. */
+struct DirHandle {
+  std::vector<std::string> names;
+};
+
+struct Node {
+  uint64_t id;
+  Node *parent = nullptr;  // null for the root and for detached nodes
+  std::string name;
+  uint64_t nlookup = 0;
+  uint64_t children = 0;   // child nodes naming this one as parent
+  std::unordered_map<std::string, Node *> kids;
+  // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
+  int64_t cacheMtime = -1;
+  int64_t cacheSize = -1;
+};
+
+struct Session {
+  int index = -1;
+  fuse_session *se = nullptr;
+  std::string mountpoint;
+  napi_threadsafe_function tsfn = nullptr;
+  pthread_t loop;
+  bool loopStarted = false;
+  std::atomic<bool> closed{false};
+  double entryTimeout = 1, attrTimeout = 1;
+  int maxThreads = 10;
+
+  std::mutex nodesMu;
+  std::unordered_map<uint64_t, Node *> nodes;
+  uint64_t nextId = 2;
+
+  std::mutex reqsMu;
+  std::unordered_map<uint64_t, Req *> pending;
+  std::atomic<uint64_t> nextReq{1};
+};
+
+std::vector<Session *> sessions;
+std::mutex sessionsMu;
+
+// ---------------------------------------------------------------------------------
+// The node table.
+
+Node *nodeOf(Session *s, uint64_t id) {
+  auto it = s->nodes.find(id);
+  return it == s->nodes.end() ? nullptr : it->second;
+}
+
+bool pathOf(Session *s, uint64_t id, std::string &out) {
+  Node *n = nodeOf(s, id);
+  if (!n) return false;
+  if (n->id == FUSE_ROOT_ID) {
+    out = "/";
+    return true;
+  }
+  std::vector<const std::string *> parts;
+  while (n && n->id != FUSE_ROOT_ID) {
+    if (!n->parent) return false;  // unlinked: no path any more
+    parts.push_back(&n->name);
+    n = n->parent;
+  }
+  out.clear();
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    out += '/';
+    out += **it;
+  }
+  return true;
+}
+
+/** Drops a node nobody refers to any more (no kernel lookups, no children), and then its parent if that frees it. */
+void maybeDrop(Session *s, Node *n) {
+  while (n && n->id != FUSE_ROOT_ID && n->nlookup == 0 && n->children == 0) {
+    Node *parent = n->parent;
+    if (parent) {
+      auto it = parent->kids.find(n->name);
+      if (it != parent->kids.end() && it->second == n) parent->kids.erase(it);
+      parent->children--;
+    }
+    s->nodes.erase(n->id);
+    delete n;
+    n = parent;
+  }
+}
+
+/** Takes a node out of its parent's names (unlinked, or replaced by a rename); it lives while the kernel holds it. */
+void detach(Session *s, Node *n) {
+  Node *parent = n->parent;
+  if (!parent) return;
+  auto it = parent->kids.find(n->name);
+  if (it != parent->kids.end() && it->second == n) parent->kids.erase(it);
+  n->parent = nullptr;
+  parent->children--;
+  maybeDrop(s, n);
+  maybeDrop(s, parent);
+}
+
+Node *childOf(Node *parent, const std::string &name) {
+  auto it = parent->kids.find(name);
+  return it == parent->kids.end() ? nullptr : it->second;
+}
+
+/** The node for parent/name, made when new; one more kernel lookup of it. */
+Node *lookedUp(Session *s, uint64_t parentId, const std::string &name) {
+  Node *parent = nodeOf(s, parentId);
+  if (!parent) return nullptr;
+  Node *n = childOf(parent, name);
+  if (!n) {
+    n = new Node();
+    n->id = s->nextId++;
+    n->parent = parent;
+    n->name = name;
+    parent->kids[name] = n;
+    parent->children++;
+    s->nodes[n->id] = n;
+  }
+  n->nlookup++;
+  return n;
+}
+
+void renamed(Session *s, uint64_t parentId, const std::string &name, uint64_t newParentId, const std::string &newName, bool exchange) {
+  Node *from = nodeOf(s, parentId);
+  Node *to = nodeOf(s, newParentId);
+  if (!from || !to) return;
+  Node *moving = childOf(from, name);
+  Node *replaced = childOf(to, newName);
+  if (moving == replaced) return;
+  if (replaced) {
+    if (exchange) {
+      // Both stay; they swap places.
+      to->kids.erase(newName);
+      from->kids.erase(name);
+      replaced->parent = from;
+      replaced->name = name;
+      from->kids[name] = replaced;
+      to->children--;
+      from->children++;
+    } else {
+      detach(s, replaced);
+    }
+  }
+  if (!moving) return;
+  auto it = from->kids.find(name);
+  if (it != from->kids.end() && it->second == moving) from->kids.erase(it);
+  from->children--;
+  moving->parent = to;
+  moving->name = newName;
+  to->kids[newName] = moving;
+  to->children++;
+}
+
+// ---------------------------------------------------------------------------------
+// Handing requests to JS.
+
+Session *sessionOf(fuse_req_t req) { return static_cast<Session *>(fuse_req_userdata(req)); }
+
+Req *newReq(fuse_req_t req, int op, uint64_t ino) {
+  Req *r = new Req();
+  r->req = req;
+  r->op = op;
+  r->ino = ino;
+  if (req) {
+    const fuse_ctx *ctx = fuse_req_ctx(req);
+    r->uid = ctx->uid;
+    r->gid = ctx->gid;
+    r->umask = ctx->umask;
+    r->pid = ctx->pid;
+  }
+  return r;
+}
+
+void failAndFree(Req *r, int err) {
+  if (r->req) fuse_reply_err(r->req, err);
+  delete r;
+}
+
+/** Queues a request for JS: its paths are read from the table now, as the kernel sees them. */
+void send(Session *s, Req *r, bool withPath = true) {
+  if (withPath) {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    r->hasPath = pathOf(s, r->ino, r->path);
+    if (!r->name.empty() && r->hasPath) {
+      if (r->path.size() > 1) r->path += '/';
+      r->path += r->name;
+    }
+    if (r->op == OP_RENAME || r->op == OP_LINK) {
+      r->hasPath2 = pathOf(s, r->ino2, r->path2);
+      if (r->hasPath2) {
+        if (r->path2.size() > 1) r->path2 += '/';
+        r->path2 += r->name2;
+      }
+    }
+  }
+  if (withPath && !r->hasPath && r->fh < 0) return failAndFree(r, ENOENT);
+  r->id = s->nextReq++;
+  {
+    std::lock_guard<std::mutex> lock(s->reqsMu);
+    s->pending[r->id] = r;
+  }
+  if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
+    std::lock_guard<std::mutex> lock(s->reqsMu);
+    s->pending.erase(r->id);
+    failAndFree(r, EIO);
+  }
+}
+
+FileHandle *fileOf(fuse_file_info *fi) { return fi ? reinterpret_cast<FileHandle *>(fi->fh) : nullptr; }
+
+// ---------------------------------------------------------------------------------
+// The low-level operations.
+
+void sd_init(void *userdata, fuse_conn_info *conn) {
+  Session *s = static_cast<Session *>(userdata);
+  (void)s;
+  // Parallel lookups and readdirs in one folder; the kernel takes care of locking.
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
+  // Page cache kept or dropped per open (keep_cache, below), not by the kernel guessing from mtime.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Listings are served by name only for now.
+  conn->want &= ~FUSE_CAP_READDIRPLUS;
+}
+
+void sd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Req *r = newReq(req, OP_LOOKUP, parent);
+  r->name = name;
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
+void forgetOne(Session *s, fuse_ino_t ino, uint64_t nlookup) {
+  Node *n = nodeOf(s, ino);
+  if (!n || n->id == FUSE_ROOT_ID) return;
+  n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+  maybeDrop(s, n);
+}
+
+void sd_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Session *s = sessionOf(req);
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    forgetOne(s, ino, nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+void sd_forget_multi(fuse_req_t req, size_t count, fuse_forget_data *forgets) {
+  Session *s = sessionOf(req);
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    for (size_t i = 0; i < count; i++) forgetOne(s, forgets[i].ino, forgets[i].nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+void sd_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  Req *r = newReq(req, OP_GETATTR, ino);
+  FileHandle *fh = fileOf(fi);
+  if (fh) r->fh = fh->jsfh;
+  send(sessionOf(req), r);
+}
+
+void sd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, fuse_file_info *fi) {
+  Req *r = newReq(req, OP_SETATTR, ino);
+  FileHandle *fh = fileOf(fi);
+  if (fh) r->fh = fh->jsfh;
+  r->setattr[0] = to_set;
+  r->setattr[1] = attr->st_mode;
+  r->setattr[2] = (to_set & FUSE_SET_ATTR_UID) ? (double)attr->st_uid : -1;
+  r->setattr[3] = (to_set & FUSE_SET_ATTR_GID) ? (double)attr->st_gid : -1;
+  r->setattr[4] = (double)attr->st_size;
+  r->setattr[5] = (double)attr->st_atim.tv_sec * 1e3 + attr->st_atim.tv_nsec / 1e6;
+  r->setattr[6] = (double)attr->st_mtim.tv_sec * 1e3 + attr->st_mtim.tv_nsec / 1e6;
+  r->setattr[7] = fh && fh->written.exchange(false) ? 1 : 0;  // written natively: JS marks its handle
+  send(sessionOf(req), r);
+}
+
+void sd_readlink(fuse_req_t req, fuse_ino_t ino) { send(sessionOf(req), newReq(req, OP_READLINK, ino)); }
+
+void sd_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  Req *r = newReq(req, OP_MKNOD, parent);
+  r->name = name;
+  r->a = mode;
+  r->b = (double)rdev;
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
+void sd_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  Req *r = newReq(req, OP_MKDIR, parent);
+  r->name = name;
+  r->a = mode;
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
+void sd_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Req *r = newReq(req, OP_UNLINK, parent);
+  r->name = name;
+  r->change = TC_UNLINK;
+  send(sessionOf(req), r);
+}
+
+void sd_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Req *r = newReq(req, OP_RMDIR, parent);
+  r->name = name;
+  r->change = TC_UNLINK;
+  send(sessionOf(req), r);
+}
+
+void sd_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  Req *r = newReq(req, OP_SYMLINK, parent);
+  r->name = name;
+  r->name2 = link;  // the target, handed to JS as the second string
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
+void sd_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned int flags) {
+  Req *r = newReq(req, OP_RENAME, parent);
+  r->name = name;
+  r->ino2 = newparent;
+  r->name2 = newname;
+  r->a = flags;
+  r->change = TC_RENAME;
+  send(sessionOf(req), r);
+}
+
+void sd_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  Req *r = newReq(req, OP_LINK, ino);
+  r->ino2 = newparent;
+  r->name2 = newname;
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
+void sd_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  Req *r = newReq(req, OP_OPEN, ino);
+  r->a = fi->flags;
+  send(sessionOf(req), r);
+}
+
+void sd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, fuse_file_info *fi) {
+  Req *r = newReq(req, OP_CREATE, parent);
+  r->name = name;
+  r->a = mode;
+  r->b = fi->flags;
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
+void sd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *fi) {
+  FileHandle *fh = fileOf(fi);
+  if (fh->fd >= 0) {
+    // Straight from the real file, on this thread (spliced when the kernel allows).
+    fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+    buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    buf.buf[0].fd = fh->fd;
+    buf.buf[0].pos = off;
+    fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+    return;
+  }
+  Req *r = newReq(req, OP_READ, ino);
+  r->fh = fh->jsfh;
+  r->a = (double)size;
+  r->b = (double)off;
+  send(sessionOf(req), r, false);
+}
+
+void sd_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec *in, off_t off, fuse_file_info *fi) {
+  FileHandle *fh = fileOf(fi);
+  size_t size = fuse_buf_size(in);
+  if (fh->fd >= 0) {
+    fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+    out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    out.buf[0].fd = fh->fd;
+    out.buf[0].pos = off;
+    ssize_t n = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+    if (n < 0) {
+      fuse_reply_err(req, (int)-n);
+      return;
+    }
+    fh->written = true;
+    fuse_reply_write(req, (size_t)n);
+    return;
+  }
+  Req *r = newReq(req, OP_WRITE, ino);
+  r->fh = fh->jsfh;
+  r->b = (double)off;
+  r->data.resize(size);
+  fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+  mem.buf[0].mem = r->data.data();
+  ssize_t n = fuse_buf_copy(&mem, in, static_cast<fuse_buf_copy_flags>(0));
+  if (n < 0) return failAndFree(r, (int)-n);
+  r->data.resize((size_t)n);
+  send(sessionOf(req), r, false);
+}
+
+void sd_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *) { fuse_reply_err(req, 0); }
+
+void sd_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  FileHandle *fh = fileOf(fi);
+  Req *r = newReq(req, OP_RELEASE, ino);
+  r->fh = fh->jsfh;
+  r->written = fh->written;
+  delete fh;  // the kernel sends nothing more for this handle
+  send(sessionOf(req), r);
+}
+
+void sd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info *fi) {
+  FileHandle *fh = fileOf(fi);
+  Req *r = newReq(req, OP_FSYNC, ino);
+  r->fh = fh->jsfh;
+  r->a = datasync;
+  r->written = fh->written.exchange(false);
+  send(sessionOf(req), r);
+}
+
+void sd_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) { send(sessionOf(req), newReq(req, OP_OPENDIR, ino)); }
+
+void sd_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info *fi) {
+  DirHandle *dh = reinterpret_cast<DirHandle *>(fi->fh);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  st.st_ino = 0xffffffff;  // unknown: the kernel looks the name up for the real one
+  for (size_t i = (size_t)off; i < dh->names.size(); i++) {
+    const char *name = dh->names[i].c_str();
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, (off_t)(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void sd_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) {
+  delete reinterpret_cast<DirHandle *>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void sd_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info *) { fuse_reply_err(req, 0); }
+
+void sd_statfs(fuse_req_t req, fuse_ino_t ino) { send(sessionOf(req), newReq(req, OP_STATFS, ino)); }
+
+void sd_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  Req *r = newReq(req, OP_SETXATTR, ino);
+  r->name2 = name;
+  r->data.assign(value, value + size);
+  r->a = flags;
+  send(sessionOf(req), r);
+}
+
+void sd_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  Req *r = newReq(req, OP_GETXATTR, ino);
+  r->name2 = name;
+  r->a = (double)size;
+  send(sessionOf(req), r);
+}
+
+void sd_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Req *r = newReq(req, OP_LISTXATTR, ino);
+  r->a = (double)size;
+  send(sessionOf(req), r);
+}
+
+void sd_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  Req *r = newReq(req, OP_REMOVEXATTR, ino);
+  r->name2 = name;
+  send(sessionOf(req), r);
+}
+
+void sd_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Req *r = newReq(req, OP_ACCESS, ino);
+  r->a = mask;
+  send(sessionOf(req), r);
+}
+
+fuse_lowlevel_ops makeOps() {
+  fuse_lowlevel_ops ops;
+  memset(&ops, 0, sizeof ops);
+  ops.init = sd_init;
+  ops.lookup = sd_lookup;
+  ops.forget = sd_forget;
+  ops.forget_multi = sd_forget_multi;
+  ops.getattr = sd_getattr;
+  ops.setattr = sd_setattr;
+  ops.readlink = sd_readlink;
+  ops.mknod = sd_mknod;
+  ops.mkdir = sd_mkdir;
+  ops.unlink = sd_unlink;
+  ops.rmdir = sd_rmdir;
+  ops.symlink = sd_symlink;
+  ops.rename = sd_rename;
+  ops.link = sd_link;
+  ops.open = sd_open;
+  ops.create = sd_create;
+  ops.read = sd_read;
+  ops.write_buf = sd_write_buf;
+  ops.flush = sd_flush;
+  ops.release = sd_release;
+  ops.fsync = sd_fsync;
+  ops.opendir = sd_opendir;
+  ops.readdir = sd_readdir;
+  ops.releasedir = sd_releasedir;
+  ops.fsyncdir = sd_fsyncdir;
+  ops.statfs = sd_statfs;
+  ops.setxattr = sd_setxattr;
+  ops.getxattr = sd_getxattr;
+  ops.listxattr = sd_listxattr;
+  ops.removexattr = sd_removexattr;
+  ops.access = sd_access;
+  return ops;
+}
+
+const fuse_lowlevel_ops OPS = makeOps();
+
+// ---------------------------------------------------------------------------------
+// The JS side: calling dispatch, and the replies.
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, nullptr, "sdfuse: " #call " failed");     \
+      return nullptr;                                                 \
+    }                                                                 \
+  } while (0)
+
+napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+napi_value str(napi_env env, const std::string &s) {
+  napi_value out;
+  napi_create_string_utf8(env, s.data(), s.size(), &out);
+  return out;
+}
+
+napi_value nul(napi_env env) {
+  napi_value out;
+  napi_get_null(env, &out);
+  return out;
+}
+
+/** Runs on the JS thread for each queued request: dispatch(op, session, id, path, fh, a, b, c, uid, gid, umask, pid). */
+void callJs(napi_env env, napi_value dispatch, void *context, void *data) {
+  Session *s = static_cast<Session *>(context);
+  Req *r = static_cast<Req *>(data);
+  if (env == nullptr) {  // the function is being torn down
+    if (r->req) {
+      std::lock_guard<std::mutex> lock(s->reqsMu);
+      s->pending.erase(r->id);
+    }
+    return failAndFree(r, EIO);
+  }
+  napi_value args[12];
+  args[0] = num(env, r->op);
+  args[1] = num(env, s->index);
+  args[2] = num(env, (double)r->id);
+  args[3] = r->hasPath ? str(env, r->path) : nul(env);
+  args[4] = num(env, (double)r->fh);
+  args[5] = num(env, r->a);
+  args[6] = num(env, r->b);
+  args[7] = nul(env);
+  switch (r->op) {
+    case OP_SYMLINK:
+      args[7] = str(env, r->name2);
+      break;
+    case OP_RENAME:
+    case OP_LINK:
+      args[7] = r->hasPath2 ? str(env, r->path2) : nul(env);
+      break;
+    case OP_SETXATTR:
+    case OP_GETXATTR:
+    case OP_REMOVEXATTR:
+      args[7] = str(env, r->name2);
+      break;
+    case OP_RELEASE:
+    case OP_FSYNC:
+      napi_get_boolean(env, r->written, &args[7]);
+      break;
+    case OP_SETATTR: {
+      napi_value arr;
+      napi_create_array_with_length(env, 8, &arr);
+      for (uint32_t i = 0; i < 8; i++) napi_set_element(env, arr, i, num(env, r->setattr[i]));
+      args[7] = arr;
+      break;
+    }
+    case OP_READ: {
+      void *mem;
+      napi_create_buffer(env, (size_t)r->a, &mem, &args[7]);
+      r->bufData = static_cast<char *>(mem);
+      napi_create_reference(env, args[7], 1, &r->bufRef);
+      break;
+    }
+    default:
+      break;
+  }
+  if (r->op == OP_WRITE || r->op == OP_SETXATTR) {
+    napi_value buf;
+    void *mem;
+    napi_create_buffer_copy(env, r->data.size(), r->data.data(), &mem, &buf);
+    if (r->op == OP_WRITE) args[7] = buf;
+    else args[6] = buf;  // setxattr: (name, value) in (c, b)
+    std::vector<char>().swap(r->data);
+  }
+  args[8] = num(env, r->uid);
+  args[9] = num(env, r->gid);
+  args[10] = num(env, r->umask);
+  args[11] = num(env, r->pid);
+  napi_value global;
+  napi_get_global(env, &global);
+  if (r->op == OP_CLOSED) {
+    napi_call_function(env, global, dispatch, 12, args, nullptr);
+    delete r;
+    return;
+  }
+  napi_status st = napi_call_function(env, global, dispatch, 12, args, nullptr);
+  if (st != napi_ok) {
+    // dispatch threw: the request must still be answered, or the caller hangs.
+    napi_value exc;
+    napi_get_and_clear_last_exception(env, &exc);
+    Req *still = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(s->reqsMu);
+      auto it = s->pending.find(r->id);
+      if (it != s->pending.end()) {
+        still = it->second;
+        s->pending.erase(it);
+      }
+    }
+    if (still) {
+      if (still->bufRef) napi_delete_reference(env, still->bufRef);
+      failAndFree(still, EIO);
+    }
+    fprintf(stderr, "sdfuse: dispatch threw for op %d\n", r->op);
+  }
+}
+
+/** Reads the arguments of a reply: session index, request id, then the rest. */
+struct ReplyArgs {
+  Session *s = nullptr;
+  Req *r = nullptr;
+  napi_value argv[6];
+  size_t argc = 6;
+};
+
+bool takeReq(napi_env env, napi_callback_info info, ReplyArgs &out) {
+  napi_value argv[8];
+  size_t argc = 8;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) return false;
+  double sIndex, id;
+  napi_get_value_double(env, argv[0], &sIndex);
+  napi_get_value_double(env, argv[1], &id);
+  {
+    std::lock_guard<std::mutex> lock(sessionsMu);
+    if (sIndex < 0 || sIndex >= sessions.size() || !sessions[(size_t)sIndex]) return false;
+    out.s = sessions[(size_t)sIndex];
+  }
+  {
+    std::lock_guard<std::mutex> lock(out.s->reqsMu);
+    auto it = out.s->pending.find((uint64_t)id);
+    if (it == out.s->pending.end()) return false;  // answered already, or the session ended
+    out.r = it->second;
+    out.s->pending.erase(it);
+  }
+  out.argc = argc - 2;
+  for (size_t i = 0; i < 6; i++) out.argv[i] = i + 2 < argc ? argv[i + 2] : nullptr;
+  return true;
+}
+
+double numArg(napi_env env, napi_value v) {
+  double d = 0;
+  if (v) napi_get_value_double(env, v, &d);
+  return d;
+}
+
+void finish(napi_env env, Req *r) {
+  if (r->bufRef) napi_delete_reference(env, r->bufRef);
+  delete r;
+}
+
+/**
+ * A stat from JS: a Float64Array of [ino, mode, nlink, uid, gid, rdev, size, blksize, blocks,
+ * atime s, atime ns, mtime s, mtime ns, ctime s, ctime ns].
+ */
+bool statArg(napi_env env, napi_value v, struct stat &st) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (!v || napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
+  if (type != napi_float64_array || length < 15) return false;
+  const double *f = static_cast<const double *>(data);
+  memset(&st, 0, sizeof st);
+  st.st_ino = (ino_t)f[0];
+  st.st_mode = (mode_t)f[1];
+  st.st_nlink = (nlink_t)f[2];
+  st.st_uid = (uid_t)f[3];
+  st.st_gid = (gid_t)f[4];
+  st.st_rdev = (dev_t)f[5];
+  st.st_size = (off_t)f[6];
+  st.st_blksize = (blksize_t)f[7];
+  st.st_blocks = (blkcnt_t)f[8];
+  st.st_atim.tv_sec = (time_t)f[9];
+  st.st_atim.tv_nsec = (long)f[10];
+  st.st_mtim.tv_sec = (time_t)f[11];
+  st.st_mtim.tv_nsec = (long)f[12];
+  st.st_ctim.tv_sec = (time_t)f[13];
+  st.st_ctim.tv_nsec = (long)f[14];
+  return true;
+}
+
+/** The entry reply of a name-making request: the node is added to the table, then the kernel told. */
+void replyEntryOf(Session *s, Req *r, const struct stat &st, fuse_file_info *fi) {
+  fuse_entry_param e;
+  memset(&e, 0, sizeof e);
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = r->op == OP_LINK ? lookedUp(s, r->ino2, r->name2) : lookedUp(s, r->ino, r->name);
+    if (!n) {
+      fuse_reply_err(r->req, ENOENT);
+      return;
+    }
+    e.ino = n->id;
+    if (fi) {
+      n->cacheMtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+      n->cacheSize = st.st_size;
+    }
+  }
+  e.attr = st;
+  e.attr_timeout = s->attrTimeout;
+  e.entry_timeout = s->entryTimeout;
+  if (fi) {
+    if (fuse_reply_create(r->req, &e, fi) != 0) {
+      // The caller is gone (interrupted): the kernel will not release this handle.
+      std::lock_guard<std::mutex> lock(s->nodesMu);
+      forgetOne(s, e.ino, 1);
+    }
+  } else if (fuse_reply_entry(r->req, &e) != 0) {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    forgetOne(s, e.ino, 1);
+  }
+}
+
+napi_value replyErr(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  int err = (int)numArg(env, a.argv[0]);
+  if (err < 0) err = -err;
+  if (err == 0 && a.r->op == OP_UNLINK) {
+    std::lock_guard<std::mutex> lock(a.s->nodesMu);
+    Node *parent = nodeOf(a.s, a.r->ino);
+    Node *n = parent ? childOf(parent, a.r->name) : nullptr;
+    if (n) detach(a.s, n);
+  } else if (err == 0 && a.r->op == OP_RMDIR) {
+    std::lock_guard<std::mutex> lock(a.s->nodesMu);
+    Node *parent = nodeOf(a.s, a.r->ino);
+    Node *n = parent ? childOf(parent, a.r->name) : nullptr;
+    if (n) detach(a.s, n);
+  } else if (err == 0 && a.r->op == OP_RENAME) {
+    std::lock_guard<std::mutex> lock(a.s->nodesMu);
+    renamed(a.s, a.r->ino, a.r->name, a.r->ino2, a.r->name2, ((unsigned)a.r->a & RENAME_EXCHANGE) != 0);
+  }
+  fuse_reply_err(a.r->req, err);
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyEntry(session, id, stat) for lookup, mknod, mkdir, symlink, link. */
+napi_value replyEntry(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  struct stat st;
+  if (!statArg(env, a.argv[0], st)) fuse_reply_err(a.r->req, EIO);
+  else replyEntryOf(a.s, a.r, st, nullptr);
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyAttr(session, id, stat) for getattr and setattr. */
+napi_value replyAttr(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  struct stat st;
+  if (!statArg(env, a.argv[0], st)) fuse_reply_err(a.r->req, EIO);
+  else fuse_reply_attr(a.r->req, &st, a.s->attrTimeout);
+  finish(env, a.r);
+  return nullptr;
+}
+
+/**
+ * Fills an open reply: the handle (native reads and writes when fd >= 0), and whether the
+ * page cache the file had may be kept: yes while its mtime and size are what they were at
+ * the previous open.
+ */
+FileHandle *openHandle(Session *s, Req *r, int64_t jsfh, int fd, const struct stat *st, uint64_t nodeId, fuse_file_info &fi) {
+  memset(&fi, 0, sizeof fi);
+  FileHandle *fh = new FileHandle();
+  fh->jsfh = jsfh;
+  fh->fd = fd;
+  fi.fh = reinterpret_cast<uint64_t>(fh);
+  fi.flags = r->op == OP_CREATE ? (int)r->b : (int)r->a;
+  if (st && nodeId) {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = nodeOf(s, nodeId);
+    if (n) {
+      int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+      fi.keep_cache = n->cacheMtime == mtime && n->cacheSize == st->st_size;
+      n->cacheMtime = mtime;
+      n->cacheSize = st->st_size;
+    }
+  }
+  return fh;
+}
+
+/** replyOpen(session, id, jsfh, fd, stat?) */
+napi_value replyOpen(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  int64_t jsfh = (int64_t)numArg(env, a.argv[0]);
+  int fd = (int)numArg(env, a.argv[1]);
+  struct stat st;
+  bool haveStat = fd >= 0 ? fstat(fd, &st) == 0 : statArg(env, a.argv[2], st);
+  fuse_file_info fi;
+  FileHandle *fh = openHandle(a.s, a.r, jsfh, fd, haveStat ? &st : nullptr, a.r->ino, fi);
+  if (fuse_reply_open(a.r->req, &fi) != 0) delete fh;  // interrupted: JS's handle is released by the glue
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyCreate(session, id, stat, jsfh, fd) */
+napi_value replyCreate(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  struct stat st;
+  if (!statArg(env, a.argv[0], st)) {
+    fuse_reply_err(a.r->req, EIO);
+    finish(env, a.r);
+    return nullptr;
+  }
+  fuse_file_info fi;
+  FileHandle *fh = openHandle(a.s, a.r, (int64_t)numArg(env, a.argv[1]), (int)numArg(env, a.argv[2]), nullptr, 0, fi);
+  replyEntryOf(a.s, a.r, st, &fi);
+  (void)fh;
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyRead(session, id, bytes): the buffer handed to dispatch holds them. */
+napi_value replyRead(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  double n = numArg(env, a.argv[0]);
+  if (n < 0) fuse_reply_err(a.r->req, (int)-n);
+  else fuse_reply_buf(a.r->req, a.r->bufData, (size_t)n);
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyWrite(session, id, bytes) */
+napi_value replyWrite(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  double n = numArg(env, a.argv[0]);
+  if (n < 0) fuse_reply_err(a.r->req, (int)-n);
+  else fuse_reply_write(a.r->req, (size_t)n);
+  finish(env, a.r);
+  return nullptr;
+}
+
+bool bufferArg(napi_env env, napi_value v, const char *&data, size_t &len) {
+  bool is = false;
+  if (!v || napi_is_buffer(env, v, &is) != napi_ok || !is) return false;
+  void *d;
+  napi_get_buffer_info(env, v, &d, &len);
+  data = static_cast<const char *>(d);
+  return true;
+}
+
+/** replyBuffer(session, id, buffer) for readlink (the target's bytes), getxattr and listxattr (size rules). */
+napi_value replyBuffer(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  const char *data;
+  size_t len;
+  if (!bufferArg(env, a.argv[0], data, len)) {
+    fuse_reply_err(a.r->req, EIO);
+  } else if (a.r->op == OP_READLINK) {
+    std::string target(data, len);
+    fuse_reply_readlink(a.r->req, target.c_str());
+  } else {
+    size_t size = (size_t)a.r->a;
+    if (size == 0) fuse_reply_xattr(a.r->req, len);
+    else if (len > size) fuse_reply_err(a.r->req, ERANGE);
+    else fuse_reply_buf(a.r->req, data, len);
+  }
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyNames(session, id, names[]) for opendir: the listing, served from here by offset. */
+napi_value replyNames(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  uint32_t length = 0;
+  if (!a.argv[0] || napi_get_array_length(env, a.argv[0], &length) != napi_ok) {
+    fuse_reply_err(a.r->req, EIO);
+    finish(env, a.r);
+    return nullptr;
+  }
+  DirHandle *dh = new DirHandle();
+  dh->names.reserve(length);
+  std::string name;
+  for (uint32_t i = 0; i < length; i++) {
+    napi_value v;
+    napi_get_element(env, a.argv[0], i, &v);
+    size_t len;
+    napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+    name.resize(len);
+    napi_get_value_string_utf8(env, v, name.data(), len + 1, &len);
+    dh->names.push_back(name);
+  }
+  fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.fh = reinterpret_cast<uint64_t>(dh);
+  if (fuse_reply_open(a.r->req, &fi) != 0) delete dh;
+  finish(env, a.r);
+  return nullptr;
+}
+
+/** replyStatfs(session, id, [bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax]) */
+napi_value replyStatfs(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  double f[9] = {0};
+  for (uint32_t i = 0; i < 9; i++) {
+    napi_value v;
+    if (napi_get_element(env, a.argv[0], i, &v) == napi_ok) napi_get_value_double(env, v, &f[i]);
+  }
+  struct statvfs sv;
+  memset(&sv, 0, sizeof sv);
+  sv.f_bsize = (unsigned long)f[0];
+  sv.f_frsize = (unsigned long)f[1];
+  sv.f_blocks = (fsblkcnt_t)f[2];
+  sv.f_bfree = (fsblkcnt_t)f[3];
+  sv.f_bavail = (fsblkcnt_t)f[4];
+  sv.f_files = (fsfilcnt_t)f[5];
+  sv.f_ffree = (fsfilcnt_t)f[6];
+  sv.f_favail = (fsfilcnt_t)f[7];
+  sv.f_namemax = (unsigned long)f[8];
+  fuse_reply_statfs(a.r->req, &sv);
+  finish(env, a.r);
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------
+// Mounting and unmounting.
+
+void *loopMain(void *arg) {
+  Session *s = static_cast<Session *>(arg);
+  fuse_loop_config *cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(cfg, 0);
+  fuse_loop_cfg_set_max_threads(cfg, s->maxThreads);
+  fuse_session_loop_mt(s->se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  s->closed = true;
+  Req *r = newReq(nullptr, OP_CLOSED, 0);
+  napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking);
+  return nullptr;
+}
+
+/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch) -> session index */
+napi_value mount(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  size_t argc = 7;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 7) {
+    napi_throw_error(env, nullptr, "sdfuse.mount: 7 arguments expected");
+    return nullptr;
+  }
+  size_t len;
+  std::string mountpoint, options;
+  CHECK(napi_get_value_string_utf8(env, argv[0], nullptr, 0, &len));
+  mountpoint.resize(len);
+  CHECK(napi_get_value_string_utf8(env, argv[0], mountpoint.data(), len + 1, &len));
+  CHECK(napi_get_value_string_utf8(env, argv[1], nullptr, 0, &len));
+  options.resize(len);
+  CHECK(napi_get_value_string_utf8(env, argv[1], options.data(), len + 1, &len));
+  bool debug = false;
+  napi_get_value_bool(env, argv[5], &debug);
+
+  Session *s = new Session();
+  s->mountpoint = mountpoint;
+  s->entryTimeout = numArg(env, argv[2]);
+  s->attrTimeout = numArg(env, argv[3]);
+  s->maxThreads = (int)numArg(env, argv[4]);
+  Node *root = new Node();
+  root->id = FUSE_ROOT_ID;
+  root->nlookup = 1;
+  s->nodes[FUSE_ROOT_ID] = root;
+
+  std::vector<std::string> argStrings = {"sdfs", "-o", options};
+  if (debug) argStrings.push_back("-d");
+  std::vector<char *> cargs;
+  for (auto &a : argStrings) cargs.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT((int)cargs.size(), cargs.data());
+  s->se = fuse_session_new(&args, &OPS, sizeof OPS, s);
+  if (!s->se) {
+    delete root;
+    delete s;
+    napi_throw_error(env, "EINVAL", "could not start a FUSE session (bad mount options?)");
+    return nullptr;
+  }
+  if (fuse_session_mount(s->se, mountpoint.c_str()) != 0) {
+    fuse_session_destroy(s->se);
+    delete root;
+    delete s;
+    napi_throw_error(env, "EIO", "the kernel refused the FUSE mount (is fuse3 installed and /dev/fuse usable?)");
+    return nullptr;
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "sdfuse", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[6], nullptr, name, 0, 1, nullptr, nullptr, s, callJs, &s->tsfn) != napi_ok) {
+    fuse_session_unmount(s->se);
+    fuse_session_destroy(s->se);
+    delete s;
+    napi_throw_error(env, nullptr, "sdfuse: could not make the request queue");
+    return nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> lock(sessionsMu);
+    s->index = (int)sessions.size();
+    sessions.push_back(s);
+  }
+  if (pthread_create(&s->loop, nullptr, loopMain, s) != 0) {
+    fuse_session_unmount(s->se);
+    napi_throw_error(env, nullptr, "sdfuse: could not start the FUSE thread");
+    return nullptr;
+  }
+  s->loopStarted = true;
+  return num(env, s->index);
+}
+
+Session *sessionArg(napi_env env, napi_value v) {
+  double i = numArg(env, v);
+  std::lock_guard<std::mutex> lock(sessionsMu);
+  if (i < 0 || i >= sessions.size()) return nullptr;
+  return sessions[(size_t)i];
+}
+
+/** fd(session): the /dev/fuse descriptor (for the notifications JS writes itself). */
+napi_value sessionFd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session *s = sessionArg(env, argv[0]);
+  return num(env, s && !s->closed ? fuse_session_fd(s->se) : -1);
+}
+
+/**
+ * Ends the session once the kernel mount is gone (JS unmounts first): waits for the FUSE
+ * thread, answers what JS never answered, frees the session. close(session).
+ */
+napi_value closeSession(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session *s = sessionArg(env, argv[0]);
+  if (!s) return nullptr;
+  if (!s->closed) {
+    // Still serving (files held open after a lazy unmount): let the process end without it.
+    fuse_session_exit(s->se);
+    napi_unref_threadsafe_function(env, s->tsfn);
+    return nullptr;
+  }
+  pthread_join(s->loop, nullptr);
+  {
+    std::lock_guard<std::mutex> lock(s->reqsMu);
+    for (auto &p : s->pending) {
+      if (p.second->bufRef) napi_delete_reference(env, p.second->bufRef);
+      failAndFree(p.second, EIO);
+    }
+    s->pending.clear();
+  }
+  fuse_session_unmount(s->se);
+  fuse_session_destroy(s->se);
+  s->se = nullptr;
+  napi_release_threadsafe_function(s->tsfn, napi_tsfn_release);
+  {
+    std::lock_guard<std::mutex> lock(sessionsMu);
+    sessions[(size_t)s->index] = nullptr;
+  }
+  for (auto &p : s->nodes) delete p.second;
+  delete s;
+  return nullptr;
+}
+
+/** invalEntry(session, parentIno, name) -> errno (0, or ENOENT when the kernel did not hold it). */
+napi_value invalEntry(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session *s = sessionArg(env, argv[0]);
+  if (!s || s->closed) return num(env, EBADF);
+  size_t len;
+  napi_get_value_string_utf8(env, argv[2], nullptr, 0, &len);
+  std::string name(len, '\0');
+  napi_get_value_string_utf8(env, argv[2], name.data(), len + 1, &len);
+  int rc = fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)numArg(env, argv[1]), name.c_str(), name.size());
+  return num(env, rc < 0 ? -rc : rc);
+}
+
+napi_value init(napi_env env, napi_value exports) {
+  struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {
+      {"mount", mount},           {"close", closeSession},    {"fd", sessionFd},
+      {"invalEntry", invalEntry}, {"replyErr", replyErr},     {"replyEntry", replyEntry},
+      {"replyAttr", replyAttr},   {"replyOpen", replyOpen},   {"replyCreate", replyCreate},
+      {"replyRead", replyRead},   {"replyWrite", replyWrite}, {"replyBuffer", replyBuffer},
+      {"replyNames", replyNames}, {"replyStatfs", replyStatfs},
+  };
+  for (auto &f : fns) {
+    napi_value v;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &v);
+    napi_set_named_property(env, exports, f.name, v);
+  }
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
