@@ -3,17 +3,25 @@
 // here each one is answered by the path-based operations of ops.ts, and the answer handed
 // back with the request's id. Reads and writes of a handle with a real descriptor never
 // come here: the native threads serve them.
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FuseStat, Ops, StatFs } from 'fuse-native';
-import { SdError } from '../errors.js';
 import { log } from '../log.js';
-import { EINVAL, EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
+import { UTIME_NOW, UTIME_OMIT, nativeAddon, type Timespec } from '../syscalls.js';
+import { EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
 
-/** What ops.ts adds to the fuse-native operations for the native side. */
-export interface NativeOps extends Ops {
+/** Who asked: the uid and gid of the calling process. */
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+/** What ops.ts adds to the fuse-native operations for the native side: the caller, rename flags, exact times. */
+export interface NativeOps extends Omit<Ops, 'create' | 'mkdir' | 'mknod' | 'symlink' | 'rename'> {
+  create?(path: string, mode: number, cb: (err: number, fd?: number) => void, caller?: Caller): void;
+  mkdir?(path: string, mode: number, cb: (err: number) => void, caller?: Caller): void;
+  mknod?(path: string, mode: number, dev: number, cb: (err: number) => void, caller?: Caller): void;
+  symlink?(target: string, path: string, cb: (err: number) => void, caller?: Caller): void;
+  rename?(src: string, dest: string, cb: (err: number) => void, flags?: number): void;
+  utimensNs?(path: string, atime: Timespec, mtime: Timespec, approxMs: [number, number], cb: (err: number) => void): void;
   /** The real descriptor behind a handle when reads and writes can go straight to it, else -1. */
   directFd?(fh: number): number;
   /** Data was written straight to the handle's descriptor (the index is told at fsync or release). */
@@ -51,37 +59,51 @@ const Op = {
 const SET = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
 const ENOSYS = -38;
 
-const ADDON = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'fuse', 'native', 'build', 'Release', 'sdfuse.node');
-let binding: Binding | undefined;
+const loadBinding = () => nativeAddon<Binding>();
 
-function loadBinding(): Binding {
-  if (binding) return binding;
-  if (!fs.existsSync(ADDON)) throw new SdError('IO', `sdfs's FUSE binding is not built (${ADDON}); run 'npm run setup'`);
-  binding = createRequire(import.meta.url)(ADDON) as Binding;
-  return binding;
-}
-
-/** A stat for the native side: [ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns]. */
-const packed = new Float64Array(15);
+/**
+ * A stat for the native side: [ino high 32 bits, ino low 32 bits, mode, nlink, uid, gid,
+ * rdev, size, blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device] — every
+ * value exact in a double. The device (0 when unknown) lets the hard links of one real
+ * file share one kernel inode.
+ */
+const packed = new Float64Array(17);
+const NS = 1_000_000_000n;
 
 function pack(st: FuseStat): Float64Array {
-  packed[0] = st.ino;
-  packed[1] = st.mode;
-  packed[2] = st.nlink;
-  packed[3] = st.uid;
-  packed[4] = st.gid;
-  packed[5] = st.rdev ?? 0;
-  packed[6] = st.size;
-  packed[7] = st.blksize ?? 4096;
-  packed[8] = st.blocks ?? Math.ceil(st.size / 512);
-  putTime(9, st.atime);
-  putTime(11, st.mtime);
-  putTime(13, st.ctime);
+  const exact = st.exact;
+  const ino = exact ? exact.ino : BigInt(st.ino);
+  packed[0] = Number(ino >> 32n);
+  packed[1] = Number(ino & 0xffffffffn);
+  packed[2] = st.mode;
+  packed[3] = st.nlink;
+  packed[4] = st.uid;
+  packed[5] = st.gid;
+  packed[6] = st.rdev ?? 0;
+  packed[7] = st.size;
+  packed[8] = st.blksize ?? 4096;
+  packed[9] = st.blocks ?? Math.ceil(st.size / 512);
+  if (exact) {
+    putNs(10, exact.atimeNs);
+    putNs(12, exact.mtimeNs);
+    putNs(14, exact.ctimeNs);
+  } else {
+    putMs(10, st.atime);
+    putMs(12, st.mtime);
+    putMs(14, st.ctime);
+  }
+  packed[16] = exact ? Number(exact.dev) : 0;
   return packed;
 }
 
-function putTime(at: number, t: Date | number): void {
-  const ms = typeof t === 'number' ? t : t.getTime();
+function putNs(at: number, ns: bigint): void {
+  const s = ns >= 0n ? ns / NS : (ns - NS + 1n) / NS; // floor, also before 1970
+  packed[at] = Number(s);
+  packed[at + 1] = Number(ns - s * NS);
+}
+
+function putMs(at: number, t: Date | number): void {
+  const ms = msOf(t);
   const s = Math.floor(ms / 1000);
   packed[at] = s;
   packed[at + 1] = Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6));
@@ -172,19 +194,18 @@ export class NativeSession {
         case Op.READLINK:
           return ops.readlink!(at, (e, target) => (e < 0 || target === undefined ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(target))));
         case Op.MKNOD:
-          return err(ENOSYS);
+          return ops.mknod!(at, a, b as number, entryOf(at), { uid, gid });
         case Op.MKDIR:
-          return ops.mkdir!(at, a, entryOf(at));
+          return ops.mkdir!(at, a, entryOf(at), { uid, gid });
         case Op.UNLINK:
           return ops.unlink!(at, err);
         case Op.RMDIR:
           return ops.rmdir!(at, err);
         case Op.SYMLINK:
-          return ops.symlink!(c as string, at, entryOf(at));
+          return ops.symlink!(c as string, at, entryOf(at), { uid, gid });
         case Op.RENAME:
-          if (a !== 0) return err(EINVAL);
           if (c === null) return err(ENOENT);
-          return ops.rename!(at, c as string, err);
+          return ops.rename!(at, c as string, err, a);
         case Op.LINK:
           if (c === null) return err(ENOENT);
           return ops.link!(at, c as string, entryOf(c as string));
@@ -196,7 +217,10 @@ export class NativeSession {
             this.attrOf(at, handle, (e2, st) => bind.replyOpen(sid, id, handle, -1, e2 < 0 || !st ? null : pack(st)));
           });
         case Op.CREATE:
-          return ops.create!(at, a, (e, handle) => {
+          return ops.create!(
+            at,
+            a,
+            (e, handle) => {
             if (e < 0 || handle === undefined) return err(e || EIO);
             this.attrOf(at, handle, (e2, st) => {
               if (e2 < 0 || !st) {
@@ -206,7 +230,9 @@ export class NativeSession {
               }
               bind.replyCreate(sid, id, pack(st), handle, ops.directFd?.(handle) ?? -1);
             });
-          });
+            },
+            { uid, gid },
+          );
         case Op.READ: {
           const buf = c as Buffer;
           return ops.read!(at, fh, buf, a, b as number, (n) => bind.replyRead(sid, id, n));
@@ -254,7 +280,7 @@ export class NativeSession {
    * kernel leaves out (UTIME_OMIT) keeps its value; UTIME_NOW is the time now.
    */
   private setattr(p: string, fh: number, values: number[], cb: (err: number) => void): void {
-    const [valid, mode, uid, gid, size, atimeMs, mtimeMs, written] = values as [number, number, number, number, number, number, number, number];
+    const [valid, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs, written] = values as [number, number, number, number, number, number, number, number, number, number];
     const ops = this.ops;
     if (written && fh >= 0) ops.markWritten?.(fh);
     const steps: Array<(next: (err: number) => void) => void> = [];
@@ -262,13 +288,17 @@ export class NativeSession {
     if (valid & (SET.UID | SET.GID)) steps.push((next) => ops.chown!(p, uid, gid, next));
     if (valid & SET.SIZE) steps.push((next) => (fh >= 0 ? ops.ftruncate!(p, fh, size, next) : ops.truncate!(p, size, next)));
     if (valid & (SET.ATIME | SET.MTIME)) {
+      // Exact times: what the caller gave to the nanosecond, UTIME_NOW, or UTIME_OMIT for the one left out.
+      const time = (set: number, now: number, s: number, ns: number): Timespec => (valid & now ? { s: 0, ns: UTIME_NOW } : valid & set ? { s, ns } : { s: 0, ns: UTIME_OMIT });
+      const atime = time(SET.ATIME, SET.ATIME_NOW, atimeS, atimeNs);
+      const mtime = time(SET.MTIME, SET.MTIME_NOW, mtimeS, mtimeNs);
       steps.push((next) =>
         this.attrOf(p, fh, (e, st) => {
           if (e < 0 || !st) return next(e || EIO);
-          const now = Date.now();
-          const atime = valid & SET.ATIME_NOW ? now : valid & SET.ATIME ? atimeMs : msOf(st.atime);
-          const mtime = valid & SET.MTIME_NOW ? now : valid & SET.MTIME ? mtimeMs : msOf(st.mtime);
-          ops.utimens!(p, atime, mtime, next);
+          const ms = (t: Timespec, old: Date | number) => (t.ns === UTIME_NOW ? Date.now() : t.ns === UTIME_OMIT ? msOf(old) : t.s * 1000 + t.ns / 1e6);
+          const approx: [number, number] = [ms(atime, st.atime), ms(mtime, st.mtime)];
+          if (ops.utimensNs) ops.utimensNs(p, atime, mtime, approx, next);
+          else ops.utimens!(p, approx[0], approx[1], next);
         }),
       );
     }

@@ -128,8 +128,13 @@ export async function mountFuse(mountpoint: string, ops: NativeOps, options: Mou
   return fuseBinding() === 'native' ? mountNative(mountpoint, ops, options) : mountFuseNative(mountpoint, ops, options);
 }
 
-/** The mount options both bindings give the kernel. */
-const KERNEL_OPTIONS = ['fsname=sdfs', 'subtype=sdfs', 'default_permissions'];
+/**
+ * The mount options the kernel gets: permissions are checked by the kernel against the
+ * attributes sdfs reports, as the caller; run as root, every user may use the tree
+ * (allow_other), each with their own rights, and device nodes and setuid files work as on
+ * the disk below (dev, suid: only root may ask for them).
+ */
+const KERNEL_OPTIONS = ['fsname=sdfs', 'subtype=sdfs', 'default_permissions', ...(process.getuid?.() === 0 ? ['allow_other', 'dev', 'suid'] : [])];
 
 async function mountNative(mountpoint: string, ops: NativeOps, options: MountOptions): Promise<Mounted> {
   let session: NativeSession;

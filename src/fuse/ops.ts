@@ -12,12 +12,14 @@ import type { FsOp, FsOpResult } from '../vdfs/actions/fs-op.js';
 import type { Entry } from '../vdfs/entries.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
-import { EACCES, EBADF, EIO, EISDIR, ENODATA, ENOENT, ENOTSUP, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
+import { EACCES, EBADF, EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTSUP, EPERM, EROFS, EXDEV, errnoOf } from './errno.js';
 import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
 import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from './remote.js';
 import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
-import type { NativeOps } from './lowlevel.js';
+import type { Caller, NativeOps } from './lowlevel.js';
+import type { Timespec } from '../syscalls.js';
+import type { Owner } from '../vdfs/actions/fs-op.js';
 import { Guardian } from '../guardian/guardian.js';
 import { runSearch } from '../vdfs/search/run.js';
 
@@ -33,6 +35,14 @@ const TAGS_XATTR = 'user.sd.tags';
 /** `user.sd.meta.<key>`: the entry's shared metadata key (sd meta), readable and settable on any device's file. */
 const META_XATTR_PREFIX = 'user.sd.meta.';
 const W_OK = fs.constants.W_OK;
+/** Attributes are read exact: 64-bit inode numbers, times to the nanosecond. */
+const BIGINT = { bigint: true } as const;
+/** Running as root: what a caller makes is given to them (else everything is the mount user's, as with any FUSE file system). */
+const AS_ROOT = process.getuid?.() === 0;
+
+function ownerOf(caller: Caller | undefined): Owner | undefined {
+  return caller && AS_ROOT && (caller.uid !== 0 || caller.gid !== 0) ? { uid: caller.uid, gid: caller.gid } : undefined;
+}
 
 interface Handle {
   /** The real descriptor; -1 until a deferred file of another device is fetched (see realFd). */
@@ -146,9 +156,9 @@ export class MountOps {
     try {
       switch (node.kind) {
         case 'local':
-          return cb(0, fromStats(fs.lstatSync(node.real)));
+          return cb(0, fromStats(fs.lstatSync(node.real, BIGINT)));
         case 'content':
-          return cb(0, readOnly(fromStats(fs.statSync(node.real))));
+          return cb(0, readOnly(fromStats(fs.statSync(node.real, BIGINT))));
         case 'remote': {
           const st = this.remote.getattr(node);
           return typeof st === 'number' ? cb(st) : cb(0, st);
@@ -168,7 +178,7 @@ export class MountOps {
     if (!handle || handle.fd < 0) return this.getattr(p, cb);
     try {
       const node = this.node(p);
-      const st = fromStats(fs.fstatSync(handle.fd));
+      const st = fromStats(fs.fstatSync(handle.fd, BIGINT));
       cb(0, node?.kind === 'content' ? readOnly(st) : st);
     } catch (err) {
       cb(errnoOf(err));
@@ -269,7 +279,7 @@ export class MountOps {
     }
   }
 
-  create(p: string, mode: number, cb: (err: number, fd?: number) => void): void {
+  create(p: string, mode: number, cb: (err: number, fd?: number) => void, caller?: Caller): void {
     const remote = this.remoteNode(p);
     if (remote) {
       try {
@@ -286,7 +296,7 @@ export class MountOps {
     try {
       const rel = node.rel.join('/');
       // The descriptor the create opened is the handle: no close and open again per new file.
-      const created = this.writer.applyFsOp(node.location, { op: 'create', path: rel, mode, flags: fs.constants.O_RDWR }, 'fuse');
+      const created = this.writer.applyFsOp(node.location, { op: 'create', path: rel, mode, flags: fs.constants.O_RDWR, owner: ownerOf(caller) }, 'fuse');
       const fd = created?.fd ?? fs.openSync(node.real, fs.constants.O_RDWR);
       this.handles.set(fd, { fd, location: node.location, rel, written: false });
       cb(0, fd);
@@ -418,9 +428,15 @@ export class MountOps {
     this.apply(p, (rel) => ({ op: 'truncate', path: rel, size }), cb);
   }
 
-  mkdir(p: string, mode: number, cb: (err: number) => void): void {
+  mkdir(p: string, mode: number, cb: (err: number) => void, caller?: Caller): void {
     if (this.onRemote(p, (n) => this.remote.mkdir(n, mode), cb)) return;
-    this.apply(p, (rel) => ({ op: 'mkdir', path: rel, mode }), cb);
+    this.apply(p, (rel) => ({ op: 'mkdir', path: rel, mode, owner: ownerOf(caller) }), cb);
+  }
+
+  /** A fifo, socket or device node (as root); another device's tree takes none (its log carries files, folders and links). */
+  mknod(p: string, mode: number, dev: number, cb: (err: number) => void, caller?: Caller): void {
+    if (this.remoteNode(p)) return cb(EPERM);
+    this.apply(p, (rel) => ({ op: 'mknod', path: rel, mode, dev, owner: ownerOf(caller) }), cb);
   }
 
   rmdir(p: string, cb: (err: number) => void): void {
@@ -433,8 +449,8 @@ export class MountOps {
     this.apply(p, (rel) => ({ op: 'unlink', path: rel }), cb);
   }
 
-  symlink(target: string, p: string, cb: (err: number) => void): void {
-    this.apply(p, (rel) => ({ op: 'symlink', path: rel, target }), cb);
+  symlink(target: string, p: string, cb: (err: number) => void, caller?: Caller): void {
+    this.apply(p, (rel) => ({ op: 'symlink', path: rel, target, owner: ownerOf(caller) }), cb);
   }
 
   chmod(p: string, mode: number, cb: (err: number) => void): void {
@@ -451,12 +467,23 @@ export class MountOps {
     this.apply(p, (rel) => ({ op: 'utimens', path: rel, atimeMs: atime, mtimeMs: mtime }), cb, true);
   }
 
-  rename(src: string, dest: string, cb: (err: number) => void): void {
+  /**
+   * utimensat to the nanosecond, with UTIME_NOW and UTIME_OMIT; `approxMs` are the same
+   * times in ms (for another device's tree, whose log keeps ms).
+   */
+  utimensNs(p: string, atime: Timespec, mtime: Timespec, approxMs: [number, number], cb: (err: number) => void): void {
+    if (this.onRemote(p, (n) => this.remote.utimens(n, approxMs[0], approxMs[1]), cb)) return;
+    this.apply(p, (rel) => ({ op: 'utimens', path: rel, atimeMs: approxMs[0], mtimeMs: approxMs[1], ns: { atime, mtime } }), cb, true);
+  }
+
+  /** flags: RENAME_NOREPLACE or RENAME_EXCHANGE (local trees only; another device's answers EINVAL). */
+  rename(src: string, dest: string, cb: (err: number) => void, flags = 0): void {
     const from = this.remoteNode(src);
     const to = this.remoteNode(dest);
+    if (flags && (from || to)) return cb(EINVAL);
     if (from && to) return runRemote(from, (n) => this.remote.rename(n, to), cb);
     if (from || to) return cb(from && !this.node(dest) && !this.node(path.posix.dirname(dest)) ? ENOENT : EXDEV); // across devices: tools copy, then delete
-    this.twoPaths(src, dest, (from, to) => ({ op: 'rename', from, to }), cb);
+    this.twoPaths(src, dest, (from, to) => ({ op: 'rename', from, to, flags: flags || undefined }), cb);
   }
 
   link(src: string, dest: string, cb: (err: number) => void): void {
@@ -632,6 +659,6 @@ function isSymlink(p: string): boolean {
 
 const OP_NAMES = [
   'getattr', 'fgetattr', 'readdir', 'readlink', 'access', 'statfs', 'open', 'create', 'read', 'write', 'ftruncate',
-  'flush', 'fsync', 'release', 'truncate', 'mkdir', 'rmdir', 'unlink', 'symlink', 'chmod', 'chown', 'utimens',
+  'flush', 'fsync', 'release', 'truncate', 'mkdir', 'mknod', 'rmdir', 'unlink', 'symlink', 'chmod', 'chown', 'utimens', 'utimensNs',
   'rename', 'link', 'getxattr', 'listxattr', 'setxattr', 'removexattr',
 ] as const;

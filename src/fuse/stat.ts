@@ -12,20 +12,27 @@ const VIRTUAL_INO_BASE = 0xfff00000;
 const REMOTE_INO_BASE = 0x80000000;
 const REMOTE_INO_SPAN = 0x7ff00000;
 
-export function fromStats(st: fs.Stats): FuseStat {
+/** A real file's attributes; from a bigint stat the inode number and times stay exact (the native binding passes them on). */
+export function fromStats(st: fs.Stats | fs.BigIntStats): FuseStat {
+  if (typeof st.ino !== 'bigint') {
+    const s = st as fs.Stats;
+    return { mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, ino: s.ino, rdev: s.rdev, blksize: s.blksize, blocks: s.blocks, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs };
+  }
+  const b = st as fs.BigIntStats;
   return {
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    nlink: st.nlink,
-    ino: st.ino,
-    rdev: st.rdev,
-    blksize: st.blksize,
-    blocks: st.blocks,
-    atime: st.atimeMs,
-    mtime: st.mtimeMs,
-    ctime: st.ctimeMs,
+    mode: Number(b.mode),
+    uid: Number(b.uid),
+    gid: Number(b.gid),
+    size: Number(b.size),
+    nlink: Number(b.nlink),
+    ino: Number(b.ino),
+    rdev: Number(b.rdev),
+    blksize: Number(b.blksize),
+    blocks: Number(b.blocks),
+    atime: Number(b.atimeNs) / 1e6,
+    mtime: Number(b.mtimeNs) / 1e6,
+    ctime: Number(b.ctimeNs) / 1e6,
+    exact: { ino: b.ino, dev: b.dev, atimeNs: b.atimeNs, mtimeNs: b.mtimeNs, ctimeNs: b.ctimeNs },
   };
 }
 
@@ -72,9 +79,9 @@ export function fromEntry(e: Entry, writable = true): FuseStat {
   };
 }
 
-/** A read-only view of a real file (for /sd/.content/<id>). */
+/** A read-only view of a real file (for /sd/.content/<id>): another inode than the file's own names, so no device number. */
 export function readOnly(st: FuseStat): FuseStat {
-  return { ...st, mode: st.mode & ~0o222 };
+  return { ...st, mode: st.mode & ~0o222, exact: st.exact && { ...st.exact, dev: 0n } };
 }
 
 function hash(s: string): number {

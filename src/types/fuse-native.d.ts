@@ -16,6 +16,11 @@ declare module 'fuse-native' {
     atime: Date | number;
     mtime: Date | number;
     ctime: Date | number;
+    /**
+     * A real file's exact inode number, device and times (ns since the epoch), for sdfs's own
+     * binding; dev 0 when the attributes are a view of the file (not one of its names).
+     */
+    exact?: { ino: bigint; dev: bigint; atimeNs: bigint; mtimeNs: bigint; ctimeNs: bigint };
   }
 
   export interface StatFs {

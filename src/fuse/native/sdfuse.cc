@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ struct Req {
   double a = 0, b = 0, c = 0;  // op arguments (mode, flags, size, offset, ...)
   int64_t fh = -1;        // the JS handle, -1 without one
   bool written = false;   // release/fsync: data was written natively through the handle
-  double setattr[8] = {0};
+  double setattr[10] = {0};
   std::vector<char> data; // write data, xattr value
   uint32_t uid = 0, gid = 0, umask = 0, pid = 0;
   // A JS-served read: the buffer JS fills (kept alive until the reply).
@@ -80,16 +81,33 @@ struct DirHandle {
   std::vector<std::string> names;
 };
 
+/** One name of a node: the folder node it is in, and the name there. */
+struct Name {
+  struct Node *parent;
+  std::string name;
+};
+
 struct Node {
   uint64_t id;
-  Node *parent = nullptr;  // null for the root and for detached nodes
+  Node *parent = nullptr;  // its first name (the one its path is built from); null for the root and unlinked nodes
   std::string name;
+  std::vector<Name> aliases;  // its other names: hard links of one real file share one node
   uint64_t nlookup = 0;
-  uint64_t children = 0;   // child nodes naming this one as parent
+  uint64_t children = 0;   // names of other nodes inside this one
   std::unordered_map<std::string, Node *> kids;
+  // The real file's identity (device, inode) when it has several names; 0 otherwise.
+  uint64_t dev = 0, rino = 0;
   // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
   int64_t cacheMtime = -1;
   int64_t cacheSize = -1;
+};
+
+struct InodeKey {
+  uint64_t dev, ino;
+  bool operator==(const InodeKey &o) const { return dev == o.dev && ino == o.ino; }
+};
+struct InodeKeyHash {
+  size_t operator()(const InodeKey &k) const { return std::hash<uint64_t>()(k.ino * 31 + k.dev); }
 };
 
 struct Session {
@@ -105,6 +123,7 @@ struct Session {
 
   std::mutex nodesMu;
   std::unordered_map<uint64_t, Node *> nodes;
+  std::unordered_map<InodeKey, Node *, InodeKeyHash> byInode;  // nodes of real files with several names
   uint64_t nextId = 2;
 
   std::mutex reqsMu;
@@ -144,29 +163,67 @@ bool pathOf(Session *s, uint64_t id, std::string &out) {
   return true;
 }
 
-/** Drops a node nobody refers to any more (no kernel lookups, no children), and then its parent if that frees it. */
-void maybeDrop(Session *s, Node *n) {
-  while (n && n->id != FUSE_ROOT_ID && n->nlookup == 0 && n->children == 0) {
-    Node *parent = n->parent;
-    if (parent) {
-      auto it = parent->kids.find(n->name);
-      if (it != parent->kids.end() && it->second == n) parent->kids.erase(it);
-      parent->children--;
+/** Takes one name of a node out of its folder (the node itself stays while anything refers to it). */
+void dropName(Session *s, Node *n, Node *parent, const std::string &name) {
+  auto it = parent->kids.find(name);
+  if (it != parent->kids.end() && it->second == n) parent->kids.erase(it);
+  parent->children--;
+  if (n->parent == parent && n->name == name) {
+    if (n->aliases.empty()) {
+      n->parent = nullptr;
+    } else {
+      n->parent = n->aliases.back().parent;
+      n->name = n->aliases.back().name;
+      n->aliases.pop_back();
     }
-    s->nodes.erase(n->id);
-    delete n;
-    n = parent;
+    return;
+  }
+  for (auto a = n->aliases.begin(); a != n->aliases.end(); ++a) {
+    if (a->parent == parent && a->name == name) {
+      n->aliases.erase(a);
+      return;
+    }
   }
 }
 
-/** Takes a node out of its parent's names (unlinked, or replaced by a rename); it lives while the kernel holds it. */
-void detach(Session *s, Node *n) {
-  Node *parent = n->parent;
-  if (!parent) return;
-  auto it = parent->kids.find(n->name);
-  if (it != parent->kids.end() && it->second == n) parent->kids.erase(it);
-  n->parent = nullptr;
-  parent->children--;
+/** Gives a node a name in a folder: its first one, or another (a hard link). */
+void addName(Node *n, Node *parent, const std::string &name) {
+  parent->kids[name] = n;
+  parent->children++;
+  if (!n->parent) {
+    n->parent = parent;
+    n->name = name;
+  } else {
+    n->aliases.push_back({parent, name});
+  }
+}
+
+/** Drops nodes nobody refers to any more (no kernel lookups, no names inside), and then the folders that frees. */
+void maybeDrop(Session *s, Node *first) {
+  std::vector<Node *> work = {first};
+  while (!work.empty()) {
+    Node *n = work.back();
+    work.pop_back();
+    if (!n || n->id == FUSE_ROOT_ID || n->nlookup > 0 || n->children > 0) continue;
+    if (n->parent) n->aliases.push_back({n->parent, n->name});
+    for (auto &a : n->aliases) {
+      auto it = a.parent->kids.find(a.name);
+      if (it != a.parent->kids.end() && it->second == n) a.parent->kids.erase(it);
+      a.parent->children--;
+      work.push_back(a.parent);
+    }
+    if (n->rino) {
+      auto it = s->byInode.find({n->dev, n->rino});
+      if (it != s->byInode.end() && it->second == n) s->byInode.erase(it);
+    }
+    s->nodes.erase(n->id);
+    delete n;
+  }
+}
+
+/** A name unlinked or replaced: the node loses it, and lives while the kernel holds it. */
+void detach(Session *s, Node *n, Node *parent, const std::string &name) {
+  dropName(s, n, parent, name);
   maybeDrop(s, n);
   maybeDrop(s, parent);
 }
@@ -176,19 +233,54 @@ Node *childOf(Node *parent, const std::string &name) {
   return it == parent->kids.end() ? nullptr : it->second;
 }
 
-/** The node for parent/name, made when new; one more kernel lookup of it. */
-Node *lookedUp(Session *s, uint64_t parentId, const std::string &name) {
+/**
+ * The node for parent/name, made when new; one more kernel lookup of it. A real file with
+ * several names (dev != 0, nlink > 1) gets the node its other names have, so the kernel
+ * keeps one inode for it: a link count or ctime changed through one name shows in all.
+ */
+Node *lookedUp(Session *s, uint64_t parentId, const std::string &name, const struct stat &st, uint64_t dev) {
   Node *parent = nodeOf(s, parentId);
   if (!parent) return nullptr;
+  bool shared = dev != 0 && st.st_nlink > 1 && !S_ISDIR(st.st_mode);
   Node *n = childOf(parent, name);
+  if (n && n->rino && (n->rino != (uint64_t)st.st_ino || n->dev != dev)) {
+    // The name now holds another file (replaced outside the mount): a node of its own.
+    dropName(s, n, parent, name);
+    maybeDrop(s, n);
+    n = nullptr;
+  }
+  if (!n && shared) {
+    auto it = s->byInode.find({dev, (uint64_t)st.st_ino});
+    if (it != s->byInode.end()) {
+      n = it->second;
+      addName(n, parent, name);
+    }
+  }
   if (!n) {
     n = new Node();
     n->id = s->nextId++;
-    n->parent = parent;
-    n->name = name;
-    parent->kids[name] = n;
-    parent->children++;
     s->nodes[n->id] = n;
+    addName(n, parent, name);
+  }
+  if (shared && !n->rino) {
+    n->dev = dev;
+    n->rino = (uint64_t)st.st_ino;
+    s->byInode[{dev, n->rino}] = n;
+  }
+  n->nlookup++;
+  return n;
+}
+
+/** A hard link made through the mount: the new name joins the source's node (one kernel inode, one link count). */
+Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string &name, const struct stat &st, uint64_t dev) {
+  Node *n = nodeOf(s, sourceId);
+  Node *parent = nodeOf(s, parentId);
+  if (!n || !parent || childOf(parent, name)) return lookedUp(s, parentId, name, st, dev);
+  addName(n, parent, name);
+  if (dev && !n->rino) {
+    n->dev = dev;
+    n->rino = (uint64_t)st.st_ino;
+    s->byInode[{dev, n->rino}] = n;
   }
   n->nlookup++;
   return n;
@@ -200,29 +292,14 @@ void renamed(Session *s, uint64_t parentId, const std::string &name, uint64_t ne
   if (!from || !to) return;
   Node *moving = childOf(from, name);
   Node *replaced = childOf(to, newName);
-  if (moving == replaced) return;
+  if (moving == replaced) return;  // two names of one file: rename(2) changes nothing
+  if (moving) dropName(s, moving, from, name);
   if (replaced) {
-    if (exchange) {
-      // Both stay; they swap places.
-      to->kids.erase(newName);
-      from->kids.erase(name);
-      replaced->parent = from;
-      replaced->name = name;
-      from->kids[name] = replaced;
-      to->children--;
-      from->children++;
-    } else {
-      detach(s, replaced);
-    }
+    dropName(s, replaced, to, newName);
+    if (exchange) addName(replaced, from, name);
   }
-  if (!moving) return;
-  auto it = from->kids.find(name);
-  if (it != from->kids.end() && it->second == moving) from->kids.erase(it);
-  from->children--;
-  moving->parent = to;
-  moving->name = newName;
-  to->kids[newName] = moving;
-  to->children++;
+  if (moving) addName(moving, to, newName);
+  if (replaced && !exchange) maybeDrop(s, replaced);
 }
 
 // ---------------------------------------------------------------------------------
@@ -346,9 +423,11 @@ void sd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, f
   r->setattr[2] = (to_set & FUSE_SET_ATTR_UID) ? (double)attr->st_uid : -1;
   r->setattr[3] = (to_set & FUSE_SET_ATTR_GID) ? (double)attr->st_gid : -1;
   r->setattr[4] = (double)attr->st_size;
-  r->setattr[5] = (double)attr->st_atim.tv_sec * 1e3 + attr->st_atim.tv_nsec / 1e6;
-  r->setattr[6] = (double)attr->st_mtim.tv_sec * 1e3 + attr->st_mtim.tv_nsec / 1e6;
-  r->setattr[7] = fh && fh->written.exchange(false) ? 1 : 0;  // written natively: JS marks its handle
+  r->setattr[5] = (double)attr->st_atim.tv_sec;
+  r->setattr[6] = (double)attr->st_atim.tv_nsec;
+  r->setattr[7] = (double)attr->st_mtim.tv_sec;
+  r->setattr[8] = (double)attr->st_mtim.tv_nsec;
+  r->setattr[9] = fh && fh->written.exchange(false) ? 1 : 0;  // written natively: JS marks its handle
   send(sessionOf(req), r);
 }
 
@@ -660,8 +739,8 @@ void callJs(napi_env env, napi_value dispatch, void *context, void *data) {
       break;
     case OP_SETATTR: {
       napi_value arr;
-      napi_create_array_with_length(env, 8, &arr);
-      for (uint32_t i = 0; i < 8; i++) napi_set_element(env, arr, i, num(env, r->setattr[i]));
+      napi_create_array_with_length(env, 10, &arr);
+      for (uint32_t i = 0; i < 10; i++) napi_set_element(env, arr, i, num(env, r->setattr[i]));
       args[7] = arr;
       break;
     }
@@ -760,42 +839,43 @@ void finish(napi_env env, Req *r) {
 }
 
 /**
- * A stat from JS: a Float64Array of [ino, mode, nlink, uid, gid, rdev, size, blksize, blocks,
- * atime s, atime ns, mtime s, mtime ns, ctime s, ctime ns].
+ * A stat from JS: a Float64Array of [ino high, ino low, mode, nlink, uid, gid, rdev, size,
+ * blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device (0: not a real file's name)].
  */
-bool statArg(napi_env env, napi_value v, struct stat &st) {
+bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullptr) {
   napi_typedarray_type type;
   size_t length;
   void *data;
   if (!v || napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
-  if (type != napi_float64_array || length < 15) return false;
+  if (type != napi_float64_array || length < 17) return false;
   const double *f = static_cast<const double *>(data);
   memset(&st, 0, sizeof st);
-  st.st_ino = (ino_t)f[0];
-  st.st_mode = (mode_t)f[1];
-  st.st_nlink = (nlink_t)f[2];
-  st.st_uid = (uid_t)f[3];
-  st.st_gid = (gid_t)f[4];
-  st.st_rdev = (dev_t)f[5];
-  st.st_size = (off_t)f[6];
-  st.st_blksize = (blksize_t)f[7];
-  st.st_blocks = (blkcnt_t)f[8];
-  st.st_atim.tv_sec = (time_t)f[9];
-  st.st_atim.tv_nsec = (long)f[10];
-  st.st_mtim.tv_sec = (time_t)f[11];
-  st.st_mtim.tv_nsec = (long)f[12];
-  st.st_ctim.tv_sec = (time_t)f[13];
-  st.st_ctim.tv_nsec = (long)f[14];
+  st.st_ino = ((uint64_t)f[0] << 32) | (uint64_t)f[1];
+  st.st_mode = (mode_t)f[2];
+  st.st_nlink = (nlink_t)f[3];
+  st.st_uid = (uid_t)f[4];
+  st.st_gid = (gid_t)f[5];
+  st.st_rdev = (dev_t)f[6];
+  st.st_size = (off_t)f[7];
+  st.st_blksize = (blksize_t)f[8];
+  st.st_blocks = (blkcnt_t)f[9];
+  st.st_atim.tv_sec = (time_t)f[10];
+  st.st_atim.tv_nsec = (long)f[11];
+  st.st_mtim.tv_sec = (time_t)f[12];
+  st.st_mtim.tv_nsec = (long)f[13];
+  st.st_ctim.tv_sec = (time_t)f[14];
+  st.st_ctim.tv_nsec = (long)f[15];
+  if (dev) *dev = (uint64_t)f[16];
   return true;
 }
 
 /** The entry reply of a name-making request: the node is added to the table, then the kernel told. */
-void replyEntryOf(Session *s, Req *r, const struct stat &st, fuse_file_info *fi) {
+void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, fuse_file_info *fi) {
   fuse_entry_param e;
   memset(&e, 0, sizeof e);
   {
     std::lock_guard<std::mutex> lock(s->nodesMu);
-    Node *n = r->op == OP_LINK ? lookedUp(s, r->ino2, r->name2) : lookedUp(s, r->ino, r->name);
+    Node *n = r->op == OP_LINK ? linked(s, r->ino, r->ino2, r->name2, st, dev) : lookedUp(s, r->ino, r->name, st, dev);
     if (!n) {
       fuse_reply_err(r->req, ENOENT);
       return;
@@ -826,16 +906,11 @@ napi_value replyErr(napi_env env, napi_callback_info info) {
   if (!takeReq(env, info, a)) return nullptr;
   int err = (int)numArg(env, a.argv[0]);
   if (err < 0) err = -err;
-  if (err == 0 && a.r->op == OP_UNLINK) {
+  if (err == 0 && (a.r->op == OP_UNLINK || a.r->op == OP_RMDIR)) {
     std::lock_guard<std::mutex> lock(a.s->nodesMu);
     Node *parent = nodeOf(a.s, a.r->ino);
     Node *n = parent ? childOf(parent, a.r->name) : nullptr;
-    if (n) detach(a.s, n);
-  } else if (err == 0 && a.r->op == OP_RMDIR) {
-    std::lock_guard<std::mutex> lock(a.s->nodesMu);
-    Node *parent = nodeOf(a.s, a.r->ino);
-    Node *n = parent ? childOf(parent, a.r->name) : nullptr;
-    if (n) detach(a.s, n);
+    if (n) detach(a.s, n, parent, a.r->name);
   } else if (err == 0 && a.r->op == OP_RENAME) {
     std::lock_guard<std::mutex> lock(a.s->nodesMu);
     renamed(a.s, a.r->ino, a.r->name, a.r->ino2, a.r->name2, ((unsigned)a.r->a & RENAME_EXCHANGE) != 0);
@@ -850,8 +925,9 @@ napi_value replyEntry(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
   struct stat st;
-  if (!statArg(env, a.argv[0], st)) fuse_reply_err(a.r->req, EIO);
-  else replyEntryOf(a.s, a.r, st, nullptr);
+  uint64_t dev = 0;
+  if (!statArg(env, a.argv[0], st, &dev)) fuse_reply_err(a.r->req, EIO);
+  else replyEntryOf(a.s, a.r, st, dev, nullptr);
   finish(env, a.r);
   return nullptr;
 }
@@ -912,14 +988,15 @@ napi_value replyCreate(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
   struct stat st;
-  if (!statArg(env, a.argv[0], st)) {
+  uint64_t dev = 0;
+  if (!statArg(env, a.argv[0], st, &dev)) {
     fuse_reply_err(a.r->req, EIO);
     finish(env, a.r);
     return nullptr;
   }
   fuse_file_info fi;
   FileHandle *fh = openHandle(a.s, a.r, (int64_t)numArg(env, a.argv[1]), (int)numArg(env, a.argv[2]), nullptr, 0, fi);
-  replyEntryOf(a.s, a.r, st, &fi);
+  replyEntryOf(a.s, a.r, st, dev, &fi);
   (void)fh;
   finish(env, a.r);
   return nullptr;
@@ -1189,6 +1266,54 @@ napi_value invalEntry(napi_env env, napi_callback_info info) {
   return num(env, rc < 0 ? -rc : rc);
 }
 
+// ---------------------------------------------------------------------------------
+// System calls Node has no binding for (used by the actions that change a location).
+
+bool stringArg(napi_env env, napi_value v, std::string &out) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;
+  out.resize(len);
+  return napi_get_value_string_utf8(env, v, out.data(), len + 1, &len) == napi_ok;
+}
+
+/** mknod(path, mode, dev) -> errno: fifos, sockets and device nodes. */
+napi_value sysMknod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::string p;
+  if (argc < 3 || !stringArg(env, argv[0], p)) return num(env, EINVAL);
+  return num(env, mknod(p.c_str(), (mode_t)numArg(env, argv[1]), (dev_t)numArg(env, argv[2])) == 0 ? 0 : errno);
+}
+
+/**
+ * utimens(path, atime s, atime ns, mtime s, mtime ns) -> errno: exact nanoseconds, on a
+ * link itself; ns may be UTIME_NOW or UTIME_OMIT.
+ */
+napi_value sysUtimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  size_t argc = 5;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::string p;
+  if (argc < 5 || !stringArg(env, argv[0], p)) return num(env, EINVAL);
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)numArg(env, argv[1]);
+  ts[0].tv_nsec = (long)numArg(env, argv[2]);
+  ts[1].tv_sec = (time_t)numArg(env, argv[3]);
+  ts[1].tv_nsec = (long)numArg(env, argv[4]);
+  return num(env, utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : errno);
+}
+
+/** renameat2(from, to, flags) -> errno: RENAME_NOREPLACE, RENAME_EXCHANGE. */
+napi_value sysRename(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::string from, to;
+  if (argc < 3 || !stringArg(env, argv[0], from) || !stringArg(env, argv[1], to)) return num(env, EINVAL);
+  return num(env, renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), (unsigned)numArg(env, argv[2])) == 0 ? 0 : errno);
+}
+
 napi_value init(napi_env env, napi_value exports) {
   struct {
     const char *name;
@@ -1198,7 +1323,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"invalEntry", invalEntry}, {"replyErr", replyErr},     {"replyEntry", replyEntry},
       {"replyAttr", replyAttr},   {"replyOpen", replyOpen},   {"replyCreate", replyCreate},
       {"replyRead", replyRead},   {"replyWrite", replyWrite}, {"replyBuffer", replyBuffer},
-      {"replyNames", replyNames}, {"replyStatfs", replyStatfs},
+      {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
+      {"utimens", sysUtimens},    {"rename", sysRename},
   };
   for (auto &f : fns) {
     napi_value v;

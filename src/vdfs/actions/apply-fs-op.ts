@@ -14,12 +14,31 @@ import type { Location } from '../locations.js';
 import { entrySdPath } from '../sdpath.js';
 import { DeferredFullHash } from './deferred-full-hash.js';
 import { tryFs } from './errno.js';
-import type { FsOp, FsOpResult } from './fs-op.js';
+import type { FsOp, FsOpResult, Owner } from './fs-op.js';
+import { RENAME_EXCHANGE, lutimesNsSync, mknodSync, renameSync2 } from '../../syscalls.js';
 import { IndexUpdater, baseName, parentRel, splitRel } from './index-update.js';
 import { moveToTrash, trashPathOf, trashStamp } from './trash.js';
 import { exists, lstatOrUndefined } from '../fs-stat.js';
 
-const { O_CREAT, O_EXCL, O_WRONLY } = fs.constants;
+const { O_CREAT, O_EXCL, O_WRONLY, S_IFMT } = fs.constants;
+const S_ISGID = 0o2000;
+
+/**
+ * Gives a new name to who made it through the mount (sdfs runs as root): their uid, and
+ * their gid unless the folder is setgid (the file system gave it the folder's group).
+ */
+function giveTo(file: string, owner: Owner | undefined, fd?: number): void {
+  if (!owner) return;
+  const gid = fs.statSync(path.dirname(file)).mode & S_ISGID ? -1 : owner.gid;
+  if (fd !== undefined) fs.fchownSync(fd, owner.uid, gid);
+  else fs.lchownSync(file, owner.uid, gid);
+}
+
+function typeOfMode(mode: number): string {
+  const type = mode & S_IFMT;
+  const { S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG } = fs.constants;
+  return type === S_IFIFO ? 'fifo' : type === S_IFSOCK ? 'socket' : type === S_IFCHR ? 'char device' : type === S_IFBLK ? 'block device' : type === S_IFREG ? 'file' : 'unknown';
+}
 
 export class FsOpApplier {
   private readonly index: IndexUpdater;
@@ -57,6 +76,7 @@ export class FsOpApplier {
         const fd = tryFs(`create ${sd(rel)}`, () => fs.openSync(file, flags, op.mode));
         let st: fs.Stats;
         try {
+          if (!existed) giveTo(file, op.owner, fd);
           st = fs.fstatSync(fd);
           // Exactly the asked mode: the kernel applied the caller's umask; ours must not apply twice.
           if (!existed && (st.mode & 0o7777) !== (op.mode & 0o7777)) {
@@ -75,12 +95,31 @@ export class FsOpApplier {
         const rel = checkRel(op.path);
         const dir = abs(rel);
         tryFs(`create folder ${sd(rel)}`, () => fs.mkdirSync(dir, { mode: op.mode }));
+        giveTo(dir, op.owner);
         let st = fs.lstatSync(dir);
-        if ((st.mode & 0o7777) !== (op.mode & 0o7777)) {
-          fs.chmodSync(dir, op.mode & 0o7777);
+        // Exactly the asked mode, and the setgid bit a setgid folder passes on (as the file system set it).
+        const mode = (op.mode & 0o7777) | (st.mode & S_ISGID);
+        if ((st.mode & 0o7777) !== mode) {
+          fs.chmodSync(dir, mode);
           st = fs.lstatSync(dir);
         }
         this.record(location, actor, 'mkdir', sd(rel), { mode: op.mode & 0o7777 }, () => this.placeNew(location, rel, st));
+        return {};
+      }
+      case 'mknod': {
+        const rel = checkRel(op.path);
+        const node = abs(rel);
+        tryFs(`create ${sd(rel)}`, () => mknodSync(node, op.mode, op.dev));
+        giveTo(node, op.owner);
+        let st = fs.lstatSync(node);
+        if ((st.mode & 0o7777) !== (op.mode & 0o7777)) {
+          fs.chmodSync(node, op.mode & 0o7777);
+          st = fs.lstatSync(node);
+        }
+        // The index holds files, folders and links: a fifo, socket or device is on disk only.
+        this.record(location, actor, 'mknod', sd(rel), { mode: op.mode & 0o7777, type: typeOfMode(op.mode) }, () => {
+          if (st.isFile()) this.placeNew(location, rel, st);
+        });
         return {};
       }
       case 'unlink': {
@@ -112,6 +151,7 @@ export class FsOpApplier {
         }
         const fromSt = tryFs(`rename ${sd(from)}`, () => fs.lstatSync(abs(from)));
         const toSt = lstatOrUndefined(abs(to));
+        if (op.flags) return this.renameWithFlags(location, actor, from, to, op.flags, toSt !== undefined);
         // Two names of one file: rename(2) leaves both in place.
         const sameFile = toSt !== undefined && toSt.ino === fromSt.ino && toSt.dev === fromSt.dev;
         // A file renamed over another deletes it: a guarded one goes to the trash first, as an unlink's would.
@@ -134,6 +174,7 @@ export class FsOpApplier {
       case 'symlink': {
         const rel = checkRel(op.path);
         tryFs(`create link ${sd(rel)}`, () => fs.symlinkSync(op.target, abs(rel)));
+        giveTo(abs(rel), op.owner);
         const st = fs.lstatSync(abs(rel));
         this.record(location, actor, 'symlink', sd(rel), { target: op.target }, () => this.placeNew(location, rel, st));
         return {};
@@ -175,7 +216,8 @@ export class FsOpApplier {
       }
       case 'utimens': {
         const rel = checkRel(op.path, 'root');
-        tryFs(`set times of ${sd(rel)}`, () => fs.lutimesSync(abs(rel), op.atimeMs / 1000, op.mtimeMs / 1000));
+        const ns = op.ns;
+        tryFs(`set times of ${sd(rel)}`, () => (ns ? lutimesNsSync(abs(rel), ns.atime, ns.mtime) : fs.lutimesSync(abs(rel), op.atimeMs / 1000, op.mtimeMs / 1000)));
         this.record(location, actor, 'utimens', sd(rel), { mtimeMs: op.mtimeMs }, () => this.restat(location, rel, 'keep'));
         return {};
       }
@@ -243,6 +285,45 @@ export class FsOpApplier {
       }
     }
     return contentId;
+  }
+
+  /**
+   * rename(2) with RENAME_NOREPLACE (the index moves as for a plain rename) or
+   * RENAME_EXCHANGE (both names stay; the index swaps them through a third name).
+   */
+  private renameWithFlags(location: Location, actor: Actor, from: string, to: string, flags: number, toExists: boolean): FsOpResult {
+    const sd = (rel: string) => entrySdPath(this.library.device, location, splitRel(rel));
+    const abs = (rel: string) => path.join(location.rootPath, rel);
+    tryFs(`rename ${sd(from)} to ${sd(to)}`, () => renameSync2(abs(from), abs(to), flags));
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    this.record(location, actor, 'rename', sd(from), { to: sd(to), exchange }, () => {
+      if (!exchange || !toExists) return this.renameInIndex(location, from, to);
+      const a = this.index.entryAt(location, from);
+      const b = this.index.entryAt(location, to);
+      const aParent = this.index.entryAt(location, parentRel(to));
+      const bParent = this.index.entryAt(location, parentRel(from));
+      if (!a || !b || !aParent || !bParent) {
+        // Not both indexed: re-read the two names from disk.
+        for (const rel of [from, to]) {
+          this.index.removeAt(location, rel);
+          this.index.indexSubtree(location, rel);
+        }
+        return;
+      }
+      const parking = `.sd-exchange-${process.pid}-${Date.now()}`;
+      this.index.move(b, aParent, parking);
+      this.index.move(a, aParent, baseName(to));
+      const parked = this.index.store.get(b.id);
+      if (parked) this.index.move(parked, bParent, baseName(from));
+      for (const rel of [from, to]) {
+        const moved = this.index.entryAt(location, rel);
+        const st = lstatOrUndefined(abs(rel));
+        if (moved && st) this.index.refresh(location, moved, st, rel, moved.contentId);
+      }
+      this.index.touchDir(location, parentRel(from));
+      if (parentRel(to) !== parentRel(from)) this.index.touchDir(location, parentRel(to));
+    });
+    return {};
   }
 
   private renameInIndex(location: Location, from: string, to: string): void {
