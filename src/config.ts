@@ -33,6 +33,13 @@ export const config = {
    */
   mountAttrTimeoutSeconds: 1,
   /**
+   * Seconds the kernel keeps the names and attributes of local files with sdfs's own
+   * binding: every change the watcher or an action sees drops exactly what it touched
+   * (open files included), so they can be kept long. What cannot be told exactly (virtual
+   * folders, other devices' trees) keeps mountAttrTimeoutSeconds.
+   */
+  mountCachedTimeoutSeconds: 60,
+  /**
    * Seconds after which opening a file asks for its size and mtime again, and keeps the
    * kernel page cache only when they are unchanged (libfuse auto_cache). Bounds stale
    * content from changes the watcher does not see; costs one request per open at most.

@@ -6,7 +6,7 @@ import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import type { RemoteFiles } from './fuse/remote.js';
-import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
+import { fuseBinding, isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { CONTENT_DIR } from './fuse/tree.js';
 import { measureLocalSpace } from './guardian/space.js';
 import { log } from './log.js';
@@ -111,13 +111,18 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   try {
     const ns = new Namespace(library.db);
     watcher = await startWatcher(library, listLocations(library.db, library.device.id), {
-      onApplied: (summary) => {
+      onApplied: (summary, { location, dirs }) => {
         ns.invalidate();
-        // The kernel caches names and attributes for the attribute timeout: tell it to drop
-        // them when the watcher saw the tree change outside the mount. Changes made through
-        // the mount need nothing: the kernel made them and knows.
+        // The kernel caches names and attributes: tell it to drop what changed when the
+        // watcher saw the tree change outside the mount (or an action of this process
+        // changed it). Changes made through the mount need nothing: the kernel made them.
+        // Each re-read folder is compared with what the kernel holds (a chmod is no index
+        // change but still one the kernel must see); a whole location re-read (start-up,
+        // its root came back) drops the device folder whole.
         const c = summary.counts;
-        if (c.new + c.modified + c.moved + c.deleted > 0) mounted?.invalidate([library.device.slug, CONTENT_DIR]);
+        const slug = library.device.slug;
+        if (dirs !== 'all') mounted?.invalidateFolders([...dirs].map((rel) => ({ mountPath: `/${slug}/${location.name}${rel ? `/${rel}` : ''}`, realPath: rel ? path.join(location.rootPath, rel) : location.rootPath })));
+        if (c.new + c.modified + c.moved + c.deleted > 0) mounted?.invalidate(dirs === 'all' ? [slug, CONTENT_DIR] : [CONTENT_DIR]);
         // New contents: what their bytes say, read now rather than at the next tick.
         if (c.identified > 0) void extraction.pass();
       },
@@ -143,8 +148,10 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       },
     };
     mountOps = new MountOps(ns, library.device.id, writer, library.dir, remoteFiles, options.readOnly ? undefined : new RemoteChanges(library));
-    const timeout = options.attrTimeout ?? config.mountAttrTimeoutSeconds;
-    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
+    // Local files are kept long where every change is invalidated exactly (sdfs's own binding).
+    const short = config.mountAttrTimeoutSeconds;
+    const timeout = options.attrTimeout ?? (fuseBinding() === 'native' ? config.mountCachedTimeoutSeconds : short);
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout), openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
     const mountedNow = mounted;
     replication = await Replication.start(library, {
       bootstrap: options.bootstrap,

@@ -29,10 +29,11 @@ export interface NativeOps extends Omit<Ops, 'create' | 'mkdir' | 'mknod' | 'sym
 }
 
 interface Binding {
-  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch): number;
+  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number): number;
   close(session: number): void;
   fd(session: number): number;
-  invalEntry(session: number, parent: number, name: string): number;
+  invalidate(session: number, folder: boolean, mountPath: string, nameOrRealPath: string): void;
+  invalidations(session: number): [number, number, number];
   replyErr(session: number, id: number, errno: number): void;
   replyEntry(session: number, id: number, st: Float64Array): void;
   replyAttr(session: number, id: number, st: Float64Array): void;
@@ -63,11 +64,11 @@ const loadBinding = () => nativeAddon<Binding>();
 
 /**
  * A stat for the native side: [ino high 32 bits, ino low 32 bits, mode, nlink, uid, gid,
- * rdev, size, blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device] — every
- * value exact in a double. The device (0 when unknown) lets the hard links of one real
- * file share one kernel inode.
+ * rdev, size, blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device,
+ * short-lived] — every value exact in a double. The device (0 when unknown) lets the hard
+ * links of one real file share one kernel inode; short-lived ones get the short timeouts.
  */
-const packed = new Float64Array(17);
+const packed = new Float64Array(18);
 const NS = 1_000_000_000n;
 
 function pack(st: FuseStat): Float64Array {
@@ -93,6 +94,7 @@ function pack(st: FuseStat): Float64Array {
     putMs(14, st.ctime);
   }
   packed[16] = exact ? Number(exact.dev) : 0;
+  packed[17] = st.shortLived ? 1 : 0;
   return packed;
 }
 
@@ -114,8 +116,11 @@ function msOf(t: Date | number): number {
 }
 
 export interface NativeMountOptions {
+  /** Seconds the kernel keeps names and attributes sdfs invalidates exactly (local files). */
   entryTimeout: number;
   attrTimeout: number;
+  /** Seconds for the rest (virtual folders, other devices' trees). */
+  shortTimeout: number;
   debug: boolean;
   /** Mount options for the kernel (fsname, default_permissions, ...). */
   options: string[];
@@ -136,8 +141,24 @@ export class NativeSession {
   static mount(mountpoint: string, ops: NativeOps, options: NativeMountOptions): NativeSession {
     const b = loadBinding();
     const s = new NativeSession(b, mountpoint, ops);
-    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch);
+    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout);
     return s;
+  }
+
+  /** Drops a cached name (and everything cached below it). */
+  invalidateName(parentPath: string, name: string): void {
+    this.b.invalidate(this.session, false, parentPath, name);
+  }
+
+  /** A folder changed on disk: drops exactly its names and files that changed, and its own attributes and listing. */
+  invalidateFolder(mountPath: string, realPath: string): void {
+    this.b.invalidate(this.session, true, mountPath, realPath);
+  }
+
+  /** Invalidations queued and not yet sent, sent, and refused by the kernel. */
+  invalidations(): { pending: number; sent: number; refused: number } {
+    const [pending, sent, refused] = this.b.invalidations(this.session);
+    return { pending, sent, refused };
   }
 
   /** The connection's /dev/fuse descriptor (-1 once it ended). */

@@ -16,9 +16,11 @@ import { NativeSession, type NativeOps } from './lowlevel.js';
 const run = promisify(execFile);
 
 export interface MountOptions {
-  /** Seconds the kernel trusts attributes and names; changes made outside show after this. */
+  /** Seconds the kernel trusts attributes and names of local files (exactly invalidated with the native binding). */
   attrTimeout: number;
   entryTimeout: number;
+  /** Seconds for what cannot be invalidated exactly (virtual folders, other devices' trees). */
+  shortTimeout: number;
   /** Seconds after which an open re-checks size and mtime before keeping the page cache. */
   openRecheck: number;
   debug?: boolean;
@@ -103,12 +105,23 @@ export async function prepareMountpoint(mountpoint: string): Promise<void> {
   }
 }
 
+/** A folder of a local location that changed on disk: its path in the mount and on disk. */
+export interface ChangedFolder {
+  mountPath: string;
+  realPath: string;
+}
+
 export interface Mounted {
   mountpoint: string;
   /** Whether the kernel can be told about outside changes (else they show after the timeouts). */
   readonly invalidates: boolean;
   /** Makes the kernel forget its cached names and attributes under these folders of the mount root. */
   invalidate(rootChildren: Iterable<string>): void;
+  /**
+   * Folders that changed on disk: the kernel forgets exactly the names and files in them
+   * that changed (native binding); fuse-native can only drop the whole first folder.
+   */
+  invalidateFolders(folders: Iterable<ChangedFolder>): void;
   /** Resolves when the invalidations asked for so far reached the kernel. */
   invalidated(): Promise<void>;
   unmount(): Promise<void>;
@@ -139,12 +152,23 @@ const KERNEL_OPTIONS = ['fsname=sdfs', 'subtype=sdfs', 'default_permissions', ..
 async function mountNative(mountpoint: string, ops: NativeOps, options: MountOptions): Promise<Mounted> {
   let session: NativeSession;
   try {
-    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, debug: options.debug ?? false, options: KERNEL_OPTIONS });
+    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, debug: options.debug ?? false, options: KERNEL_OPTIONS });
   } catch (err) {
     if (err instanceof SdError) throw err;
     throw new SdError('IO', `could not mount ${mountpoint}: ${(err as Error).message}; is fuse3 installed (npm run setup)?`);
   }
-  const invalidator = new KernelInvalidator(session.fd);
+  const invalidator: Invalidator = {
+    invalidate: (names) => {
+      for (const name of names) session.invalidateName('/', name);
+    },
+    invalidateFolders: (folders) => {
+      for (const f of folders) session.invalidateFolder(f.mountPath, f.realPath);
+    },
+    settled: async () => {
+      while (!session.closed && session.invalidations().pending > 0) await new Promise((r) => setTimeout(r, 5));
+    },
+    close: async () => undefined,
+  };
   return mounted(mountpoint, invalidator, async () => {
     // A plain unmount first; a lazy one when files are still open (the process is ending).
     if (isMounted(mountpoint)) await run('fusermount3', ['-u', mountpoint]).catch(() => undefined);
@@ -167,7 +191,15 @@ async function mountFuseNative(mountpoint: string, ops: Ops, options: MountOptio
   await new Promise<void>((resolve, reject) => {
     fuse.mount((err) => (err ? reject(new SdError('IO', `could not mount ${mountpoint}: ${err.message}; is libfuse2 installed (npm run setup)?`)) : resolve()));
   });
-  return mounted(mountpoint, KernelInvalidator.afterMount(fdsBefore), async () => {
+  const kernel = KernelInvalidator.afterMount(fdsBefore);
+  const invalidator: Invalidator | undefined = kernel && {
+    invalidate: (names) => kernel.invalidate(names),
+    // Only the root's node id is known: the device folder of each changed folder is dropped whole.
+    invalidateFolders: (folders) => kernel.invalidate([...folders].map((f) => f.mountPath.split('/')[1]!).filter(Boolean)),
+    settled: () => kernel.settled(),
+    close: () => kernel.close(),
+  };
+  return mounted(mountpoint, invalidator, async () => {
     await new Promise<void>((resolve) => {
       fuse.unmount((err) => {
         if (err) log.warn({ op: 'unmount', err: String(err) }, 'unmount failed; trying harder');
@@ -178,8 +210,16 @@ async function mountFuseNative(mountpoint: string, ops: Ops, options: MountOptio
   });
 }
 
+/** How a binding tells the kernel to forget what it cached. */
+interface Invalidator {
+  invalidate(rootChildren: Iterable<string>): void;
+  invalidateFolders(folders: Iterable<ChangedFolder>): void;
+  settled(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** The mounted tree: invalidations go through `invalidator`, `unmount` ends the binding's session. */
-function mounted(mountpoint: string, invalidator: KernelInvalidator | undefined, unmount: () => Promise<void>): Mounted {
+function mounted(mountpoint: string, invalidator: Invalidator | undefined, unmount: () => Promise<void>): Mounted {
   // A name that is never cached: the kernel answers ENOENT when it takes notifications, and
   // anything else is logged as a warning.
   invalidator?.invalidate(['.sd-invalidation-probe']);
@@ -190,6 +230,9 @@ function mounted(mountpoint: string, invalidator: KernelInvalidator | undefined,
     invalidates: invalidator !== undefined,
     invalidate(rootChildren) {
       invalidator?.invalidate(rootChildren);
+    },
+    invalidateFolders(folders) {
+      invalidator?.invalidateFolders(folders);
     },
     async invalidated() {
       await invalidator?.settled();

@@ -47,6 +47,7 @@ export function virtualDir(key: string, timeMs: number, writable = false): FuseS
     atime: timeMs,
     mtime: timeMs,
     ctime: timeMs,
+    shortLived: true,
   };
 }
 
@@ -76,12 +77,13 @@ export function fromEntry(e: Entry, writable = true): FuseStat {
     atime: e.mtime,
     mtime: e.mtime,
     ctime: e.mtime,
+    shortLived: true,
   };
 }
 
 /** A read-only view of a real file (for /sd/.content/<id>): another inode than the file's own names, so no device number. */
 export function readOnly(st: FuseStat): FuseStat {
-  return { ...st, mode: st.mode & ~0o222, exact: st.exact && { ...st.exact, dev: 0n } };
+  return { ...st, mode: st.mode & ~0o222, exact: st.exact && { ...st.exact, dev: 0n }, shortLived: true };
 }
 
 function hash(s: string): number {

@@ -21,6 +21,8 @@ declare module 'fuse-native' {
      * binding; dev 0 when the attributes are a view of the file (not one of its names).
      */
     exact?: { ino: bigint; dev: bigint; atimeNs: bigint; mtimeNs: bigint; ctimeNs: bigint };
+    /** sdfs cannot say exactly when these attributes change (virtual folders, other devices' trees): the kernel keeps them only briefly. */
+    shortLived?: boolean;
   }
 
   export interface StatFs {

@@ -16,8 +16,8 @@ import type { Location } from './locations.js';
 export interface WatcherOptions {
   /** Quiet period after the last event before a batch is applied (default config.watchDebounceMs). */
   debounceMs?: number;
-  /** Called after every applied batch (and after each start-up index), changed or not. */
-  onApplied?: (summary: IndexSummary) => void;
+  /** Called after every applied batch (and after each start-up index), changed or not, with the folders it re-read ('all' for the location). */
+  onApplied?: (summary: IndexSummary, change: { location: Location; dirs: ReadonlySet<string> | 'all' }) => void;
   /** Called for a batch that failed; the watcher keeps going. */
   onError?: (err: unknown) => void;
   /** How a folder is watched (default fs.watch); tests pass one that runs out of watches. */
@@ -81,7 +81,7 @@ export async function startWatcher(library: Library, locations: Location[], opti
       // Folders the diff found get a watch (and one more look once watched); gone ones lose theirs.
       notifier.reconcile(location, dirs, entryOf(location));
       log.debug({ op: 'watch', location: location.name, dirs: dirRels === 'all' ? 'all' : dirRels.size, ...summary.counts, seconds: summary.seconds }, 'applied');
-      options.onApplied?.(summary);
+      options.onApplied?.(summary, { location, dirs: dirRels });
     } catch (err) {
       // Another writer holding the library is transient: try again later.
       if (err instanceof SdError && err.code === 'LIBRARY_LOCKED' && !closed) queue(location, dirRels);

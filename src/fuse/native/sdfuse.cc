@@ -23,7 +23,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +100,9 @@ struct Node {
   std::unordered_map<std::string, Node *> kids;
   // The real file's identity (device, inode) when it has several names; 0 otherwise.
   uint64_t dev = 0, rino = 0;
+  // What the kernel was last told of it: inode number and ctime (ns), to see what changed on disk.
+  uint64_t ino = 0;
+  int64_t ctime = -1;
   // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
   int64_t cacheMtime = -1;
   int64_t cacheSize = -1;
@@ -110,6 +116,13 @@ struct InodeKeyHash {
   size_t operator()(const InodeKey &k) const { return std::hash<uint64_t>()(k.ino * 31 + k.dev); }
 };
 
+/** A cache invalidation to send: a name (parent path + name), or a folder to compare with the disk. */
+struct InvalJob {
+  bool folder;
+  std::string mountPath;  // the parent folder (name jobs) or the folder (folder jobs), in the mount
+  std::string nameOrReal; // the name, or the folder's real path
+};
+
 struct Session {
   int index = -1;
   fuse_session *se = nullptr;
@@ -119,6 +132,17 @@ struct Session {
   bool loopStarted = false;
   std::atomic<bool> closed{false};
   double entryTimeout = 1, attrTimeout = 1;
+  double shortTimeout = 1;  // for what sdfs cannot invalidate exactly (virtual folders, other devices' trees)
+
+  // Invalidations are sent from their own thread: the kernel takes a folder's lock for
+  // them, which a lookup waiting for the JS thread may hold.
+  std::thread notifier;
+  std::mutex invalMu;
+  std::condition_variable invalCv;
+  std::deque<InvalJob> invalQueue;
+  std::atomic<int> invalPending{0};
+  bool notifierStop = false;
+  std::atomic<uint64_t> invalSent{0}, invalFailed{0};
   int maxThreads = 10;
 
   std::mutex nodesMu;
@@ -161,6 +185,14 @@ bool pathOf(Session *s, uint64_t id, std::string &out) {
     out += **it;
   }
   return true;
+}
+
+int64_t ctimeNs(const struct stat &st) { return (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec; }
+
+/** Notes the attributes the kernel is given for a node. */
+void told(Node *n, const struct stat &st) {
+  n->ino = (uint64_t)st.st_ino;
+  n->ctime = ctimeNs(st);
 }
 
 /** Takes one name of a node out of its folder (the node itself stays while anything refers to it). */
@@ -267,6 +299,7 @@ Node *lookedUp(Session *s, uint64_t parentId, const std::string &name, const str
     n->rino = (uint64_t)st.st_ino;
     s->byInode[{dev, n->rino}] = n;
   }
+  told(n, st);
   n->nlookup++;
   return n;
 }
@@ -282,8 +315,92 @@ Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string
     n->rino = (uint64_t)st.st_ino;
     s->byInode[{dev, n->rino}] = n;
   }
+  told(n, st);
   n->nlookup++;
   return n;
+}
+
+/** The node at a path of the mount, if the kernel holds it. */
+Node *nodeAt(Session *s, const std::string &path) {
+  Node *n = nodeOf(s, FUSE_ROOT_ID);
+  size_t at = 1;
+  while (n && at < path.size()) {
+    size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    if (end > at) n = childOf(n, path.substr(at, end - at));
+    at = end + 1;
+  }
+  return n;
+}
+
+void notifyEntry(Session *s, uint64_t parent, const std::string &name) {
+  int rc = fuse_lowlevel_notify_inval_entry(s->se, parent, name.c_str(), name.size());
+  s->invalSent++;
+  if (rc != 0 && rc != -ENOENT) s->invalFailed++;
+}
+
+void notifyInode(Session *s, uint64_t ino) {
+  int rc = fuse_lowlevel_notify_inval_inode(s->se, ino, 0, 0);
+  s->invalSent++;
+  if (rc != 0 && rc != -ENOENT) s->invalFailed++;
+}
+
+/**
+ * A folder changed on disk: compares each name the kernel holds in it with the disk. A
+ * name gone or now another file loses its cached entry; a file whose ctime moved loses its
+ * cached attributes and pages (open or not); the folder loses its attributes and listing.
+ */
+void invalidateFolder(Session *s, const std::string &mountPath, const std::string &realPath) {
+  struct Kid {
+    uint64_t id;
+    std::string name;
+    uint64_t ino;
+    int64_t ctime;
+  };
+  std::vector<Kid> kids;
+  uint64_t dirId;
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *dir = nodeAt(s, mountPath);
+    if (!dir) return;
+    dirId = dir->id;
+    for (auto &k : dir->kids) kids.push_back({k.second->id, k.first, k.second->ino, k.second->ctime});
+  }
+  for (auto &k : kids) {
+    struct stat st;
+    std::string real = realPath + "/" + k.name;
+    bool gone = lstat(real.c_str(), &st) != 0 || (uint64_t)st.st_ino != k.ino;
+    if (gone || ctimeNs(st) != k.ctime) notifyInode(s, k.id);
+    if (gone) notifyEntry(s, dirId, k.name);
+  }
+  notifyInode(s, dirId);
+}
+
+void notifierMain(Session *s) {
+  for (;;) {
+    InvalJob job;
+    {
+      std::unique_lock<std::mutex> lock(s->invalMu);
+      s->invalCv.wait(lock, [s] { return s->notifierStop || !s->invalQueue.empty(); });
+      if (s->notifierStop) return;
+      job = std::move(s->invalQueue.front());
+      s->invalQueue.pop_front();
+    }
+    if (!s->closed) {
+      if (job.folder) {
+        invalidateFolder(s, job.mountPath, job.nameOrReal);
+      } else {
+        uint64_t parent = 0;
+        {
+          std::lock_guard<std::mutex> lock(s->nodesMu);
+          Node *p = nodeAt(s, job.mountPath);
+          if (p) parent = p->id;
+        }
+        if (parent) notifyEntry(s, parent, job.nameOrReal);
+      }
+    }
+    s->invalPending--;
+  }
 }
 
 void renamed(Session *s, uint64_t parentId, const std::string &name, uint64_t newParentId, const std::string &newName, bool exchange) {
@@ -554,6 +671,36 @@ void sd_write_buf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec *in, off_t off, fu
 
 void sd_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *) { fuse_reply_err(req, 0); }
 
+/** fallocate on the real descriptor; a handle without one answers EOPNOTSUPP (glibc then writes zeros). */
+void sd_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info *fi) {
+  FileHandle *fh = fileOf(fi);
+  if (fh->fd < 0) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (fallocate(fh->fd, mode, offset, length) != 0) return (void)fuse_reply_err(req, errno);
+  fh->written = true;
+  fuse_reply_err(req, 0);
+}
+
+/** copy_file_range between two real descriptors (reflinked where the disk can); else the kernel copies through read and write. */
+void sd_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info *fi_in, fuse_ino_t, off_t off_out, fuse_file_info *fi_out, size_t len, int flags) {
+  FileHandle *in = fileOf(fi_in);
+  FileHandle *out = fileOf(fi_out);
+  if (in->fd < 0 || out->fd < 0) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  loff_t from = off_in, to = off_out;
+  ssize_t n = copy_file_range(in->fd, &from, out->fd, &to, len, (unsigned)flags);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  out->written = true;
+  fuse_reply_write(req, (size_t)n);
+}
+
+/** SEEK_DATA and SEEK_HOLE on the real descriptor (sparse files copied as sparse). */
+void sd_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info *fi) {
+  FileHandle *fh = fileOf(fi);
+  if (fh->fd < 0) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  off_t at = lseek(fh->fd, off, whence);
+  if (at < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_lseek(req, at);
+}
+
 void sd_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   FileHandle *fh = fileOf(fi);
   Req *r = newReq(req, OP_RELEASE, ino);
@@ -654,6 +801,9 @@ fuse_lowlevel_ops makeOps() {
   ops.read = sd_read;
   ops.write_buf = sd_write_buf;
   ops.flush = sd_flush;
+  ops.fallocate = sd_fallocate;
+  ops.copy_file_range = sd_copy_file_range;
+  ops.lseek = sd_lseek;
   ops.release = sd_release;
   ops.fsync = sd_fsync;
   ops.opendir = sd_opendir;
@@ -681,6 +831,8 @@ const fuse_lowlevel_ops OPS = makeOps();
       return nullptr;                                                 \
     }                                                                 \
   } while (0)
+
+bool stringArg(napi_env env, napi_value v, std::string &out);
 
 napi_value num(napi_env env, double v) {
   napi_value out;
@@ -840,14 +992,15 @@ void finish(napi_env env, Req *r) {
 
 /**
  * A stat from JS: a Float64Array of [ino high, ino low, mode, nlink, uid, gid, rdev, size,
- * blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device (0: not a real file's name)].
+ * blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device (0: not a real file's name),
+ * short-lived (1: cached for the short timeout, as sdfs cannot say exactly when it changes)].
  */
-bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullptr) {
+bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullptr, bool *shortLived = nullptr) {
   napi_typedarray_type type;
   size_t length;
   void *data;
   if (!v || napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
-  if (type != napi_float64_array || length < 17) return false;
+  if (type != napi_float64_array || length < 18) return false;
   const double *f = static_cast<const double *>(data);
   memset(&st, 0, sizeof st);
   st.st_ino = ((uint64_t)f[0] << 32) | (uint64_t)f[1];
@@ -866,11 +1019,12 @@ bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullpt
   st.st_ctim.tv_sec = (time_t)f[14];
   st.st_ctim.tv_nsec = (long)f[15];
   if (dev) *dev = (uint64_t)f[16];
+  if (shortLived) *shortLived = f[17] != 0;
   return true;
 }
 
 /** The entry reply of a name-making request: the node is added to the table, then the kernel told. */
-void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, fuse_file_info *fi) {
+void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool shortLived, fuse_file_info *fi) {
   fuse_entry_param e;
   memset(&e, 0, sizeof e);
   {
@@ -887,8 +1041,8 @@ void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, fuse_
     }
   }
   e.attr = st;
-  e.attr_timeout = s->attrTimeout;
-  e.entry_timeout = s->entryTimeout;
+  e.attr_timeout = shortLived ? s->shortTimeout : s->attrTimeout;
+  e.entry_timeout = shortLived ? s->shortTimeout : s->entryTimeout;
   if (fi) {
     if (fuse_reply_create(r->req, &e, fi) != 0) {
       // The caller is gone (interrupted): the kernel will not release this handle.
@@ -926,8 +1080,9 @@ napi_value replyEntry(napi_env env, napi_callback_info info) {
   if (!takeReq(env, info, a)) return nullptr;
   struct stat st;
   uint64_t dev = 0;
-  if (!statArg(env, a.argv[0], st, &dev)) fuse_reply_err(a.r->req, EIO);
-  else replyEntryOf(a.s, a.r, st, dev, nullptr);
+  bool shortLived = false;
+  if (!statArg(env, a.argv[0], st, &dev, &shortLived)) fuse_reply_err(a.r->req, EIO);
+  else replyEntryOf(a.s, a.r, st, dev, shortLived, nullptr);
   finish(env, a.r);
   return nullptr;
 }
@@ -937,8 +1092,17 @@ napi_value replyAttr(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
   struct stat st;
-  if (!statArg(env, a.argv[0], st)) fuse_reply_err(a.r->req, EIO);
-  else fuse_reply_attr(a.r->req, &st, a.s->attrTimeout);
+  bool shortLived = false;
+  if (!statArg(env, a.argv[0], st, nullptr, &shortLived)) {
+    fuse_reply_err(a.r->req, EIO);
+  } else {
+    {
+      std::lock_guard<std::mutex> lock(a.s->nodesMu);
+      Node *n = nodeOf(a.s, a.r->ino);
+      if (n) told(n, st);
+    }
+    fuse_reply_attr(a.r->req, &st, shortLived ? a.s->shortTimeout : a.s->attrTimeout);
+  }
   finish(env, a.r);
   return nullptr;
 }
@@ -989,14 +1153,15 @@ napi_value replyCreate(napi_env env, napi_callback_info info) {
   if (!takeReq(env, info, a)) return nullptr;
   struct stat st;
   uint64_t dev = 0;
-  if (!statArg(env, a.argv[0], st, &dev)) {
+  bool shortLived = false;
+  if (!statArg(env, a.argv[0], st, &dev, &shortLived)) {
     fuse_reply_err(a.r->req, EIO);
     finish(env, a.r);
     return nullptr;
   }
   fuse_file_info fi;
   FileHandle *fh = openHandle(a.s, a.r, (int64_t)numArg(env, a.argv[1]), (int)numArg(env, a.argv[2]), nullptr, 0, fi);
-  replyEntryOf(a.s, a.r, st, dev, &fi);
+  replyEntryOf(a.s, a.r, st, dev, shortLived, &fi);
   (void)fh;
   finish(env, a.r);
   return nullptr;
@@ -1125,13 +1290,13 @@ void *loopMain(void *arg) {
   return nullptr;
 }
 
-/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch) -> session index */
+/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch, shortTimeout) -> session index */
 napi_value mount(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  size_t argc = 7;
+  napi_value argv[8];
+  size_t argc = 8;
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 7) {
-    napi_throw_error(env, nullptr, "sdfuse.mount: 7 arguments expected");
+  if (argc < 8) {
+    napi_throw_error(env, nullptr, "sdfuse.mount: 8 arguments expected");
     return nullptr;
   }
   size_t len;
@@ -1150,6 +1315,7 @@ napi_value mount(napi_env env, napi_callback_info info) {
   s->entryTimeout = numArg(env, argv[2]);
   s->attrTimeout = numArg(env, argv[3]);
   s->maxThreads = (int)numArg(env, argv[4]);
+  s->shortTimeout = numArg(env, argv[7]);
   Node *root = new Node();
   root->id = FUSE_ROOT_ID;
   root->nlookup = 1;
@@ -1194,6 +1360,7 @@ napi_value mount(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   s->loopStarted = true;
+  s->notifier = std::thread(notifierMain, s);
   return num(env, s->index);
 }
 
@@ -1231,6 +1398,12 @@ napi_value closeSession(napi_env env, napi_callback_info info) {
   }
   pthread_join(s->loop, nullptr);
   {
+    std::lock_guard<std::mutex> lock(s->invalMu);
+    s->notifierStop = true;
+  }
+  s->invalCv.notify_one();
+  s->notifier.join();
+  {
     std::lock_guard<std::mutex> lock(s->reqsMu);
     for (auto &p : s->pending) {
       if (p.second->bufRef) napi_delete_reference(env, p.second->bufRef);
@@ -1251,19 +1424,41 @@ napi_value closeSession(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** invalEntry(session, parentIno, name) -> errno (0, or ENOENT when the kernel did not hold it). */
-napi_value invalEntry(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  size_t argc = 3;
+/**
+ * invalidate(session, folder, mountPath, nameOrRealPath): queues an invalidation for the
+ * notifier thread. folder false: the name under the folder at mountPath; true: the folder at
+ * mountPath, compared with the disk at realPath.
+ */
+napi_value invalidate(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  size_t argc = 4;
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   Session *s = sessionArg(env, argv[0]);
-  if (!s || s->closed) return num(env, EBADF);
-  size_t len;
-  napi_get_value_string_utf8(env, argv[2], nullptr, 0, &len);
-  std::string name(len, '\0');
-  napi_get_value_string_utf8(env, argv[2], name.data(), len + 1, &len);
-  int rc = fuse_lowlevel_notify_inval_entry(s->se, (fuse_ino_t)numArg(env, argv[1]), name.c_str(), name.size());
-  return num(env, rc < 0 ? -rc : rc);
+  if (!s || s->closed || argc < 4) return nullptr;
+  InvalJob job;
+  napi_get_value_bool(env, argv[1], &job.folder);
+  if (!stringArg(env, argv[2], job.mountPath) || !stringArg(env, argv[3], job.nameOrReal)) return nullptr;
+  s->invalPending++;
+  {
+    std::lock_guard<std::mutex> lock(s->invalMu);
+    s->invalQueue.push_back(std::move(job));
+  }
+  s->invalCv.notify_one();
+  return nullptr;
+}
+
+/** invalidations(session) -> [queued, sent, refused]: refused are those the kernel did not take (not counting names it had not cached). */
+napi_value invalidations(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  Session *s = sessionArg(env, argv[0]);
+  napi_value arr;
+  napi_create_array_with_length(env, 3, &arr);
+  napi_set_element(env, arr, 0, num(env, s ? s->invalPending.load() : 0));
+  napi_set_element(env, arr, 1, num(env, s ? (double)s->invalSent.load() : 0));
+  napi_set_element(env, arr, 2, num(env, s ? (double)s->invalFailed.load() : 0));
+  return arr;
 }
 
 // ---------------------------------------------------------------------------------
@@ -1320,11 +1515,11 @@ napi_value init(napi_env env, napi_value exports) {
     napi_callback fn;
   } fns[] = {
       {"mount", mount},           {"close", closeSession},    {"fd", sessionFd},
-      {"invalEntry", invalEntry}, {"replyErr", replyErr},     {"replyEntry", replyEntry},
+      {"invalidate", invalidate}, {"replyErr", replyErr},     {"replyEntry", replyEntry},
       {"replyAttr", replyAttr},   {"replyOpen", replyOpen},   {"replyCreate", replyCreate},
       {"replyRead", replyRead},   {"replyWrite", replyWrite}, {"replyBuffer", replyBuffer},
       {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
-      {"utimens", sysUtimens},    {"rename", sysRename},
+      {"utimens", sysUtimens},    {"rename", sysRename},      {"invalidations", invalidations},
   };
   for (auto &f : fns) {
     napi_value v;
