@@ -26,6 +26,8 @@ export interface NativeOps extends Omit<Ops, 'create' | 'mkdir' | 'mknod' | 'sym
   directFd?(fh: number): number;
   /** Data was written straight to the handle's descriptor (the index is told at fsync or release). */
   markWritten?(fh: number): void;
+  /** A local folder's real path (its listing's attributes are read there, natively), else undefined. */
+  realDirOf?(path: string): string | undefined;
 }
 
 interface Binding {
@@ -42,7 +44,7 @@ interface Binding {
   replyRead(session: number, id: number, bytes: number): void;
   replyWrite(session: number, id: number, bytes: number): void;
   replyBuffer(session: number, id: number, data: Buffer): void;
-  replyNames(session: number, id: number, names: string[]): void;
+  replyNames(session: number, id: number, names: string[], realDir: string | null): void;
   replyStatfs(session: number, id: number, values: number[]): void;
 }
 
@@ -53,7 +55,7 @@ const Op = {
   LOOKUP: 1, GETATTR: 2, SETATTR: 3, READLINK: 4, MKNOD: 5, MKDIR: 6, UNLINK: 7, RMDIR: 8,
   SYMLINK: 9, RENAME: 10, LINK: 11, OPEN: 12, READ: 13, WRITE: 14, RELEASE: 15, FSYNC: 16, OPENDIR: 17,
   STATFS: 18, SETXATTR: 19, GETXATTR: 20, LISTXATTR: 21, REMOVEXATTR: 22, ACCESS: 23, CREATE: 24,
-  FALLOCATE: 25, CLOSED: 26,
+  FALLOCATE: 25, CLOSED: 26, READDIR: 27,
 } as const;
 
 /** libfuse's FUSE_SET_ATTR_* bits. */
@@ -268,8 +270,8 @@ export class NativeSession {
         case Op.FSYNC:
           if (c === true) ops.markWritten?.(fh);
           return ops.fsync!(at, a !== 0, fh, err);
-        case Op.OPENDIR:
-          return ops.readdir!(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names)));
+        case Op.READDIR:
+          return ops.readdir!(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names, ops.realDirOf?.(at) ?? null)));
         case Op.STATFS:
           return ops.statfs!(at, (e, s?: StatFs) => (e < 0 || !s ? err(e || EIO) : bind.replyStatfs(sid, id, [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax])));
         case Op.SETXATTR:

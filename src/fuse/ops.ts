@@ -91,7 +91,7 @@ export class MountOps {
 
   /** The handler object fuse-native takes; with SD_LOG=debug every call is logged with its result and time. */
   handlers(): NativeOps {
-    const bound: NativeOps = { directFd: (fd) => this.directFd(fd), markWritten: (fd) => this.markWritten(fd) };
+    const bound: NativeOps = { directFd: (fd) => this.directFd(fd), markWritten: (fd) => this.markWritten(fd), realDirOf: (p) => this.realDirOf(p) };
     const debug = log.isLevelEnabled('debug');
     for (const name of OP_NAMES) {
       const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!.bind(this);
@@ -110,6 +110,12 @@ export class MountOps {
   markWritten(fd: number): void {
     const handle = this.handles.get(fd);
     if (handle) handle.written = true;
+  }
+
+  /** A folder of a local location: its real path (readdirplus reads its names' attributes there). */
+  realDirOf(p: string): string | undefined {
+    const node = this.node(p);
+    return node?.kind === 'local' ? node.real : undefined;
   }
 
   /** Open handles, for a clean shutdown. */

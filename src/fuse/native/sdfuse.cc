@@ -40,13 +40,14 @@ enum Op {
   OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
   OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
   OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE,
-  OP_FALLOCATE, OP_CLOSED,
+  OP_FALLOCATE, OP_CLOSED, OP_READDIR,
 };
 
 /** What a reply must do to the node table once the request succeeded. */
 enum TableChange { TC_NONE, TC_ENTRY, TC_UNLINK, TC_RENAME };
 
 struct Session;
+struct DirHandle;
 
 struct Req {
   fuse_req_t req = nullptr;
@@ -70,6 +71,7 @@ struct Req {
   // A JS-served read: the buffer JS fills (kept alive until the reply).
   napi_ref bufRef = nullptr;
   char *bufData = nullptr;
+  DirHandle *dir = nullptr;  // readdir: the handle whose names JS gives
 };
 
 /** A file handle: the JS handle, and the real descriptor when reads and writes are native. */
@@ -81,7 +83,9 @@ struct FileHandle {
 
 /** An open directory: the names JS listed at opendir, served by offset. */
 struct DirHandle {
+  bool loaded = false;            // names asked of JS at the first readdir
   std::vector<std::string> names;
+  std::string realDir;            // a local folder's real path: readdirplus stats its names here
 };
 
 /** One name of a node: the folder node it is in, and the name there. */
@@ -103,6 +107,7 @@ struct Node {
   // What the kernel was last told of it: inode number and ctime (ns), to see what changed on disk.
   uint64_t ino = 0;
   int64_t ctime = -1;
+  bool shortLived = true;  // attributes kept briefly (not invalidated exactly): its listing is not cached either
   // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
   int64_t cacheMtime = -1;
   int64_t cacheSize = -1;
@@ -190,9 +195,10 @@ bool pathOf(Session *s, uint64_t id, std::string &out) {
 int64_t ctimeNs(const struct stat &st) { return (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec; }
 
 /** Notes the attributes the kernel is given for a node. */
-void told(Node *n, const struct stat &st) {
+void told(Node *n, const struct stat &st, bool shortLived) {
   n->ino = (uint64_t)st.st_ino;
   n->ctime = ctimeNs(st);
+  n->shortLived = shortLived;
 }
 
 /** Takes one name of a node out of its folder (the node itself stays while anything refers to it). */
@@ -270,7 +276,7 @@ Node *childOf(Node *parent, const std::string &name) {
  * several names (dev != 0, nlink > 1) gets the node its other names have, so the kernel
  * keeps one inode for it: a link count or ctime changed through one name shows in all.
  */
-Node *lookedUp(Session *s, uint64_t parentId, const std::string &name, const struct stat &st, uint64_t dev) {
+Node *lookedUp(Session *s, uint64_t parentId, const std::string &name, const struct stat &st, uint64_t dev, bool shortLived) {
   Node *parent = nodeOf(s, parentId);
   if (!parent) return nullptr;
   bool shared = dev != 0 && st.st_nlink > 1 && !S_ISDIR(st.st_mode);
@@ -299,23 +305,23 @@ Node *lookedUp(Session *s, uint64_t parentId, const std::string &name, const str
     n->rino = (uint64_t)st.st_ino;
     s->byInode[{dev, n->rino}] = n;
   }
-  told(n, st);
+  told(n, st, shortLived);
   n->nlookup++;
   return n;
 }
 
 /** A hard link made through the mount: the new name joins the source's node (one kernel inode, one link count). */
-Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string &name, const struct stat &st, uint64_t dev) {
+Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string &name, const struct stat &st, uint64_t dev, bool shortLived) {
   Node *n = nodeOf(s, sourceId);
   Node *parent = nodeOf(s, parentId);
-  if (!n || !parent || childOf(parent, name)) return lookedUp(s, parentId, name, st, dev);
+  if (!n || !parent || childOf(parent, name)) return lookedUp(s, parentId, name, st, dev, shortLived);
   addName(n, parent, name);
   if (dev && !n->rino) {
     n->dev = dev;
     n->rino = (uint64_t)st.st_ino;
     s->byInode[{dev, n->rino}] = n;
   }
-  told(n, st);
+  told(n, st, shortLived);
   n->nlookup++;
   return n;
 }
@@ -488,8 +494,11 @@ void sd_init(void *userdata, fuse_conn_info *conn) {
   if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
   // Page cache kept or dropped per open (keep_cache, below), not by the kernel guessing from mtime.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-  // Listings are served by name only for now.
-  conn->want &= ~FUSE_CAP_READDIRPLUS;
+  // Listings come with attributes (readdirplus, always: stat here costs less than a lookup each).
+  if (conn->capable & FUSE_CAP_READDIRPLUS) {
+    conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  }
 }
 
 void sd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -719,23 +728,84 @@ void sd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info *fi) 
   send(sessionOf(req), r);
 }
 
-void sd_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) { send(sessionOf(req), newReq(req, OP_OPENDIR, ino)); }
+/**
+ * Answered here: the names are asked of JS at the first readdir. A folder whose attributes
+ * are kept long (a local folder, invalidated exactly) lets the kernel cache its listing
+ * until it is told the folder changed, or changes it itself.
+ */
+void sd_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  Session *s = sessionOf(req);
+  bool cache = false;
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = nodeOf(s, ino);
+    cache = n && !n->shortLived;
+  }
+  DirHandle *dh = new DirHandle();
+  fi->fh = reinterpret_cast<uint64_t>(dh);
+  fi->cache_readdir = cache;
+  fi->keep_cache = cache;
+  if (fuse_reply_open(req, fi) != 0) delete dh;
+}
 
-void sd_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info *fi) {
-  DirHandle *dh = reinterpret_cast<DirHandle *>(fi->fh);
+/**
+ * One reply of a listing from its names: with readdirplus, each name of a local folder
+ * with its attributes (stat here, on this thread), counted as a lookup of its node.
+ */
+void serveDir(Session *s, fuse_req_t req, uint64_t dirId, DirHandle *dh, size_t size, off_t off, bool plus) {
   std::vector<char> buf(size);
   size_t used = 0;
-  struct stat st;
-  memset(&st, 0, sizeof st);
-  st.st_ino = 0xffffffff;  // unknown: the kernel looks the name up for the real one
+  std::unique_lock<std::mutex> lock(s->nodesMu, std::defer_lock);
+  if (plus && !dh->realDir.empty()) lock.lock();
   for (size_t i = (size_t)off; i < dh->names.size(); i++) {
-    const char *name = dh->names[i].c_str();
-    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, (off_t)(i + 1));
-    if (need > size - used) break;
-    used += need;
+    const std::string &name = dh->names[i];
+    char *at = buf.data() + used;
+    size_t room = size - used;
+    if (!plus) {
+      struct stat st;
+      memset(&st, 0, sizeof st);
+      st.st_ino = 0xffffffff;  // unknown: the kernel looks the name up for the real one
+      size_t need = fuse_add_direntry(req, at, room, name.c_str(), &st, (off_t)(i + 1));
+      if (need > room) break;
+      used += need;
+      continue;
+    }
+    if (fuse_add_direntry_plus(req, nullptr, 0, name.c_str(), nullptr, 0) > room) break;
+    fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    bool dot = name == "." || name == "..";
+    if (dot || dh->realDir.empty()) {
+      e.attr.st_ino = 0xffffffff;  // no attributes: the kernel looks the name up if it needs them
+      if (dot) e.attr.st_mode = S_IFDIR;
+    } else {
+      std::string real = dh->realDir + "/" + name;
+      if (lstat(real.c_str(), &e.attr) != 0) continue;  // gone since it was listed
+      Node *n = lookedUp(s, dirId, name, e.attr, (uint64_t)e.attr.st_dev, false);
+      if (!n) continue;
+      e.ino = n->id;
+      e.attr_timeout = s->attrTimeout;
+      e.entry_timeout = s->entryTimeout;
+    }
+    used += fuse_add_direntry_plus(req, at, room, name.c_str(), &e, (off_t)(i + 1));
   }
   fuse_reply_buf(req, buf.data(), used);
 }
+
+void readdirOf(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *fi, bool plus) {
+  DirHandle *dh = reinterpret_cast<DirHandle *>(fi->fh);
+  Session *s = sessionOf(req);
+  if (dh->loaded) return serveDir(s, req, ino, dh, size, off, plus);
+  Req *r = newReq(req, OP_READDIR, ino);
+  r->a = (double)size;
+  r->b = (double)off;
+  r->c = plus ? 1 : 0;
+  r->dir = dh;
+  send(s, r);
+}
+
+void sd_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *fi) { readdirOf(req, ino, size, off, fi, false); }
+
+void sd_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *fi) { readdirOf(req, ino, size, off, fi, true); }
 
 void sd_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) {
   delete reinterpret_cast<DirHandle *>(fi->fh);
@@ -808,6 +878,7 @@ fuse_lowlevel_ops makeOps() {
   ops.fsync = sd_fsync;
   ops.opendir = sd_opendir;
   ops.readdir = sd_readdir;
+  ops.readdirplus = sd_readdirplus;
   ops.releasedir = sd_releasedir;
   ops.fsyncdir = sd_fsyncdir;
   ops.statfs = sd_statfs;
@@ -1029,7 +1100,7 @@ void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool 
   memset(&e, 0, sizeof e);
   {
     std::lock_guard<std::mutex> lock(s->nodesMu);
-    Node *n = r->op == OP_LINK ? linked(s, r->ino, r->ino2, r->name2, st, dev) : lookedUp(s, r->ino, r->name, st, dev);
+    Node *n = r->op == OP_LINK ? linked(s, r->ino, r->ino2, r->name2, st, dev, shortLived) : lookedUp(s, r->ino, r->name, st, dev, shortLived);
     if (!n) {
       fuse_reply_err(r->req, ENOENT);
       return;
@@ -1099,7 +1170,7 @@ napi_value replyAttr(napi_env env, napi_callback_info info) {
     {
       std::lock_guard<std::mutex> lock(a.s->nodesMu);
       Node *n = nodeOf(a.s, a.r->ino);
-      if (n) told(n, st);
+      if (n) told(n, st, shortLived);
     }
     fuse_reply_attr(a.r->req, &st, shortLived ? a.s->shortTimeout : a.s->attrTimeout);
   }
@@ -1219,32 +1290,30 @@ napi_value replyBuffer(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** replyNames(session, id, names[]) for opendir: the listing, served from here by offset. */
+/** replyNames(session, id, names[], realDir | null) for a listing's first readdir: kept in its handle and served from there. */
 napi_value replyNames(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
   uint32_t length = 0;
-  if (!a.argv[0] || napi_get_array_length(env, a.argv[0], &length) != napi_ok) {
+  if (!a.argv[0] || napi_get_array_length(env, a.argv[0], &length) != napi_ok || !a.r->dir) {
     fuse_reply_err(a.r->req, EIO);
     finish(env, a.r);
     return nullptr;
   }
-  DirHandle *dh = new DirHandle();
+  DirHandle *dh = a.r->dir;
+  dh->names.clear();
   dh->names.reserve(length);
   std::string name;
   for (uint32_t i = 0; i < length; i++) {
     napi_value v;
     napi_get_element(env, a.argv[0], i, &v);
-    size_t len;
-    napi_get_value_string_utf8(env, v, nullptr, 0, &len);
-    name.resize(len);
-    napi_get_value_string_utf8(env, v, name.data(), len + 1, &len);
-    dh->names.push_back(name);
+    if (stringArg(env, v, name)) dh->names.push_back(name);
   }
-  fuse_file_info fi;
-  memset(&fi, 0, sizeof fi);
-  fi.fh = reinterpret_cast<uint64_t>(dh);
-  if (fuse_reply_open(a.r->req, &fi) != 0) delete dh;
+  napi_valuetype type = napi_null;
+  if (a.argv[1]) napi_typeof(env, a.argv[1], &type);
+  if (type == napi_string) stringArg(env, a.argv[1], dh->realDir);
+  dh->loaded = true;
+  serveDir(a.s, a.r->req, a.r->ino, dh, (size_t)a.r->a, (off_t)a.r->b, a.r->c != 0);
   finish(env, a.r);
   return nullptr;
 }
