@@ -5,13 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-[ -e /usr/lib/x86_64-linux-gnu/libfuse.so.2 ] || ls /usr/lib/*/libfuse.so.2 >/dev/null 2>&1 || need_apt+=(libfuse2)
 command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 # sdfs's own FUSE binding is built against libfuse3 (headers and pkg-config file).
 [ -e /usr/include/fuse3/fuse_lowlevel.h ] || need_apt+=(libfuse3-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v getfattr >/dev/null 2>&1 || need_apt+=(attr)
-# A C/C++ toolchain: better-sqlite3 and fuse-native build from source.
+# A C/C++ toolchain: better-sqlite3 and sdfs's FUSE binding build from source.
 { command -v g++ && command -v make && command -v python3; } >/dev/null 2>&1 || need_apt+=(build-essential python3)
 # The tests copy into peers' trees with rsync, as a backup would.
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
@@ -33,20 +32,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   # 1.3.6 names platform packages that were never published at that version, so its
   # lock file is incomplete and `npm ci` refuses it.
   npm ci --no-audit --no-fund --loglevel=error
-fi
-
-# fuse-native 2.2.6 hands utimens the access time twice, so every mtime set through the
-# mount (touch -d, cp -p, rsync -t) became the access time. Patched here and built from
-# source (node-gyp-build loads build/Release before the prebuilt binary); goes with
-# fuse-native itself.
-fuse_native=node_modules/fuse-native
-if [ ! -e "$fuse_native/build/Release/fuse.node" ] || grep -q 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)' "$fuse_native/fuse-native.c"; then
-  echo "setup: building fuse-native with its utimens fix" >&2
-  sed -i 's/FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)/FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)/' "$fuse_native/fuse-native.c"
-  grep -q 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)' "$fuse_native/fuse-native.c" ||
-    { echo "setup: fuse-native's source is not the one the utimens fix is for" >&2; exit 1; }
-  npm rebuild fuse-native --build-from-source --loglevel=error >/dev/null
-  [ -e "$fuse_native/build/Release/fuse.node" ] || { echo "setup: building fuse-native failed" >&2; exit 1; }
 fi
 
 # sdfs's FUSE binding (src/fuse/native), built when missing or older than its source.

@@ -24,27 +24,16 @@ export const config = {
    */
   mountIndexCommitMs: 10,
   /**
-   * Seconds the kernel trusts a mount's attributes and names. Outside changes the watcher
-   * sees are also pushed to the kernel at once (src/fuse/invalidate.ts), which makes a
-   * longer timeout (sd mount --attr-timeout 60: second ls -lR 2-4x faster) mostly safe;
-   * but files and folders held open through the mount while they change outside keep
-   * their cached attributes for the whole timeout (the kernel can only be told about a
-   * whole device folder, and it keeps what is in use), so the default stays short.
+   * Seconds the kernel trusts what sdfs cannot invalidate exactly: the virtual folders
+   * (.tags, .search, .guardian, .content) and other devices' trees.
    */
   mountAttrTimeoutSeconds: 1,
   /**
-   * Seconds the kernel keeps the names and attributes of local files with sdfs's own
-   * binding: every change the watcher or an action sees drops exactly what it touched
-   * (open files included), so they can be kept long. What cannot be told exactly (virtual
-   * folders, other devices' trees) keeps mountAttrTimeoutSeconds.
+   * Seconds the kernel keeps the names, attributes and listings of local files: every
+   * change the watcher or an action sees drops exactly what it touched (open files
+   * included), so they can be kept long (`sd mount --attr-timeout` sets it).
    */
   mountCachedTimeoutSeconds: 60,
-  /**
-   * Seconds after which opening a file asks for its size and mtime again, and keeps the
-   * kernel page cache only when they are unchanged (libfuse auto_cache). Bounds stale
-   * content from changes the watcher does not see; costs one request per open at most.
-   */
-  mountOpenRecheckSeconds: 1,
   /** How long a command waits for a locked library before giving up. */
   dbBusyTimeoutMs: 5000,
   /** How long `sd pair` words stay valid (SD_PAIR_TTL_MS overrides, for tests). */

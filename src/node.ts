@@ -6,7 +6,7 @@ import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
 import type { RemoteFiles } from './fuse/remote.js';
-import { fuseBinding, isMounted, mountFuse, type Mounted } from './fuse/mount.js';
+import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { CONTENT_DIR } from './fuse/tree.js';
 import { measureLocalSpace } from './guardian/space.js';
 import { log } from './log.js';
@@ -148,10 +148,10 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       },
     };
     mountOps = new MountOps(ns, library.device.id, writer, library.dir, remoteFiles, options.readOnly ? undefined : new RemoteChanges(library));
-    // Local files are kept long where every change is invalidated exactly (sdfs's own binding).
+    // Local files are kept long: every change to them is invalidated exactly.
     const short = config.mountAttrTimeoutSeconds;
-    const timeout = options.attrTimeout ?? (fuseBinding() === 'native' ? config.mountCachedTimeoutSeconds : short);
-    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout), openRecheck: Math.min(timeout, config.mountOpenRecheckSeconds) });
+    const timeout = options.attrTimeout ?? config.mountCachedTimeoutSeconds;
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout) });
     const mountedNow = mounted;
     replication = await Replication.start(library, {
       bootstrap: options.bootstrap,

@@ -3,35 +3,13 @@
 // here each one is answered by the path-based operations of ops.ts, and the answer handed
 // back with the request's id. Reads and writes of a handle with a real descriptor never
 // come here: the native threads serve them.
-import type { FuseStat, Ops, StatFs } from 'fuse-native';
+import type { FuseStat, PathOps, StatFs } from './types.js';
 import { log } from '../log.js';
 import { UTIME_NOW, UTIME_OMIT, nativeAddon, type Timespec } from '../syscalls.js';
 import { EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
 
-/** Who asked: the uid and gid of the calling process. */
-export interface Caller {
-  uid: number;
-  gid: number;
-}
-
-/** What ops.ts adds to the fuse-native operations for the native side: the caller, rename flags, exact times. */
-export interface NativeOps extends Omit<Ops, 'create' | 'mkdir' | 'mknod' | 'symlink' | 'rename'> {
-  create?(path: string, mode: number, cb: (err: number, fd?: number) => void, caller?: Caller): void;
-  mkdir?(path: string, mode: number, cb: (err: number) => void, caller?: Caller): void;
-  mknod?(path: string, mode: number, dev: number, cb: (err: number) => void, caller?: Caller): void;
-  symlink?(target: string, path: string, cb: (err: number) => void, caller?: Caller): void;
-  rename?(src: string, dest: string, cb: (err: number) => void, flags?: number): void;
-  utimensNs?(path: string, atime: Timespec, mtime: Timespec, approxMs: [number, number], cb: (err: number) => void): void;
-  /** The real descriptor behind a handle when reads and writes can go straight to it, else -1. */
-  directFd?(fh: number): number;
-  /** Data was written straight to the handle's descriptor (the index is told at fsync or release). */
-  markWritten?(fh: number): void;
-  /** A local folder's real path (its listing's attributes are read there, natively), else undefined. */
-  realDirOf?(path: string): string | undefined;
-}
-
 interface Binding {
-  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number): number;
+  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number, writeback: boolean): number;
   close(session: number): void;
   fd(session: number): number;
   invalidate(session: number, folder: boolean, mountPath: string, nameOrRealPath: string): void;
@@ -43,6 +21,7 @@ interface Binding {
   replyCreate(session: number, id: number, st: Float64Array, fh: number, fd: number): void;
   replyRead(session: number, id: number, bytes: number): void;
   replyWrite(session: number, id: number, bytes: number): void;
+  replyOffset(session: number, id: number, offset: number): void;
   replyBuffer(session: number, id: number, data: Buffer): void;
   replyNames(session: number, id: number, names: string[], realDir: string | null): void;
   replyStatfs(session: number, id: number, values: number[]): void;
@@ -55,12 +34,14 @@ const Op = {
   LOOKUP: 1, GETATTR: 2, SETATTR: 3, READLINK: 4, MKNOD: 5, MKDIR: 6, UNLINK: 7, RMDIR: 8,
   SYMLINK: 9, RENAME: 10, LINK: 11, OPEN: 12, READ: 13, WRITE: 14, RELEASE: 15, FSYNC: 16, OPENDIR: 17,
   STATFS: 18, SETXATTR: 19, GETXATTR: 20, LISTXATTR: 21, REMOVEXATTR: 22, ACCESS: 23, CREATE: 24,
-  FALLOCATE: 25, CLOSED: 26, READDIR: 27,
+  FALLOCATE: 25, CLOSED: 26, READDIR: 27, LSEEK: 28,
 } as const;
 
 /** libfuse's FUSE_SET_ATTR_* bits. */
 const SET = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
 const ENOSYS = -38;
+const ENXIO = -6;
+const SEEK_HOLE = 4;
 
 const loadBinding = () => nativeAddon<Binding>();
 
@@ -123,6 +104,8 @@ export interface NativeMountOptions {
   attrTimeout: number;
   /** Seconds for the rest (virtual folders, other devices' trees). */
   shortTimeout: number;
+  /** The kernel's writeback cache: writes gather in the page cache and come in big requests. */
+  writeback: boolean;
   debug: boolean;
   /** Mount options for the kernel (fsname, default_permissions, ...). */
   options: string[];
@@ -136,14 +119,14 @@ export class NativeSession {
   private constructor(
     private readonly b: Binding,
     readonly mountpoint: string,
-    private readonly ops: NativeOps,
+    private readonly ops: PathOps,
     private session = -1,
   ) {}
 
-  static mount(mountpoint: string, ops: NativeOps, options: NativeMountOptions): NativeSession {
+  static mount(mountpoint: string, ops: PathOps, options: NativeMountOptions): NativeSession {
     const b = loadBinding();
     const s = new NativeSession(b, mountpoint, ops);
-    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout);
+    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout, options.writeback);
     return s;
   }
 
@@ -202,11 +185,11 @@ export class NativeSession {
       /** Answers a name-making request with the attributes of what it made. */
       const entryOf = (where: string) => (e: number) => {
         if (e < 0) return err(e);
-        ops.getattr!(where, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : bind.replyEntry(sid, id, pack(st))));
+        ops.getattr(where, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : bind.replyEntry(sid, id, pack(st))));
       };
       switch (op) {
         case Op.LOOKUP:
-          return ops.getattr!(at, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyEntry(sid, id, pack(st))));
+          return ops.getattr(at, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyEntry(sid, id, pack(st))));
         case Op.GETATTR:
           return this.attrOf(at, fh, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyAttr(sid, id, pack(st))));
         case Op.SETATTR:
@@ -215,32 +198,32 @@ export class NativeSession {
             this.attrOf(at, fh, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : bind.replyAttr(sid, id, pack(st))));
           });
         case Op.READLINK:
-          return ops.readlink!(at, (e, target) => (e < 0 || target === undefined ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(target))));
+          return ops.readlink(at, (e, target) => (e < 0 || target === undefined ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(target))));
         case Op.MKNOD:
-          return ops.mknod!(at, a, b as number, entryOf(at), { uid, gid });
+          return ops.mknod(at, a, b as number, entryOf(at), { uid, gid });
         case Op.MKDIR:
-          return ops.mkdir!(at, a, entryOf(at), { uid, gid });
+          return ops.mkdir(at, a, entryOf(at), { uid, gid });
         case Op.UNLINK:
-          return ops.unlink!(at, err);
+          return ops.unlink(at, err);
         case Op.RMDIR:
-          return ops.rmdir!(at, err);
+          return ops.rmdir(at, err);
         case Op.SYMLINK:
-          return ops.symlink!(c as string, at, entryOf(at), { uid, gid });
+          return ops.symlink(c as string, at, entryOf(at), { uid, gid });
         case Op.RENAME:
           if (c === null) return err(ENOENT);
-          return ops.rename!(at, c as string, err, a);
+          return ops.rename(at, c as string, err, a);
         case Op.LINK:
           if (c === null) return err(ENOENT);
-          return ops.link!(at, c as string, entryOf(c as string));
+          return ops.link(at, c as string, entryOf(c as string));
         case Op.OPEN:
-          return ops.open!(at, a, (e, handle) => {
+          return ops.open(at, a, (e, handle) => {
             if (e < 0 || handle === undefined) return err(e || EIO);
-            const direct = ops.directFd?.(handle) ?? -1;
+            const direct = ops.directFd(handle) ?? -1;
             if (direct >= 0) return bind.replyOpen(sid, id, handle, direct, null);
             this.attrOf(at, handle, (e2, st) => bind.replyOpen(sid, id, handle, -1, e2 < 0 || !st ? null : pack(st)));
           });
         case Op.CREATE:
-          return ops.create!(
+          return ops.create(
             at,
             a,
             (e, handle) => {
@@ -248,42 +231,49 @@ export class NativeSession {
             this.attrOf(at, handle, (e2, st) => {
               if (e2 < 0 || !st) {
                 // Made but not statable: release the handle and say why.
-                ops.release!(at, handle, () => undefined);
+                ops.release(at, handle, () => undefined);
                 return err(e2 || EIO);
               }
-              bind.replyCreate(sid, id, pack(st), handle, ops.directFd?.(handle) ?? -1);
+              bind.replyCreate(sid, id, pack(st), handle, ops.directFd(handle) ?? -1);
             });
             },
             { uid, gid },
           );
         case Op.READ: {
           const buf = c as Buffer;
-          return ops.read!(at, fh, buf, a, b as number, (n) => bind.replyRead(sid, id, n));
+          return ops.read(at, fh, buf, a, b as number, (n) => bind.replyRead(sid, id, n));
         }
         case Op.WRITE: {
           const buf = c as Buffer;
-          return ops.write!(at, fh, buf, buf.length, b as number, (n) => bind.replyWrite(sid, id, n));
+          return ops.write(at, fh, buf, buf.length, b as number, (n) => bind.replyWrite(sid, id, n));
         }
+        case Op.LSEEK:
+          // A file without a real descriptor here (another device's): all data, no holes.
+          return this.attrOf(at, fh, (e, st) => {
+            if (e < 0 || !st) return err(e || EIO);
+            if (a >= st.size) return err(ENXIO);
+            bind.replyOffset(sid, id, b === SEEK_HOLE ? st.size : a);
+          });
         case Op.RELEASE:
-          if (c === true) ops.markWritten?.(fh);
-          return ops.release!(at, fh, err);
+          if (c === true) ops.markWritten(fh);
+          return ops.release(at, fh, err);
         case Op.FSYNC:
-          if (c === true) ops.markWritten?.(fh);
-          return ops.fsync!(at, a !== 0, fh, err);
+          if (c === true) ops.markWritten(fh);
+          return ops.fsync(at, a !== 0, fh, err);
         case Op.READDIR:
-          return ops.readdir!(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names, ops.realDirOf?.(at) ?? null)));
+          return ops.readdir(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names, ops.realDirOf(at) ?? null)));
         case Op.STATFS:
-          return ops.statfs!(at, (e, s?: StatFs) => (e < 0 || !s ? err(e || EIO) : bind.replyStatfs(sid, id, [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax])));
+          return ops.statfs(at, (e, s?: StatFs) => (e < 0 || !s ? err(e || EIO) : bind.replyStatfs(sid, id, [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax])));
         case Op.SETXATTR:
-          return ops.setxattr!(at, c as string, b as Buffer, 0, a, err);
+          return ops.setxattr(at, c as string, b as Buffer, 0, a, err);
         case Op.GETXATTR:
-          return ops.getxattr!(at, c as string, 0, (e, value) => (e < 0 ? err(e) : value ? bind.replyBuffer(sid, id, value) : err(ENODATA)));
+          return ops.getxattr(at, c as string, 0, (e, value) => (e < 0 ? err(e) : value ? bind.replyBuffer(sid, id, value) : err(ENODATA)));
         case Op.LISTXATTR:
-          return ops.listxattr!(at, (e, list) => (e < 0 || !list ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(list.map((n) => `${n}\0`).join('')))));
+          return ops.listxattr(at, (e, list) => (e < 0 || !list ? err(e || EIO) : bind.replyBuffer(sid, id, Buffer.from(list.map((n) => `${n}\0`).join('')))));
         case Op.REMOVEXATTR:
-          return ops.removexattr!(at, c as string, err);
+          return ops.removexattr(at, c as string, err);
         case Op.ACCESS:
-          return ops.access!(at, a, err);
+          return ops.access(at, a, err);
         default:
           return err(ENOSYS);
       }
@@ -294,8 +284,8 @@ export class NativeSession {
   };
 
   private attrOf(p: string, fh: number, cb: (err: number, st?: FuseStat) => void): void {
-    if (fh >= 0) this.ops.fgetattr!(p, fh, cb);
-    else this.ops.getattr!(p, cb);
+    if (fh >= 0) this.ops.fgetattr(p, fh, cb);
+    else this.ops.getattr(p, cb);
   }
 
   /**
@@ -305,11 +295,11 @@ export class NativeSession {
   private setattr(p: string, fh: number, values: number[], cb: (err: number) => void): void {
     const [valid, mode, uid, gid, size, atimeS, atimeNs, mtimeS, mtimeNs, written] = values as [number, number, number, number, number, number, number, number, number, number];
     const ops = this.ops;
-    if (written && fh >= 0) ops.markWritten?.(fh);
+    if (written && fh >= 0) ops.markWritten(fh);
     const steps: Array<(next: (err: number) => void) => void> = [];
-    if (valid & SET.MODE) steps.push((next) => ops.chmod!(p, mode & 0o7777, next));
-    if (valid & (SET.UID | SET.GID)) steps.push((next) => ops.chown!(p, uid, gid, next));
-    if (valid & SET.SIZE) steps.push((next) => (fh >= 0 ? ops.ftruncate!(p, fh, size, next) : ops.truncate!(p, size, next)));
+    if (valid & SET.MODE) steps.push((next) => ops.chmod(p, mode & 0o7777, next));
+    if (valid & (SET.UID | SET.GID)) steps.push((next) => ops.chown(p, uid, gid, next));
+    if (valid & SET.SIZE) steps.push((next) => (fh >= 0 ? ops.ftruncate(p, fh, size, next) : ops.truncate(p, size, next)));
     if (valid & (SET.ATIME | SET.MTIME)) {
       // Exact times: what the caller gave to the nanosecond, UTIME_NOW, or UTIME_OMIT for the one left out.
       const time = (set: number, now: number, s: number, ns: number): Timespec => (valid & now ? { s: 0, ns: UTIME_NOW } : valid & set ? { s, ns } : { s: 0, ns: UTIME_OMIT });
@@ -320,8 +310,7 @@ export class NativeSession {
           if (e < 0 || !st) return next(e || EIO);
           const ms = (t: Timespec, old: Date | number) => (t.ns === UTIME_NOW ? Date.now() : t.ns === UTIME_OMIT ? msOf(old) : t.s * 1000 + t.ns / 1e6);
           const approx: [number, number] = [ms(atime, st.atime), ms(mtime, st.mtime)];
-          if (ops.utimensNs) ops.utimensNs(p, atime, mtime, approx, next);
-          else ops.utimens!(p, approx[0], approx[1], next);
+          ops.utimensNs(p, atime, mtime, approx, next);
         }),
       );
     }

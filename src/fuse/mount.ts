@@ -1,17 +1,14 @@
 // Mounting and unmounting: checks the mount point (stale mounts left by a crash are
-// cleaned, busy or non-empty ones refused), mounts with the options that make the
-// layer fast (kernel page cache kept while files are unchanged, attribute and entry
-// timeouts, big writes, real inode numbers) and unmounts cleanly.
+// cleaned, busy or non-empty ones refused), mounts sdfs's own binding (lowlevel.ts) with
+// the options that make the layer fast and POSIX for every caller, tells the kernel what
+// changed, and unmounts cleanly.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import Fuse, { type Ops } from 'fuse-native';
 import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
-import { KernelInvalidator, devFuseFds } from './invalidate.js';
-import { NativeSession, type NativeOps } from './lowlevel.js';
+import { NativeSession } from './lowlevel.js';
+import type { PathOps } from './types.js';
 
 const run = promisify(execFile);
 
@@ -21,41 +18,7 @@ export interface MountOptions {
   entryTimeout: number;
   /** Seconds for what cannot be invalidated exactly (virtual folders, other devices' trees). */
   shortTimeout: number;
-  /** Seconds after which an open re-checks size and mtime before keeping the page cache. */
-  openRecheck: number;
   debug?: boolean;
-}
-
-// fuse-native's own native binding (the same loaded instance its index.js uses).
-const require = createRequire(import.meta.url);
-const binding = require('node-gyp-build')(path.dirname(require.resolve('fuse-native/package.json'))) as {
-  fuse_native_unmount(mnt: string, thread: Buffer): void;
-};
-
-/** fuse-native with the options sdfs needs, and an unmount that also works after an outside one. */
-class SdFuse extends Fuse {
-  declare _thread: Buffer;
-
-  protected override _fuseOptions(): string {
-    const base = super._fuseOptions();
-    const extra = ['use_ino', 'big_writes', 'max_write=131072', 'max_read=131072', 'fsname=sdfs', 'subtype=sdfs', 'default_permissions'];
-    return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
-  }
-
-  // fuse-native skips releasing its FUSE thread when fusermount fails, which it does when
-  // the tree was unmounted from outside; the thread then keeps the process alive.
-  _close(cb: (err: Error | null) => void): void {
-    const releaseThread = () => {
-      try {
-        binding.fuse_native_unmount(this.mnt, this._thread);
-      } catch (err) {
-        return cb(err as Error);
-      }
-      cb(null);
-    };
-    if (!isMounted(this.mnt)) return releaseThread();
-    Fuse.unmount(this.mnt, (err) => (err && isMounted(this.mnt) ? cb(err) : releaseThread()));
-  }
 }
 
 /** Whether the mount table lists this path (as a fuse mount or anything else). */
@@ -113,32 +76,13 @@ export interface ChangedFolder {
 
 export interface Mounted {
   mountpoint: string;
-  /** Whether the kernel can be told about outside changes (else they show after the timeouts). */
-  readonly invalidates: boolean;
   /** Makes the kernel forget its cached names and attributes under these folders of the mount root. */
   invalidate(rootChildren: Iterable<string>): void;
-  /**
-   * Folders that changed on disk: the kernel forgets exactly the names and files in them
-   * that changed (native binding); fuse-native can only drop the whole first folder.
-   */
+  /** Folders that changed on disk: the kernel forgets exactly the names and files in them that changed. */
   invalidateFolders(folders: Iterable<ChangedFolder>): void;
   /** Resolves when the invalidations asked for so far reached the kernel. */
   invalidated(): Promise<void>;
   unmount(): Promise<void>;
-}
-
-/**
- * Which binding serves the mount: sdfs's own on libfuse3 (the default), or fuse-native on
- * libfuse2 with SD_FUSE=fuse-native (kept while the two are compared).
- */
-export function fuseBinding(): 'native' | 'fuse-native' {
-  return process.env.SD_FUSE === 'fuse-native' ? 'fuse-native' : 'native';
-}
-
-export async function mountFuse(mountpoint: string, ops: NativeOps, options: MountOptions): Promise<Mounted> {
-  if (!fs.existsSync('/dev/fuse')) throw new SdError('IO', '/dev/fuse is missing; load the fuse module (modprobe fuse) or run where FUSE is available');
-  await prepareMountpoint(mountpoint);
-  return fuseBinding() === 'native' ? mountNative(mountpoint, ops, options) : mountFuseNative(mountpoint, ops, options);
 }
 
 /**
@@ -149,99 +93,39 @@ export async function mountFuse(mountpoint: string, ops: NativeOps, options: Mou
  */
 const KERNEL_OPTIONS = ['fsname=sdfs', 'subtype=sdfs', 'default_permissions', ...(process.getuid?.() === 0 ? ['allow_other', 'dev', 'suid'] : [])];
 
-async function mountNative(mountpoint: string, ops: NativeOps, options: MountOptions): Promise<Mounted> {
+export async function mountFuse(mountpoint: string, ops: PathOps, options: MountOptions): Promise<Mounted> {
+  if (!fs.existsSync('/dev/fuse')) throw new SdError('IO', '/dev/fuse is missing; load the fuse module (modprobe fuse) or run where FUSE is available');
+  await prepareMountpoint(mountpoint);
   let session: NativeSession;
   try {
-    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, debug: options.debug ?? false, options: KERNEL_OPTIONS });
+    // SD_FUSE_WRITEBACK=1: the kernel's writeback cache, only for trees nothing else writes
+    // (the kernel then trusts its own size and mtime of a file it holds over the disk's).
+    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, writeback: process.env.SD_FUSE_WRITEBACK === '1', debug: options.debug ?? false, options: KERNEL_OPTIONS });
   } catch (err) {
     if (err instanceof SdError) throw err;
     throw new SdError('IO', `could not mount ${mountpoint}: ${(err as Error).message}; is fuse3 installed (npm run setup)?`);
   }
-  const invalidator: Invalidator = {
-    invalidate: (names) => {
-      for (const name of names) session.invalidateName('/', name);
-    },
-    invalidateFolders: (folders) => {
-      for (const f of folders) session.invalidateFolder(f.mountPath, f.realPath);
-    },
-    settled: async () => {
-      while (!session.closed && session.invalidations().pending > 0) await new Promise((r) => setTimeout(r, 5));
-    },
-    close: async () => undefined,
-  };
-  return mounted(mountpoint, invalidator, async () => {
-    // A plain unmount first; a lazy one when files are still open (the process is ending).
-    if (isMounted(mountpoint)) await run('fusermount3', ['-u', mountpoint]).catch(() => undefined);
-    if (isMounted(mountpoint)) await forceUnmount(mountpoint);
-    await session.whenEnded(2000);
-    session.close();
-  });
-}
-
-async function mountFuseNative(mountpoint: string, ops: Ops, options: MountOptions): Promise<Mounted> {
-  const fdsBefore = devFuseFds();
-  const fuse = new SdFuse(mountpoint, ops, {
-    timeout: false, // no timer per operation: ours answer at once, remote reads carry their own deadline
-    autoCache: true, // keep the page cache across opens while mtime and size are unchanged
-    attrTimeout: options.attrTimeout,
-    entryTimeout: options.entryTimeout,
-    acAttrTimeout: options.openRecheck,
-    debug: options.debug ?? false,
-  });
-  await new Promise<void>((resolve, reject) => {
-    fuse.mount((err) => (err ? reject(new SdError('IO', `could not mount ${mountpoint}: ${err.message}; is libfuse2 installed (npm run setup)?`)) : resolve()));
-  });
-  const kernel = KernelInvalidator.afterMount(fdsBefore);
-  const invalidator: Invalidator | undefined = kernel && {
-    invalidate: (names) => kernel.invalidate(names),
-    // Only the root's node id is known: the device folder of each changed folder is dropped whole.
-    invalidateFolders: (folders) => kernel.invalidate([...folders].map((f) => f.mountPath.split('/')[1]!).filter(Boolean)),
-    settled: () => kernel.settled(),
-    close: () => kernel.close(),
-  };
-  return mounted(mountpoint, invalidator, async () => {
-    await new Promise<void>((resolve) => {
-      fuse.unmount((err) => {
-        if (err) log.warn({ op: 'unmount', err: String(err) }, 'unmount failed; trying harder');
-        resolve();
-      });
-    });
-    if (isMounted(mountpoint)) await forceUnmount(mountpoint);
-  });
-}
-
-/** How a binding tells the kernel to forget what it cached. */
-interface Invalidator {
-  invalidate(rootChildren: Iterable<string>): void;
-  invalidateFolders(folders: Iterable<ChangedFolder>): void;
-  settled(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The mounted tree: invalidations go through `invalidator`, `unmount` ends the binding's session. */
-function mounted(mountpoint: string, invalidator: Invalidator | undefined, unmount: () => Promise<void>): Mounted {
-  // A name that is never cached: the kernel answers ENOENT when it takes notifications, and
-  // anything else is logged as a warning.
-  invalidator?.invalidate(['.sd-invalidation-probe']);
-  log.info({ op: 'mount', mountpoint, binding: fuseBinding(), invalidation: invalidator !== undefined }, 'mounted');
+  log.info({ op: 'mount', mountpoint }, 'mounted');
   let unmounted = false;
   return {
     mountpoint,
-    invalidates: invalidator !== undefined,
     invalidate(rootChildren) {
-      invalidator?.invalidate(rootChildren);
+      for (const name of rootChildren) session.invalidateName('/', name);
     },
     invalidateFolders(folders) {
-      invalidator?.invalidateFolders(folders);
+      for (const f of folders) session.invalidateFolder(f.mountPath, f.realPath);
     },
     async invalidated() {
-      await invalidator?.settled();
+      while (!session.closed && session.invalidations().pending > 0) await new Promise((r) => setTimeout(r, 5));
     },
     async unmount() {
       if (unmounted) return;
       unmounted = true;
-      await invalidator?.close();
-      await unmount();
+      // A plain unmount first; a lazy one when files are still open (the process is ending).
+      if (isMounted(mountpoint)) await run('fusermount3', ['-u', mountpoint]).catch(() => undefined);
+      if (isMounted(mountpoint)) await forceUnmount(mountpoint);
+      await session.whenEnded(2000);
+      session.close();
       log.info({ op: 'unmount', mountpoint }, 'unmounted');
     },
   };

@@ -6,7 +6,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from '@napi-rs/xattr';
-import type { FuseStat, Ops } from 'fuse-native';
 import { log } from '../log.js';
 import type { FsOp, FsOpResult } from '../vdfs/actions/fs-op.js';
 import type { Entry } from '../vdfs/entries.js';
@@ -17,7 +16,7 @@ import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
 import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from './remote.js';
 import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
-import type { Caller, NativeOps } from './lowlevel.js';
+import type { Caller, FuseStat, PathOps, StatFs } from './types.js';
 import type { Timespec } from '../syscalls.js';
 import type { Owner } from '../vdfs/actions/fs-op.js';
 import { Guardian } from '../guardian/guardian.js';
@@ -89,15 +88,15 @@ export class MountOps {
     return true;
   }
 
-  /** The handler object fuse-native takes; with SD_LOG=debug every call is logged with its result and time. */
-  handlers(): NativeOps {
-    const bound: NativeOps = { directFd: (fd) => this.directFd(fd), markWritten: (fd) => this.markWritten(fd), realDirOf: (p) => this.realDirOf(p) };
+  /** The operations the binding calls; with SD_LOG=debug every call is logged with its result and time. */
+  handlers(): PathOps {
+    const bound: Record<string, unknown> = { directFd: (fd: number) => this.directFd(fd), markWritten: (fd: number) => this.markWritten(fd), realDirOf: (p: string) => this.realDirOf(p) };
     const debug = log.isLevelEnabled('debug');
     for (const name of OP_NAMES) {
       const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!.bind(this);
-      (bound as Record<string, unknown>)[name] = debug ? traced(name, fn) : fn;
+      bound[name] = debug ? traced(name, fn) : fn;
     }
-    return bound;
+    return bound as unknown as PathOps;
   }
 
   /** The real descriptor behind a handle when its reads and writes can go straight to it (the native binding's fast path), else -1. */
@@ -244,7 +243,7 @@ export class MountOps {
     }
   }
 
-  statfs(p: string, cb: (err: number, st?: import('fuse-native').StatFs) => void): void {
+  statfs(p: string, cb: (err: number, st?: StatFs) => void): void {
     const node = this.node(p);
     const target = node?.kind === 'local' ? node.location.rootPath : node?.kind === 'content' ? node.real : this.statfsPath;
     try {
@@ -441,7 +440,7 @@ export class MountOps {
 
   /** A fifo, socket or device node (as root); another device's tree takes none (its log carries files, folders and links). */
   mknod(p: string, mode: number, dev: number, cb: (err: number) => void, caller?: Caller): void {
-    if (this.remoteNode(p)) return cb(EPERM);
+    if (this.remoteNode(p)) return cb(this.remote.writable ? EPERM : EROFS);
     this.apply(p, (rel) => ({ op: 'mknod', path: rel, mode, dev, owner: ownerOf(caller) }), cb);
   }
 
@@ -486,7 +485,7 @@ export class MountOps {
   rename(src: string, dest: string, cb: (err: number) => void, flags = 0): void {
     const from = this.remoteNode(src);
     const to = this.remoteNode(dest);
-    if (flags && (from || to)) return cb(EINVAL);
+    if (flags && (from || to)) return cb(this.remote.writable ? EINVAL : EROFS);
     if (from && to) return runRemote(from, (n) => this.remote.rename(n, to), cb);
     if (from || to) return cb(from && !this.node(dest) && !this.node(path.posix.dirname(dest)) ? ENOENT : EXDEV); // across devices: tools copy, then delete
     this.twoPaths(src, dest, (from, to) => ({ op: 'rename', from, to, flags: flags || undefined }), cb);
@@ -646,8 +645,11 @@ function runRemote(node: RemoteNode, change: (node: RemoteNode) => number, cb: (
 function traced(op: string, fn: (...args: unknown[]) => void): (...args: unknown[]) => void {
   return (...args: unknown[]) => {
     const started = performance.now();
-    const cb = args[args.length - 1] as (...r: unknown[]) => void;
-    args[args.length - 1] = (...result: unknown[]) => {
+    // The callback is the last function given (a caller or flags may follow it).
+    let at = args.length - 1;
+    while (at > 0 && typeof args[at] !== 'function') at--;
+    const cb = args[at] as (...r: unknown[]) => void;
+    args[at] = (...result: unknown[]) => {
       log.debug({ op, path: args[0], result: result[0], ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'fuse');
       cb(...result);
     };
@@ -667,4 +669,4 @@ const OP_NAMES = [
   'getattr', 'fgetattr', 'readdir', 'readlink', 'access', 'statfs', 'open', 'create', 'read', 'write', 'ftruncate',
   'flush', 'fsync', 'release', 'truncate', 'mkdir', 'mknod', 'rmdir', 'unlink', 'symlink', 'chmod', 'chown', 'utimens', 'utimensNs',
   'rename', 'link', 'getxattr', 'listxattr', 'setxattr', 'removexattr',
-] as const;
+] as const satisfies ReadonlyArray<keyof PathOps>;

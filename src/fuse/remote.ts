@@ -4,7 +4,7 @@
 // peer holds only its own read). Changes (new files, mkdir, rm, mv) become jobs that the
 // device runs when it is online (vdfs/remote-changes); a new file's bytes are staged here.
 import fs from 'node:fs';
-import type { FuseStat } from 'fuse-native';
+import type { FuseStat } from './types.js';
 import { log } from '../log.js';
 import type { Entry } from '../vdfs/entries.js';
 import type { Device } from '../vdfs/device.js';

@@ -1,6 +1,6 @@
 // Stat records for FUSE: real ones converted from fs.Stats, synthetic ones for the
 // virtual folders (root, devices, .content).
-import type { FuseStat } from 'fuse-native';
+import type { FuseStat } from './types.js';
 import type fs from 'node:fs';
 import type { Entry } from '../vdfs/entries.js';
 

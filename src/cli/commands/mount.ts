@@ -36,9 +36,9 @@ A stale mount left by a crash is cleaned at start.
                        once when bootstrap nodes are given
   --cache-max SIZE     disk cache for other devices' file blocks (default 2GiB)
   --read-only          refuse every change (EROFS)
-  --attr-timeout S     seconds the kernel caches names and attributes (default 1); 60
-                       makes big listings much faster, and outside changes still show at
-                       once, except on files held open through the mount while they change.
+  --attr-timeout S     seconds the kernel keeps local files' names, attributes and
+                       listings (default 60); a change made outside the mount still shows
+                       at once, open files included (sdfs tells the kernel what changed)
 'sd testnet' runs a local DHT to pass to --bootstrap.`,
   options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' } },
   async run(ctx) {

@@ -40,7 +40,7 @@ enum Op {
   OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
   OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
   OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE,
-  OP_FALLOCATE, OP_CLOSED, OP_READDIR,
+  OP_FALLOCATE, OP_CLOSED, OP_READDIR, OP_LSEEK,
 };
 
 /** What a reply must do to the node table once the request succeeded. */
@@ -149,6 +149,7 @@ struct Session {
   bool notifierStop = false;
   std::atomic<uint64_t> invalSent{0}, invalFailed{0};
   int maxThreads = 10;
+  bool writeback = false;
 
   std::mutex nodesMu;
   std::unordered_map<uint64_t, Node *> nodes;
@@ -494,6 +495,13 @@ void sd_init(void *userdata, fuse_conn_info *conn) {
   if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
   // Page cache kept or dropped per open (keep_cache, below), not by the kernel guessing from mtime.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Asked for (SD_FUSE_WRITEBACK=1): writes gather in the kernel's page cache and come in
+  // big requests; the kernel then trusts its own size and mtime of a file over ours, so a
+  // change made outside the mount to a file it holds is not seen: off by default. Handles
+  // are opened for reading too (the kernel reads a page before writing part of it), and
+  // O_APPEND is the kernel's.
+  if (s->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  else s->writeback = false;
   // Listings come with attributes (readdirplus, always: stat here costs less than a lookup each).
   if (conn->capable & FUSE_CAP_READDIRPLUS) {
     conn->want |= FUSE_CAP_READDIRPLUS;
@@ -616,9 +624,16 @@ void sd_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
   send(sessionOf(req), r);
 }
 
+/** The flags a handle is opened with: with the writeback cache, readable and never O_APPEND. */
+int openFlags(Session *s, int flags) {
+  if (!s->writeback) return flags;
+  if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  return flags & ~O_APPEND;
+}
+
 void sd_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   Req *r = newReq(req, OP_OPEN, ino);
-  r->a = fi->flags;
+  r->a = openFlags(sessionOf(req), fi->flags);
   send(sessionOf(req), r);
 }
 
@@ -626,7 +641,7 @@ void sd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   Req *r = newReq(req, OP_CREATE, parent);
   r->name = name;
   r->a = mode;
-  r->b = fi->flags;
+  r->b = openFlags(sessionOf(req), fi->flags);
   r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
@@ -701,10 +716,16 @@ void sd_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info
   fuse_reply_write(req, (size_t)n);
 }
 
-/** SEEK_DATA and SEEK_HOLE on the real descriptor (sparse files copied as sparse). */
-void sd_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info *fi) {
+/** SEEK_DATA and SEEK_HOLE on the real descriptor (sparse files copied as sparse); JS answers for the other handles. */
+void sd_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info *fi) {
   FileHandle *fh = fileOf(fi);
-  if (fh->fd < 0) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (fh->fd < 0) {
+    Req *r = newReq(req, OP_LSEEK, ino);
+    r->fh = fh->jsfh;
+    r->a = (double)off;
+    r->b = whence;
+    return send(sessionOf(req), r);  // with its path: a peer's file is stat'ed by path
+  }
   off_t at = lseek(fh->fd, off, whence);
   if (at < 0) return (void)fuse_reply_err(req, errno);
   fuse_reply_lseek(req, at);
@@ -1249,6 +1270,17 @@ napi_value replyRead(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+/** replyOffset(session, id, offset) for lseek */
+napi_value replyOffset(napi_env env, napi_callback_info info) {
+  ReplyArgs a;
+  if (!takeReq(env, info, a)) return nullptr;
+  double n = numArg(env, a.argv[0]);
+  if (n < 0) fuse_reply_err(a.r->req, (int)-n);
+  else fuse_reply_lseek(a.r->req, (off_t)n);
+  finish(env, a.r);
+  return nullptr;
+}
+
 /** replyWrite(session, id, bytes) */
 napi_value replyWrite(napi_env env, napi_callback_info info) {
   ReplyArgs a;
@@ -1359,13 +1391,13 @@ void *loopMain(void *arg) {
   return nullptr;
 }
 
-/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch, shortTimeout) -> session index */
+/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch, shortTimeout, writeback) -> session index */
 napi_value mount(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  size_t argc = 8;
+  napi_value argv[9];
+  size_t argc = 9;
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 8) {
-    napi_throw_error(env, nullptr, "sdfuse.mount: 8 arguments expected");
+  if (argc < 9) {
+    napi_throw_error(env, nullptr, "sdfuse.mount: 9 arguments expected");
     return nullptr;
   }
   size_t len;
@@ -1385,6 +1417,7 @@ napi_value mount(napi_env env, napi_callback_info info) {
   s->attrTimeout = numArg(env, argv[3]);
   s->maxThreads = (int)numArg(env, argv[4]);
   s->shortTimeout = numArg(env, argv[7]);
+  napi_get_value_bool(env, argv[8], &s->writeback);
   Node *root = new Node();
   root->id = FUSE_ROOT_ID;
   root->nlookup = 1;
@@ -1589,6 +1622,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"replyRead", replyRead},   {"replyWrite", replyWrite}, {"replyBuffer", replyBuffer},
       {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
       {"utimens", sysUtimens},    {"rename", sysRename},      {"invalidations", invalidations},
+      {"replyOffset", replyOffset},
   };
   for (auto &f : fns) {
     napi_value v;

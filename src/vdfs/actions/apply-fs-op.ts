@@ -34,6 +34,16 @@ function giveTo(file: string, owner: Owner | undefined, fd?: number): void {
   else fs.lchownSync(file, owner.uid, gid);
 }
 
+/** Whether a path names the file of an exact (bigint) stat. */
+function sameInode(p: string, exact: fs.BigIntStats): boolean {
+  try {
+    const st = fs.lstatSync(p, { bigint: true });
+    return st.ino === exact.ino && st.dev === exact.dev;
+  } catch {
+    return false;
+  }
+}
+
 function typeOfMode(mode: number): string {
   const type = mode & S_IFMT;
   const { S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG } = fs.constants;
@@ -279,9 +289,14 @@ export class FsOpApplier {
     const contentId = content === 'keep' && entry.kind === 'file' && st.isFile() && entry.size === st.size ? entry.contentId : this.index.identify(location, rel, st);
     this.index.refresh(location, entry, st, rel, contentId);
     if (st.isFile() && st.nlink > 1) {
-      // Other names of the same file (hard links) changed with it.
+      // Other names of the same file (hard links) changed with it. Past 2^53 a JS number
+      // rounds the inode and the index's match may name other files too: each is then
+      // checked on disk against the exact (bigint) inode and device.
+      const exact = Number.isSafeInteger(st.ino) ? undefined : fs.lstatSync(path.join(location.rootPath, rel), { bigint: true });
       for (const other of this.index.store.byInode(location.id, st.ino)) {
-        if (other.id !== entry.id && other.kind === 'file') this.index.refresh(location, other, st, rel, contentId);
+        if (other.id === entry.id || other.kind !== 'file') continue;
+        if (exact && !sameInode(path.join(location.rootPath, this.index.store.relativePath(other.id)), exact)) continue;
+        this.index.refresh(location, other, st, rel, contentId);
       }
     }
     return contentId;
