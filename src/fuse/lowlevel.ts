@@ -15,7 +15,7 @@ interface Binding {
   invalidate(session: number, folder: boolean, mountPath: string, nameOrRealPath: string): void;
   invalidations(session: number): [number, number, number];
   replyErr(session: number, id: number, errno: number): void;
-  replyEntry(session: number, id: number, st: Float64Array): void;
+  replyEntry(session: number, id: number, st: Float64Array, realDir?: string | null): void;
   replyAttr(session: number, id: number, st: Float64Array): void;
   replyOpen(session: number, id: number, fh: number, fd: number, st: Float64Array | null): void;
   replyCreate(session: number, id: number, st: Float64Array, fh: number, fd: number): void;
@@ -41,6 +41,8 @@ const Op = {
 const SET = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, ATIME_NOW: 128, MTIME_NOW: 256 } as const;
 const ENOSYS = -38;
 const ENXIO = -6;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 const SEEK_HOLE = 4;
 
 const loadBinding = () => nativeAddon<Binding>();
@@ -182,14 +184,16 @@ export class NativeSession {
       if (op === Op.CLOSED) return this.onEnded();
       if (p === null && fh < 0) return err(ENOENT);
       const at = p ?? '';
+      /** Answers with an entry; a plain local folder's real path goes with it (names below it are then looked up natively). */
+      const entry = (where: string, st: FuseStat) => bind.replyEntry(sid, id, pack(st), (st.mode & S_IFMT) === S_IFDIR && !st.shortLived ? (ops.realDirOf(where) ?? null) : null);
       /** Answers a name-making request with the attributes of what it made. */
       const entryOf = (where: string) => (e: number) => {
         if (e < 0) return err(e);
-        ops.getattr(where, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : bind.replyEntry(sid, id, pack(st))));
+        ops.getattr(where, (e2, st) => (e2 < 0 || !st ? err(e2 || EIO) : entry(where, st)));
       };
       switch (op) {
         case Op.LOOKUP:
-          return ops.getattr(at, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyEntry(sid, id, pack(st))));
+          return ops.getattr(at, (e, st) => (e < 0 || !st ? err(e || EIO) : entry(at, st)));
         case Op.GETATTR:
           return this.attrOf(at, fh, (e, st) => (e < 0 || !st ? err(e || EIO) : bind.replyAttr(sid, id, pack(st))));
         case Op.SETATTR:

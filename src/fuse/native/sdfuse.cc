@@ -108,6 +108,11 @@ struct Node {
   uint64_t ino = 0;
   int64_t ctime = -1;
   bool shortLived = true;  // attributes kept briefly (not invalidated exactly): its listing is not cached either
+  // A folder JS said is a plain local folder: its names are the disk's, looked up here.
+  // Its real path is realRoot when set (a location's root, or where JS placed it), else
+  // its parent's real path and its name (so a rename inside a location keeps it right).
+  bool local = false;
+  std::string realRoot;
   // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
   int64_t cacheMtime = -1;
   int64_t cacheSize = -1;
@@ -327,6 +332,32 @@ Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string
   return n;
 }
 
+/** A local folder's real path, from the nearest folder whose real path JS gave. */
+bool realPathOf(Node *n, std::string &out) {
+  std::vector<const std::string *> names;
+  while (n && n->local && n->realRoot.empty()) {
+    if (!n->parent) return false;
+    names.push_back(&n->name);
+    n = n->parent;
+  }
+  if (!n || !n->local) return false;
+  out = n->realRoot;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    out += '/';
+    out += **it;
+  }
+  return true;
+}
+
+/** JS says a folder is a plain local folder at realDir. */
+void setLocal(Node *n, const std::string &realDir) {
+  std::string parentReal;
+  n->local = true;
+  n->realRoot.clear();
+  if (n->parent && realPathOf(n->parent, parentReal) && parentReal + "/" + n->name == realDir) return;
+  n->realRoot = realDir;
+}
+
 /** The node at a path of the mount, if the kernel holds it. */
 Node *nodeAt(Session *s, const std::string &path) {
   Node *n = nodeOf(s, FUSE_ROOT_ID);
@@ -509,19 +540,58 @@ void sd_init(void *userdata, fuse_conn_info *conn) {
   }
 }
 
-void sd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  Req *r = newReq(req, OP_LOOKUP, parent);
-  r->name = name;
-  r->change = TC_ENTRY;
-  send(sessionOf(req), r);
-}
-
 void forgetOne(Session *s, fuse_ino_t ino, uint64_t nlookup) {
   Node *n = nodeOf(s, ino);
   if (!n || n->id == FUSE_ROOT_ID) return;
   n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
   maybeDrop(s, n);
 }
+
+/**
+ * A name in a plain local folder is looked up here, on disk (what JS's answer would be:
+ * the real file's attributes); anywhere else JS answers.
+ */
+bool lookupLocal(Session *s, fuse_req_t req, fuse_ino_t parent, const char *name) {
+  std::string dir;
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *p = nodeOf(s, parent);
+    if (!p || !realPathOf(p, dir)) return false;
+  }
+  fuse_entry_param e;
+  memset(&e, 0, sizeof e);
+  std::string real = dir + "/" + name;
+  if (lstat(real.c_str(), &e.attr) != 0) {
+    fuse_reply_err(req, errno);
+    return true;
+  }
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = lookedUp(s, parent, name, e.attr, (uint64_t)e.attr.st_dev, false);
+    if (!n) {
+      fuse_reply_err(req, ENOENT);
+      return true;
+    }
+    if (S_ISDIR(e.attr.st_mode)) setLocal(n, real);
+    e.ino = n->id;
+  }
+  e.attr_timeout = s->attrTimeout;
+  e.entry_timeout = s->entryTimeout;
+  if (fuse_reply_entry(req, &e) != 0) {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    forgetOne(s, e.ino, 1);
+  }
+  return true;
+}
+
+void sd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  if (lookupLocal(sessionOf(req), req, parent, name)) return;
+  Req *r = newReq(req, OP_LOOKUP, parent);
+  r->name = name;
+  r->change = TC_ENTRY;
+  send(sessionOf(req), r);
+}
+
 
 void sd_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   Session *s = sessionOf(req);
@@ -837,7 +907,15 @@ void sd_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info *) { fuse_reply
 
 void sd_statfs(fuse_req_t req, fuse_ino_t ino) { send(sessionOf(req), newReq(req, OP_STATFS, ino)); }
 
+/**
+ * Only user.* attributes exist in the mount (sdfs's own and the files'); ACLs and security
+ * labels answer "not supported" here, without asking JS: the kernel asks for
+ * security.capability before every write.
+ */
+bool userXattr(const char *name) { return strncmp(name, "user.", 5) == 0; }
+
 void sd_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  if (!userXattr(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   Req *r = newReq(req, OP_SETXATTR, ino);
   r->name2 = name;
   r->data.assign(value, value + size);
@@ -846,6 +924,7 @@ void sd_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 }
 
 void sd_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  if (!userXattr(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   Req *r = newReq(req, OP_GETXATTR, ino);
   r->name2 = name;
   r->a = (double)size;
@@ -859,6 +938,7 @@ void sd_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void sd_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
+  if (!userXattr(name)) return (void)fuse_reply_err(req, EOPNOTSUPP);
   Req *r = newReq(req, OP_REMOVEXATTR, ino);
   r->name2 = name;
   send(sessionOf(req), r);
@@ -1116,7 +1196,7 @@ bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullpt
 }
 
 /** The entry reply of a name-making request: the node is added to the table, then the kernel told. */
-void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool shortLived, fuse_file_info *fi) {
+void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool shortLived, fuse_file_info *fi, const std::string &realDir = std::string()) {
   fuse_entry_param e;
   memset(&e, 0, sizeof e);
   {
@@ -1127,6 +1207,7 @@ void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool 
       return;
     }
     e.ino = n->id;
+    if (!realDir.empty()) setLocal(n, realDir);
     if (fi) {
       n->cacheMtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
       n->cacheSize = st.st_size;
@@ -1166,15 +1247,19 @@ napi_value replyErr(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** replyEntry(session, id, stat) for lookup, mknod, mkdir, symlink, link. */
+/** replyEntry(session, id, stat, realDir?) for lookup, mknod, mkdir, symlink, link; realDir: the real path of a plain local folder. */
 napi_value replyEntry(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
   struct stat st;
   uint64_t dev = 0;
   bool shortLived = false;
+  std::string realDir;
+  napi_valuetype type = napi_undefined;
+  if (a.argv[1]) napi_typeof(env, a.argv[1], &type);
+  if (type == napi_string) stringArg(env, a.argv[1], realDir);
   if (!statArg(env, a.argv[0], st, &dev, &shortLived)) fuse_reply_err(a.r->req, EIO);
-  else replyEntryOf(a.s, a.r, st, dev, shortLived, nullptr);
+  else replyEntryOf(a.s, a.r, st, dev, shortLived, nullptr, realDir);
   finish(env, a.r);
   return nullptr;
 }
@@ -1343,7 +1428,12 @@ napi_value replyNames(napi_env env, napi_callback_info info) {
   }
   napi_valuetype type = napi_null;
   if (a.argv[1]) napi_typeof(env, a.argv[1], &type);
-  if (type == napi_string) stringArg(env, a.argv[1], dh->realDir);
+  if (type == napi_string) {
+    stringArg(env, a.argv[1], dh->realDir);
+    std::lock_guard<std::mutex> lock(a.s->nodesMu);
+    Node *dir = nodeOf(a.s, a.r->ino);
+    if (dir) setLocal(dir, dh->realDir);
+  }
   dh->loaded = true;
   serveDir(a.s, a.r->req, a.r->ino, dh, (size_t)a.r->a, (off_t)a.r->b, a.r->c != 0);
   finish(env, a.r);
