@@ -19,9 +19,8 @@ interface Binding {
   replyAttr(session: number, id: number, st: Float64Array): void;
   replyOpen(session: number, id: number, fh: number, fd: number, st: Float64Array | null): void;
   replyCreate(session: number, id: number, st: Float64Array, fh: number, fd: number): void;
-  replyRead(session: number, id: number, bytes: number): void;
-  replyWrite(session: number, id: number, bytes: number): void;
-  replyOffset(session: number, id: number, offset: number): void;
+  /** A read's or a write's byte count, or lseek's offset (negative: an errno). */
+  replyCount(session: number, id: number, n: number): void;
   replyBuffer(session: number, id: number, data: Buffer): void;
   replyNames(session: number, id: number, names: string[], realDir: string | null): void;
   replyStatfs(session: number, id: number, values: number[]): void;
@@ -245,18 +244,18 @@ export class NativeSession {
           );
         case Op.READ: {
           const buf = c as Buffer;
-          return ops.read(at, fh, buf, a, b as number, (n) => bind.replyRead(sid, id, n));
+          return ops.read(at, fh, buf, a, b as number, (n) => bind.replyCount(sid, id, n));
         }
         case Op.WRITE: {
           const buf = c as Buffer;
-          return ops.write(at, fh, buf, buf.length, b as number, (n) => bind.replyWrite(sid, id, n));
+          return ops.write(at, fh, buf, buf.length, b as number, (n) => bind.replyCount(sid, id, n));
         }
         case Op.LSEEK:
           // A file without a real descriptor here (another device's): all data, no holes.
           return this.attrOf(at, fh, (e, st) => {
             if (e < 0 || !st) return err(e || EIO);
             if (a >= st.size) return err(ENXIO);
-            bind.replyOffset(sid, id, b === SEEK_HOLE ? st.size : a);
+            bind.replyCount(sid, id, b === SEEK_HOLE ? st.size : a);
           });
         case Op.RELEASE:
           if (c === true) ops.markWritten(fh);

@@ -1218,7 +1218,8 @@ void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool 
   e.entry_timeout = shortLived ? s->shortTimeout : s->entryTimeout;
   if (fi) {
     if (fuse_reply_create(r->req, &e, fi) != 0) {
-      // The caller is gone (interrupted): the kernel will not release this handle.
+      // The caller is gone (interrupted): the kernel will neither release this handle nor forget the node.
+      delete reinterpret_cast<FileHandle *>(fi->fh);
       std::lock_guard<std::mutex> lock(s->nodesMu);
       forgetOne(s, e.ino, 1);
     }
@@ -1337,42 +1338,25 @@ napi_value replyCreate(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   fuse_file_info fi;
-  FileHandle *fh = openHandle(a.s, a.r, (int64_t)numArg(env, a.argv[1]), (int)numArg(env, a.argv[2]), nullptr, 0, fi);
+  openHandle(a.s, a.r, (int64_t)numArg(env, a.argv[1]), (int)numArg(env, a.argv[2]), nullptr, 0, fi);
   replyEntryOf(a.s, a.r, st, dev, shortLived, &fi);
-  (void)fh;
   finish(env, a.r);
   return nullptr;
 }
 
-/** replyRead(session, id, bytes): the buffer handed to dispatch holds them. */
-napi_value replyRead(napi_env env, napi_callback_info info) {
+/**
+ * replyCount(session, id, n): a read's byte count (the buffer handed to dispatch holds
+ * them), a write's, or lseek's offset; negative: an errno.
+ */
+napi_value replyCount(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
   double n = numArg(env, a.argv[0]);
   if (n < 0) fuse_reply_err(a.r->req, (int)-n);
-  else fuse_reply_buf(a.r->req, a.r->bufData, (size_t)n);
-  finish(env, a.r);
-  return nullptr;
-}
-
-/** replyOffset(session, id, offset) for lseek */
-napi_value replyOffset(napi_env env, napi_callback_info info) {
-  ReplyArgs a;
-  if (!takeReq(env, info, a)) return nullptr;
-  double n = numArg(env, a.argv[0]);
-  if (n < 0) fuse_reply_err(a.r->req, (int)-n);
-  else fuse_reply_lseek(a.r->req, (off_t)n);
-  finish(env, a.r);
-  return nullptr;
-}
-
-/** replyWrite(session, id, bytes) */
-napi_value replyWrite(napi_env env, napi_callback_info info) {
-  ReplyArgs a;
-  if (!takeReq(env, info, a)) return nullptr;
-  double n = numArg(env, a.argv[0]);
-  if (n < 0) fuse_reply_err(a.r->req, (int)-n);
-  else fuse_reply_write(a.r->req, (size_t)n);
+  else if (a.r->op == OP_READ) fuse_reply_buf(a.r->req, a.r->bufData, (size_t)n);
+  else if (a.r->op == OP_WRITE) fuse_reply_write(a.r->req, (size_t)n);
+  else if (a.r->op == OP_LSEEK) fuse_reply_lseek(a.r->req, (off_t)n);
+  else fuse_reply_err(a.r->req, EIO);
   finish(env, a.r);
   return nullptr;
 }
@@ -1563,12 +1547,18 @@ Session *sessionArg(napi_env env, napi_value v) {
   return sessions[(size_t)i];
 }
 
+/** A session function's arguments (n of them, the session first; missing ones undefined) and its session, if any. */
+Session *sessionCall(napi_env env, napi_callback_info info, napi_value *argv, size_t n) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc == 0) return nullptr;
+  for (size_t i = argc; i < n; i++) napi_get_undefined(env, &argv[i]);
+  return sessionArg(env, argv[0]);
+}
+
 /** fd(session): the /dev/fuse descriptor (for the notifications JS writes itself). */
 napi_value sessionFd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  size_t argc = 1;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Session *s = sessionArg(env, argv[0]);
+  Session *s = sessionCall(env, info, argv, 1);
   return num(env, s && !s->closed ? fuse_session_fd(s->se) : -1);
 }
 
@@ -1578,9 +1568,7 @@ napi_value sessionFd(napi_env env, napi_callback_info info) {
  */
 napi_value closeSession(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  size_t argc = 1;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Session *s = sessionArg(env, argv[0]);
+  Session *s = sessionCall(env, info, argv, 1);
   if (!s) return nullptr;
   if (!s->closed) {
     // Still serving (files held open after a lazy unmount): let the process end without it.
@@ -1623,10 +1611,8 @@ napi_value closeSession(napi_env env, napi_callback_info info) {
  */
 napi_value invalidate(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  size_t argc = 4;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Session *s = sessionArg(env, argv[0]);
-  if (!s || s->closed || argc < 4) return nullptr;
+  Session *s = sessionCall(env, info, argv, 4);
+  if (!s || s->closed) return nullptr;
   InvalJob job;
   napi_get_value_bool(env, argv[1], &job.folder);
   if (!stringArg(env, argv[2], job.mountPath) || !stringArg(env, argv[3], job.nameOrReal)) return nullptr;
@@ -1642,9 +1628,7 @@ napi_value invalidate(napi_env env, napi_callback_info info) {
 /** invalidations(session) -> [queued, sent, refused]: refused are those the kernel did not take (not counting names it had not cached). */
 napi_value invalidations(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  size_t argc = 1;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  Session *s = sessionArg(env, argv[0]);
+  Session *s = sessionCall(env, info, argv, 1);
   napi_value arr;
   napi_create_array_with_length(env, 3, &arr);
   napi_set_element(env, arr, 0, num(env, s ? s->invalPending.load() : 0));
@@ -1709,10 +1693,9 @@ napi_value init(napi_env env, napi_value exports) {
       {"mount", mount},           {"close", closeSession},    {"fd", sessionFd},
       {"invalidate", invalidate}, {"replyErr", replyErr},     {"replyEntry", replyEntry},
       {"replyAttr", replyAttr},   {"replyOpen", replyOpen},   {"replyCreate", replyCreate},
-      {"replyRead", replyRead},   {"replyWrite", replyWrite}, {"replyBuffer", replyBuffer},
+      {"replyCount", replyCount}, {"replyBuffer", replyBuffer},
       {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
       {"utimens", sysUtimens},    {"rename", sysRename},      {"invalidations", invalidations},
-      {"replyOffset", replyOffset},
   };
   for (auto &f : fns) {
     napi_value v;
