@@ -151,7 +151,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     // Local files are kept long: every change to them is invalidated exactly.
     const short = config.mountAttrTimeoutSeconds;
     const timeout = options.attrTimeout ?? config.mountCachedTimeoutSeconds;
-    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout) });
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout), readOnly: options.readOnly });
     const mountedNow = mounted;
     replication = await Replication.start(library, {
       bootstrap: options.bootstrap,

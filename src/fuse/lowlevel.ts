@@ -9,7 +9,7 @@ import { UTIME_NOW, UTIME_OMIT, nativeAddon, type Timespec } from '../syscalls.j
 import { EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
 
 interface Binding {
-  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number, writeback: boolean): number;
+  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number, writeback: boolean, readOnly: boolean): number;
   close(session: number): void;
   fd(session: number): number;
   invalidate(session: number, folder: boolean, mountPath: string, nameOrRealPath: string): void;
@@ -33,7 +33,7 @@ const Op = {
   LOOKUP: 1, GETATTR: 2, SETATTR: 3, READLINK: 4, MKNOD: 5, MKDIR: 6, UNLINK: 7, RMDIR: 8,
   SYMLINK: 9, RENAME: 10, LINK: 11, OPEN: 12, READ: 13, WRITE: 14, RELEASE: 15, FSYNC: 16, OPENDIR: 17,
   STATFS: 18, SETXATTR: 19, GETXATTR: 20, LISTXATTR: 21, REMOVEXATTR: 22, ACCESS: 23, CREATE: 24,
-  FALLOCATE: 25, CLOSED: 26, READDIR: 27, LSEEK: 28,
+  FALLOCATE: 25, CLOSED: 26, READDIR: 27, LSEEK: 28, CREATED: 29,
 } as const;
 
 /** libfuse's FUSE_SET_ATTR_* bits. */
@@ -107,6 +107,8 @@ export interface NativeMountOptions {
   shortTimeout: number;
   /** The kernel's writeback cache: writes gather in the page cache and come in big requests. */
   writeback: boolean;
+  /** Every change answers EROFS: the binding makes no file itself. */
+  readOnly: boolean;
   debug: boolean;
   /** Mount options for the kernel (fsname, default_permissions, ...). */
   options: string[];
@@ -127,7 +129,7 @@ export class NativeSession {
   static mount(mountpoint: string, ops: PathOps, options: NativeMountOptions): NativeSession {
     const b = loadBinding();
     const s = new NativeSession(b, mountpoint, ops);
-    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout, options.writeback);
+    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout, options.writeback, options.readOnly);
     return s;
   }
 
@@ -250,6 +252,9 @@ export class NativeSession {
           const buf = c as Buffer;
           return ops.write(at, fh, buf, buf.length, b as number, (n) => bind.replyCount(sid, id, n));
         }
+        case Op.CREATED:
+          // A notice: the binding made this file on disk itself; nothing to answer.
+          return ops.created(at, fh, a, b as number);
         case Op.LSEEK:
           // A file without a real descriptor here (another device's): all data, no holes.
           return this.attrOf(at, fh, (e, st) => {

@@ -18,6 +18,8 @@ export interface MountOptions {
   entryTimeout: number;
   /** Seconds for what cannot be invalidated exactly (virtual folders, other devices' trees). */
   shortTimeout: number;
+  /** Every change answers EROFS. */
+  readOnly?: boolean;
   debug?: boolean;
 }
 
@@ -100,7 +102,7 @@ export async function mountFuse(mountpoint: string, ops: PathOps, options: Mount
   try {
     // SD_FUSE_WRITEBACK=1: the kernel's writeback cache, only for trees nothing else writes
     // (the kernel then trusts its own size and mtime of a file it holds over the disk's).
-    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, writeback: process.env.SD_FUSE_WRITEBACK === '1', debug: options.debug ?? false, options: KERNEL_OPTIONS });
+    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, writeback: process.env.SD_FUSE_WRITEBACK === '1', readOnly: options.readOnly ?? false, debug: options.debug ?? false, options: KERNEL_OPTIONS });
   } catch (err) {
     if (err instanceof SdError) throw err;
     throw new SdError('IO', `could not mount ${mountpoint}: ${(err as Error).message}; is fuse3 installed (npm run setup)?`);

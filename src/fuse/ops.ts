@@ -310,6 +310,24 @@ export class MountOps {
     }
   }
 
+  /** A file the binding made itself in a local folder (its fast path for create): recorded, and its handle kept. */
+  created(p: string, fd: number, mode: number, existed: number): void {
+    const node = this.local(p);
+    if (typeof node === 'number') {
+      log.warn({ op: 'create', path: p }, 'a file made by the binding is not in a local folder; it is not indexed until the watcher sees it');
+      this.handles.set(fd, { fd, rel: '', written: false });
+      return;
+    }
+    const rel = node.rel.join('/');
+    this.handles.set(fd, { fd, location: node.location, rel, written: existed === 2 });
+    if (existed) return;
+    try {
+      this.writer.applyFsOp(node.location, { op: 'created', path: rel, mode }, 'fuse');
+    } catch (err) {
+      log.warn({ op: 'create', path: p, err: String(err) }, 'could not record a new file; the watcher will');
+    }
+  }
+
   read(_p: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void {
     if (this.remote.has(fd)) return this.remote.read(fd, buf, len, pos, cb);
     this.realFd(fd, cb, (real) => cb(fs.readSync(real, buf, 0, len, pos)));
@@ -668,5 +686,5 @@ function isSymlink(p: string): boolean {
 const OP_NAMES = [
   'getattr', 'fgetattr', 'readdir', 'readlink', 'access', 'statfs', 'open', 'create', 'read', 'write', 'ftruncate',
   'flush', 'fsync', 'release', 'truncate', 'mkdir', 'mknod', 'rmdir', 'unlink', 'symlink', 'chmod', 'chown', 'utimens', 'utimensNs',
-  'rename', 'link', 'getxattr', 'listxattr', 'setxattr', 'removexattr',
+  'rename', 'link', 'getxattr', 'listxattr', 'setxattr', 'removexattr', 'created',
 ] as const satisfies ReadonlyArray<keyof PathOps>;

@@ -79,6 +79,11 @@ export interface PathOps {
   symlink(target: string, path: string, cb: (err: number) => void, caller?: Caller): void;
   mkdir(path: string, mode: number, cb: (err: number) => void, caller?: Caller): void;
   rmdir(path: string, cb: (err: number) => void): void;
+  /**
+   * A file the binding made on disk itself in a local folder, opened as fd: recorded and
+   * its handle kept as create() would. existed: 0 new, 1 opened as it was, 2 and truncated.
+   */
+  created(path: string, fd: number, mode: number, existed: number): void;
   /** The real descriptor behind a handle when reads and writes can go straight to it (natively), else -1. */
   directFd(fh: number): number;
   /** Data was written straight to the handle's descriptor (the index is told at fsync or release). */

@@ -40,7 +40,7 @@ enum Op {
   OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
   OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
   OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE,
-  OP_FALLOCATE, OP_CLOSED, OP_READDIR, OP_LSEEK,
+  OP_FALLOCATE, OP_CLOSED, OP_READDIR, OP_LSEEK, OP_CREATED,
 };
 
 /** What a reply must do to the node table once the request succeeded. */
@@ -71,7 +71,8 @@ struct Req {
   // A JS-served read: the buffer JS fills (kept alive until the reply).
   napi_ref bufRef = nullptr;
   char *bufData = nullptr;
-  DirHandle *dir = nullptr;  // readdir: the handle whose names JS gives
+  DirHandle *dir = nullptr;
+  bool notice = false;  // tells JS what the native side did; nothing to answer  // readdir: the handle whose names JS gives
 };
 
 /** A file handle: the JS handle, and the real descriptor when reads and writes are native. */
@@ -155,6 +156,7 @@ struct Session {
   std::atomic<uint64_t> invalSent{0}, invalFailed{0};
   int maxThreads = 10;
   bool writeback = false;
+  bool readOnly = false;  // every change answers EROFS (sd mount --read-only): nothing is created here
 
   std::mutex nodesMu;
   std::unordered_map<uint64_t, Node *> nodes;
@@ -501,13 +503,15 @@ void send(Session *s, Req *r, bool withPath = true) {
   }
   if (withPath && !r->hasPath && r->fh < 0) return failAndFree(r, ENOENT);
   r->id = s->nextReq++;
-  {
+  if (!r->notice) {
     std::lock_guard<std::mutex> lock(s->reqsMu);
     s->pending[r->id] = r;
   }
   if (napi_call_threadsafe_function(s->tsfn, r, napi_tsfn_nonblocking) != napi_ok) {
-    std::lock_guard<std::mutex> lock(s->reqsMu);
-    s->pending.erase(r->id);
+    if (!r->notice) {
+      std::lock_guard<std::mutex> lock(s->reqsMu);
+      s->pending.erase(r->id);
+    }
     failAndFree(r, EIO);
   }
 }
@@ -707,7 +711,109 @@ void sd_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   send(sessionOf(req), r);
 }
 
+/**
+ * A new file in a plain local folder is made here, as JS would make it: on disk with
+ * exactly the mode asked, given to the caller (their uid, and their gid unless the folder
+ * is setgid) when sdfs runs as root, opened for native reads and writes. JS is told after
+ * (OP_CREATED, before the kernel hears back): it records the file in the index and keeps
+ * the handle, as for a file it made itself.
+ */
+bool createLocal(Session *s, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, fuse_file_info *fi) {
+  std::string dir, mountPath;
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *p = nodeOf(s, parent);
+    if (!p || !realPathOf(p, dir) || !pathOf(s, parent, mountPath)) return false;
+  }
+  if (s->readOnly) {
+    fuse_reply_err(req, EROFS);
+    return true;
+  }
+  std::string real = dir + "/" + name;
+  int flags = openFlags(s, fi->flags) & ~(O_CREAT | O_EXCL);
+  bool existed = false;
+  int fd = open(real.c_str(), flags | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+  if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
+    // Made on disk since the kernel looked: opened as it is (as open(2) would).
+    existed = true;
+    fd = open(real.c_str(), flags | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    fuse_reply_err(req, errno);
+    return true;
+  }
+  struct stat st;
+  if (!existed) {
+    const fuse_ctx *ctx = fuse_req_ctx(req);
+    struct stat parentSt;
+    int failed = 0;
+    if (geteuid() == 0 && (ctx->uid != 0 || ctx->gid != 0)) {
+      gid_t gid = stat(dir.c_str(), &parentSt) == 0 && (parentSt.st_mode & S_ISGID) ? (gid_t)-1 : ctx->gid;
+      if (fchown(fd, ctx->uid, gid) != 0) failed = errno;
+    }
+    // Exactly the mode asked (the kernel applied the caller's umask; ours must not apply twice).
+    if (!failed && fstat(fd, &st) == 0 && (st.st_mode & 07777) != (mode & 07777) && fchmod(fd, mode & 07777) != 0) failed = errno;
+    if (failed) {
+      close(fd);
+      unlink(real.c_str());
+      fuse_reply_err(req, failed);
+      return true;
+    }
+  }
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    fuse_reply_err(req, err);
+    return true;
+  }
+  std::string filePath = mountPath.size() > 1 ? mountPath + "/" + name : mountPath + name;
+  Req *notice = newReq(req, OP_CREATED, parent);
+  notice->req = nullptr;
+  notice->notice = true;
+  notice->hasPath = true;
+  notice->path = filePath;
+  notice->fh = fd;
+  notice->a = mode;
+  notice->b = existed ? ((fi->flags & O_TRUNC) ? 2 : 1) : 0;
+  send(s, notice, false);
+
+  FileHandle *fh = new FileHandle();
+  fh->jsfh = fd;
+  fh->fd = fd;
+  fi->fh = reinterpret_cast<uint64_t>(fh);
+  fuse_entry_param e;
+  memset(&e, 0, sizeof e);
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = lookedUp(s, parent, name, st, (uint64_t)st.st_dev, false);
+    e.ino = n ? n->id : 0;
+    if (n) {
+      n->cacheMtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+      n->cacheSize = st.st_size;
+    }
+  }
+  e.attr = st;
+  e.attr_timeout = s->attrTimeout;
+  e.entry_timeout = s->entryTimeout;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    // The caller is gone: JS's handle is released as the kernel would have.
+    delete fh;
+    {
+      std::lock_guard<std::mutex> lock(s->nodesMu);
+      forgetOne(s, e.ino, 1);
+    }
+    Req *release = newReq(nullptr, OP_RELEASE, parent);
+    release->notice = true;
+    release->hasPath = true;
+    release->path = filePath;
+    release->fh = fd;
+    send(s, release, false);
+  }
+  return true;
+}
+
 void sd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, fuse_file_info *fi) {
+  if (createLocal(sessionOf(req), req, parent, name, mode, fi)) return;
   Req *r = newReq(req, OP_CREATE, parent);
   r->name = name;
   r->a = mode;
@@ -1092,8 +1198,12 @@ void callJs(napi_env env, napi_value dispatch, void *context, void *data) {
   args[11] = num(env, r->pid);
   napi_value global;
   napi_get_global(env, &global);
-  if (r->op == OP_CLOSED) {
-    napi_call_function(env, global, dispatch, 12, args, nullptr);
+  if (r->op == OP_CLOSED || r->notice) {
+    if (napi_call_function(env, global, dispatch, 12, args, nullptr) != napi_ok) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      fprintf(stderr, "sdfuse: dispatch threw for notice %d\n", r->op);
+    }
     delete r;
     return;
   }
@@ -1465,13 +1575,13 @@ void *loopMain(void *arg) {
   return nullptr;
 }
 
-/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch, shortTimeout, writeback) -> session index */
+/** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch, shortTimeout, writeback, readOnly) -> session index */
 napi_value mount(napi_env env, napi_callback_info info) {
-  napi_value argv[9];
-  size_t argc = 9;
+  napi_value argv[10];
+  size_t argc = 10;
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 9) {
-    napi_throw_error(env, nullptr, "sdfuse.mount: 9 arguments expected");
+  if (argc < 10) {
+    napi_throw_error(env, nullptr, "sdfuse.mount: 10 arguments expected");
     return nullptr;
   }
   size_t len;
@@ -1492,6 +1602,7 @@ napi_value mount(napi_env env, napi_callback_info info) {
   s->maxThreads = (int)numArg(env, argv[4]);
   s->shortTimeout = numArg(env, argv[7]);
   napi_get_value_bool(env, argv[8], &s->writeback);
+  napi_get_value_bool(env, argv[9], &s->readOnly);
   Node *root = new Node();
   root->id = FUSE_ROOT_ID;
   root->nlookup = 1;

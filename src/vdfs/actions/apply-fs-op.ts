@@ -101,6 +101,12 @@ export class FsOpApplier {
         this.record(location, actor, 'create', sd(rel), { mode: op.mode & 0o7777 }, () => this.placeNew(location, rel, st));
         return op.flags === undefined ? {} : { fd };
       }
+      case 'created': {
+        const rel = checkRel(op.path);
+        const st = tryFs(`create ${sd(rel)}`, () => fs.lstatSync(abs(rel)));
+        this.record(location, actor, 'create', sd(rel), { mode: op.mode & 0o7777 }, () => this.placeNew(location, rel, st));
+        return {};
+      }
       case 'mkdir': {
         const rel = checkRel(op.path);
         const dir = abs(rel);

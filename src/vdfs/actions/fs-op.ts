@@ -18,6 +18,8 @@ export type FsOp =
    */
   | { op: 'create'; path: string; mode: number; flags?: number; owner?: Owner }
   | { op: 'mkdir'; path: string; mode: number; owner?: Owner }
+  /** A file the mount's binding already made on disk (its fast path): recorded as a create. */
+  | { op: 'created'; path: string; mode: number }
   /** A fifo, a socket or a device node (mode holds its type); a regular file too. */
   | { op: 'mknod'; path: string; mode: number; dev: number; owner?: Owner }
   | { op: 'unlink'; path: string }
