@@ -5,13 +5,12 @@
 // come here: the native threads serve them.
 import type { FuseStat, PathOps, StatFs } from './types.js';
 import { log } from '../log.js';
-import { UTIME_NOW, UTIME_OMIT, nativeAddon, type Timespec } from '../syscalls.js';
+import { UTIME_NOW, UTIME_OMIT, nativeAddon, timespecOfMs, type Timespec } from '../syscalls.js';
 import { EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
 
 interface Binding {
   mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number, writeback: boolean, readOnly: boolean): number;
   close(session: number): void;
-  fd(session: number): number;
   invalidate(session: number, folder: boolean, mountPath: string, nameOrRealPath: string): void;
   invalidations(session: number): [number, number, number];
   replyErr(session: number, id: number, errno: number): void;
@@ -31,9 +30,9 @@ type Dispatch = (op: number, session: number, id: number, path: string | null, f
 /** Request kinds, as numbered in sdfuse.cc (enum Op). */
 const Op = {
   LOOKUP: 1, GETATTR: 2, SETATTR: 3, READLINK: 4, MKNOD: 5, MKDIR: 6, UNLINK: 7, RMDIR: 8,
-  SYMLINK: 9, RENAME: 10, LINK: 11, OPEN: 12, READ: 13, WRITE: 14, RELEASE: 15, FSYNC: 16, OPENDIR: 17,
+  SYMLINK: 9, RENAME: 10, LINK: 11, OPEN: 12, READ: 13, WRITE: 14, RELEASE: 15, FSYNC: 16, READDIR: 17,
   STATFS: 18, SETXATTR: 19, GETXATTR: 20, LISTXATTR: 21, REMOVEXATTR: 22, ACCESS: 23, CREATE: 24,
-  FALLOCATE: 25, CLOSED: 26, READDIR: 27, LSEEK: 28, CREATED: 29,
+  LSEEK: 25, CREATED: 26, CLOSED: 27,
 } as const;
 
 /** libfuse's FUSE_SET_ATTR_* bits. */
@@ -89,10 +88,9 @@ function putNs(at: number, ns: bigint): void {
 }
 
 function putMs(at: number, t: Date | number): void {
-  const ms = msOf(t);
-  const s = Math.floor(ms / 1000);
+  const { s, ns } = timespecOfMs(msOf(t));
   packed[at] = s;
-  packed[at + 1] = Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6));
+  packed[at + 1] = ns;
 }
 
 function msOf(t: Date | number): number {
@@ -147,11 +145,6 @@ export class NativeSession {
   invalidations(): { pending: number; sent: number; refused: number } {
     const [pending, sent, refused] = this.b.invalidations(this.session);
     return { pending, sent, refused };
-  }
-
-  /** The connection's /dev/fuse descriptor (-1 once it ended). */
-  get fd(): number {
-    return this.b.fd(this.session);
   }
 
   /** Whether the kernel ended the connection (unmounted, from here or outside). */
@@ -223,27 +216,12 @@ export class NativeSession {
         case Op.OPEN:
           return ops.open(at, a, (e, handle) => {
             if (e < 0 || handle === undefined) return err(e || EIO);
-            const direct = ops.directFd(handle) ?? -1;
+            const direct = ops.directFd(handle);
             if (direct >= 0) return bind.replyOpen(sid, id, handle, direct, null);
             this.attrOf(at, handle, (e2, st) => bind.replyOpen(sid, id, handle, -1, e2 < 0 || !st ? null : pack(st)));
           });
         case Op.CREATE:
-          return ops.create(
-            at,
-            a,
-            (e, handle) => {
-            if (e < 0 || handle === undefined) return err(e || EIO);
-            this.attrOf(at, handle, (e2, st) => {
-              if (e2 < 0 || !st) {
-                // Made but not statable: release the handle and say why.
-                ops.release(at, handle, () => undefined);
-                return err(e2 || EIO);
-              }
-              bind.replyCreate(sid, id, pack(st), handle, ops.directFd(handle) ?? -1);
-            });
-            },
-            { uid, gid },
-          );
+          return ops.create(at, a, (e, handle) => this.answerCreate(sid, id, at, e, handle), { uid, gid });
         case Op.READ: {
           const buf = c as Buffer;
           return ops.read(at, fh, buf, a, b as number, (n) => bind.replyCount(sid, id, n));
@@ -290,6 +268,20 @@ export class NativeSession {
       err(errnoOf(e));
     }
   };
+
+  /** Answers a create JS made: the new file's attributes and its handle. */
+  private answerCreate(sid: number, id: number, p: string, e: number, handle: number | undefined): void {
+    const bind = this.b;
+    if (e < 0 || handle === undefined) return bind.replyErr(sid, id, e || EIO);
+    this.attrOf(p, handle, (e2, st) => {
+      if (e2 < 0 || !st) {
+        // Made but not statable: release the handle and say why.
+        this.ops.release(p, handle, () => undefined);
+        return bind.replyErr(sid, id, e2 || EIO);
+      }
+      bind.replyCreate(sid, id, pack(st), handle, this.ops.directFd(handle));
+    });
+  }
 
   private attrOf(p: string, fh: number, cb: (err: number, st?: FuseStat) => void): void {
     if (fh >= 0) this.ops.fgetattr(p, fh, cb);

@@ -34,17 +34,14 @@
 namespace {
 
 // ---------------------------------------------------------------------------------
-// Requests handed to JS. The numbers are the glue's (src/fuse/native.ts, Op).
+// Requests handed to JS. The numbers are the glue's (src/fuse/lowlevel.ts, Op).
 
 enum Op {
   OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK, OP_RMDIR,
-  OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_RELEASE, OP_FSYNC, OP_OPENDIR,
+  OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_RELEASE, OP_FSYNC, OP_READDIR,
   OP_STATFS, OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_ACCESS, OP_CREATE,
-  OP_FALLOCATE, OP_CLOSED, OP_READDIR, OP_LSEEK, OP_CREATED,
+  OP_LSEEK, OP_CREATED, OP_CLOSED,
 };
-
-/** What a reply must do to the node table once the request succeeded. */
-enum TableChange { TC_NONE, TC_ENTRY, TC_UNLINK, TC_RENAME };
 
 struct Session;
 struct DirHandle;
@@ -61,7 +58,6 @@ struct Req {
   std::string path;       // the node's path in the mount, "/" for the root
   bool hasPath2 = false;
   std::string path2;      // rename's destination, link's new path, symlink's target
-  TableChange change = TC_NONE;
   double a = 0, b = 0, c = 0;  // op arguments (mode, flags, size, offset, ...)
   int64_t fh = -1;        // the JS handle, -1 without one
   bool written = false;   // release/fsync: data was written natively through the handle
@@ -137,10 +133,8 @@ struct InvalJob {
 struct Session {
   int index = -1;
   fuse_session *se = nullptr;
-  std::string mountpoint;
   napi_threadsafe_function tsfn = nullptr;
   pthread_t loop;
-  bool loopStarted = false;
   std::atomic<bool> closed{false};
   double entryTimeout = 1, attrTimeout = 1;
   double shortTimeout = 1;  // for what sdfs cannot invalidate exactly (virtual folders, other devices' trees)
@@ -201,6 +195,18 @@ bool pathOf(Session *s, uint64_t id, std::string &out) {
 }
 
 int64_t ctimeNs(const struct stat &st) { return (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec; }
+int64_t mtimeNs(const struct stat &st) { return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec; }
+
+/**
+ * Notes what the page cache of a node holds after an open or a create (its mtime and size),
+ * and says whether that is what it held before (so the kernel may keep it).
+ */
+bool noteCached(Node *n, const struct stat &st) {
+  bool same = n->cacheMtime == mtimeNs(st) && n->cacheSize == st.st_size;
+  n->cacheMtime = mtimeNs(st);
+  n->cacheSize = st.st_size;
+  return same;
+}
 
 /** Notes the attributes the kernel is given for a node. */
 void told(Node *n, const struct stat &st, bool shortLived) {
@@ -523,7 +529,6 @@ FileHandle *fileOf(fuse_file_info *fi) { return fi ? reinterpret_cast<FileHandle
 
 void sd_init(void *userdata, fuse_conn_info *conn) {
   Session *s = static_cast<Session *>(userdata);
-  (void)s;
   // Parallel lookups and readdirs in one folder; the kernel takes care of locking.
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -552,6 +557,25 @@ void forgetOne(Session *s, fuse_ino_t ino, uint64_t nlookup) {
 }
 
 /**
+ * Gives the kernel a name: the entry of node `id` (one lookup of it counted already), with
+ * an open handle for a create. When the caller is gone, the lookup is taken back and the
+ * create's handle freed; says whether the kernel took it.
+ */
+bool sendEntry(Session *s, fuse_req_t req, uint64_t id, const struct stat &st, bool shortLived, fuse_file_info *fi) {
+  fuse_entry_param e;
+  memset(&e, 0, sizeof e);
+  e.ino = id;
+  e.attr = st;
+  e.attr_timeout = shortLived ? s->shortTimeout : s->attrTimeout;
+  e.entry_timeout = shortLived ? s->shortTimeout : s->entryTimeout;
+  if ((fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e)) == 0) return true;
+  if (fi) delete reinterpret_cast<FileHandle *>(fi->fh);
+  std::lock_guard<std::mutex> lock(s->nodesMu);
+  forgetOne(s, id, 1);
+  return false;
+}
+
+/**
  * A name in a plain local folder is looked up here, on disk (what JS's answer would be:
  * the real file's attributes); anywhere else JS answers.
  */
@@ -562,29 +586,24 @@ bool lookupLocal(Session *s, fuse_req_t req, fuse_ino_t parent, const char *name
     Node *p = nodeOf(s, parent);
     if (!p || !realPathOf(p, dir)) return false;
   }
-  fuse_entry_param e;
-  memset(&e, 0, sizeof e);
+  struct stat st;
   std::string real = dir + "/" + name;
-  if (lstat(real.c_str(), &e.attr) != 0) {
+  if (lstat(real.c_str(), &st) != 0) {
     fuse_reply_err(req, errno);
     return true;
   }
+  uint64_t id;
   {
     std::lock_guard<std::mutex> lock(s->nodesMu);
-    Node *n = lookedUp(s, parent, name, e.attr, (uint64_t)e.attr.st_dev, false);
+    Node *n = lookedUp(s, parent, name, st, (uint64_t)st.st_dev, false);
     if (!n) {
       fuse_reply_err(req, ENOENT);
       return true;
     }
-    if (S_ISDIR(e.attr.st_mode)) setLocal(n, real);
-    e.ino = n->id;
+    if (S_ISDIR(st.st_mode)) setLocal(n, real);
+    id = n->id;
   }
-  e.attr_timeout = s->attrTimeout;
-  e.entry_timeout = s->entryTimeout;
-  if (fuse_reply_entry(req, &e) != 0) {
-    std::lock_guard<std::mutex> lock(s->nodesMu);
-    forgetOne(s, e.ino, 1);
-  }
+  sendEntry(s, req, id, st, false, nullptr);
   return true;
 }
 
@@ -592,7 +611,6 @@ void sd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   if (lookupLocal(sessionOf(req), req, parent, name)) return;
   Req *r = newReq(req, OP_LOOKUP, parent);
   r->name = name;
-  r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
 
@@ -646,7 +664,6 @@ void sd_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
   r->name = name;
   r->a = mode;
   r->b = (double)rdev;
-  r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
 
@@ -654,21 +671,18 @@ void sd_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) 
   Req *r = newReq(req, OP_MKDIR, parent);
   r->name = name;
   r->a = mode;
-  r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
 
 void sd_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
   Req *r = newReq(req, OP_UNLINK, parent);
   r->name = name;
-  r->change = TC_UNLINK;
   send(sessionOf(req), r);
 }
 
 void sd_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
   Req *r = newReq(req, OP_RMDIR, parent);
   r->name = name;
-  r->change = TC_UNLINK;
   send(sessionOf(req), r);
 }
 
@@ -676,7 +690,6 @@ void sd_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
   Req *r = newReq(req, OP_SYMLINK, parent);
   r->name = name;
   r->name2 = link;  // the target, handed to JS as the second string
-  r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
 
@@ -686,7 +699,6 @@ void sd_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
   r->ino2 = newparent;
   r->name2 = newname;
   r->a = flags;
-  r->change = TC_RENAME;
   send(sessionOf(req), r);
 }
 
@@ -694,7 +706,6 @@ void sd_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
   Req *r = newReq(req, OP_LINK, ino);
   r->ino2 = newparent;
   r->name2 = newname;
-  r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
 
@@ -709,6 +720,16 @@ void sd_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
   Req *r = newReq(req, OP_OPEN, ino);
   r->a = openFlags(sessionOf(req), fi->flags);
   send(sessionOf(req), r);
+}
+
+/** The kernel never took a handle JS opened (its caller was gone): JS releases it as if the kernel had. */
+void releaseInJs(Session *s, const std::string &path, int64_t jsfh) {
+  Req *release = newReq(nullptr, OP_RELEASE, 0);
+  release->notice = true;
+  release->hasPath = true;
+  release->path = path;
+  release->fh = jsfh;
+  send(s, release, false);
 }
 
 /**
@@ -781,34 +802,20 @@ bool createLocal(Session *s, fuse_req_t req, fuse_ino_t parent, const char *name
   fh->jsfh = fd;
   fh->fd = fd;
   fi->fh = reinterpret_cast<uint64_t>(fh);
-  fuse_entry_param e;
-  memset(&e, 0, sizeof e);
+  uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(s->nodesMu);
     Node *n = lookedUp(s, parent, name, st, (uint64_t)st.st_dev, false);
-    e.ino = n ? n->id : 0;
     if (n) {
-      n->cacheMtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-      n->cacheSize = st.st_size;
+      noteCached(n, st);
+      id = n->id;
     }
   }
-  e.attr = st;
-  e.attr_timeout = s->attrTimeout;
-  e.entry_timeout = s->entryTimeout;
-  if (fuse_reply_create(req, &e, fi) != 0) {
-    // The caller is gone: JS's handle is released as the kernel would have.
+  if (!id) {
     delete fh;
-    {
-      std::lock_guard<std::mutex> lock(s->nodesMu);
-      forgetOne(s, e.ino, 1);
-    }
-    Req *release = newReq(nullptr, OP_RELEASE, parent);
-    release->notice = true;
-    release->hasPath = true;
-    release->path = filePath;
-    release->fh = fd;
-    send(s, release, false);
+    fuse_reply_err(req, ENOENT);
   }
+  if (!id || !sendEntry(s, req, id, st, false, fi)) releaseInJs(s, filePath, fd);
   return true;
 }
 
@@ -818,7 +825,6 @@ void sd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   r->name = name;
   r->a = mode;
   r->b = openFlags(sessionOf(req), fi->flags);
-  r->change = TC_ENTRY;
   send(sessionOf(req), r);
 }
 
@@ -1261,6 +1267,13 @@ bool takeReq(napi_env env, napi_callback_info info, ReplyArgs &out) {
   return true;
 }
 
+/** A string argument that may be null or left out: false when it is not a string. */
+bool optionalString(napi_env env, napi_value v, std::string &out) {
+  napi_valuetype type = napi_undefined;
+  if (v) napi_typeof(env, v, &type);
+  return type == napi_string && stringArg(env, v, out);
+}
+
 double numArg(napi_env env, napi_value v) {
   double d = 0;
   if (v) napi_get_value_double(env, v, &d);
@@ -1307,36 +1320,20 @@ bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullpt
 
 /** The entry reply of a name-making request: the node is added to the table, then the kernel told. */
 void replyEntryOf(Session *s, Req *r, const struct stat &st, uint64_t dev, bool shortLived, fuse_file_info *fi, const std::string &realDir = std::string()) {
-  fuse_entry_param e;
-  memset(&e, 0, sizeof e);
+  uint64_t id;
   {
     std::lock_guard<std::mutex> lock(s->nodesMu);
     Node *n = r->op == OP_LINK ? linked(s, r->ino, r->ino2, r->name2, st, dev, shortLived) : lookedUp(s, r->ino, r->name, st, dev, shortLived);
     if (!n) {
+      if (fi) delete reinterpret_cast<FileHandle *>(fi->fh);
       fuse_reply_err(r->req, ENOENT);
       return;
     }
-    e.ino = n->id;
+    id = n->id;
     if (!realDir.empty()) setLocal(n, realDir);
-    if (fi) {
-      n->cacheMtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-      n->cacheSize = st.st_size;
-    }
+    if (fi) noteCached(n, st);
   }
-  e.attr = st;
-  e.attr_timeout = shortLived ? s->shortTimeout : s->attrTimeout;
-  e.entry_timeout = shortLived ? s->shortTimeout : s->entryTimeout;
-  if (fi) {
-    if (fuse_reply_create(r->req, &e, fi) != 0) {
-      // The caller is gone (interrupted): the kernel will neither release this handle nor forget the node.
-      delete reinterpret_cast<FileHandle *>(fi->fh);
-      std::lock_guard<std::mutex> lock(s->nodesMu);
-      forgetOne(s, e.ino, 1);
-    }
-  } else if (fuse_reply_entry(r->req, &e) != 0) {
-    std::lock_guard<std::mutex> lock(s->nodesMu);
-    forgetOne(s, e.ino, 1);
-  }
+  sendEntry(s, r->req, id, st, shortLived, fi);
 }
 
 napi_value replyErr(napi_env env, napi_callback_info info) {
@@ -1366,9 +1363,7 @@ napi_value replyEntry(napi_env env, napi_callback_info info) {
   uint64_t dev = 0;
   bool shortLived = false;
   std::string realDir;
-  napi_valuetype type = napi_undefined;
-  if (a.argv[1]) napi_typeof(env, a.argv[1], &type);
-  if (type == napi_string) stringArg(env, a.argv[1], realDir);
+  optionalString(env, a.argv[1], realDir);
   if (!statArg(env, a.argv[0], st, &dev, &shortLived)) fuse_reply_err(a.r->req, EIO);
   else replyEntryOf(a.s, a.r, st, dev, shortLived, nullptr, realDir);
   finish(env, a.r);
@@ -1410,12 +1405,7 @@ FileHandle *openHandle(Session *s, Req *r, int64_t jsfh, int fd, const struct st
   if (st && nodeId) {
     std::lock_guard<std::mutex> lock(s->nodesMu);
     Node *n = nodeOf(s, nodeId);
-    if (n) {
-      int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-      fi.keep_cache = n->cacheMtime == mtime && n->cacheSize == st->st_size;
-      n->cacheMtime = mtime;
-      n->cacheSize = st->st_size;
-    }
+    if (n) fi.keep_cache = noteCached(n, *st);
   }
   return fh;
 }
@@ -1430,7 +1420,10 @@ napi_value replyOpen(napi_env env, napi_callback_info info) {
   bool haveStat = fd >= 0 ? fstat(fd, &st) == 0 : statArg(env, a.argv[2], st);
   fuse_file_info fi;
   FileHandle *fh = openHandle(a.s, a.r, jsfh, fd, haveStat ? &st : nullptr, a.r->ino, fi);
-  if (fuse_reply_open(a.r->req, &fi) != 0) delete fh;  // interrupted: JS's handle is released by the glue
+  if (fuse_reply_open(a.r->req, &fi) != 0) {
+    delete fh;
+    releaseInJs(a.s, a.r->path, jsfh);
+  }
   finish(env, a.r);
   return nullptr;
 }
@@ -1520,10 +1513,7 @@ napi_value replyNames(napi_env env, napi_callback_info info) {
     napi_get_element(env, a.argv[0], i, &v);
     if (stringArg(env, v, name)) dh->names.push_back(name);
   }
-  napi_valuetype type = napi_null;
-  if (a.argv[1]) napi_typeof(env, a.argv[1], &type);
-  if (type == napi_string) {
-    stringArg(env, a.argv[1], dh->realDir);
+  if (optionalString(env, a.argv[1], dh->realDir)) {
     std::lock_guard<std::mutex> lock(a.s->nodesMu);
     Node *dir = nodeOf(a.s, a.r->ino);
     if (dir) setLocal(dir, dh->realDir);
@@ -1596,7 +1586,6 @@ napi_value mount(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[5], &debug);
 
   Session *s = new Session();
-  s->mountpoint = mountpoint;
   s->entryTimeout = numArg(env, argv[2]);
   s->attrTimeout = numArg(env, argv[3]);
   s->maxThreads = (int)numArg(env, argv[4]);
@@ -1646,7 +1635,6 @@ napi_value mount(napi_env env, napi_callback_info info) {
     napi_throw_error(env, nullptr, "sdfuse: could not start the FUSE thread");
     return nullptr;
   }
-  s->loopStarted = true;
   s->notifier = std::thread(notifierMain, s);
   return num(env, s->index);
 }
@@ -1664,13 +1652,6 @@ Session *sessionCall(napi_env env, napi_callback_info info, napi_value *argv, si
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc == 0) return nullptr;
   for (size_t i = argc; i < n; i++) napi_get_undefined(env, &argv[i]);
   return sessionArg(env, argv[0]);
-}
-
-/** fd(session): the /dev/fuse descriptor (for the notifications JS writes itself). */
-napi_value sessionFd(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  Session *s = sessionCall(env, info, argv, 1);
-  return num(env, s && !s->closed ? fuse_session_fd(s->se) : -1);
 }
 
 /**
@@ -1801,7 +1782,7 @@ napi_value init(napi_env env, napi_value exports) {
     const char *name;
     napi_callback fn;
   } fns[] = {
-      {"mount", mount},           {"close", closeSession},    {"fd", sessionFd},
+      {"mount", mount},           {"close", closeSession},    
       {"invalidate", invalidate}, {"replyErr", replyErr},     {"replyEntry", replyEntry},
       {"replyAttr", replyAttr},   {"replyOpen", replyOpen},   {"replyCreate", replyCreate},
       {"replyCount", replyCount}, {"replyBuffer", replyBuffer},

@@ -167,7 +167,14 @@ export class FsOpApplier {
         }
         const fromSt = tryFs(`rename ${sd(from)}`, () => fs.lstatSync(abs(from)));
         const toSt = lstatOrUndefined(abs(to));
-        if (op.flags) return this.renameWithFlags(location, actor, from, to, op.flags, toSt !== undefined);
+        if (op.flags) {
+          // RENAME_NOREPLACE moves as a plain rename; RENAME_EXCHANGE keeps both names and swaps them.
+          const flags = op.flags;
+          tryFs(`rename ${sd(from)} to ${sd(to)}`, () => renameSync2(abs(from), abs(to), flags));
+          const exchange = (flags & RENAME_EXCHANGE) !== 0;
+          this.record(location, actor, 'rename', sd(from), { to: sd(to), exchange }, () => (exchange && toSt ? this.exchangeInIndex(location, from, to) : this.renameInIndex(location, from, to)));
+          return {};
+        }
         // Two names of one file: rename(2) leaves both in place.
         const sameFile = toSt !== undefined && toSt.ino === fromSt.ino && toSt.dev === fromSt.dev;
         // A file renamed over another deletes it: a guarded one goes to the trash first, as an unlink's would.
@@ -308,43 +315,32 @@ export class FsOpApplier {
     return contentId;
   }
 
-  /**
-   * rename(2) with RENAME_NOREPLACE (the index moves as for a plain rename) or
-   * RENAME_EXCHANGE (both names stay; the index swaps them through a third name).
-   */
-  private renameWithFlags(location: Location, actor: Actor, from: string, to: string, flags: number, toExists: boolean): FsOpResult {
-    const sd = (rel: string) => entrySdPath(this.library.device, location, splitRel(rel));
-    const abs = (rel: string) => path.join(location.rootPath, rel);
-    tryFs(`rename ${sd(from)} to ${sd(to)}`, () => renameSync2(abs(from), abs(to), flags));
-    const exchange = (flags & RENAME_EXCHANGE) !== 0;
-    this.record(location, actor, 'rename', sd(from), { to: sd(to), exchange }, () => {
-      if (!exchange || !toExists) return this.renameInIndex(location, from, to);
-      const a = this.index.entryAt(location, from);
-      const b = this.index.entryAt(location, to);
-      const aParent = this.index.entryAt(location, parentRel(to));
-      const bParent = this.index.entryAt(location, parentRel(from));
-      if (!a || !b || !aParent || !bParent) {
-        // Not both indexed: re-read the two names from disk.
-        for (const rel of [from, to]) {
-          this.index.removeAt(location, rel);
-          this.index.indexSubtree(location, rel);
-        }
-        return;
-      }
-      const parking = `.sd-exchange-${process.pid}-${Date.now()}`;
-      this.index.move(b, aParent, parking);
-      this.index.move(a, aParent, baseName(to));
-      const parked = this.index.store.get(b.id);
-      if (parked) this.index.move(parked, bParent, baseName(from));
+  /** Two names swapped on disk (RENAME_EXCHANGE): the index swaps their entries through a third name. */
+  private exchangeInIndex(location: Location, from: string, to: string): void {
+    const a = this.index.entryAt(location, from);
+    const b = this.index.entryAt(location, to);
+    const aParent = this.index.entryAt(location, parentRel(to));
+    const bParent = this.index.entryAt(location, parentRel(from));
+    if (!a || !b || !aParent || !bParent) {
+      // Not both indexed: re-read the two names from disk.
       for (const rel of [from, to]) {
-        const moved = this.index.entryAt(location, rel);
-        const st = lstatOrUndefined(abs(rel));
-        if (moved && st) this.index.refresh(location, moved, st, rel, moved.contentId);
+        this.index.removeAt(location, rel);
+        this.index.indexSubtree(location, rel);
       }
-      this.index.touchDir(location, parentRel(from));
-      if (parentRel(to) !== parentRel(from)) this.index.touchDir(location, parentRel(to));
-    });
-    return {};
+      return;
+    }
+    const parking = `.sd-exchange-${process.pid}-${Date.now()}`;
+    this.index.move(b, aParent, parking);
+    this.index.move(a, aParent, baseName(to));
+    const parked = this.index.store.get(b.id);
+    if (parked) this.index.move(parked, bParent, baseName(from));
+    for (const rel of [from, to]) {
+      const moved = this.index.entryAt(location, rel);
+      const st = lstatOrUndefined(path.join(location.rootPath, rel));
+      if (moved && st) this.index.refresh(location, moved, st, rel, moved.contentId);
+    }
+    this.index.touchDir(location, parentRel(from));
+    if (parentRel(to) !== parentRel(from)) this.index.touchDir(location, parentRel(to));
   }
 
   private renameInIndex(location: Location, from: string, to: string): void {
