@@ -633,7 +633,39 @@ void sd_forget_multi(fuse_req_t req, size_t count, fuse_forget_data *forgets) {
   fuse_reply_none(req);
 }
 
+/**
+ * A node of a plain local folder (a folder JS named local, or a file or link in one) has
+ * the real file's attributes, read here as JS would. With default_permissions the kernel
+ * asks a folder's attributes before each lookup or create in it, once they were dropped
+ * by the last change there: answered by JS, that was a wait for the JS thread per file made.
+ */
+bool getattrLocal(Session *s, fuse_req_t req, fuse_ino_t ino) {
+  std::string real;
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = nodeOf(s, ino);
+    if (!n) return false;
+    if (n->local) {
+      if (!realPathOf(n, real)) return false;
+    } else {
+      if (!n->parent || !n->parent->local || !realPathOf(n->parent, real)) return false;
+      real += '/';
+      real += n->name;
+    }
+  }
+  struct stat st;
+  if (lstat(real.c_str(), &st) != 0) return false;  // gone or moved on disk: JS answers as it knows
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    Node *n = nodeOf(s, ino);
+    if (n) told(n, st, false);
+  }
+  fuse_reply_attr(req, &st, s->attrTimeout);
+  return true;
+}
+
 void sd_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
+  if (getattrLocal(sessionOf(req), req, ino)) return;
   Req *r = newReq(req, OP_GETATTR, ino);
   FileHandle *fh = fileOf(fi);
   if (fh) r->fh = fh->jsfh;
