@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import c from 'compact-encoding';
+import hypercoreCrypto from 'hypercore-crypto';
 import Protomux from 'protomux';
 import t, { type Test } from 'tap';
 import { config } from '../src/config.js';
@@ -13,9 +14,10 @@ import { SdError } from '../src/errors.js';
 import { BlockCache } from '../src/replication/block-cache.js';
 import { BlockChannel, type BlockRequestHandler } from '../src/replication/block-channel.js';
 import { BlockClient, type BlockSource, type RemoteFileRef } from '../src/replication/block-client.js';
-import { BLOCK_PROTOCOL, blockRequestEncoding, type BlockRequest, type BlockTarget } from '../src/replication/block-messages.js';
+import { BLOCK_PROTOCOL, blockRequestEncoding, signedBlockMessage, type BlockRequest, type BlockTarget } from '../src/replication/block-messages.js';
 import { BlockServer, LibraryServedFiles } from '../src/replication/block-server.js';
 import { BlockService } from '../src/replication/blocks.js';
+import { deviceKeys } from '../src/replication/identity.js';
 import { RemoteFile } from '../src/replication/remote-file.js';
 import { contentHashOfFile, fullHashOfFile } from '../src/vdfs/content/identity.js';
 import { EntryStore } from '../src/vdfs/entries.js';
@@ -86,9 +88,10 @@ async function rejectsWithEio(t: Test, p: Promise<unknown>, message: string): Pr
   }
 }
 
-/** A peer that answers every request with the right hash but tampered bytes. */
+/** A peer that answers every request with the right hash (signed by its own key) but tampered bytes. */
 class TamperingServer implements BlockRequestHandler {
   served = 0;
+  private readonly keys = hypercoreCrypto.keyPair();
   constructor(private readonly file: string) {}
   handle(request: BlockRequest, channel: BlockChannel): void {
     const data = readLocal(this.file, request.offset, request.length);
@@ -96,7 +99,8 @@ class TamperingServer implements BlockRequestHandler {
     data[0] = data[0]! ^ 0xff;
     this.served++;
     const st = fs.statSync(this.file);
-    channel.sendReply({ id: request.id, data, hash, fileSize: st.size, fileMtime: st.mtimeMs });
+    const signature = hypercoreCrypto.sign(signedBlockMessage(request.target, st.size, st.mtimeMs, request.offset, data.length, hash), this.keys.secretKey);
+    channel.sendReply({ id: request.id, data, hash, fileSize: st.size, fileMtime: st.mtimeMs, signer: this.keys.publicKey, signature });
   }
   detach(): void {}
 }
@@ -251,6 +255,56 @@ t.test('a tampered block is rejected, counted, and the read continues from anoth
   await rejectsWithEio(t, new BlockClient().read({ ...onlyLiar, cacheKey: 'x' }, 0, 10), 'with only the liar the read fails with EIO');
 });
 
+t.test("bytes are taken only as the owner vouches: a device serving altered bytes with its own valid hashes is refused, counted faulty, and the read comes from another copy", async (t) => {
+  const data = big.subarray(0, 6 * MiB);
+  const altered = Buffer.from(data);
+  for (const at of [100, 2 * MiB + 5, 5 * MiB + 77]) altered[at] = altered[at]! ^ 0x5a;
+  const owner = servingDevice(t, { 'f.bin': data }, 'owner');
+  // Real devices with their own libraries and keys: one holds altered bytes (and signs its
+  // own, correct, hashes of them), one an exact copy.
+  const liar = servingDevice(t, { 'f.bin': altered }, 'liar');
+  const honest = servingDevice(t, { 'f.bin': data }, 'honest');
+  // One mtime for the three (whole seconds: exact on every file system), as copies keep it.
+  for (const dev of [owner, liar, honest]) fs.utimesSync(path.join(dev.root, 'f.bin'), 1_700_000_000, 1_700_000_000);
+  const toOwner = await connect(t, owner.server, 'owner');
+  const toLiar = await connect(t, liar.server, 'liar');
+  const toHonest = await connect(t, honest.server, 'honest');
+  const faults: string[] = [];
+  const ownerKey = deviceKeys(owner.library.dir).log.publicKey;
+  let ownerOnline = true;
+  const ownerSource = (): BlockSource => ({ kind: 'peer', channel: toOwner, target: target('f.bin') });
+  const ref = (sources: () => BlockSource[]): RemoteFileRef => ({
+    ...pathRef(owner, 'f.bin', sources),
+    owner: { key: ownerKey, source: () => (ownerOnline ? ownerSource() : undefined) },
+  });
+
+  const client = new BlockClient({ onFault: (peer) => faults.push(peer) });
+  const viaLiar = ref(() => [{ kind: 'peer', channel: toLiar, target: target('f.bin') }, ownerSource()]);
+  t.ok((await client.read(viaLiar, 0, 6 * MiB)).equals(data), "the owner's bytes, not the liar's");
+  t.ok(client.stats.faults >= 3, `each altered block counted as a fault (${client.stats.faults})`);
+  t.ok(faults.length >= 3 && faults.every((p) => p === 'liar'), `the liar is reported (${faults.join(', ')})`);
+  t.ok(owner.server.stats.hashesServed >= 1, 'the owner was asked for its signed hashes, without the bytes');
+  t.ok(client.stats.ownerChecks >= 1, 'blocks the liar had not altered were checked and taken');
+  // Cold range reads (a seek into a block nobody has) are vouched the same way.
+  const cold = new BlockClient();
+  t.ok((await cold.readRange(viaLiar, 2 * MiB, 4096)).equals(data.subarray(2 * MiB, 2 * MiB + 4096)), 'a short read of an altered range comes from the owner');
+  t.equal(cold.stats.faults, 1, 'and the liar is caught on it');
+
+  const honestClient = new BlockClient();
+  const viaHonest = ref(() => [{ kind: 'peer', channel: toHonest, target: target('f.bin') }, ownerSource()]);
+  t.ok((await honestClient.read(viaHonest, 0, 6 * MiB)).equals(data), 'an exact copy on another device reads right');
+  t.equal(honestClient.stats.faults, 0, 'and is never counted faulty');
+  t.equal(honestClient.stats.ownerChecks, 6, 'each of its blocks vouched for by the owner');
+  t.equal(honest.server.stats.blocksServed, 6, 'the bytes came from the copy, not the owner');
+
+  ownerOnline = false;
+  const offline = new BlockClient();
+  t.ok((await offline.read(viaHonest, 0, MiB)).equals(data.subarray(0, MiB)), 'with the owner offline, a copy is still read');
+  t.equal(offline.stats.unvouched, 1, 'on its own word, and counted so');
+  t.ok((await honestClient.read(viaHonest, MiB, MiB)).equals(data.subarray(MiB, 2 * MiB)), 'a range the owner vouched for before needs no owner now');
+  t.equal(honestClient.stats.unvouched, 0, 'and is vouched for all the same');
+});
+
 t.test('a peer vanishing mid-read: the read continues from another copy, or fails with EIO at once', async (t) => {
   const data = big.subarray(0, 48 * MiB);
   const dev = servingDevice(t, { 'f.bin': data });
@@ -369,7 +423,7 @@ t.test('requests for anything outside a location, or not in its index, are refus
   indexLocation(dev.library, dev.location);
   const channel = await connect(t, dev.server);
   const ask = async (tg: BlockTarget, size = 6) => {
-    const { response } = channel.request({ target: tg, offset: 0, length: 100, expectSize: size, expectMtime: 0 });
+    const { response } = channel.request({ target: tg, offset: 0, length: 100, expectSize: size, expectMtime: 0, hashOnly: false });
     return response;
   };
   const ok = await ask(target('ok.txt'), 4);
@@ -402,9 +456,9 @@ t.test('garbage and oversized messages close that connection; the node and other
   const attacks: Array<[string, Buffer]> = [
     ['random bytes', crypto.randomBytes(200)],
     ['a path length of 2^40', Buffer.from([1, 0, 3, 0x6d, 0x65, 0x64, 0xfe, 0, 0, 0, 0, 1, 0, 0, 0])],
-    ['a request for 1 GiB', encodeRequest({ id: 1, target: target('ok.txt'), offset: 0, length: 1024 * MiB, expectSize: 4, expectMtime: 0 })],
+    ['a request for 1 GiB', encodeRequest({ id: 1, target: target('ok.txt'), offset: 0, length: 1024 * MiB, expectSize: 4, expectMtime: 0, hashOnly: false })],
     ['an empty message', Buffer.alloc(0)],
-    ['a truncated request', encodeRequest({ id: 1, target: target('ok.txt'), offset: 0, length: 4, expectSize: 4, expectMtime: 0 }).subarray(0, 9)],
+    ['a truncated request', encodeRequest({ id: 1, target: target('ok.txt'), offset: 0, length: 4, expectSize: 4, expectMtime: 0, hashOnly: false }).subarray(0, 9)],
   ];
   for (const [what, payload] of attacks) {
     const [a, b] = noisePair(t);
@@ -426,7 +480,7 @@ t.test('garbage and oversized messages close that connection; the node and other
   a.rawStream.write(Buffer.concat([Buffer.from([0x40, 0, 0]), crypto.randomBytes(64)]));
   t.equal(await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))]), 'closed', 'a forged frame closes the connection');
 
-  const { response } = healthy.request({ target: target('ok.txt'), offset: 0, length: 4, expectSize: 4, expectMtime: 0 });
+  const { response } = healthy.request({ target: target('ok.txt'), offset: 0, length: 4, expectSize: 4, expectMtime: 0, hashOnly: false });
   const r = await response;
   t.ok(r.ok && r.reply.data.toString() === 'fine', 'the other connection is still served');
 });

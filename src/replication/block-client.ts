@@ -1,14 +1,18 @@
 // Reads blocks of a file held elsewhere: from the disk cache, else from its cheapest source
-// (a local copy first, then peers by measured cost), checking each block's BLAKE3. A bad
-// block, an error or a vanished peer moves on to the next source; no answer in time is EIO.
+// (a local copy first, then peers by measured cost), checking each block's BLAKE3 and that
+// the file's owner vouches for it (its signature, or its signed hash of the same range when
+// another device sent the bytes). A bad block, an error or a vanished peer moves on to the
+// next source; a device whose bytes the owner contradicts is counted faulty; no answer in
+// time is EIO.
 import fs from 'node:fs';
 import { blake3 } from '@napi-rs/blake-hash';
+import hypercoreCrypto from 'hypercore-crypto';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { BlockCache } from './block-cache.js';
 import type { BlockChannel } from './block-channel.js';
-import type { BlockTarget } from './block-messages.js';
+import { signedBlockMessage, type BlockReply, type BlockTarget } from './block-messages.js';
 
 /** Where the bytes of a file can come from. */
 export type BlockSource =
@@ -25,6 +29,15 @@ export interface RemoteFileRef {
   cacheKey: string;
   /** Asked on every block, so sources that come online or go away are seen at once. */
   sources(): BlockSource[];
+  /**
+   * The device whose file this is: its log key, and how to reach it now (undefined while
+   * offline). Bytes it signed are taken as they are; bytes another device sent are taken
+   * when the owner's signed hash of the same range matches (asked of the owner, without
+   * the bytes, when not known yet), or, with the owner offline, on the sender's word
+   * (counted in stats.unvouched). Without an owner (a repair, which checks the whole
+   * file's hash), every source's own hash is enough.
+   */
+  owner?: { key: Buffer; source(): BlockSource | undefined };
 }
 
 export interface BlockClientStats {
@@ -42,12 +55,20 @@ export interface BlockClientStats {
   /** Times a block came from another source after one failed. */
   failovers: number;
   errors: number;
+  /** Replies whose signature did not verify, or whose bytes the owner's signed hash contradicts: the sender is faulty. */
+  faults: number;
+  /** Ranges another device sent that the owner vouched for (its signed hash asked and matched). */
+  ownerChecks: number;
+  /** Ranges taken on the sender's word alone: the owner was offline and had not vouched for them before. */
+  unvouched: number;
 }
 
 export interface BlockClientOptions {
   cache?: BlockCache;
   timeoutMs?: number;
   blockSize?: number;
+  /** A peer sent bytes that are provably wrong (the owner says otherwise, or a bad signature). */
+  onFault?: (peer: string, reason: string) => void;
 }
 
 /** Bytes from a source; a peer's come with their BLAKE3 (already checked), cacheable. */
@@ -64,20 +85,36 @@ interface PeerCost {
 }
 
 const UNMEASURED_MS = 20;
+/** Owner-signed range hashes kept per client (48 bytes each with their key: well under a MiB). */
+const OWNER_HASHES_KEPT = 8192;
+
+/** Whether a reply's signature by its signer covers what was asked (target, range) and what came (size, mtime, hash). */
+function validSignature(target: BlockTarget, offset: number, length: number, reply: BlockReply): boolean {
+  try {
+    return hypercoreCrypto.verify(signedBlockMessage(target, reply.fileSize, reply.fileMtime, offset, length, reply.hash), reply.signature, reply.signer);
+  } catch {
+    return false;
+  }
+}
 const FAILURE_PENALTY_MS = 10_000;
 
 export class BlockClient {
   readonly stats: BlockClientStats = {
     blocksFetched: 0, bytesFetched: 0, rangeReads: 0, cacheHits: 0, localReads: 0, hashMismatches: 0, badReplies: 0, timeouts: 0, failovers: 0, errors: 0,
+    faults: 0, ownerChecks: 0, unvouched: 0,
   };
   readonly blockSize: number;
   readonly timeoutMs: number;
   readonly cache: BlockCache | undefined;
   private readonly costs = new WeakMap<BlockChannel, PeerCost>();
   private readonly inflight = new Map<string, Promise<Buffer>>();
+  /** Hashes owners signed, by file and range (most recent last), so each is asked of the owner once. */
+  private readonly ownerHashes = new Map<string, Buffer>();
+  private readonly onFault: ((peer: string, reason: string) => void) | undefined;
 
   constructor(options: BlockClientOptions = {}) {
     this.cache = options.cache;
+    this.onFault = options.onFault;
     this.timeoutMs = options.timeoutMs ?? config.remoteReadTimeoutMs;
     this.blockSize = options.blockSize ?? config.blockSize;
   }
@@ -217,14 +254,87 @@ export class BlockClient {
   }
 
   private async readPeer(file: RemoteFileRef, offset: number, length: number, source: Extract<BlockSource, { kind: 'peer' }>, remainingMs: number): Promise<Fetched> {
-    const { channel, target } = source;
+    const { channel } = source;
     const started = performance.now();
+    const reply = await this.ask(file, offset, length, source, remainingMs, false);
+    const { data, hash, fileSize } = reply;
+    if (fileSize !== file.size || data.length !== length) {
+      this.stats.badReplies++;
+      throw new SdError('IO', `${channel.name} sent ${data.length} bytes of a ${fileSize}-byte file, expected ${length} of ${file.size}`);
+    }
+    if (!blake3(data).equals(hash)) {
+      this.stats.hashMismatches++;
+      log.warn({ op: 'block-hash-mismatch', peer: channel.name, offset, file: file.cacheKey });
+      throw new SdError('IO', `bytes at ${offset} from ${channel.name} do not match their BLAKE3; rejected`);
+    }
+    await this.vouch(file, offset, length, source, reply, remainingMs - (performance.now() - started));
+    // Cost is time per full block; a short range says little about throughput.
+    if (length === this.blockSize) this.measure(channel, performance.now() - started);
+    return { data, hash };
+  }
+
+  /**
+   * Whether the owner vouches for a range a peer sent (see RemoteFileRef.owner); throws,
+   * counting the sender faulty, when the signature is bad or the owner's hash differs.
+   */
+  private async vouch(file: RemoteFileRef, offset: number, length: number, source: Extract<BlockSource, { kind: 'peer' }>, reply: BlockReply, remainingMs: number): Promise<void> {
+    const { channel } = source;
+    if (!validSignature(source.target, offset, length, reply)) {
+      this.fault(channel, `its signature over the bytes at ${offset} does not verify`);
+    }
+    const owner = file.owner;
+    if (!owner) return;
+    const key = `${file.cacheKey}\n${offset}\n${length}`;
+    if (reply.signer.equals(owner.key)) return this.rememberOwnerHash(key, reply.hash);
+    let vouched = this.ownerHashes.get(key);
+    if (!vouched) {
+      const ownerSource = owner.source();
+      if (ownerSource?.kind === 'peer' && ownerSource.channel !== channel) {
+        try {
+          const signed = await this.ask(file, offset, length, ownerSource, Math.max(1, remainingMs), true);
+          if (signed.signer.equals(owner.key) && signed.fileSize === file.size && validSignature(ownerSource.target, offset, length, signed)) {
+            vouched = signed.hash;
+            this.rememberOwnerHash(key, vouched);
+          }
+        } catch (err) {
+          log.debug({ op: 'owner-hash', owner: ownerSource.channel.name, offset, err: String(err) });
+        }
+      }
+    }
+    if (!vouched) {
+      this.stats.unvouched++;
+      return;
+    }
+    if (!vouched.equals(reply.hash)) {
+      this.fault(channel, `its bytes at ${offset} of ${file.cacheKey} are not what the owner signed`);
+    }
+    this.stats.ownerChecks++;
+  }
+
+  private rememberOwnerHash(key: string, hash: Buffer): void {
+    this.ownerHashes.delete(key);
+    this.ownerHashes.set(key, Buffer.from(hash));
+    if (this.ownerHashes.size > OWNER_HASHES_KEPT) this.ownerHashes.delete(this.ownerHashes.keys().next().value!);
+  }
+
+  /** A peer sent provably wrong bytes: counted, reported, and the read moves on. */
+  private fault(channel: BlockChannel, reason: string): never {
+    this.stats.faults++;
+    log.warn({ op: 'block-fault', peer: channel.name, reason }, 'a device sent bytes the owner does not vouch for; read from another copy');
+    this.onFault?.(channel.name, reason);
+    throw new SdError('IO', `${channel.name}: ${reason}; rejected`);
+  }
+
+  /** One request to a peer, within remainingMs; the reply, or an SdError. */
+  private async ask(file: RemoteFileRef, offset: number, length: number, source: Extract<BlockSource, { kind: 'peer' }>, remainingMs: number, hashOnly: boolean): Promise<BlockReply> {
+    const { channel, target } = source;
     const { id, response } = channel.request({
       target,
       offset,
       length,
       expectSize: file.size,
       expectMtime: target.kind === 'path' ? file.mtime : 0,
+      hashOnly,
     });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -241,19 +351,7 @@ export class BlockClient {
       clearTimeout(timer);
     }
     if (!answer.ok) throw new SdError('IO', `${channel.name} answered ${answer.error.code}: ${answer.error.message}`);
-    const { data, hash, fileSize } = answer.reply;
-    if (fileSize !== file.size || data.length !== length) {
-      this.stats.badReplies++;
-      throw new SdError('IO', `${channel.name} sent ${data.length} bytes of a ${fileSize}-byte file, expected ${length} of ${file.size}`);
-    }
-    if (!blake3(data).equals(hash)) {
-      this.stats.hashMismatches++;
-      log.warn({ op: 'block-hash-mismatch', peer: channel.name, offset, file: file.cacheKey });
-      throw new SdError('IO', `bytes at ${offset} from ${channel.name} do not match their BLAKE3; rejected`);
-    }
-    // Cost is time per full block; a short range says little about throughput.
-    if (length === this.blockSize) this.measure(channel, performance.now() - started);
-    return { data, hash };
+    return answer.reply;
   }
 
   private measure(channel: BlockChannel, ms: number): void {

@@ -1,17 +1,20 @@
 // The wire messages of the block protocol (compact-encoding): a request for a byte range of
-// a file, its reply (bytes + BLAKE3), or an error. Decoding enforces every size limit and
-// throws on anything malformed, which makes protomux close that connection.
+// a file, its reply (bytes + BLAKE3, signed by the device that serves them), or an error.
+// Decoding enforces every size limit and throws on anything malformed, which makes
+// protomux close that connection.
 import c from 'compact-encoding';
 import type { Encoder, EncodingState } from 'protomux';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
 
-export const BLOCK_PROTOCOL = 'sdfs/blocks/1';
+export const BLOCK_PROTOCOL = 'sdfs/blocks/2';
 
 export const MAX_LOCATION_NAME_BYTES = 255;
 export const MAX_RELATIVE_PATH_BYTES = 4096;
 export const MAX_ERROR_MESSAGE_BYTES = 1024;
 export const BLAKE3_BYTES = 32;
+export const SIGNER_KEY_BYTES = 32;
+export const SIGNATURE_BYTES = 64;
 
 /** What a request names: a file of a location of the serving device, or any local copy of some content. */
 export type BlockTarget =
@@ -27,15 +30,36 @@ export interface BlockRequest {
   expectSize: number;
   /** The mtime (ms) the asker knows for a path target; 0 accepts any. */
   expectMtime: number;
+  /** Only the signed BLAKE3 of the range, no bytes: an owner vouching for bytes another device sent. */
+  hashOnly: boolean;
 }
 
 export interface BlockReply {
   id: number;
+  /** The bytes asked for; empty for a hashOnly request. */
   data: Buffer;
-  /** BLAKE3 of data, checked by the receiver. */
+  /** BLAKE3 of the range's bytes, checked by the receiver. */
   hash: Buffer;
   fileSize: number;
   fileMtime: number;
+  /** The serving device's log key, and its signature over signedBlockMessage(...). */
+  signer: Buffer;
+  signature: Buffer;
+}
+
+/**
+ * What a serving device signs for each range it answers: the target as asked, the file's
+ * size and mtime, the range and its BLAKE3. Signed by a file's owner, it says these are
+ * its bytes; a reader compares what another device sent with it.
+ */
+export function signedBlockMessage(target: BlockTarget, fileSize: number, fileMtime: number, offset: number, length: number, hash: Buffer): Buffer {
+  const what = target.kind === 'path' ? `path\0${target.location}\0${target.path}` : `content\0${target.contentId}`;
+  const numbers = Buffer.alloc(32);
+  numbers.writeDoubleLE(fileSize, 0);
+  numbers.writeDoubleLE(fileMtime, 8);
+  numbers.writeDoubleLE(offset, 16);
+  numbers.writeDoubleLE(length, 24);
+  return Buffer.concat([Buffer.from(`sdfs/block-range/2\0${what}\0`), numbers, hash]);
 }
 
 export type BlockErrorCode = 'NOT_FOUND' | 'REFUSED' | 'STALE' | 'BUSY' | 'IO' | 'INVALID';
@@ -87,6 +111,13 @@ const mtime: Encoder<number> = {
   },
 };
 
+function flag(s: EncodingState, what: string): boolean {
+  need(s, 1, what);
+  const v = c.uint8.decode(s);
+  if (v > 1) throw malformed(`${what} is ${v}, not 0 or 1`);
+  return v === 1;
+}
+
 function boundedString(max: number, what: string): Encoder<string> {
   return {
     preencode: (s, v) => c.string.preencode(s, v),
@@ -124,22 +155,28 @@ function boundedBuffer(max: () => number, what: string): Encoder<Buffer> {
   };
 }
 
-const hash: Encoder<Buffer> = {
-  preencode: (s) => {
-    s.end += BLAKE3_BYTES;
-  },
-  encode(s, v) {
-    if (v.byteLength !== BLAKE3_BYTES) throw new SdError('INVALID', 'a block hash is 32 bytes');
-    s.buffer!.set(v, s.start);
-    s.start += BLAKE3_BYTES;
-  },
-  decode(s) {
-    need(s, BLAKE3_BYTES, 'hash');
-    const buf = Buffer.from(s.buffer!.buffer, s.buffer!.byteOffset + s.start, BLAKE3_BYTES);
-    s.start += BLAKE3_BYTES;
-    return buf;
-  },
-};
+function fixedBuffer(bytes: number, what: string): Encoder<Buffer> {
+  return {
+    preencode: (s) => {
+      s.end += bytes;
+    },
+    encode(s, v) {
+      if (v.byteLength !== bytes) throw new SdError('INVALID', `a ${what} is ${bytes} bytes`);
+      s.buffer!.set(v, s.start);
+      s.start += bytes;
+    },
+    decode(s) {
+      need(s, bytes, what);
+      const buf = Buffer.from(s.buffer!.buffer, s.buffer!.byteOffset + s.start, bytes);
+      s.start += bytes;
+      return buf;
+    },
+  };
+}
+
+const hash = fixedBuffer(BLAKE3_BYTES, 'block hash');
+const signerKey = fixedBuffer(SIGNER_KEY_BYTES, 'signer key');
+const signature = fixedBuffer(SIGNATURE_BYTES, 'signature');
 
 const locationName = boundedString(MAX_LOCATION_NAME_BYTES, 'location name');
 const relativePath = boundedString(MAX_RELATIVE_PATH_BYTES, 'path');
@@ -201,6 +238,7 @@ export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
     safeUint.preencode(s, v.length);
     safeUint.preencode(s, v.expectSize);
     mtime.preencode(s, v.expectMtime);
+    s.end += 1;
   },
   encode(s, v) {
     id.encode(s, v.id);
@@ -209,6 +247,7 @@ export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
     safeUint.encode(s, v.length);
     safeUint.encode(s, v.expectSize);
     mtime.encode(s, v.expectMtime);
+    c.uint8.encode(s, v.hashOnly ? 1 : 0);
   },
   decode(s) {
     const req: BlockRequest = {
@@ -218,6 +257,7 @@ export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
       length: safeUint.decode(s),
       expectSize: safeUint.decode(s),
       expectMtime: mtime.decode(s),
+      hashOnly: flag(s, 'hash-only flag'),
     };
     if (req.length === 0 || req.length > config.blockMaxBytes) throw malformed(`request length ${req.length} outside 1..${config.blockMaxBytes}`);
     return req;
@@ -233,6 +273,8 @@ export const blockReplyEncoding: Encoder<BlockReply> = guarded({
     hash.preencode(s, v.hash);
     safeUint.preencode(s, v.fileSize);
     mtime.preencode(s, v.fileMtime);
+    signerKey.preencode(s, v.signer);
+    signature.preencode(s, v.signature);
   },
   encode(s, v) {
     id.encode(s, v.id);
@@ -240,9 +282,14 @@ export const blockReplyEncoding: Encoder<BlockReply> = guarded({
     hash.encode(s, v.hash);
     safeUint.encode(s, v.fileSize);
     mtime.encode(s, v.fileMtime);
+    signerKey.encode(s, v.signer);
+    signature.encode(s, v.signature);
   },
   decode(s) {
-    return { id: id.decode(s), data: data.decode(s), hash: hash.decode(s), fileSize: safeUint.decode(s), fileMtime: mtime.decode(s) };
+    return {
+      id: id.decode(s), data: data.decode(s), hash: hash.decode(s), fileSize: safeUint.decode(s), fileMtime: mtime.decode(s),
+      signer: signerKey.decode(s), signature: signature.decode(s),
+    };
   },
 }, 'reply');
 

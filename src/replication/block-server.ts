@@ -1,8 +1,10 @@
 // Serves peers' block requests: resolves a target to a real file ONLY inside this device's
-// locations (and only what the index shows), reads the range with async I/O, hashes, replies.
+// locations (and only what the index shows), reads the range with async I/O, hashes, signs
+// (this device vouches for what it sends), replies.
 import fs from 'node:fs';
 import path from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
+import hypercoreCrypto from 'hypercore-crypto';
 import { config } from '../config.js';
 import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
@@ -13,7 +15,8 @@ import { EntryStore, type Entry } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
 import { getLocation, listLocations, type Location } from '../vdfs/locations.js';
 import type { BlockChannel, BlockRequestHandler } from './block-channel.js';
-import type { BlockErrorCode, BlockRequest, BlockTarget } from './block-messages.js';
+import { signedBlockMessage, type BlockErrorCode, type BlockRequest, type BlockTarget } from './block-messages.js';
+import { deviceKeys, type KeyPair } from './identity.js';
 
 /** A file this device agrees to serve: its real path and the location root it must stay in. */
 export interface ServedFile {
@@ -24,6 +27,8 @@ export interface ServedFile {
 /** Maps a peer's target to a file this device serves; throws SdError (NOT_FOUND, PERMISSION). */
 export interface ServedFiles {
   resolve(target: BlockTarget): ServedFile;
+  /** The key pair replies are signed with (this device's log key); a throwaway one without. */
+  readonly keyPair?: KeyPair;
 }
 
 /** Splits a peer-given relative path, refusing anything that could leave the location. */
@@ -42,8 +47,11 @@ export class LibraryServedFiles implements ServedFiles {
   private readonly changes: RemoteChanges;
   private readonly pending: PendingStore;
   private readonly checks: CopyChecks;
+  /** This device's log key pair: peers know its public half from pairing and its log. */
+  readonly keyPair: KeyPair;
 
   constructor(private readonly library: Library) {
+    this.keyPair = deviceKeys(library.dir).log;
     this.entries = new EntryStore(library.db);
     this.changes = new RemoteChanges(library);
     this.pending = this.changes.pending;
@@ -98,6 +106,8 @@ interface ConnectionQueue {
 
 export interface BlockServerStats {
   blocksServed: number;
+  /** Signed hashes of ranges sent without their bytes (vouching for another device's copy). */
+  hashesServed: number;
   bytesServed: number;
   refused: number;
   errors: number;
@@ -105,14 +115,17 @@ export interface BlockServerStats {
 }
 
 const STAT_RECHECK_MS = 1000;
+const EMPTY = Buffer.alloc(0);
 
 export class BlockServer implements BlockRequestHandler {
-  readonly stats: BlockServerStats = { blocksServed: 0, bytesServed: 0, refused: 0, errors: 0, busy: 0 };
+  readonly stats: BlockServerStats = { blocksServed: 0, hashesServed: 0, bytesServed: 0, refused: 0, errors: 0, busy: 0 };
   private readonly connections = new Map<BlockChannel, ConnectionQueue>();
   private readonly files = new Map<string, Promise<OpenFile>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly keyPair: KeyPair;
 
   constructor(private readonly served: ServedFiles) {
+    this.keyPair = served.keyPair ?? (hypercoreCrypto.keyPair() as KeyPair);
     this.sweeper = setInterval(() => this.closeIdleFiles(), Math.min(config.blockServerFdIdleMs, 10_000));
     this.sweeper.unref();
   }
@@ -187,9 +200,14 @@ export class BlockServer implements BlockRequestHandler {
         channel.sendError({ id: request.id, code: 'STALE', message: 'the file shrank while being read' });
         return;
       }
-      channel.sendReply({ id: request.id, data, hash: blake3(data), fileSize: open.size, fileMtime: open.mtime });
-      this.stats.blocksServed++;
-      this.stats.bytesServed += length;
+      const hash = blake3(data);
+      const signature = hypercoreCrypto.sign(signedBlockMessage(request.target, open.size, open.mtime, request.offset, length, hash), this.keyPair.secretKey) as Buffer;
+      // hashOnly: the signed hash alone (an owner vouching for bytes another device sent).
+      const sent = request.hashOnly ? EMPTY : data;
+      channel.sendReply({ id: request.id, data: sent, hash, fileSize: open.size, fileMtime: open.mtime, signer: this.keyPair.publicKey, signature });
+      if (request.hashOnly) this.stats.hashesServed++;
+      else this.stats.blocksServed++;
+      this.stats.bytesServed += sent.length;
       log.debug({ op: 'block-serve', peer: channel.name, path: file.realPath, offset: request.offset, length, ms: performance.now() - started });
     } catch (err) {
       this.fail(channel, request, err);

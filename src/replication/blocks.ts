@@ -13,6 +13,8 @@ import type { Library } from '../vdfs/library.js';
 export interface BlockServiceOptions {
   cacheMaxBytes?: number;
   timeoutMs?: number;
+  /** A peer sent bytes their owner does not vouch for (by the peer's name as attached). */
+  onFault?: (peer: string, reason: string) => void;
 }
 
 export interface BlockServiceStats {
@@ -35,7 +37,7 @@ export class BlockService {
 
   static async open(library: Library, options: BlockServiceOptions = {}): Promise<BlockService> {
     const cache = await BlockCache.open(BlockCache.dirOf(library.dir), { maxBytes: options.cacheMaxBytes });
-    const client = new BlockClient({ cache, timeoutMs: options.timeoutMs });
+    const client = new BlockClient({ cache, timeoutMs: options.timeoutMs, onFault: options.onFault });
     return new BlockService(cache, client, new BlockServer(new LibraryServedFiles(library)));
   }
 

@@ -13,7 +13,7 @@ import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import type { Library } from '../vdfs/library.js';
 import type { Location } from '../vdfs/locations.js';
 import { Namespace } from '../vdfs/namespace.js';
-import { listPeers, type Peer } from '../vdfs/peers.js';
+import { listPeers, recordPeerFault, type Peer } from '../vdfs/peers.js';
 import type { BlockSource, RemoteFileRef } from './block-client.js';
 import { BlockService } from './blocks.js';
 import { startIndexSync, type IndexSync } from './index-sync.js';
@@ -83,7 +83,17 @@ export class Replication {
 
   static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
     const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress });
-    const blocks = await BlockService.open(library, { cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes });
+    const blocks = await BlockService.open(library, {
+      cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes,
+      // Channels are attached by device id: the faulty device is counted for 'sd devices'.
+      onFault: (peer, reason) => {
+        try {
+          recordPeerFault(library.db, peer, reason);
+        } catch (err) {
+          log.warn({ op: 'block-fault', peer, err: String(err) }, 'could not record a faulty device');
+        }
+      },
+    });
     const swarm = new DeviceSwarm(library, { bootstrap: options.bootstrap, dht: options.dht });
     const replication = new Replication(library, sync, swarm, blocks, options);
     swarm.on('connection', (c: DeviceConnection) => replication.onConnection(c));
@@ -224,6 +234,7 @@ export class Replication {
   private refOf(device: Device, location: Location, rel: readonly string[], entry: Entry): RemoteFileRef {
     const contentId = entry.contentId ?? undefined;
     const relPath = rel.join('/');
+    const ownerKey = this.logKeyOf(device.id);
     return {
       size: entry.size,
       mtime: entry.mtime,
@@ -232,7 +243,21 @@ export class Replication {
       // Asked on every block: the cheapest copies first (this device, then any online peer
       // holding the content, the owner by path last resort).
       sources: () => this.sourcesOf(device, location, relPath, contentId),
+      // Bytes another device sends are checked against what the owner signs for that range.
+      owner: ownerKey && {
+        key: ownerKey,
+        source: () => {
+          const channel = this.blocks.channelTo(device.id);
+          return channel && { kind: 'peer' as const, channel, target: { kind: 'path' as const, location: location.name, path: relPath } };
+        },
+      },
     };
+  }
+
+  /** A paired device's log key (it signs the bytes it serves); undefined for one paired before logs had keys. */
+  private logKeyOf(deviceId: string): Buffer | undefined {
+    const hex = this.library.db.prepare('SELECT log_key FROM devices WHERE id = ?').pluck().get(deviceId) as string | null | undefined;
+    return hex ? Buffer.from(hex, 'hex') : undefined;
   }
 
   private sourcesOf(device: Device, location: Location, relPath: string, contentId: string | undefined): BlockSource[] {

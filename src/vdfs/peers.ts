@@ -18,6 +18,10 @@ export interface Peer {
   onlineAt: number | null;
   lastSeen: number | null;
   rttMs: number | null;
+  /** Times it sent file bytes their owner does not vouch for (see replication/block-client.ts). */
+  faults: number;
+  lastFaultAt: number | null;
+  lastFault: string | null;
 }
 
 interface PeerRow {
@@ -31,16 +35,20 @@ interface PeerRow {
   online_at: number | null;
   last_seen: number | null;
   rtt_ms: number | null;
+  faults: number;
+  last_fault_at: number | null;
+  last_fault: string | null;
 }
 
 function toPeer(r: PeerRow): Peer {
   return {
     id: r.id, name: r.name, slug: r.slug, publicKey: r.public_key, logKey: r.log_key, pairedAt: r.paired_at,
     revokedAt: r.revoked_at, onlineAt: r.online_at, lastSeen: r.last_seen, rttMs: r.rtt_ms,
+    faults: r.faults, lastFaultAt: r.last_fault_at, lastFault: r.last_fault,
   };
 }
 
-const PEER_COLUMNS = 'id, name, slug, public_key, log_key, paired_at, revoked_at, online_at, last_seen, rtt_ms';
+const PEER_COLUMNS = 'id, name, slug, public_key, log_key, paired_at, revoked_at, online_at, last_seen, rtt_ms, faults, last_fault_at, last_fault';
 
 export function listPeers(db: Db): Peer[] {
   return (db.prepare(`SELECT ${PEER_COLUMNS} FROM devices WHERE is_local = 0 AND public_key IS NOT NULL ORDER BY name`).all() as PeerRow[]).map(toPeer);
@@ -105,6 +113,11 @@ export function savePairedPeer(db: Db, info: PairedDeviceInfo, now = Date.now())
 export function revokePeer(db: Db, peer: Peer, now = Date.now()): Peer {
   db.prepare('UPDATE devices SET revoked_at = coalesce(revoked_at, ?), online_at = NULL WHERE id = ?').run(now, peer.id);
   return peerByKey(db, peer.publicKey)!;
+}
+
+/** A device sent file bytes their owner does not vouch for: counted, with why (shown by 'sd devices'). */
+export function recordPeerFault(db: Db, id: string, reason: string, now = Date.now()): void {
+  db.prepare('UPDATE devices SET faults = faults + 1, last_fault_at = ?, last_fault = ? WHERE id = ?').run(now, reason.slice(0, 500), id);
 }
 
 /** A running node saw the peer alive just now (rtt when measured). */

@@ -20,6 +20,9 @@ function deviceJson(p: Peer, now: number) {
     revoked: p.revokedAt !== null,
     revoked_at: iso(p.revokedAt),
     public_key: p.publicKey,
+    faults: p.faults,
+    last_fault_at: iso(p.lastFaultAt),
+    last_fault: p.lastFault,
   };
 }
 
@@ -44,8 +47,10 @@ export const devicesCommand: Command = {
   usage: `Usage: sd devices | sd devices revoke NAME
 
 Lists the paired devices: name, id, whether a running 'sd mount' here is connected to it
-(online), when it was last seen and the measured round-trip time. Without a running mount
-every device shows offline, with the last time one saw it.`,
+(online), when it was last seen, the measured round-trip time, and FAULTS: how many times
+it sent file bytes that the file's owner does not vouch for (a damaged or lying copy; the
+read took them from another copy instead; --json has the last one and why). Without a
+running mount every device shows offline, with the last time one saw it.`,
   subcommands: [revoke],
   run(ctx) {
     if (ctx.positionals.length > 0) throw new UsageError(`unknown subcommand '${ctx.positionals[0]}' of 'sd devices'; try 'sd devices --help'`);
@@ -56,16 +61,17 @@ every device shows offline, with the last time one saw it.`,
         ? ["No paired devices yet; run 'sd pair' here and 'sd pair join WORDS' on the other device"]
         : table(
             [
-              ['NAME', 'ID', 'STATUS', 'LAST SEEN', 'RTT'],
+              ['NAME', 'ID', 'STATUS', 'LAST SEEN', 'RTT', 'FAULTS'],
               ...rows.map((r) => [
                 r.name,
                 r.id,
                 r.revoked ? 'revoked' : r.online ? 'online' : 'offline',
                 formatTime(r.last_seen ? Date.parse(r.last_seen) : null),
                 r.rtt_ms === null ? '-' : `${r.rtt_ms.toFixed(1)} ms`,
+                String(r.faults),
               ]),
             ],
-            new Set([4]),
+            new Set([4, 5]),
           ),
     );
   },

@@ -556,4 +556,13 @@ export const MIGRATIONS: readonly Migration[] = [
         END;
     `,
   },
+  {
+    version: 18,
+    description: "devices: how often a paired device sent file bytes its owner does not vouch for (a faulty or lying copy), and the last time and reason",
+    sql: `
+      ALTER TABLE devices ADD COLUMN faults INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE devices ADD COLUMN last_fault_at INTEGER;
+      ALTER TABLE devices ADD COLUMN last_fault TEXT;
+    `,
+  },
 ];
