@@ -92,7 +92,7 @@ export const config = {
   blockMaxBytes: 4 * 1024 * 1024,
   /** Blocks fetched ahead of a sequential reader. */
   readAheadBlocks: 8,
-  /** Size limit of the disk block cache (<library>/cache/blocks); least recently used blocks go first. */
+  /** Size limit of the disk block cache (<library>/cache/files); least recently used blocks go first. */
   cacheMaxBytes: 2 * 1024 * 1024 * 1024,
   /**
    * A remote read with no answer from any copy within this time fails with EIO. The copies

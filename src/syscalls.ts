@@ -1,6 +1,7 @@
 // File system calls Node has no binding for, from sdfs's native addon (the same one that
 // serves the mount, src/fuse/native): mknod for fifos, sockets and device nodes, times to
-// the nanosecond, and rename with RENAME_NOREPLACE / RENAME_EXCHANGE. Each throws an error
+// the nanosecond, rename with RENAME_NOREPLACE / RENAME_EXCHANGE, and punching a hole in
+// a file (fallocate). Each throws an error
 // shaped like Node's own (code, errno, syscall, path) so callers handle both alike.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -15,6 +16,7 @@ interface Calls {
   mknod(p: string, mode: number, dev: number): number;
   utimens(p: string, atimeS: number, atimeNs: number, mtimeS: number, mtimeNs: number): number;
   rename(from: string, to: string, flags: number): number;
+  punchHole(fd: number, offset: number, length: number): number;
 }
 
 let addon: unknown;
@@ -64,4 +66,9 @@ export function renameSync2(from: string, to: string, flags: number): void {
 export function timespecOfMs(ms: number): Timespec {
   const s = Math.floor(ms / 1000);
   return { s, ns: Math.min(999_999_999, Math.round((ms - s * 1000) * 1e6)) };
+}
+
+/** Frees [offset, offset+length) of an open file, its size kept (reads give zeros there). */
+export function punchHoleSync(fd: number, offset: number, length: number, p: string): void {
+  check(nativeAddon<Calls>().punchHole(fd, offset, length), 'fallocate', p);
 }

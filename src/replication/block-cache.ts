@@ -1,17 +1,26 @@
-// The disk block cache of remote files, <library>/cache/blocks: one file per block (its
-// BLAKE3, then its bytes), verified on every hit, least recently used evicted past a byte
-// limit. The index lives in memory and is rebuilt from the directory at start (mtime = last use).
+// The disk block cache of remote files, <library>/cache/files: one sparse data file per
+// file key (its blocks written in place, at index × span) and beside it a small index file
+// (per block: its BLAKE3 and length; zeros where nothing is cached). Blocks are verified on
+// every hit; the least recently used are evicted past a byte limit by punching their hole.
+// The index lives in memory and is rebuilt from the index files at start (recency: the
+// data file's mtime, touched on use).
+//
+// Two writes per block (data, then its index record) on a descriptor kept open while the
+// file is in use, where the cache of one file per block made a folder, a file, a write, a
+// close and a rename (20–30% of a remote read's time). A process killed between the two
+// writes leaves a block without its record (not cached); a torn block fails its BLAKE3.
 import fs from 'node:fs';
 import path from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
 import { config } from '../config.js';
 import { log } from '../log.js';
+import { punchHoleSync } from '../syscalls.js';
 import { BLAKE3_BYTES } from './block-messages.js';
 
 export interface BlockCacheStats {
   hits: number;
   misses: number;
-  /** Blocks whose bytes no longer matched their hash: deleted and fetched again. */
+  /** Blocks whose bytes no longer matched their hash: dropped and fetched again. */
   corrupt: number;
   evictions: number;
   writes: number;
@@ -19,24 +28,45 @@ export interface BlockCacheStats {
   blocks: number;
 }
 
-interface Slot {
-  file: string;
-  bytes: number;
-}
-
 export interface BlockCacheOptions {
   maxBytes?: number;
+  /** Bytes between block starts in a data file (config.blockSize); a block is at most this long. */
+  span?: number;
+}
+
+/** Index file: a header (magic, span), then one record per block. */
+const MAGIC = Buffer.from('sdfsbc01');
+const HEADER_BYTES = 16;
+const RECORD_BYTES = 40; // BLAKE3 (32), length (u32), reserved (u32)
+/** Data files kept open at once (RLIMIT_NOFILE is shared with everything else). */
+const OPEN_FILES_MAX = 16;
+
+interface Cached {
+  name: string;
+  data: string;
+  index: string;
+  /** Cached blocks: index -> its hash and length. */
+  blocks: Map<number, { hash: Buffer; length: number }>;
+  handles?: Promise<{ data: fs.promises.FileHandle; index: fs.promises.FileHandle }>;
+  users: number;
+  /** When its data file's mtime was last set (ms). */
+  touchedAt: number;
 }
 
 export class BlockCache {
   readonly stats: BlockCacheStats = { hits: 0, misses: 0, corrupt: 0, evictions: 0, writes: 0, bytes: 0, blocks: 0 };
   readonly maxBytes: number;
-  /** Map order is recency order: first = least recently used. */
-  private readonly slots = new Map<string, Slot>();
+  readonly span: number;
+  private readonly files = new Map<string, Cached>();
+  /** Blocks in recency order (first = least recently used): `${name}/${index}` -> bytes. */
+  private readonly lru = new Map<string, number>();
+  /** Files with open descriptors, most recently used last. */
+  private readonly open = new Set<Cached>();
   private readonly writing = new Map<string, Promise<void>>();
 
   private constructor(readonly dir: string, options: BlockCacheOptions) {
     this.maxBytes = options.maxBytes ?? config.cacheMaxBytes;
+    this.span = options.span ?? config.blockSize;
   }
 
   /** Opens (creating if needed) the cache in dir and rebuilds its index from the files there. */
@@ -49,54 +79,76 @@ export class BlockCache {
 
   /** The cache folder of a library. */
   static dirOf(libraryDir: string): string {
-    return path.join(libraryDir, 'cache', 'blocks');
+    return path.join(libraryDir, 'cache', 'files');
   }
 
-  /** The verified bytes of a block, or undefined (not cached, or corrupt and now removed). */
+  /** Opens a library's cache; the former one (a file per block, <library>/cache/blocks) is removed. */
+  static async openOf(libraryDir: string, options: BlockCacheOptions = {}): Promise<BlockCache> {
+    await fs.promises.rm(path.join(libraryDir, 'cache', 'blocks'), { recursive: true, force: true }).catch(() => undefined);
+    return BlockCache.open(BlockCache.dirOf(libraryDir), options);
+  }
+
+  /** The verified bytes of a block, or undefined (not cached, or corrupt and now dropped). */
   async get(fileKey: string, index: number): Promise<Buffer | undefined> {
-    const name = blockName(fileKey, index);
-    const slot = this.slots.get(name);
-    if (!slot) {
+    const name = nameOf(fileKey);
+    const file = this.files.get(name);
+    const block = file?.blocks.get(index);
+    if (!file || !block) {
       this.stats.misses++;
       return undefined;
     }
-    let raw: Buffer;
+    let data: Buffer;
     try {
-      raw = await fs.promises.readFile(slot.file);
+      data = await this.use(file, async (h) => {
+        const buf = Buffer.allocUnsafe(block.length);
+        const { bytesRead } = await h.data.read(buf, 0, block.length, index * this.span);
+        return buf.subarray(0, bytesRead);
+      });
     } catch {
-      this.forget(name);
+      await this.drop(file, index);
       this.stats.misses++;
       return undefined;
     }
-    const data = raw.subarray(BLAKE3_BYTES);
-    if (raw.length < BLAKE3_BYTES || !blake3(data).equals(raw.subarray(0, BLAKE3_BYTES))) {
+    if (data.length !== block.length) {
+      // Cut short outside (a cleaner, a truncate): gone, as if evicted.
+      log.debug({ op: 'cache-short', file: file.data, block: index, bytes: data.length });
+      await this.drop(file, index);
+      this.stats.misses++;
+      return undefined;
+    }
+    if (!blake3(data).equals(block.hash)) {
       this.stats.corrupt++;
       this.stats.misses++;
-      log.warn({ op: 'cache-corrupt', file: slot.file, corrupt: this.stats.corrupt }, 'a cached block no longer matches its BLAKE3: removed, fetched again');
-      this.forget(name);
-      await fs.promises.unlink(slot.file).catch(() => undefined);
+      log.warn({ op: 'cache-corrupt', file: file.data, block: index, corrupt: this.stats.corrupt }, 'a cached block no longer matches its BLAKE3: dropped, fetched again');
+      await this.drop(file, index);
       return undefined;
     }
     this.stats.hits++;
-    this.slots.delete(name);
-    this.slots.set(name, slot);
-    const now = new Date();
-    void fs.promises.utimes(slot.file, now, now).catch(() => undefined);
+    const key = `${name}/${index}`;
+    this.lru.delete(key);
+    this.lru.set(key, block.length);
+    // Recency across restarts: the data file's mtime, touched at most once a second.
+    const now = Date.now();
+    if (now - file.touchedAt >= 1000) {
+      file.touchedAt = now;
+      void fs.promises.utimes(file.data, now / 1000, now / 1000).catch(() => undefined);
+    }
     return data;
   }
 
   has(fileKey: string, index: number): boolean {
-    return this.slots.has(blockName(fileKey, index));
+    return this.files.get(nameOf(fileKey))?.blocks.has(index) ?? false;
   }
 
-  /** Stores a block whose hash the caller verified; resolves when it is on disk. */
+  /** Stores a block whose hash the caller verified; resolves when it is written. */
   put(fileKey: string, index: number, data: Buffer, hash: Buffer): Promise<void> {
-    const name = blockName(fileKey, index);
-    if (data.length + BLAKE3_BYTES > this.maxBytes) return Promise.resolve();
-    const inflight = this.writing.get(name);
+    const name = nameOf(fileKey);
+    if (data.length > this.span || data.length > this.maxBytes) return Promise.resolve();
+    const key = `${name}/${index}`;
+    const inflight = this.writing.get(key);
     if (inflight) return inflight;
-    const write = this.write(name, data, hash).finally(() => this.writing.delete(name));
-    this.writing.set(name, write);
+    const write = this.write(name, index, data, hash).finally(() => this.writing.delete(key));
+    this.writing.set(key, write);
     return write;
   }
 
@@ -105,84 +157,184 @@ export class BlockCache {
     await Promise.all([...this.writing.values()]);
   }
 
-  /** The on-disk path of a cached block (tests corrupt it on purpose). */
-  pathOf(fileKey: string, index: number): string | undefined {
-    return this.slots.get(blockName(fileKey, index))?.file;
+  /** Closes the open descriptors (shutdown); the cache stays usable. */
+  async close(): Promise<void> {
+    await this.flush();
+    for (const file of [...this.open]) await this.release(file);
   }
 
-  private async write(name: string, data: Buffer, hash: Buffer): Promise<void> {
-    const file = path.join(this.dir, name.slice(0, 2), name);
-    const tmp = `${file}.${process.pid}.tmp`;
+  /** Where a cached block's bytes are on disk (tests corrupt them on purpose). */
+  locate(fileKey: string, index: number): { file: string; offset: number } | undefined {
+    const file = this.files.get(nameOf(fileKey));
+    return file?.blocks.has(index) ? { file: file.data, offset: index * this.span } : undefined;
+  }
+
+  private async write(name: string, index: number, data: Buffer, hash: Buffer): Promise<void> {
+    let file = this.files.get(name);
+    if (!file) {
+      file = { name, data: path.join(this.dir, `${name}.data`), index: path.join(this.dir, `${name}.index`), blocks: new Map(), users: 0, touchedAt: 0 };
+      this.files.set(name, file);
+    }
+    const record = Buffer.alloc(RECORD_BYTES);
+    hash.copy(record, 0, 0, BLAKE3_BYTES);
+    record.writeUInt32LE(data.length, BLAKE3_BYTES);
     try {
-      await fs.promises.mkdir(path.dirname(file), { recursive: true });
-      const handle = await fs.promises.open(tmp, 'w', 0o600);
-      try {
-        await handle.writev([hash, data]);
-      } finally {
-        await handle.close();
-      }
-      await fs.promises.rename(tmp, file);
+      await this.use(file, async (h) => {
+        await h.data.write(data, 0, data.length, index * this.span);
+        await h.index.write(record, 0, RECORD_BYTES, HEADER_BYTES + index * RECORD_BYTES);
+      });
     } catch (err) {
       // A full or broken cache disk costs speed, never a read.
-      log.warn({ op: 'cache-write', file, err: String(err) });
-      await fs.promises.unlink(tmp).catch(() => undefined);
+      log.warn({ op: 'cache-write', file: file.data, err: String(err) });
       return;
     }
-    this.forget(name);
-    this.slots.set(name, { file, bytes: data.length + BLAKE3_BYTES });
-    this.stats.bytes += data.length + BLAKE3_BYTES;
-    this.stats.blocks++;
+    // Its last block was dropped (and its files removed) while this one was being written.
+    if (this.files.get(name) !== file) return;
+    const key = `${name}/${index}`;
+    const before = this.lru.get(key);
+    if (before !== undefined) this.stats.bytes -= before;
+    else this.stats.blocks++;
+    file.blocks.set(index, { hash: Buffer.from(hash), length: data.length });
+    this.lru.delete(key);
+    this.lru.set(key, data.length);
+    this.stats.bytes += data.length;
     this.stats.writes++;
     await this.evict();
   }
 
-  private forget(name: string): void {
-    const slot = this.slots.get(name);
-    if (!slot) return;
-    this.slots.delete(name);
-    this.stats.bytes -= slot.bytes;
+  /** Runs fn with the file's descriptors open (opened or reused; the least used closed past OPEN_FILES_MAX). */
+  private async use<T>(file: Cached, fn: (h: { data: fs.promises.FileHandle; index: fs.promises.FileHandle }) => Promise<T>): Promise<T> {
+    file.users++;
+    this.open.delete(file);
+    this.open.add(file);
+    try {
+      file.handles ??= openHandles(file, this.span);
+      const handles = await file.handles.catch((err: unknown) => {
+        file.handles = undefined;
+        throw err;
+      });
+      return await fn(handles);
+    } finally {
+      file.users--;
+      if (this.open.size > OPEN_FILES_MAX) {
+        for (const other of this.open) {
+          if (this.open.size <= OPEN_FILES_MAX) break;
+          if (other.users === 0) await this.release(other);
+        }
+      }
+    }
+  }
+
+  private async release(file: Cached): Promise<void> {
+    this.open.delete(file);
+    const handles = file.handles;
+    file.handles = undefined;
+    if (!handles) return;
+    try {
+      const h = await handles;
+      await Promise.all([h.data.close(), h.index.close()]);
+    } catch {
+      // never opened, or closed already
+    }
+  }
+
+  /** Forgets a block and frees its bytes on disk: its record zeroed, its hole punched. */
+  private async drop(file: Cached, index: number): Promise<void> {
+    const block = file.blocks.get(index);
+    if (!block) return;
+    file.blocks.delete(index);
+    const key = `${file.name}/${index}`;
+    this.lru.delete(key);
+    this.stats.bytes -= block.length;
     this.stats.blocks--;
+    try {
+      await this.use(file, async (h) => {
+        await h.index.write(Buffer.alloc(RECORD_BYTES), 0, RECORD_BYTES, HEADER_BYTES + index * RECORD_BYTES);
+        punchHoleSync(h.data.fd, index * this.span, block.length, file.data);
+      });
+    } catch (err) {
+      log.debug({ op: 'cache-drop', file: file.data, block: index, err: String(err) });
+    }
+    if (file.blocks.size === 0) {
+      this.files.delete(file.name);
+      await this.release(file);
+      await Promise.all([fs.promises.unlink(file.data), fs.promises.unlink(file.index)].map((p) => p.catch(() => undefined)));
+    }
   }
 
   private async evict(): Promise<void> {
-    const removals: Array<Promise<void>> = [];
-    for (const [name, slot] of this.slots) {
-      if (this.stats.bytes <= this.maxBytes) break;
-      this.forget(name);
+    while (this.stats.bytes > this.maxBytes) {
+      const oldest = this.lru.keys().next().value;
+      if (oldest === undefined) break;
+      const slash = oldest.lastIndexOf('/');
+      const file = this.files.get(oldest.slice(0, slash));
+      const index = Number(oldest.slice(slash + 1));
       this.stats.evictions++;
-      removals.push(fs.promises.unlink(slot.file).catch(() => undefined));
+      if (!file?.blocks.has(index)) {
+        // Not held any more (cannot happen; never loop on it).
+        this.stats.bytes -= this.lru.get(oldest) ?? 0;
+        this.stats.blocks--;
+        this.lru.delete(oldest);
+        continue;
+      }
+      await this.drop(file, index);
     }
-    await Promise.all(removals);
   }
 
   private async rebuild(): Promise<void> {
-    const found: Array<{ name: string; slot: Slot; used: number }> = [];
-    for (const sub of await fs.promises.readdir(this.dir)) {
-      const subdir = path.join(this.dir, sub);
-      let names: string[];
-      try {
-        names = await fs.promises.readdir(subdir);
-      } catch {
+    const found: Array<{ file: Cached; used: number }> = [];
+    for (const entry of await fs.promises.readdir(this.dir)) {
+      if (!entry.endsWith('.index')) continue;
+      const name = entry.slice(0, -'.index'.length);
+      const file: Cached = { name, data: path.join(this.dir, `${name}.data`), index: path.join(this.dir, entry), blocks: new Map(), users: 0, touchedAt: 0 };
+      const [raw, st] = await Promise.all([fs.promises.readFile(file.index).catch(() => undefined), fs.promises.stat(file.data).catch(() => undefined)]);
+      // Being made right now (another process reading the cache, as tests do): left alone.
+      if (!raw || !st || raw.length < HEADER_BYTES) continue;
+      if (!raw.subarray(0, MAGIC.length).equals(MAGIC) || raw.readUInt32LE(MAGIC.length) !== this.span) {
+        // Written with another block span or format: its blocks are not where this cache looks.
+        await Promise.all([fs.promises.unlink(file.index), fs.promises.unlink(file.data)].map((p) => p.catch(() => undefined)));
         continue;
       }
-      await Promise.all(names.map(async (name) => {
-        const file = path.join(subdir, name);
-        if (name.endsWith('.tmp')) return void (await fs.promises.unlink(file).catch(() => undefined));
-        const st = await fs.promises.stat(file).catch(() => undefined);
-        if (st?.isFile()) found.push({ name, slot: { file, bytes: st.size }, used: st.mtimeMs });
-      }));
+      for (let at = HEADER_BYTES, index = 0; at + RECORD_BYTES <= raw.length; at += RECORD_BYTES, index++) {
+        const length = raw.readUInt32LE(at + BLAKE3_BYTES);
+        if (length === 0 || length > this.span) continue;
+        file.blocks.set(index, { hash: Buffer.from(raw.subarray(at, at + BLAKE3_BYTES)), length });
+      }
+      if (file.blocks.size > 0) found.push({ file, used: st.mtimeMs });
     }
     found.sort((a, b) => a.used - b.used);
-    for (const f of found) {
-      this.slots.set(f.name, f.slot);
-      this.stats.bytes += f.slot.bytes;
-      this.stats.blocks++;
+    for (const { file } of found) {
+      this.files.set(file.name, file);
+      for (const [index, block] of file.blocks) {
+        this.lru.set(`${file.name}/${index}`, block.length);
+        this.stats.bytes += block.length;
+        this.stats.blocks++;
+      }
     }
     await this.evict();
   }
+
 }
 
-/** A block's file name: a hash of the file key (any string naming the exact bytes) and the index. */
-function blockName(fileKey: string, index: number): string {
-  return `${blake3(fileKey).toString('hex').slice(0, 32)}-${index}`;
+/** Opens (creating) a file's data and index files; a new index gets its header (magic, span). */
+async function openHandles(file: Cached, span: number): Promise<{ data: fs.promises.FileHandle; index: fs.promises.FileHandle }> {
+  const data = await fs.promises.open(file.data, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  try {
+    const index = await fs.promises.open(file.index, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    if ((await index.stat()).size < HEADER_BYTES) {
+      const header = Buffer.alloc(HEADER_BYTES);
+      MAGIC.copy(header);
+      header.writeUInt32LE(span, MAGIC.length);
+      await index.write(header, 0, HEADER_BYTES, 0);
+    }
+    return { data, index };
+  } catch (err) {
+    await data.close();
+    throw err;
+  }
+}
+
+/** A file key's name on disk: a hash of the key (any string naming the exact bytes). */
+function nameOf(fileKey: string): string {
+  return blake3(fileKey).toString('hex').slice(0, 32);
 }

@@ -36,7 +36,7 @@ export class BlockService {
   ) {}
 
   static async open(library: Library, options: BlockServiceOptions = {}): Promise<BlockService> {
-    const cache = await BlockCache.open(BlockCache.dirOf(library.dir), { maxBytes: options.cacheMaxBytes });
+    const cache = await BlockCache.openOf(library.dir, { maxBytes: options.cacheMaxBytes });
     const client = new BlockClient({ cache, timeoutMs: options.timeoutMs, onFault: options.onFault });
     return new BlockService(cache, client, new BlockServer(new LibraryServedFiles(library)));
   }
@@ -91,7 +91,7 @@ export class BlockService {
     for (const channel of [...this.channels.values(), ...this.lanes.values()]) channel.close();
     this.channels.clear();
     this.lanes.clear();
-    await this.cache.flush();
+    await this.cache.close();
     await this.server.close();
   }
 }

@@ -1809,6 +1809,16 @@ napi_value sysRename(napi_env env, napi_callback_info info) {
   return num(env, renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), (unsigned)numArg(env, argv[2])) == 0 ? 0 : errno);
 }
 
+/** punchHole(fd, offset, length) -> errno: frees a range of a file (its size kept), as a cache evicting a block. */
+napi_value sysPunchHole(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 3) return num(env, EINVAL);
+  int fd = (int)numArg(env, argv[0]);
+  return num(env, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)numArg(env, argv[1]), (off_t)numArg(env, argv[2])) == 0 ? 0 : errno);
+}
+
 napi_value init(napi_env env, napi_value exports) {
   struct {
     const char *name;
@@ -1820,6 +1830,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"replyCount", replyCount}, {"replyBuffer", replyBuffer},
       {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
       {"utimens", sysUtimens},    {"rename", sysRename},      {"invalidations", invalidations},
+      {"punchHole", sysPunchHole},
   };
   for (auto &f : fns) {
     napi_value v;
