@@ -494,6 +494,24 @@ function encodeRequest(req: BlockRequest): Buffer {
   return state.buffer as Buffer;
 }
 
+t.test('a full disk under the block cache costs the cache, never a read', async (t) => {
+  const data = big.subarray(0, 4 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const channel = await connect(t, dev.server);
+  const dir = path.join(tempDir(t), 'files');
+  const cache = await BlockCache.open(dir);
+  const ref = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]);
+  // The file's data file is /dev/full: every write to it fails with ENOSPC.
+  fs.symlinkSync('/dev/full', path.join(dir, `${blake3(ref.cacheKey).toString('hex').slice(0, 32)}.data`));
+  const client = new BlockClient({ cache });
+  t.ok((await client.read(ref, 0, 4 * MiB)).equals(data), 'the read is right');
+  await cache.flush();
+  t.equal(cache.stats.writes, 0, 'nothing was cached');
+  t.equal(cache.stats.blocks, 0, 'and nothing is counted as cached');
+  t.ok((await client.read(ref, MiB, MiB)).equals(data.subarray(MiB, 2 * MiB)), 'a second read is right too');
+  t.equal(client.stats.cacheHits, 0, 'fetched again, not from a cache that could not keep it');
+});
+
 t.test('the cache evicts least recently used blocks to stay under its limit, also after a restart', async (t) => {
   const dir = path.join(tempDir(t), 'blocks');
   const blockBytes = 64 * 1024;
