@@ -313,7 +313,6 @@ export class BlockCache {
     }
     await this.evict();
   }
-
 }
 
 /** Opens (creating) a file's data and index files; a new index gets its header (magic, span). */

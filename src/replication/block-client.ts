@@ -85,6 +85,7 @@ interface PeerCost {
 }
 
 const UNMEASURED_MS = 20;
+const FAILURE_PENALTY_MS = 10_000;
 /** Owner-signed range hashes kept per client (48 bytes each with their key: well under a MiB). */
 const OWNER_HASHES_KEPT = 8192;
 
@@ -96,7 +97,6 @@ function validSignature(target: BlockTarget, offset: number, length: number, rep
     return false;
   }
 }
-const FAILURE_PENALTY_MS = 10_000;
 
 export class BlockClient {
   readonly stats: BlockClientStats = {

@@ -286,6 +286,21 @@ Node *childOf(Node *parent, const std::string &name) {
 }
 
 /**
+ * One more kernel lookup of a node just given a name: with a device (its real file has
+ * several names), it is found by its real inode from now on; what the kernel is told is noted.
+ */
+Node *counted(Session *s, Node *n, const struct stat &st, uint64_t sharedDev, bool shortLived) {
+  if (sharedDev && !n->rino) {
+    n->dev = sharedDev;
+    n->rino = (uint64_t)st.st_ino;
+    s->byInode[{sharedDev, n->rino}] = n;
+  }
+  told(n, st, shortLived);
+  n->nlookup++;
+  return n;
+}
+
+/**
  * The node for parent/name, made when new; one more kernel lookup of it. A real file with
  * several names (dev != 0, nlink > 1) gets the node its other names have, so the kernel
  * keeps one inode for it: a link count or ctime changed through one name shows in all.
@@ -314,14 +329,7 @@ Node *lookedUp(Session *s, uint64_t parentId, const std::string &name, const str
     s->nodes[n->id] = n;
     addName(n, parent, name);
   }
-  if (shared && !n->rino) {
-    n->dev = dev;
-    n->rino = (uint64_t)st.st_ino;
-    s->byInode[{dev, n->rino}] = n;
-  }
-  told(n, st, shortLived);
-  n->nlookup++;
-  return n;
+  return counted(s, n, st, shared ? dev : 0, shortLived);
 }
 
 /** A hard link made through the mount: the new name joins the source's node (one kernel inode, one link count). */
@@ -330,14 +338,7 @@ Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string
   Node *parent = nodeOf(s, parentId);
   if (!n || !parent || childOf(parent, name)) return lookedUp(s, parentId, name, st, dev, shortLived);
   addName(n, parent, name);
-  if (dev && !n->rino) {
-    n->dev = dev;
-    n->rino = (uint64_t)st.st_ino;
-    s->byInode[{dev, n->rino}] = n;
-  }
-  told(n, st, shortLived);
-  n->nlookup++;
-  return n;
+  return counted(s, n, st, dev, shortLived);
 }
 
 /** A local folder's real path, from the nearest folder whose real path JS gave. */
