@@ -90,8 +90,14 @@ export const config = {
   blockSize: 1024 * 1024,
   /** Largest block a peer may ask for or send; anything bigger closes the connection. */
   blockMaxBytes: 4 * 1024 * 1024,
-  /** Blocks fetched ahead of a sequential reader. */
+  /** Blocks fetched ahead of a sequential reader (and, prefetching, blocks in flight at once). */
   readAheadBlocks: 8,
+  /**
+   * What of a remote file is fetched in the background once it is read sequentially:
+   * 'whole' (from where it is read to the end, then the rest, when it fits the cache),
+   * 'seek' (from where it is read to the end), 'off' (readAheadBlocks ahead). sd mount --prefetch.
+   */
+  prefetch: 'whole' as 'whole' | 'seek' | 'off',
   /** Size limit of the disk block cache (<library>/cache/files); least recently used blocks go first. */
   cacheMaxBytes: 2 * 1024 * 1024 * 1024,
   /**

@@ -1,5 +1,6 @@
 // One running device: its library, the watcher that keeps the index true, and the FUSE
 // mount of /sd. Started by `sd mount`; stop() unmounts and closes everything in order.
+import type { PrefetchMode } from './replication/remote-file.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { config } from './config.js';
@@ -36,6 +37,8 @@ export interface NodeOptions {
   bootstrap?: BootstrapNode[];
   /** Byte limit of the disk cache of other devices' file blocks (config.cacheMaxBytes). */
   cacheMaxBytes?: number;
+  /** Background fetch of other devices' files read sequentially (config.prefetch). */
+  prefetch?: PrefetchMode;
   /** Something the user should know and can fix (the inotify watch limit reached). */
   onWarning?: (message: string) => void;
   /** Progress of applying a peer's index log (blocks applied of its length). */
@@ -156,6 +159,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     replication = await Replication.start(library, {
       bootstrap: options.bootstrap,
       cacheMaxBytes: options.cacheMaxBytes,
+      prefetch: options.prefetch,
       onMirrorProgress: options.onSyncProgress,
       // Paired devices' changes to this device's tree run as actions here (refused while read-only).
       runner: options.readOnly ? undefined : { execute: (action, actor) => actions.execute(action, actor), applyFsOp: (location, op, actor) => writer.applyFsOp(location, op, actor) },

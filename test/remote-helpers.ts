@@ -2,8 +2,10 @@
 // real CLI (`sd pair` / `sd pair join`), and waiting until one mount reads a file of the
 // other — the sign that they are connected and the index has arrived.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import createTestnet from 'hyperdht/testnet.js';
 import type { Test } from 'tap';
 import { SD_MAIN, cleanEnv, runSd, waitFor } from './helpers.js';
@@ -81,4 +83,36 @@ export async function pairedMounts(t: Test, first: DeviceSpec, second: DeviceSpe
   const mountB = await startMount(t, b.library, ['--bootstrap', bootstrap, ...(second.args ?? [])], undefined, second.env);
   await waitForPeerFile(mountB, path.join(first.name, first.location, probe.file), probe.text);
   return { a: { ...a, mount: mountA }, b: { ...b, mount: mountB }, bootstrap };
+}
+
+const MiB = 1024 * 1024;
+
+/** A file of random bytes on its owner's disk, and the sha256 of those bytes. */
+export interface Source {
+  file: string;
+  size: number;
+  sha256: string;
+}
+
+/** Writes `size` random bytes a MiB at a time (never the whole file in memory). */
+export function writeRandomFile(file: string, size: number): Source {
+  const hash = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let done = 0; done < size; ) {
+      const chunk = crypto.randomBytes(Math.min(MiB, size - done));
+      hash.update(chunk);
+      fs.writeSync(fd, chunk);
+      done += chunk.length;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { file, size, sha256: hash.digest('hex') };
+}
+
+export async function sha256Of(file: string): Promise<string> {
+  const hash = crypto.createHash('sha256');
+  await pipeline(fs.createReadStream(file, { highWaterMark: MiB }), hash);
+  return hash.digest('hex');
 }

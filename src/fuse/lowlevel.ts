@@ -3,7 +3,7 @@
 // here each one is answered by the path-based operations of ops.ts, and the answer handed
 // back with the request's id. Reads and writes of a handle with a real descriptor never
 // come here: the native threads serve them.
-import type { FuseStat, PathOps, StatFs } from './types.js';
+import type { CachedBlocks, FuseStat, PathOps, StatFs } from './types.js';
 import { log } from '../log.js';
 import { UTIME_NOW, UTIME_OMIT, nativeAddon, timespecOfMs, type Timespec } from '../syscalls.js';
 import { EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
@@ -16,13 +16,20 @@ interface Binding {
   replyErr(session: number, id: number, errno: number): void;
   replyEntry(session: number, id: number, st: Float64Array, realDir?: string | null): void;
   replyAttr(session: number, id: number, st: Float64Array): void;
-  replyOpen(session: number, id: number, fh: number, fd: number, st: Float64Array | null): void;
+  /** backing: the id of another device's file's cached blocks (see backing()). */
+  replyOpen(session: number, id: number, fh: number, fd: number, st: Float64Array | null, backing?: number): void;
   replyCreate(session: number, id: number, st: Float64Array, fh: number, fd: number): void;
   /** A read's or a write's byte count, or lseek's offset (negative: an errno). */
   replyCount(session: number, id: number, n: number): void;
   replyBuffer(session: number, id: number, data: Buffer): void;
   replyNames(session: number, id: number, names: string[], realDir: string | null): void;
   replyStatfs(session: number, id: number, values: number[]): void;
+  /** Cached blocks the FUSE threads read themselves: the cache's data file (duplicated), the file's size, the block span; an id, or -errno. */
+  backing(fd: number, size: number, span: number): number;
+  /** A block verified in the data file (true), or about to be freed (false: returns once no read of it is left). */
+  markBacking(id: number, index: number, ready: boolean): void;
+  /** Done with a backing: every block goes to JS again. */
+  unbacking(id: number): void;
 }
 
 type Dispatch = (op: number, session: number, id: number, path: string | null, fh: number, a: number, b: unknown, c: unknown, uid: number, gid: number, umask: number, pid: number) => void;
@@ -116,6 +123,8 @@ export interface NativeMountOptions {
 export class NativeSession {
   private ended = false;
   private readonly endWaiters: Array<() => void> = [];
+  /** Open handles whose cached blocks the FUSE threads read: handle -> backing. */
+  private readonly backings = new Map<number, { id: number; blocks: CachedBlocks }>();
 
   private constructor(
     private readonly b: Binding,
@@ -218,7 +227,13 @@ export class NativeSession {
             if (e < 0 || handle === undefined) return err(e || EIO);
             const direct = ops.directFd(handle);
             if (direct >= 0) return bind.replyOpen(sid, id, handle, direct, null);
-            this.attrOf(at, handle, (e2, st) => bind.replyOpen(sid, id, handle, -1, e2 < 0 || !st ? null : pack(st)));
+            this.attrOf(at, handle, (e2, st) => {
+              const attrs = e2 < 0 || !st ? null : pack(st);
+              ops.cachedBlocks(handle).then(
+                (blocks) => bind.replyOpen(sid, id, handle, -1, attrs, blocks ? this.back(handle, blocks) : undefined),
+                () => bind.replyOpen(sid, id, handle, -1, attrs),
+              );
+            });
           });
         case Op.CREATE:
           return ops.create(at, a, (e, handle) => this.answerCreate(sid, id, at, e, handle), { uid, gid });
@@ -241,6 +256,7 @@ export class NativeSession {
             bind.replyCount(sid, id, b === SEEK_HOLE ? st.size : a);
           });
         case Op.RELEASE:
+          this.unback(fh);
           if (c === true) ops.markWritten(fh);
           return ops.release(at, fh, err);
         case Op.FSYNC:
@@ -281,6 +297,31 @@ export class NativeSession {
       }
       bind.replyCreate(sid, id, pack(st), handle, this.ops.directFd(handle));
     });
+  }
+
+  /**
+   * Lets the FUSE threads read a handle's verified cached blocks themselves (another
+   * device's file): the backing's id for the open reply, or undefined when it cannot.
+   */
+  private back(handle: number, blocks: CachedBlocks): number | undefined {
+    const id = this.b.backing(blocks.fd, blocks.size, blocks.span);
+    if (id < 0) {
+      log.debug({ op: 'backing', errno: id });
+      blocks.close();
+      return undefined;
+    }
+    this.backings.set(handle, { id, blocks });
+    blocks.watch((index, ready) => this.b.markBacking(id, index, ready));
+    return id;
+  }
+
+  /** A handle is released: its cached blocks are JS's again, and the cache may close the file. */
+  private unback(handle: number): void {
+    const backing = this.backings.get(handle);
+    if (!backing) return;
+    this.backings.delete(handle);
+    backing.blocks.close();
+    this.b.unbacking(backing.id);
   }
 
   private attrOf(p: string, fh: number, cb: (err: number, st?: FuseStat) => void): void {

@@ -90,7 +90,12 @@ export class MountOps {
 
   /** The operations the binding calls; with SD_LOG=debug every call is logged with its result and time. */
   handlers(): PathOps {
-    const bound: Record<string, unknown> = { directFd: (fd: number) => this.directFd(fd), markWritten: (fd: number) => this.markWritten(fd), realDirOf: (p: string) => this.realDirOf(p) };
+    const bound: Record<string, unknown> = {
+      directFd: (fd: number) => this.directFd(fd),
+      cachedBlocks: (fd: number) => this.remote.cachedBlocks(fd),
+      markWritten: (fd: number) => this.markWritten(fd),
+      realDirOf: (p: string) => this.realDirOf(p),
+    };
     const debug = log.isLevelEnabled('debug');
     for (const name of OP_NAMES) {
       const fn = (this as unknown as Record<string, (...args: unknown[]) => void>)[name]!.bind(this);

@@ -4,7 +4,7 @@
 // peer holds only its own read). Changes (new files, mkdir, rm, mv) become jobs that the
 // device runs when it is online (vdfs/remote-changes); a new file's bytes are staged here.
 import fs from 'node:fs';
-import type { FuseStat } from './types.js';
+import type { CachedBlocks, FuseStat } from './types.js';
 import { log } from '../log.js';
 import type { Entry } from '../vdfs/entries.js';
 import type { Device } from '../vdfs/device.js';
@@ -22,6 +22,10 @@ const ENOTEMPTY = -39;
 /** An open file of another device: reads by offset, from cache or peers. */
 export interface RemoteReader {
   readInto(buf: Buffer, offset: number, length: number): Promise<number>;
+  /** Its blocks in the disk cache (the binding reads verified ones itself); undefined without a cache. */
+  cachedBlocks?(): Promise<CachedBlocks | undefined>;
+  /** The handle is released: background fetches stop. */
+  close?(): void;
 }
 
 /** What the mount needs from replication: open a peer's file for reading. */
@@ -346,7 +350,13 @@ export class RemoteTree {
     });
   }
 
+  /** An open remote file's blocks in the disk cache, for the binding to read without JS. */
+  async cachedBlocks(handle: number): Promise<CachedBlocks | undefined> {
+    return this.open.get(handle)?.cachedBlocks?.();
+  }
+
   release(handle: number): void {
+    this.open.get(handle)?.close?.();
     this.open.delete(handle);
   }
 }

@@ -45,6 +45,24 @@ export interface Caller {
   gid: number;
 }
 
+/**
+ * Another device's file as far as its blocks are in the disk cache: the cache's data file
+ * (block i at i × span), open while watched, and which blocks are verified there.
+ */
+export interface CachedBlocks {
+  fd: number;
+  size: number;
+  span: number;
+  /**
+   * Calls mark(i, true) for each block verified from now on (fetched and checked, or read
+   * back from the cache and checked), and mark(i, false) before a block's bytes are freed
+   * (mark must not return before no read of it is left).
+   */
+  watch(mark: (index: number, ready: boolean) => void): void;
+  /** Stops the marks and lets the cache close the file. */
+  close(): void;
+}
+
 /** The path-based operations of the mount (MountOps.handlers()). */
 export interface PathOps {
   statfs(path: string, cb: (err: number, st?: StatFs) => void): void;
@@ -86,6 +104,8 @@ export interface PathOps {
   created(path: string, fd: number, mode: number, existed: number): void;
   /** The real descriptor behind a handle when reads and writes can go straight to it (natively), else -1. */
   directFd(fh: number): number;
+  /** Another device's file: its blocks in the disk cache, for the binding to read verified ones itself; else undefined. */
+  cachedBlocks(fh: number): Promise<CachedBlocks | undefined>;
   /** Data was written straight to the handle's descriptor (the index is told at fsync or release). */
   markWritten(fh: number): void;
   /** A local folder's real path (its listing's attributes are read there, natively), else undefined. */

@@ -7,11 +7,13 @@ import { BlockChannel } from './block-channel.js';
 import { BlockClient, type BlockClientStats, type RemoteFileRef } from './block-client.js';
 import type { BlockCacheStats } from './block-cache.js';
 import { BlockServer, LibraryServedFiles, type BlockServerStats } from './block-server.js';
-import { RemoteFile } from './remote-file.js';
+import { RemoteFile, type PrefetchMode } from './remote-file.js';
 import type { Library } from '../vdfs/library.js';
 
 export interface BlockServiceOptions {
   cacheMaxBytes?: number;
+  /** Background fetch of files read sequentially through the mount (config.prefetch). */
+  prefetch?: PrefetchMode;
   timeoutMs?: number;
   /** A peer sent bytes their owner does not vouch for (by the peer's name as attached). */
   onFault?: (peer: string, reason: string) => void;
@@ -33,12 +35,13 @@ export class BlockService {
     readonly cache: BlockCache,
     readonly client: BlockClient,
     readonly server: BlockServer,
+    private readonly prefetch: PrefetchMode | undefined,
   ) {}
 
   static async open(library: Library, options: BlockServiceOptions = {}): Promise<BlockService> {
     const cache = await BlockCache.openOf(library.dir, { maxBytes: options.cacheMaxBytes });
     const client = new BlockClient({ cache, timeoutMs: options.timeoutMs, onFault: options.onFault });
-    return new BlockService(cache, client, new BlockServer(new LibraryServedFiles(library)));
+    return new BlockService(cache, client, new BlockServer(new LibraryServedFiles(library)), options.prefetch);
   }
 
   /**
@@ -65,7 +68,7 @@ export class BlockService {
 
   /** A remote file to read from (one per open FUSE handle: it tracks sequential access). */
   openFile(ref: RemoteFileRef): RemoteFile {
-    return new RemoteFile(this.client, ref);
+    return new RemoteFile(this.client, ref, { prefetch: this.prefetch });
   }
 
   /** A content's bytes, read by content id from whichever of these devices are online when asked (in this order). */

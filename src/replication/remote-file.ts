@@ -1,6 +1,13 @@
 // One open remote file: serves reads of any size from its blocks, keeps the last few blocks
 // in memory (FUSE asks 128 KiB at a time), reads ahead once access is sequential, and fetches
 // only the needed blocks on random access. A whole-file fetch checks the content id.
+//
+// Prefetch (with a disk cache): once a reader goes sequential, blocks are fetched in the
+// background from where it reads, a few at a time, into the cache — to the end of the file
+// ('seek'), then the blocks before that point too ('whole', when the file fits the cache
+// well) — and a seek moves the fetch to the new point. Blocks already cached are checked
+// instead of fetched. The mount reads what is in the cache without JS, so the reader runs
+// at the cache's speed once the fetch is ahead of it.
 import fs from 'node:fs';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import { config } from '../config.js';
@@ -8,12 +15,19 @@ import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import { contentHashOfFile } from '../vdfs/content/identity.js';
 import type { BlockClient, RemoteFileRef } from './block-client.js';
+import type { WatchedFile } from './block-cache.js';
 
 /** How far behind the furthest read a read may land and still count as sequential (kernel reads run in parallel). */
 const SEQUENTIAL_WINDOW_BLOCKS = 4;
 
+/** How much of a file is fetched in the background once it is read sequentially. */
+export type PrefetchMode = 'whole' | 'seek' | 'off';
+export const PREFETCH_MODES: readonly PrefetchMode[] = ['whole', 'seek', 'off'];
+
 export interface RemoteFileOptions {
   readAheadBlocks?: number;
+  /** Default config.prefetch; 'off' (or no disk cache): only readAheadBlocks ahead of the reader. */
+  prefetch?: PrefetchMode;
 }
 
 export interface WholeFileResult {
@@ -32,9 +46,26 @@ export class RemoteFile {
   /** The end of the furthest read of the current sequential run (-1: none yet). */
   private furthest = -1;
   private sequentialReads = 0;
+  readonly prefetch: PrefetchMode;
+  /** The background fetch: the next block it takes, the block it stops before, blocks in flight. */
+  private pumpNext = 0;
+  private pumpEnd = 0;
+  private pumping = 0;
+  /** Whole mode: the fetch went past the end and takes every block not had yet, from the start. */
+  private wrapping = false;
+  /** Blocks this handle has had (fetched, or checked in the cache): the background fetch skips them. */
+  private readonly had: Uint8Array;
+  private closed = false;
 
   constructor(private readonly client: BlockClient, readonly ref: RemoteFileRef, options: RemoteFileOptions = {}) {
     this.readAheadBlocks = options.readAheadBlocks ?? config.readAheadBlocks;
+    this.prefetch = client.cache ? (options.prefetch ?? config.prefetch) : 'off';
+    this.had = new Uint8Array(this.prefetch === 'off' ? 0 : client.blockCount(ref));
+  }
+
+  /** The handle is closed: no more background fetches. */
+  close(): void {
+    this.closed = true;
   }
 
   get size(): number {
@@ -54,7 +85,9 @@ export class RemoteFile {
     // kernel's parallel reads arrive out of order (measured through the mount: 2,194 of
     // 8,192 reads came behind the one before, and each such reset let read-ahead lapse, so
     // 133 reads then waited 20 ms or more on their block).
-    const near = this.furthest >= 0 && offset >= this.furthest - SEQUENTIAL_WINDOW_BLOCKS * bs && offset <= this.furthest + bs;
+    // A read just past blocks already cached continues a run too: the mount reads those
+    // without JS, so the reads in between never came here.
+    const near = (this.furthest >= 0 && offset >= this.furthest - SEQUENTIAL_WINDOW_BLOCKS * bs && offset <= this.furthest + bs) || (first > 0 && this.client.isCached(this.ref, first - 1));
     this.sequentialReads = near ? this.sequentialReads + 1 : 0;
     this.furthest = near ? Math.max(this.furthest, end) : end;
     this.position = first;
@@ -63,7 +96,10 @@ export class RemoteFile {
     }
     const needed: Array<Promise<Buffer>> = [];
     for (let i = first; i <= last; i++) needed.push(this.block(i));
-    if (this.sequentialReads >= 1) this.readAhead(last + 1);
+    if (this.sequentialReads >= 1) {
+      if (this.prefetch === 'off') this.readAhead(last + 1);
+      else this.steer(last + 1);
+    }
     const blocks = await Promise.all(needed);
     if (blocks.length === 1) {
       const start = offset - first * bs;
@@ -97,6 +133,12 @@ export class RemoteFile {
       const start = offset - index * this.client.blockSize;
       return (await this.block(index)).subarray(start, start + (end - offset));
     }
+  }
+
+  /** Its blocks in the disk cache, for the mount's FUSE threads to read verified ones themselves. */
+  async cachedBlocks(): Promise<(WatchedFile & { size: number }) | undefined> {
+    const watched = await this.client.cache?.watch(this.ref.cacheKey);
+    return watched && { ...watched, size: this.ref.size };
   }
 
   /** Copies into buf (a FUSE read buffer); resolves to the number of bytes copied. */
@@ -140,7 +182,11 @@ export class RemoteFile {
   }
 
   private block(index: number): Promise<Buffer> {
-    return this.recent.get(index) ?? this.keep(index, this.client.readBlock(this.ref, index));
+    const known = this.recent.get(index);
+    if (known) return known;
+    const fetched = this.client.readBlock(this.ref, index);
+    if (this.had.length > 0) fetched.then(() => void (this.had[index] = 1), () => undefined);
+    return this.keep(index, fetched);
   }
 
   /**
@@ -158,6 +204,46 @@ export class RemoteFile {
     });
     this.trim();
     return pending;
+  }
+
+  /**
+   * Points the background fetch at a sequential reader about to read block `from`: it
+   * carries on where it is when that is ahead of the reader and near, else starts again at
+   * `from` (a seek). It runs to the end of the file, never further ahead of the reader than
+   * a quarter of the cache (what it fetched must still be there when read).
+   */
+  private steer(from: number): void {
+    if (this.wrapping && !this.had[from]) this.wrapping = false; // a seek to what is not here yet comes first
+    if (this.wrapping) return this.pump();
+    const aheadMax = Math.max(this.readAheadBlocks, Math.floor(this.client.cache!.maxBytes / 4 / this.client.blockSize));
+    const end = Math.min(this.client.blockCount(this.ref), from + aheadMax);
+    if (this.pumpNext < from || this.pumpNext > end) this.pumpNext = from;
+    this.pumpEnd = end;
+    this.pump();
+  }
+
+  /** Keeps readAheadBlocks background fetches going until pumpEnd; their blocks go to the cache, not memory. */
+  private pump(): void {
+    const count = this.client.blockCount(this.ref);
+    for (;;) {
+      while (!this.closed && this.pumping < this.readAheadBlocks && this.pumpNext < this.pumpEnd) {
+        const index = this.pumpNext++;
+        if (this.had[index] || this.recent.has(index)) continue;
+        this.pumping++;
+        this.client.readBlock(this.ref, index).then(
+          () => void (this.had[index] = 1),
+          (err: unknown) => log.debug({ op: 'prefetch-failed', index, err: String(err) }),
+        ).finally(() => {
+          this.pumping--;
+          this.pump();
+        });
+      }
+      // At the end of the file: the blocks before where the reading began, when the whole file fits the cache well.
+      const fits = this.ref.size <= this.client.cache!.maxBytes / 2;
+      if (this.closed || this.wrapping || this.prefetch !== 'whole' || this.pumpEnd < count || this.pumpNext < count || !fits) return;
+      this.wrapping = true;
+      this.pumpNext = 0;
+    }
   }
 
   private readAhead(from: number): void {

@@ -1,6 +1,7 @@
 // Replication in a running node: the swarm's authenticated device connections carry the
 // corestore (this device's index log out, peers' logs in, applied by their mirrors) and
 // the block channel (file bytes both ways). The mount asks it for remote files.
+import type { PrefetchMode } from './remote-file.js';
 import type DHT from 'hyperdht';
 import type Protomux from 'protomux';
 import { config } from '../config.js';
@@ -29,6 +30,8 @@ export interface ReplicationOptions {
   /** A DHT node to use (tests on an in-process testnet). */
   dht?: DHT;
   cacheMaxBytes?: number;
+  /** Background fetch of other devices' files read sequentially (config.prefetch). */
+  prefetch?: PrefetchMode;
   /** Backfill progress of a peer's index (the CLI draws a bar with it). */
   onMirrorProgress?: (deviceId: string, p: MirrorProgress) => void;
   /** A peer's changes were applied to its mirror (caches of its tree are stale). */
@@ -85,6 +88,7 @@ export class Replication {
     const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress });
     const blocks = await BlockService.open(library, {
       cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes,
+      prefetch: options.prefetch,
       // Channels are attached by device id: the faulty device is counted for 'sd devices'.
       onFault: (peer, reason) => {
         try {

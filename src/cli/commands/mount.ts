@@ -7,6 +7,7 @@ import { SdError } from '../../errors.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
 import { ProgressLine } from '../progress.js';
 import { parseSize } from '../format.js';
+import { PREFETCH_MODES, type PrefetchMode } from '../../replication/remote-file.js';
 
 const DEFAULT_MOUNTPOINT = '/sd';
 
@@ -19,6 +20,7 @@ function mountpointOf(ctx: CommandContext): string {
 export const mountCommand: Command = {
   name: 'mount',
   usage: `Usage: sd mount [MOUNTPOINT] [--bootstrap HOST:PORT,...] [--read-only] [--attr-timeout SECONDS] [--cache-max SIZE]
+                [--prefetch whole|seek|off]
 
 Mounts every device's tree at MOUNTPOINT (default /sd) and keeps the index true while
 it runs:
@@ -35,12 +37,18 @@ A stale mount left by a crash is cleaned at start.
                        The swarm starts with the first paired device ('sd pair'), or at
                        once when bootstrap nodes are given
   --cache-max SIZE     disk cache for other devices' file blocks (default 2GiB)
+  --prefetch MODE      once another device's file is read sequentially (a copy, a
+                       video playing), fetch it into the cache in the background:
+                       whole  from where it is read to the end, then the rest, when it
+                                     fits in half the cache (default)
+                       seek   from where it is read to the end (a seek moves it)
+                       off    only a few blocks ahead of the reader
   --read-only          refuse every change (EROFS)
   --attr-timeout S     seconds the kernel keeps local files' names, attributes and
                        listings (default 60); a change made outside the mount still shows
                        at once, open files included (sdfs tells the kernel what changed)
 'sd testnet' runs a local DHT to pass to --bootstrap.`,
-  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' } },
+  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' }, prefetch: { type: 'string' } },
   async run(ctx) {
     const mountpoint = mountpointOf(ctx);
     const timeoutText = ctx.values['attr-timeout'] as string | undefined;
@@ -50,6 +58,8 @@ A stale mount left by a crash is cleaned at start.
     const cacheText = ctx.values['cache-max'] as string | undefined;
     const cacheMaxBytes = cacheText === undefined ? undefined : parseSize(cacheText);
     if (cacheMaxBytes === undefined && cacheText !== undefined) throw new UsageError(`--cache-max takes a size like 500M or 10GiB, not '${cacheText}'`);
+    const prefetch = ctx.values.prefetch as string | undefined;
+    if (prefetch !== undefined && !PREFETCH_MODES.includes(prefetch as PrefetchMode)) throw new UsageError(`--prefetch takes ${PREFETCH_MODES.join(', ')}, not '${prefetch}'`);
     // A peer's index arriving in bulk (a new device's backfill) draws a bar on a terminal.
     const progress = new ProgressLine();
     const onSyncProgress = (_deviceId: string, p: { device: string; applied: number; length: number }) => {
@@ -63,6 +73,7 @@ A stale mount left by a crash is cleaned at start.
       attrTimeout,
       bootstrap,
       cacheMaxBytes,
+      prefetch: prefetch as PrefetchMode | undefined,
       onWarning: (m) => ctx.out.info(`sd: warning: ${m}`),
       onSyncProgress,
     });

@@ -22,10 +22,13 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <string>
 #include <unordered_map>
@@ -71,11 +74,41 @@ struct Req {
   bool notice = false;  // tells JS what the native side did; nothing to answer  // readdir: the handle whose names JS gives
 };
 
+/**
+ * Another device's file as far as its blocks are in the disk cache: the cache's data file
+ * (blocks in place, at index x span) and which blocks JS verified there. Reads that fall
+ * on verified blocks are served here, from the data file, without JS; the rest go to JS,
+ * which fetches them. JS unmarks a block (taking the lock exclusively) before it frees
+ * its bytes, so a read served here never sees a block being evicted.
+ */
+struct Backing {
+  int fd = -1;       // a duplicate of the cache's own descriptor: the same file whatever happens to its name
+  uint64_t size = 0;  // the remote file's size
+  uint64_t span = 0;
+  std::shared_mutex mu;
+  std::vector<uint8_t> ready;
+  ~Backing() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+/** Backings by the id JS knows them by (backing, markBacking, unbacking). */
+std::mutex backingsMu;
+std::unordered_map<uint32_t, std::shared_ptr<Backing>> backings;
+uint32_t nextBacking = 1;
+
+std::shared_ptr<Backing> backingOf(uint32_t id) {
+  std::lock_guard<std::mutex> lock(backingsMu);
+  auto it = backings.find(id);
+  return it == backings.end() ? nullptr : it->second;
+}
+
 /** A file handle: the JS handle, and the real descriptor when reads and writes are native. */
 struct FileHandle {
   int64_t jsfh;
-  int fd;  // -1: every read and write goes to JS
+  int fd;  // -1: every read and write goes to JS (or to the backing's cached blocks)
   std::atomic<bool> written{false};
+  std::shared_ptr<Backing> backing;  // another device's file: its cached blocks
 };
 
 /** An open directory: the names JS listed at opendir, served by offset. */
@@ -861,6 +894,33 @@ void sd_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
   send(sessionOf(req), r);
 }
 
+/** Serves a read from the cache's data file when every block it covers is verified there; false: JS serves it. */
+bool readCached(fuse_req_t req, Backing &b, size_t size, off_t off) {
+  if ((uint64_t)off >= b.size) {
+    fuse_reply_buf(req, nullptr, 0);
+    return true;
+  }
+  size_t len = (size_t)std::min<uint64_t>(size, b.size - (uint64_t)off);
+  // Read here, not spliced: a block cut short on disk since it was checked (a cleaner, a
+  // truncate) must go to JS, which fetches it again, rather than end the file early.
+  thread_local std::vector<char> data;
+  if (data.size() < len) data.resize(len);
+  std::shared_lock<std::shared_mutex> lock(b.mu);
+  for (uint64_t i = (uint64_t)off / b.span; i <= ((uint64_t)off + len - 1) / b.span; i++) {
+    if (i >= b.ready.size() || !b.ready[i]) return false;
+  }
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(b.fd, data.data() + got, len - got, off + (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    got += (size_t)n;
+  }
+  lock.unlock();
+  fuse_reply_buf(req, data.data(), len);
+  return true;
+}
+
 void sd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info *fi) {
   FileHandle *fh = fileOf(fi);
   if (fh->fd >= 0) {
@@ -872,6 +932,7 @@ void sd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
     return;
   }
+  if (fh->backing && readCached(req, *fh->backing, size, off)) return;
   Req *r = newReq(req, OP_READ, ino);
   r->fh = fh->jsfh;
   r->a = (double)size;
@@ -1443,7 +1504,7 @@ FileHandle *openHandle(Session *s, Req *r, int64_t jsfh, int fd, const struct st
   return fh;
 }
 
-/** replyOpen(session, id, jsfh, fd, stat?) */
+/** replyOpen(session, id, jsfh, fd, stat?, backing?): backing, the id of another device's file's cached blocks. */
 napi_value replyOpen(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
@@ -1453,6 +1514,9 @@ napi_value replyOpen(napi_env env, napi_callback_info info) {
   bool haveStat = fd >= 0 ? fstat(fd, &st) == 0 : statArg(env, a.argv[2], st);
   fuse_file_info fi;
   FileHandle *fh = openHandle(a.s, a.r, jsfh, fd, haveStat ? &st : nullptr, a.r->ino, fi);
+  napi_valuetype backingType = napi_undefined;
+  if (a.argv[3]) napi_typeof(env, a.argv[3], &backingType);
+  if (backingType == napi_number) fh->backing = backingOf((uint32_t)numArg(env, a.argv[3]));
   if (fuse_reply_open(a.r->req, &fi) != 0) {
     delete fh;
     releaseInJs(a.s, a.r->path, jsfh);
@@ -1820,6 +1884,67 @@ napi_value sysPunchHole(napi_env env, napi_callback_info info) {
   return num(env, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)numArg(env, argv[1]), (off_t)numArg(env, argv[2])) == 0 ? 0 : errno);
 }
 
+// ---------------------------------------------------------------------------------
+// Cached blocks of other devices' files, read on the FUSE threads (see Backing).
+
+/** backing(fd, size, span) -> id (> 0), or -errno: fd is the cache's data file, duplicated here. */
+napi_value openBacking(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 3) return num(env, -EINVAL);
+  double span = numArg(env, argv[2]), size = numArg(env, argv[1]);
+  if (!(span >= 4096) || !(size >= 0)) return num(env, -EINVAL);
+  int fd = fcntl((int)numArg(env, argv[0]), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return num(env, -errno);
+  auto b = std::make_shared<Backing>();
+  b->fd = fd;
+  b->size = (uint64_t)size;
+  b->span = (uint64_t)span;
+  b->ready.assign((size_t)((b->size + b->span - 1) / b->span), 0);
+  std::lock_guard<std::mutex> lock(backingsMu);
+  uint32_t id = nextBacking++;
+  if (nextBacking == 0) nextBacking = 1;
+  backings[id] = b;
+  return num(env, id);
+}
+
+/** markBacking(id, block, ready): a block verified in the data file, or about to be freed (waits for reads of it here). */
+napi_value markBacking(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 3) return nullptr;
+  std::shared_ptr<Backing> b = backingOf((uint32_t)numArg(env, argv[0]));
+  if (!b) return nullptr;
+  double index = numArg(env, argv[1]);
+  bool ready = false;
+  napi_get_value_bool(env, argv[2], &ready);
+  std::unique_lock<std::shared_mutex> lock(b->mu);
+  if (index >= 0 && index < b->ready.size()) b->ready[(size_t)index] = ready ? 1 : 0;
+  return nullptr;
+}
+
+/** unbacking(id): JS is done with it; handles still holding it keep it until released. */
+napi_value closeBacking(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc < 1) return nullptr;
+  std::shared_ptr<Backing> b;
+  {
+    std::lock_guard<std::mutex> lock(backingsMu);
+    auto it = backings.find((uint32_t)numArg(env, argv[0]));
+    if (it == backings.end()) return nullptr;
+    b = it->second;
+    backings.erase(it);
+  }
+  // Handles that still hold it read nothing more from it: every block is JS's again.
+  std::unique_lock<std::shared_mutex> lock(b->mu);
+  std::fill(b->ready.begin(), b->ready.end(), 0);
+  return nullptr;
+}
+
 napi_value init(napi_env env, napi_value exports) {
   struct {
     const char *name;
@@ -1831,7 +1956,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"replyCount", replyCount}, {"replyBuffer", replyBuffer},
       {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
       {"utimens", sysUtimens},    {"rename", sysRename},      {"invalidations", invalidations},
-      {"punchHole", sysPunchHole},
+      {"punchHole", sysPunchHole}, {"backing", openBacking},   {"markBacking", markBacking},
+      {"unbacking", closeBacking},
   };
   for (auto &f : fns) {
     napi_value v;
