@@ -102,9 +102,10 @@ export const config = {
   cacheMaxBytes: 2 * 1024 * 1024 * 1024,
   /**
    * A remote read with no answer from any copy within this time fails with EIO. The copies
-   * share it: each is given an equal part of what is left before the next is asked.
+   * share it: each is given an equal part of what is left before the next is asked
+   * (SD_REMOTE_READ_TIMEOUT_MS overrides, for tests).
    */
-  remoteReadTimeoutMs: 5000,
+  remoteReadTimeoutMs: envMs('SD_REMOTE_READ_TIMEOUT_MS', 5000),
   /**
    * How long an open remote file answers reads of a block that just failed with the same
    * error (the kernel retries a failed read page by page at once) before fetching it anew.

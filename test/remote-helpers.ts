@@ -38,12 +38,13 @@ export async function pair(t: Test, shower: string, joiner: string, bootstrap: s
 /**
  * Waits until `file` (a path in a peer's tree of `mount`) reads as `expected`: the devices
  * are connected and the peer's index is in. A loaded machine stalls the first handshake,
- * hence the long default.
+ * hence the long default. Read async: a sync read would stop this process from draining the
+ * mount's stderr pipe, and a mount logging much (SD_LOG=debug) would block on it, mid-read.
  */
 export async function waitForPeerFile(mount: MountedDevice, file: string, expected: string, timeoutMs = 60_000): Promise<void> {
-  const connected = await waitFor(() => {
+  const connected = await waitFor(async () => {
     try {
-      return fs.readFileSync(path.join(mount.mountpoint, file), 'utf8') === expected;
+      return (await fs.promises.readFile(path.join(mount.mountpoint, file), 'utf8')) === expected;
     } catch {
       return false;
     }
