@@ -15,7 +15,8 @@ import { BlockCache } from '../src/replication/block-cache.js';
 import { contentHashOfFile } from '../src/vdfs/content/identity.js';
 import { runSd, waitFor } from './helpers.js';
 import { libraryWithLocation, startMount, type MountedDevice } from './mount-helpers.js';
-import { pair, pairedMounts, waitForPeerFile, type PairedDevice } from './remote-helpers.js';
+import { INDEX_HEADER_BYTES, INDEX_MAGIC, cacheNameOf as nameOfKey, indexRecords } from './cache-index.js';
+import { pair, pairedMounts, waitForPeerFile, writeRandomFile, type PairedDevice, type Source } from './remote-helpers.js';
 
 const MiB = 1024 * 1024;
 /** The reader's read timeout (SD_REMOTE_READ_TIMEOUT_MS), shorter than the default to keep the test short. */
@@ -25,32 +26,14 @@ const MARGIN_MS = 2000;
 /** A read still pending after this has hung (far past any deadline the mount keeps). */
 const HANG_MS = 30_000;
 const ENV = { SD_REMOTE_READ_TIMEOUT_MS: String(READ_TIMEOUT_MS) };
+/**
+ * The reader's options. Prefetch off: its fetches stay a few blocks ahead of its reads, so
+ * each fault lands on blocks in transfer (prefetching, a whole file may be in before it).
+ */
+const READER_ARGS = ['--read-only', '--prefetch', 'off'];
 /** Small files of alpha, each read once by a restarted reader to see it is connected. */
 const PROBES = 4;
 let nextProbe = 0;
-
-/** A file of random bytes on its owner's disk, and the sha256 of those bytes. */
-interface Source {
-  file: string;
-  size: number;
-  sha256: string;
-}
-
-function writeRandomFile(file: string, size: number): Source {
-  const hash = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'w');
-  try {
-    for (let done = 0; done < size; ) {
-      const chunk = crypto.randomBytes(Math.min(MiB, size - done));
-      hash.update(chunk);
-      fs.writeSync(fd, chunk);
-      done += chunk.length;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { file, size, sha256: hash.digest('hex') };
-}
 
 /** Bytes of a source file on its owner's disk (never the mount: a sync read there can deadlock). */
 function sourceBytes(source: Source, offset: number, length: number): Buffer {
@@ -167,10 +150,6 @@ interface CacheCheck {
   bad: string[];
 }
 
-const INDEX_MAGIC = 'sdfsbc01';
-const INDEX_HEADER_BYTES = 16;
-const INDEX_RECORD_BYTES = 40;
-
 /**
  * Checks every index file of a block cache (the format of block-cache.ts): a header (magic
  * "sdfsbc01", u32 LE span), then per block 40 bytes (BLAKE3, u32 LE length, reserved).
@@ -200,10 +179,7 @@ function checkCache(dir: string): CacheCheck {
       // No data file: any record claiming a block is wrong (checked below).
     }
     try {
-      for (let at = INDEX_HEADER_BYTES, index = 0; at + INDEX_RECORD_BYTES <= raw.length; at += INDEX_RECORD_BYTES, index++) {
-        const hash = raw.subarray(at, at + 32);
-        const length = raw.readUInt32LE(at + 32);
-        if (length === 0 && hash.every((b) => b === 0)) continue;
+      for (const { index, hash, length } of indexRecords(raw)) {
         file.records++;
         if (length === 0 || length > span) {
           file.bad.push(`${entry} block ${index}: length ${length}`);
@@ -230,7 +206,7 @@ function checkCache(dir: string): CacheCheck {
 function cacheNameOf(source: Source): string {
   const contentId = contentHashOfFile(source.file)?.contentId;
   if (!contentId) throw new Error(`no content id for ${source.file}`);
-  return blake3(`content/${contentId}/${source.size}`).toString('hex').slice(0, 32);
+  return nameOfKey(`content/${contentId}/${source.size}`);
 }
 
 interface World {
@@ -279,7 +255,7 @@ t.before(async () => {
       },
       env: { ...ENV, SD_LOG: 'info' },
     },
-    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta\n' }, env: { ...ENV, SD_LOG: 'debug' }, args: ['--read-only'] },
+    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta\n' }, env: { ...ENV, SD_LOG: 'debug' }, args: READER_ARGS },
     { file: 'hi.txt', text: 'hello from alpha\n' });
   const gamma = await libraryWithLocation(t, (root) => {
     fs.copyFileSync(files.shared!.file, path.join(root, 'shared.bin'));
@@ -477,7 +453,7 @@ t.test("the reader killed -9 with blocks half cached: its cache stays consistent
     t.same(check.bad, [], 'every cached block matches its index record');
     // Again on the same library (its cache as the kill left it); it must connect to alpha anew.
     // Started on the file's tap, not this test's: the mount stays for the tests after this one.
-    const mount = await startMount(root, beta.library, ['--bootstrap', bootstrap, '--read-only'], undefined, { ...ENV, SD_LOG: 'debug' });
+    const mount = await startMount(root, beta.library, ['--bootstrap', bootstrap, ...READER_ARGS], undefined, { ...ENV, SD_LOG: 'debug' });
     dumps.push(mount);
     world = { ...w(), beta: { ...beta, mount } };
     const probe = nextProbe++;

@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { blake3 } from '@napi-rs/blake-hash';
 import { getAttributeSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { BlockCache } from '../src/replication/block-cache.js';
+import { cacheNameOf, indexRecords } from './cache-index.js';
 import { startMount } from './mount-helpers.js';
 import { pairedMounts, sha256Of, waitForPeerFile, writeRandomFile, type PairedDevice, type Source } from './remote-helpers.js';
 import { waitFor } from './helpers.js';
@@ -69,22 +69,14 @@ async function restartBeta(args: string[]): Promise<void> {
 
 const onBeta = (name: string) => path.join(the().beta.mount.mountpoint, 'alpha/media', name);
 
-/**
- * The blocks of a file in beta's disk cache, read from its index file as the cache lays it
- * out (see block-cache.ts: a 16-byte header, then 40 bytes per block, its length at 32).
- */
+/** The blocks of a file in beta's disk cache, as its index file lists them. */
 function cachedBlocks(name: string, source: Source): number[] {
   const key = `content/${String(getAttributeSync(onBeta(name), 'user.sd.content_id'))}/${source.size}`;
-  const index = path.join(BlockCache.dirOf(the().beta.library), `${blake3(key).toString('hex').slice(0, 32)}.index`);
-  let raw: Buffer;
   try {
-    raw = fs.readFileSync(index);
+    return indexRecords(fs.readFileSync(path.join(BlockCache.dirOf(the().beta.library), `${cacheNameOf(key)}.index`))).map((r) => r.index);
   } catch {
     return [];
   }
-  const blocks: number[] = [];
-  for (let at = 16, i = 0; at + 40 <= raw.length; at += 40, i++) if (raw.readUInt32LE(at + 32) > 0) blocks.push(i);
-  return blocks;
 }
 
 /** Reads `count` × 256 KiB from offset on, one after another, through an open handle (a sequential reader). */
