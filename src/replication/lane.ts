@@ -77,6 +77,7 @@ export class DirectLane {
 
   private accept(socket: net.Socket): void {
     socket.on('error', () => undefined);
+    socket.setNoDelay(true);
     if (this.closed) return void socket.destroy();
     const stream = new NoiseSecretStream(false, socket, { keyPair: this.keyPair });
     void opened(stream, config.laneHandshakeMs).then((ok) => {
@@ -95,7 +96,9 @@ export class DirectLane {
   async connect(peer: Peer, offer: LaneOffer): Promise<boolean> {
     for (const host of offer.hosts) {
       if (this.closed) return false;
-      const socket = net.connect({ port: offer.port, host });
+      // No Nagle: a small request sent while a reply is unacknowledged waited for the
+      // peer's delayed ACK (random 4 KiB reads: a tail of 40–50 ms misses).
+      const socket = net.connect({ port: offer.port, host, noDelay: true });
       socket.on('error', () => undefined);
       const stream = new NoiseSecretStream(true, socket, { keyPair: this.keyPair });
       const ok = await opened(stream, config.laneHandshakeMs);
