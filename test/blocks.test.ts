@@ -19,6 +19,7 @@ import { BlockServer, LibraryServedFiles } from '../src/replication/block-server
 import { BlockService } from '../src/replication/blocks.js';
 import { deviceKeys } from '../src/replication/identity.js';
 import { RemoteFile } from '../src/replication/remote-file.js';
+import { VouchStore, type RangeVouch } from '../src/replication/vouches.js';
 import { contentHashOfFile, fullHashOfFile } from '../src/vdfs/content/identity.js';
 import { EntryStore } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
@@ -307,6 +308,44 @@ t.test("bytes are taken only as the owner vouches: a device serving altered byte
   t.equal(offline.stats.unvouched, 1, 'on its own word, and counted so');
   t.ok((await honestClient.read(viaHonest, MiB, MiB)).equals(data.subarray(MiB, 2 * MiB)), 'a range the owner vouched for before needs no owner now');
   t.equal(honestClient.stats.unvouched, 0, 'and is vouched for all the same');
+});
+
+t.test("a copy fetched from the owner passes the owner's signed hashes along: with the owner away, its bytes are still checked, and altered ones refused", async (t) => {
+  const data = big.subarray(0, 6 * MiB + 999);
+  const altered = Buffer.from(data);
+  altered[3 * MiB + 10] = altered[3 * MiB + 10]! ^ 0x5a;
+  const owner = servingDevice(t, { 'f.bin': data }, 'owner');
+  const keeper = servingDevice(t, { 'f.bin': data }, 'keeper');
+  const liar = servingDevice(t, { 'f.bin': altered }, 'liar');
+  const contentId = contentHashOfFile(path.join(owner.root, 'f.bin'))!.contentId;
+  const toOwner = await connect(t, owner.server, 'owner');
+  const toKeeper = await connect(t, keeper.server, 'keeper');
+  const toLiar = await connect(t, liar.server, 'liar');
+  const byContent = (channel: BlockChannel): BlockSource => ({ kind: 'peer', channel, target: { kind: 'content', contentId } });
+
+  // The keeper's copy came from the owner (a repair does this): what the owner signed for each block is kept with it.
+  const kept: RangeVouch[] = [];
+  const fetchRef: RemoteFileRef = { size: data.length, mtime: 0, contentId, cacheKey: `content/${contentId}/${data.length}`, sources: () => [byContent(toOwner)], onVouches: (v) => kept.push(...v) };
+  await new RemoteFile(new BlockClient(), fetchRef).fetchWhole(path.join(tempDir(t), 'copy.bin'));
+  t.equal(kept.length, 7, "the owner's signature of each of the 7 blocks");
+  new VouchStore(keeper.library.db).record(contentId, data.length, kept);
+  // The liar has them too (it copied the rows) but serves altered bytes.
+  new VouchStore(liar.library.db).record(contentId, data.length, kept);
+
+  // A reader of the owner's file with the owner away: the copies by content id only.
+  const ownerKey = deviceKeys(owner.library.dir).log.publicKey;
+  const ref = (sources: () => BlockSource[]): RemoteFileRef => ({ ...pathRef(owner, 'f.bin', sources), contentId, cacheKey: `content/${contentId}/${data.length}`, owner: { key: ownerKey, source: () => undefined } });
+  const reader = new BlockClient();
+  t.ok((await reader.read(ref(() => [byContent(toKeeper)]), 0, data.length)).equals(data), "the keeper's copy reads right");
+  t.equal(reader.stats.passedAlong, 7, "every block checked against the owner's signature the keeper passed along");
+  t.equal(reader.stats.unvouched, 0, 'none taken on the sender\'s word alone');
+  t.equal(owner.server.stats.hashesServed, 0, 'the owner was not asked');
+
+  const faults: string[] = [];
+  const wary = new BlockClient({ onFault: (peer) => faults.push(peer) });
+  t.ok((await wary.read(ref(() => [byContent(toLiar), byContent(toKeeper)]), 0, data.length)).equals(data), "through the liar first, the owner's bytes still");
+  t.same(faults, ['liar'], "the altered block is not what the owner signed (its hash passed along by the keeper): the liar is counted faulty");
+  t.equal(wary.stats.unvouched, 0, 'and every block taken was checked');
 });
 
 t.test('a peer vanishing mid-read: the read continues from another copy, or fails with EIO at once', async (t) => {

@@ -7,7 +7,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { getAttributeSync } from '@napi-rs/xattr';
+import Database from 'better-sqlite3';
 import t from 'tap';
+import { deviceKeys } from '../src/replication/identity.js';
 import { runSd, waitFor } from './helpers.js';
 import { pairedMounts } from './remote-helpers.js';
 
@@ -77,6 +79,13 @@ t.test('copy counts, policies and trust converge on two devices and show in both
   t.equal(repair.code, 0, `sd guardian repair on alpha ${repair.stderr}`);
   t.match(repair.stdout, /Queued as job \d+: the running 'sd mount' fetches the bytes from a paired device/, 'is queued for the running mount');
   t.ok(await waitFor(() => fs.readFileSync(file).equals(same), 30_000, 300), "alpha's mount repaired same.bin from beta's copy: the bytes are right again");
+  const db = new Database(path.join(a.library, 'library.db'), { readonly: true });
+  try {
+    const signers = (db.prepare('SELECT DISTINCT signer FROM content_vouches').all() as Array<{ signer: Buffer }>).map((r) => r.signer.toString('hex'));
+    t.same(signers, [deviceKeys(b.library).log.publicKey.toString('hex')], "alpha keeps what beta signed for the blocks it sent (passed along when alpha serves that content)");
+  } finally {
+    db.close();
+  }
   t.ok(await waitFor(() => xattr(onBeta('beta/backup/same.bin'), 'user.sd.copies') === '2', 30_000, 200), 'and both copies count again on beta');
   t.equal((await runSd(['guardian', 'scrub'], { library: a.library })).code, 0, 'a scrub on alpha finds nothing corrupt');
 });

@@ -13,6 +13,7 @@ import { log } from '../log.js';
 import type { BlockCache } from './block-cache.js';
 import type { BlockChannel } from './block-channel.js';
 import { signedBlockMessage, type BlockReply, type BlockTarget } from './block-messages.js';
+import type { RangeVouch } from './vouches.js';
 
 /** Where the bytes of a file can come from. */
 export type BlockSource =
@@ -32,12 +33,18 @@ export interface RemoteFileRef {
   /**
    * The device whose file this is: its log key, and how to reach it now (undefined while
    * offline). Bytes it signed are taken as they are; bytes another device sent are taken
-   * when the owner's signed hash of the same range matches (asked of the owner, without
-   * the bytes, when not known yet), or, with the owner offline, on the sender's word
-   * (counted in stats.unvouched). Without an owner (a repair, which checks the whole
-   * file's hash), every source's own hash is enough.
+   * when the owner's signed hash of the same range matches: passed along with them by a
+   * copy that kept it (see vouches.ts), else asked of the owner without the bytes, else,
+   * with the owner away, of the other copies by content id; failing all that, on the
+   * sender's word (counted in stats.unvouched). Without an owner (a repair, which checks
+   * the whole file's hash), every source's own hash is enough.
    */
   owner?: { key: Buffer; source(): BlockSource | undefined };
+  /**
+   * Called with what each device that sent bytes by content id signed for them (and the
+   * owner's word it passed along, checked): a fetched copy keeps them, to pass along later.
+   */
+  onVouches?(vouches: RangeVouch[]): void;
 }
 
 export interface BlockClientStats {
@@ -57,8 +64,10 @@ export interface BlockClientStats {
   errors: number;
   /** Replies whose signature did not verify, or whose bytes the owner's signed hash contradicts: the sender is faulty. */
   faults: number;
-  /** Ranges another device sent that the owner vouched for (its signed hash asked and matched). */
+  /** Ranges another device sent that the owner vouched for (its signed hash asked and matched, or passed along). */
   ownerChecks: number;
+  /** Of those, the ranges whose owner's signature came passed along with the bytes (the owner not asked). */
+  passedAlong: number;
   /** Ranges taken on the sender's word alone: the owner was offline and had not vouched for them before. */
   unvouched: number;
 }
@@ -98,10 +107,35 @@ function validSignature(target: BlockTarget, offset: number, length: number, rep
   }
 }
 
+/**
+ * Whether a reply carries the owner's signature of its bytes, passed along: true when it
+ * verifies, false when it claims the owner's key and does not (a lie), undefined without one.
+ */
+function passedAlong(file: RemoteFileRef, offset: number, length: number, reply: BlockReply): boolean | undefined {
+  const passed = reply.vouch;
+  if (!passed || !file.owner || !passed.signer.equals(file.owner.key) || file.contentId === undefined) return undefined;
+  const message = signedBlockMessage({ kind: 'content', contentId: file.contentId }, reply.fileSize, passed.fileMtime, offset, length, reply.hash);
+  try {
+    return reply.fileSize === file.size && hypercoreCrypto.verify(message, passed.signature, passed.signer);
+  } catch {
+    return false;
+  }
+}
+
+/** What a reply by content id carries that a copy made of it keeps: the sender's signature, and the owner's passed along. */
+function vouchesOf(file: RemoteFileRef, offset: number, length: number, reply: BlockReply): RangeVouch[] {
+  const range = { offset, length, hash: Buffer.from(reply.hash) };
+  const vouches: RangeVouch[] = [{ ...range, signer: Buffer.from(reply.signer), signature: Buffer.from(reply.signature), fileMtime: reply.fileMtime }];
+  // (vouch() checked a passed-along signature that claims the owner's key; no other is kept.)
+  const passed = reply.vouch;
+  if (passed && file.owner && passed.signer.equals(file.owner.key)) vouches.push({ ...range, signer: Buffer.from(passed.signer), signature: Buffer.from(passed.signature), fileMtime: passed.fileMtime });
+  return vouches;
+}
+
 export class BlockClient {
   readonly stats: BlockClientStats = {
     blocksFetched: 0, bytesFetched: 0, rangeReads: 0, cacheHits: 0, localReads: 0, hashMismatches: 0, badReplies: 0, timeouts: 0, failovers: 0, errors: 0,
-    faults: 0, ownerChecks: 0, unvouched: 0,
+    faults: 0, ownerChecks: 0, passedAlong: 0, unvouched: 0,
   };
   readonly blockSize: number;
   readonly timeoutMs: number;
@@ -268,6 +302,7 @@ export class BlockClient {
       throw new SdError('IO', `bytes at ${offset} from ${channel.name} do not match their BLAKE3; rejected`);
     }
     await this.vouch(file, offset, length, source, reply, remainingMs - (performance.now() - started));
+    if (file.onVouches && source.target.kind === 'content') file.onVouches(vouchesOf(file, offset, length, reply));
     // Cost is time per full block; a short range says little about throughput.
     if (length === this.blockSize) this.measure(channel, performance.now() - started);
     return { data, hash };
@@ -286,21 +321,18 @@ export class BlockClient {
     if (!owner) return;
     const key = `${file.cacheKey}\n${offset}\n${length}`;
     if (reply.signer.equals(owner.key)) return this.rememberOwnerHash(key, reply.hash);
-    let vouched = this.ownerHashes.get(key);
-    if (!vouched) {
-      const ownerSource = owner.source();
-      if (ownerSource?.kind === 'peer' && ownerSource.channel !== channel) {
-        try {
-          const signed = await this.ask(file, offset, length, ownerSource, Math.max(1, remainingMs), true);
-          if (signed.signer.equals(owner.key) && signed.fileSize === file.size && validSignature(ownerSource.target, offset, length, signed)) {
-            vouched = signed.hash;
-            this.rememberOwnerHash(key, vouched);
-          }
-        } catch (err) {
-          log.debug({ op: 'owner-hash', owner: ownerSource.channel.name, offset, err: String(err) });
-        }
-      }
+    // The owner's own signature, passed along by the device that kept it with its copy.
+    const passed = passedAlong(file, offset, length, reply);
+    if (passed !== undefined) {
+      if (!passed) this.fault(channel, `it passed along a signature of the owner over the bytes at ${offset} that does not verify`);
+      this.rememberOwnerHash(key, reply.hash);
+      this.stats.ownerChecks++;
+      this.stats.passedAlong++;
+      return;
     }
+    const budget = Math.max(1, remainingMs);
+    const vouched = this.ownerHashes.get(key) ?? (await this.askOwner(file, offset, length, channel, budget)) ?? (await this.askCopies(file, offset, length, channel, budget));
+    if (vouched) this.rememberOwnerHash(key, vouched);
     if (!vouched) {
       this.stats.unvouched++;
       return;
@@ -309,6 +341,39 @@ export class BlockClient {
       this.fault(channel, `its bytes at ${offset} of ${file.cacheKey} are not what the owner signed`);
     }
     this.stats.ownerChecks++;
+  }
+
+  /** The owner's signed hash of a range, asked of the owner without the bytes; undefined when it cannot say. */
+  private async askOwner(file: RemoteFileRef, offset: number, length: number, sender: BlockChannel, remainingMs: number): Promise<Buffer | undefined> {
+    const ownerSource = file.owner?.source();
+    if (ownerSource?.kind !== 'peer' || ownerSource.channel === sender) return undefined;
+    try {
+      const signed = await this.ask(file, offset, length, ownerSource, remainingMs, true);
+      if (signed.signer.equals(file.owner!.key) && signed.fileSize === file.size && validSignature(ownerSource.target, offset, length, signed)) return signed.hash;
+    } catch (err) {
+      log.debug({ op: 'owner-hash', owner: ownerSource.channel.name, offset, err: String(err) });
+    }
+    return undefined;
+  }
+
+  /**
+   * The owner away: its signed hash of a range as another copy passes it along (kept with
+   * that copy when it was fetched from the owner), asked without the bytes.
+   */
+  private async askCopies(file: RemoteFileRef, offset: number, length: number, sender: BlockChannel, remainingMs: number): Promise<Buffer | undefined> {
+    const deadline = Date.now() + remainingMs;
+    for (const other of file.sources()) {
+      if (other.kind !== 'peer' || other.target.kind !== 'content' || other.channel === sender || other.channel.closed) continue;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        const signed = await this.ask(file, offset, length, other, left, true);
+        if (passedAlong(file, offset, length, signed)) return signed.hash;
+      } catch (err) {
+        log.debug({ op: 'owner-hash-passed', copy: other.channel.name, offset, err: String(err) });
+      }
+    }
+    return undefined;
   }
 
   private rememberOwnerHash(key: string, hash: Buffer): void {
@@ -335,6 +400,8 @@ export class BlockClient {
       expectSize: file.size,
       expectMtime: target.kind === 'path' ? file.mtime : 0,
       hashOnly,
+      // By content id from another device: the owner's word on these bytes, if it kept it.
+      vouchBy: target.kind === 'content' ? file.owner?.key : undefined,
     });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

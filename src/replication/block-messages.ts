@@ -7,7 +7,7 @@ import type { Encoder, EncodingState } from 'protomux';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
 
-export const BLOCK_PROTOCOL = 'sdfs/blocks/2';
+export const BLOCK_PROTOCOL = 'sdfs/blocks/3';
 
 export const MAX_LOCATION_NAME_BYTES = 255;
 export const MAX_RELATIVE_PATH_BYTES = 4096;
@@ -32,6 +32,19 @@ export interface BlockRequest {
   expectMtime: number;
   /** Only the signed BLAKE3 of the range, no bytes: an owner vouching for bytes another device sent. */
   hashOnly: boolean;
+  /** A content target: pass along what this device (the file's owner) signed for the range, if kept. */
+  vouchBy?: Buffer;
+}
+
+/**
+ * What another device signed for a range of a content (signedBlockMessage with the content
+ * target, its file's mtime then): kept by a device that fetched the content from it, and
+ * passed along when serving it, so a reader can check the bytes while that device is away.
+ */
+export interface Vouch {
+  signer: Buffer;
+  signature: Buffer;
+  fileMtime: number;
 }
 
 export interface BlockReply {
@@ -45,6 +58,8 @@ export interface BlockReply {
   /** The serving device's log key, and its signature over signedBlockMessage(...). */
   signer: Buffer;
   signature: Buffer;
+  /** The asked device's signature of the same bytes, passed along (see BlockRequest.vouchBy). */
+  vouch?: Vouch;
 }
 
 /**
@@ -178,6 +193,36 @@ const hash = fixedBuffer(BLAKE3_BYTES, 'block hash');
 const signerKey = fixedBuffer(SIGNER_KEY_BYTES, 'signer key');
 const signature = fixedBuffer(SIGNATURE_BYTES, 'signature');
 
+/** A flag byte, then the value when it is 1. */
+function optional<T>(enc: Encoder<T>, what: string): Encoder<T | undefined> {
+  return {
+    preencode(s, v) {
+      s.end += 1;
+      if (v !== undefined) enc.preencode(s, v);
+    },
+    encode(s, v) {
+      c.uint8.encode(s, v === undefined ? 0 : 1);
+      if (v !== undefined) enc.encode(s, v);
+    },
+    decode: (s) => (flag(s, what) ? enc.decode(s) : undefined),
+  };
+}
+
+const optionalKey = optional(signerKey, 'vouch-by flag');
+const optionalVouch = optional<Vouch>({
+  preencode(s, v) {
+    signerKey.preencode(s, v.signer);
+    signature.preencode(s, v.signature);
+    mtime.preencode(s, v.fileMtime);
+  },
+  encode(s, v) {
+    signerKey.encode(s, v.signer);
+    signature.encode(s, v.signature);
+    mtime.encode(s, v.fileMtime);
+  },
+  decode: (s) => ({ signer: signerKey.decode(s), signature: signature.decode(s), fileMtime: mtime.decode(s) }),
+}, 'vouch flag');
+
 const locationName = boundedString(MAX_LOCATION_NAME_BYTES, 'location name');
 const relativePath = boundedString(MAX_RELATIVE_PATH_BYTES, 'path');
 const errorMessage = boundedString(MAX_ERROR_MESSAGE_BYTES, 'error message');
@@ -239,6 +284,7 @@ export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
     safeUint.preencode(s, v.expectSize);
     mtime.preencode(s, v.expectMtime);
     s.end += 1;
+    optionalKey.preencode(s, v.vouchBy);
   },
   encode(s, v) {
     id.encode(s, v.id);
@@ -248,6 +294,7 @@ export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
     safeUint.encode(s, v.expectSize);
     mtime.encode(s, v.expectMtime);
     c.uint8.encode(s, v.hashOnly ? 1 : 0);
+    optionalKey.encode(s, v.vouchBy);
   },
   decode(s) {
     const req: BlockRequest = {
@@ -258,6 +305,7 @@ export const blockRequestEncoding: Encoder<BlockRequest> = guarded({
       expectSize: safeUint.decode(s),
       expectMtime: mtime.decode(s),
       hashOnly: flag(s, 'hash-only flag'),
+      vouchBy: optionalKey.decode(s),
     };
     if (req.length === 0 || req.length > config.blockMaxBytes) throw malformed(`request length ${req.length} outside 1..${config.blockMaxBytes}`);
     return req;
@@ -275,6 +323,7 @@ export const blockReplyEncoding: Encoder<BlockReply> = guarded({
     mtime.preencode(s, v.fileMtime);
     signerKey.preencode(s, v.signer);
     signature.preencode(s, v.signature);
+    optionalVouch.preencode(s, v.vouch);
   },
   encode(s, v) {
     id.encode(s, v.id);
@@ -284,11 +333,12 @@ export const blockReplyEncoding: Encoder<BlockReply> = guarded({
     mtime.encode(s, v.fileMtime);
     signerKey.encode(s, v.signer);
     signature.encode(s, v.signature);
+    optionalVouch.encode(s, v.vouch);
   },
   decode(s) {
     return {
       id: id.decode(s), data: data.decode(s), hash: hash.decode(s), fileSize: safeUint.decode(s), fileMtime: mtime.decode(s),
-      signer: signerKey.decode(s), signature: signature.decode(s),
+      signer: signerKey.decode(s), signature: signature.decode(s), vouch: optionalVouch.decode(s),
     };
   },
 }, 'reply');

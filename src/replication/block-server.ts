@@ -15,8 +15,9 @@ import { EntryStore, type Entry } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
 import { getLocation, listLocations, type Location } from '../vdfs/locations.js';
 import type { BlockChannel, BlockRequestHandler } from './block-channel.js';
-import { signedBlockMessage, type BlockErrorCode, type BlockRequest, type BlockTarget } from './block-messages.js';
+import { signedBlockMessage, type BlockErrorCode, type BlockRequest, type BlockTarget, type Vouch } from './block-messages.js';
 import { deviceKeys, type KeyPair } from './identity.js';
+import { VouchStore } from './vouches.js';
 
 /** A file this device agrees to serve: its real path and the location root it must stay in. */
 export interface ServedFile {
@@ -29,6 +30,8 @@ export interface ServedFiles {
   resolve(target: BlockTarget): ServedFile;
   /** The key pair replies are signed with (this device's log key); a throwaway one without. */
   readonly keyPair?: KeyPair;
+  /** What `signer` signed for this range of a content, kept from when the copy here was fetched (see vouches.ts). */
+  vouchOf?(contentId: string, size: number, offset: number, length: number, signer: Buffer, hash: Buffer): Vouch | undefined;
 }
 
 /** Splits a peer-given relative path, refusing anything that could leave the location. */
@@ -47,15 +50,21 @@ export class LibraryServedFiles implements ServedFiles {
   private readonly changes: RemoteChanges;
   private readonly pending: PendingStore;
   private readonly checks: CopyChecks;
+  private readonly vouches: VouchStore;
   /** This device's log key pair: peers know its public half from pairing and its log. */
   readonly keyPair: KeyPair;
 
   constructor(private readonly library: Library) {
     this.keyPair = deviceKeys(library.dir).log;
+    this.vouches = new VouchStore(library.db);
     this.entries = new EntryStore(library.db);
     this.changes = new RemoteChanges(library);
     this.pending = this.changes.pending;
     this.checks = new CopyChecks(library.db);
+  }
+
+  vouchOf(contentId: string, size: number, offset: number, length: number, signer: Buffer, hash: Buffer): Vouch | undefined {
+    return this.vouches.find(contentId, size, offset, length, signer, hash);
   }
 
   /** A scrub found this copy's bytes changed while its size and mtime did not, and it was not repaired since. */
@@ -204,7 +213,12 @@ export class BlockServer implements BlockRequestHandler {
       const signature = hypercoreCrypto.sign(signedBlockMessage(request.target, open.size, open.mtime, request.offset, length, hash), this.keyPair.secretKey) as Buffer;
       // hashOnly: the signed hash alone (an owner vouching for bytes another device sent).
       const sent = request.hashOnly ? EMPTY : data;
-      channel.sendReply({ id: request.id, data: sent, hash, fileSize: open.size, fileMtime: open.mtime, signer: this.keyPair.publicKey, signature });
+      // Asked for another device's word on this content (its owner, for the reader): passed along when kept.
+      const { vouchBy, target } = request;
+      const vouch = vouchBy && target.kind === 'content' && !vouchBy.equals(this.keyPair.publicKey)
+        ? this.served.vouchOf?.(target.contentId, open.size, request.offset, length, vouchBy, hash)
+        : undefined;
+      channel.sendReply({ id: request.id, data: sent, hash, fileSize: open.size, fileMtime: open.mtime, signer: this.keyPair.publicKey, signature, vouch });
       if (request.hashOnly) this.stats.hashesServed++;
       else this.stats.blocksServed++;
       this.stats.bytesServed += sent.length;

@@ -8,6 +8,7 @@ import { BlockClient, type BlockClientStats, type RemoteFileRef } from './block-
 import type { BlockCacheStats } from './block-cache.js';
 import { BlockServer, LibraryServedFiles, type BlockServerStats } from './block-server.js';
 import { RemoteFile, type PrefetchMode } from './remote-file.js';
+import type { RangeVouch } from './vouches.js';
 import type { Library } from '../vdfs/library.js';
 
 export interface BlockServiceOptions {
@@ -71,12 +72,16 @@ export class BlockService {
     return new RemoteFile(this.client, ref, { prefetch: this.prefetch });
   }
 
-  /** A content's bytes, read by content id from whichever of these devices are online when asked (in this order). */
-  openContent(contentId: string, size: number, devices: readonly string[]): RemoteFile {
+  /**
+   * A content's bytes, read by content id from whichever of these devices are online when
+   * asked (in this order); onVouches gets what the senders signed for them (see vouches.ts).
+   */
+  openContent(contentId: string, size: number, devices: readonly string[], onVouches?: (vouches: RangeVouch[]) => void): RemoteFile {
     return this.openFile({
       size,
       mtime: 0,
       contentId,
+      onVouches,
       cacheKey: `content/${contentId}/${size}`,
       sources: () =>
         devices.flatMap((id) => {

@@ -1,7 +1,6 @@
 // Replication in a running node: the swarm's authenticated device connections carry the
 // corestore (this device's index log out, peers' logs in, applied by their mirrors) and
 // the block channel (file bytes both ways). The mount asks it for remote files.
-import type { PrefetchMode } from './remote-file.js';
 import type DHT from 'hyperdht';
 import type Protomux from 'protomux';
 import { config } from '../config.js';
@@ -19,11 +18,12 @@ import type { BlockSource, RemoteFileRef } from './block-client.js';
 import { BlockService } from './blocks.js';
 import { startIndexSync, type IndexSync } from './index-sync.js';
 import type { MirrorProgress } from './mirror.js';
-import type { RemoteFile } from './remote-file.js';
+import type { PrefetchMode, RemoteFile } from './remote-file.js';
 import { ActionChannel, Applier, Delivery, type ActionRunner } from './remote-actions.js';
 import { DirectLane } from './lane.js';
 import { LANE_PROTOCOL, laneOffer } from './messages.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
+import { VouchStore, type RangeVouch } from './vouches.js';
 
 export interface ReplicationOptions {
   bootstrap?: BootstrapNode[];
@@ -221,9 +221,14 @@ export class Replication {
   async fetchVerified(want: { contentId: string; size: number; fullHash: string }, dest: string): Promise<boolean> {
     const holders = peersHolding(this.library, want.contentId);
     if (!holders.some((id) => this.blocks.channelTo(id))) return false;
-    const file = this.blocks.openContent(want.contentId, want.size, holders);
+    // What the senders signed for the blocks stays with the copy: passed along when this
+    // device serves it while they are away (see vouches.ts).
+    const vouches: RangeVouch[] = [];
+    const file = this.blocks.openContent(want.contentId, want.size, holders, (v) => vouches.push(...v));
     try {
-      return (await file.fetchWhole(dest)).fullHash === want.fullHash;
+      if ((await file.fetchWhole(dest)).fullHash !== want.fullHash) return false;
+      new VouchStore(this.library.db).record(want.contentId, want.size, vouches);
+      return true;
     } catch (err) {
       log.warn({ op: 'repair', content: want.contentId, err: String(err) }, 'no peer delivered the bytes');
       return false;

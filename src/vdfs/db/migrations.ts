@@ -565,4 +565,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE devices ADD COLUMN last_fault TEXT;
     `,
   },
+  {
+    version: 19,
+    description: "content_vouches: what a device that sent a content's blocks signed for each (kept with a copy fetched from it, and passed along when this device serves that content)",
+    sql: `
+      CREATE TABLE content_vouches (
+        content_id  TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        offset      INTEGER NOT NULL,
+        length      INTEGER NOT NULL,
+        hash        BLOB NOT NULL,
+        file_mtime  REAL NOT NULL,
+        signer      BLOB NOT NULL,
+        signature   BLOB NOT NULL,
+        PRIMARY KEY (content_id, size, offset, length, signer)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
