@@ -27,6 +27,8 @@ interface World {
   long: Source;
   /** 16 MiB, read only with --prefetch off. */
   clip: Source;
+  /** 64 MiB, played at a steady pace. */
+  movie: Source;
 }
 let world: World | undefined;
 const the = (): World => {
@@ -35,7 +37,7 @@ const the = (): World => {
 };
 
 t.before(async () => {
-  const made: Partial<Record<'film' | 'long' | 'clip', Source>> = {};
+  const made: Partial<Record<'film' | 'long' | 'clip' | 'movie', Source>> = {};
   const { b, bootstrap } = await pairedMounts(t,
     {
       name: 'alpha',
@@ -46,11 +48,12 @@ t.before(async () => {
         made.film = writeRandomFile(path.join(root, 'film.bin'), 48 * MiB + 4321);
         made.long = writeRandomFile(path.join(root, 'long.bin'), 96 * MiB);
         made.clip = writeRandomFile(path.join(root, 'clip.bin'), 16 * MiB);
+        made.movie = writeRandomFile(path.join(root, 'movie.bin'), 64 * MiB);
       },
     },
     { name: 'beta', location: 'notes', files: { 'n.txt': 'n\n' }, env: { SD_LOG: 'warn' }, args: ['--read-only', '--prefetch', 'seek'] },
     { file: 'hi.txt', text: 'hello from alpha\n' });
-  world = { beta: b, bootstrap, film: made.film!, long: made.long!, clip: made.clip! };
+  world = { beta: b, bootstrap, film: made.film!, long: made.long!, clip: made.clip!, movie: made.movie! };
 });
 
 let restarts = 0;
@@ -84,6 +87,54 @@ async function readRun(handle: fs.promises.FileHandle, offset: number, count: nu
   const buf = Buffer.alloc(256 * 1024);
   for (let i = 0; i < count; i++) await handle.read(buf, 0, buf.length, offset + i * buf.length);
 }
+
+/**
+ * Plays a file as a media player does (ffmpeg -re): 256 KiB reads at a steady 16 MB/s from
+ * `from`, each read's bytes checked; resolves to the longest wait for a read after the
+ * first second, and where it was.
+ */
+async function play(handle: fs.promises.FileHandle, source: Source, from: number, bytes: number): Promise<{ slowestMs: number; at: number; wrong: number }> {
+  const rate = 16e6;
+  const buf = Buffer.alloc(256 * 1024);
+  const expected = Buffer.alloc(buf.length);
+  const original = await fs.promises.open(source.file, 'r');
+  const started = performance.now();
+  let slowestMs = 0;
+  let at = -1;
+  let wrong = 0;
+  try {
+    for (let done = 0; done < bytes; done += buf.length) {
+      const due = started + (done / rate) * 1000;
+      const now = performance.now();
+      if (due > now) await new Promise((r) => setTimeout(r, due - now));
+      const asked = performance.now();
+      const { bytesRead } = await handle.read(buf, 0, buf.length, from + done);
+      const ms = performance.now() - asked;
+      if (asked - started > 1000 && ms > slowestMs) [slowestMs, at] = [ms, from + done];
+      const { bytesRead: n } = await original.read(expected, 0, buf.length, from + done);
+      if (n !== bytesRead || !buf.subarray(0, n).equals(expected.subarray(0, n))) wrong++;
+    }
+  } finally {
+    await original.close();
+  }
+  return { slowestMs, at, wrong };
+}
+
+t.test('a file played at a steady pace from another device never waits after its first second, nor after a seek', async (t) => {
+  const { movie } = the();
+  const handle = await fs.promises.open(onBeta('movie.bin'), 'r');
+  try {
+    const start = await play(handle, movie, 0, 24 * MiB);
+    t.equal(start.wrong, 0, 'every byte played is the owner\'s');
+    t.ok(start.slowestMs < 250, `from the start: the longest wait after the first second was ${start.slowestMs.toFixed(1)} ms (at ${(start.at / MiB).toFixed(2)} MiB)`);
+    // A seek past what was fetched so far, then playing on from there.
+    const seek = await play(handle, movie, 44 * MiB, 16 * MiB);
+    t.equal(seek.wrong, 0, 'and after the seek');
+    t.ok(seek.slowestMs < 250, `after a seek to 44 MiB: the longest wait after its first second was ${seek.slowestMs.toFixed(1)} ms`);
+  } finally {
+    await handle.close();
+  }
+});
 
 t.test('--prefetch seek: a reader that seeks has the file fetched from the seek point to the end, and nothing before it', async (t) => {
   const { film } = the();
