@@ -3,8 +3,9 @@
 // process) asks for them with 8 in flight as the block client does. Per transport: MB/s,
 // the ratio to plain TCP in the same round, CPU seconds per GiB on each side (2 cores, both
 // busy: CPU per byte matters as much as speed), and the time to open a connection.
-// Transports: plain TCP (reference, framed), Noise (secret-stream, what the lane uses),
-// TLS 1.3 with a pre-shared key (AES-128-GCM, ChaCha20-Poly1305).
+// Transports: plain TCP (reference, framed), Noise (secret-stream, what the lane used),
+// TLS 1.3 with a pre-shared key (AES-128-GCM, ChaCha20-Poly1305), and the lane as shipped
+// (src/replication/lane.ts: TLS 1.3, AES-128-GCM).
 // Run: node build/scripts/bench/lane.js [--json] [--mib 1024] [--rounds 3] [--in-flight 8] [--only tcp,tls-aes-128-gcm]
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -17,6 +18,9 @@ import c from 'compact-encoding';
 import hypercoreCrypto from 'hypercore-crypto';
 import Protomux from 'protomux';
 import { FramedStream } from '../../src/replication/frames.js';
+import { DirectLane } from '../../src/replication/lane.js';
+import { laneOffer } from '../../src/replication/messages.js';
+import type { Peer } from '../../src/vdfs/peers.js';
 import { Report, mb, numberArg, parseArgs } from './common.js';
 
 const MiB = 1024 * 1024;
@@ -26,8 +30,8 @@ const args = parseArgs(process.argv.slice(2), ['only']);
 /** Messages asked ahead: the block client reads ahead 8 blocks (config.readAheadBlocks). */
 const IN_FLIGHT = numberArg(args, 'in-flight', 8);
 
-type Transport = 'tcp' | 'secret-stream' | 'tls-aes-128-gcm' | 'tls-chacha20';
-const TRANSPORTS: readonly Transport[] = ['tcp', 'secret-stream', 'tls-aes-128-gcm', 'tls-chacha20'];
+type Transport = 'tcp' | 'secret-stream' | 'tls-aes-128-gcm' | 'tls-chacha20' | 'lane';
+const TRANSPORTS: readonly Transport[] = ['tcp', 'secret-stream', 'tls-aes-128-gcm', 'tls-chacha20', 'lane'];
 const TLS_SUITES: Partial<Record<Transport, string>> = {
   'tls-aes-128-gcm': 'TLS_AES_128_GCM_SHA256',
   'tls-chacha20': 'TLS_CHACHA20_POLY1305_SHA256',
@@ -37,14 +41,20 @@ const DESCRIPTIONS: Record<Transport, string> = {
   'secret-stream': 'TCP + @hyperswarm/secret-stream (Noise XX, XChaCha20-Poly1305)',
   'tls-aes-128-gcm': 'TCP + node:tls TLS 1.3 PSK (ECDHE), AES-128-GCM, 4-byte length frames',
   'tls-chacha20': 'TCP + node:tls TLS 1.3 PSK (ECDHE), ChaCha20-Poly1305, 4-byte length frames',
+  lane: 'the direct lane as shipped (DirectLane: offer, dial, handshake, frames)',
 };
 
 /** What the owner tells the reader on stdout: where each transport listens, and the credentials. */
 interface Endpoints {
-  ports: Record<Transport, number>;
+  ports: Record<Exclude<Transport, 'lane'>, number>;
   psk: string;
   pskIdentity: string;
+  /** Offers of the owner's DirectLane (laneOffer, hex): one per connection, each is used up. */
+  laneOffers: string[];
 }
+
+/** The device at the other end, as each side's DirectLane knows it. */
+const BENCH_PEER: Peer = { id: 'bench-id', name: 'bench', slug: 'bench', publicKey: '00'.repeat(32), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null };
 
 // ---------------------------------------------------------------- the probe protocol
 
@@ -91,14 +101,17 @@ function listen(server: net.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
 }
 
-async function serve(): Promise<void> {
+async function serve(offers: number): Promise<void> {
+  const lane = new DirectLane(() => BENCH_PEER, (_peer, stream) => serveProbe(stream));
+  await lane.listen(0);
+  const laneOffers = Array.from({ length: offers }, () => Buffer.from(c.encode(laneOffer, lane.offer(BENCH_PEER)!)).toString('hex'));
   const psk = crypto.randomBytes(32);
   const pskIdentity = crypto.randomBytes(16).toString('hex');
   const keyPair = hypercoreCrypto.keyPair();
-  const ports = {} as Record<Transport, number>;
+  const ports = {} as Endpoints['ports'];
   ports.tcp = await listen(net.createServer((socket) => serveProbe(new FramedStream(socket))));
   ports['secret-stream'] = await listen(net.createServer((socket) => serveProbe(new NoiseSecretStream(false, socket, { keyPair }))));
-  for (const [transport, suite] of Object.entries(TLS_SUITES) as Array<[Transport, string]>) {
+  for (const [transport, suite] of Object.entries(TLS_SUITES) as Array<['tls-aes-128-gcm' | 'tls-chacha20', string]>) {
     const server = tls.createServer(
       { minVersion: 'TLSv1.3', ciphers: suite, pskCallback: (_socket, identity) => (identity === pskIdentity ? psk : null) },
       (socket) => serveProbe(new FramedStream(socket)),
@@ -107,12 +120,19 @@ async function serve(): Promise<void> {
     ports[transport] = await listen(server);
   }
   process.stdin.on('end', () => process.exit(0)).resume();
-  process.stdout.write(JSON.stringify({ ports, psk: psk.toString('hex'), pskIdentity } satisfies Endpoints) + '\n');
+  process.stdout.write(JSON.stringify({ ports, psk: psk.toString('hex'), pskIdentity, laneOffers } satisfies Endpoints) + '\n');
 }
 
 // ---------------------------------------------------------------- the reader (this process)
 
-function connect(transport: Transport, endpoints: Endpoints): Promise<Duplex> {
+async function connect(transport: Transport, endpoints: Endpoints): Promise<Duplex> {
+  if (transport === 'lane') {
+    let adopted!: Duplex;
+    const lane = new DirectLane(() => undefined, (_peer, stream) => (adopted = stream));
+    const offer = c.decode(laneOffer, Buffer.from(endpoints.laneOffers.shift()!, 'hex'));
+    if (!(await lane.connect(BENCH_PEER, offer))) throw new Error('the lane did not open');
+    return adopted;
+  }
   const port = endpoints.ports[transport];
   if (transport === 'tcp') {
     const socket = net.connect(port, '127.0.0.1');
@@ -180,9 +200,9 @@ async function measure(transport: Transport, endpoints: Endpoints, messages: num
   return { mbps: mb(messages * MiB) / seconds, readerCpuSecondsPerGiB: readerUs / 1e6 / gibs, ownerCpuSecondsPerGiB: ownerUs / 1e6 / gibs, openMs };
 }
 
-function startOwner(): Promise<{ endpoints: Endpoints; stop(): void }> {
+function startOwner(connections: number): Promise<{ endpoints: Endpoints; stop(): void }> {
   // The owner runs with this process's node flags (--cpu-prof profiles both sides).
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'serve', String(connections)], { stdio: ['pipe', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code) => reject(new Error(`the owner process exited with ${code}`)));
@@ -206,7 +226,7 @@ async function bench(): Promise<void> {
   const report = new Report('lane', args.json);
   report.noteMachine('start');
   report.note(`${messages} MiB as 1 MiB protomux messages, ${IN_FLIGHT} asked ahead, owner in a child process, loopback; ${rounds} rounds, transports interleaved; figures are medians, ranges over rounds`);
-  const owner = await startOwner();
+  const owner = await startOwner(rounds);
   const only = args.words.get('only')?.split(',');
   // Plain TCP is always measured: it is the reference of the ratios.
   const transports = TRANSPORTS.filter((t) => t === 'tcp' || !only || only.includes(t));
@@ -239,5 +259,5 @@ async function bench(): Promise<void> {
   report.finish();
 }
 
-if (args.positional[0] === 'serve') await serve();
+if (args.positional[0] === 'serve') await serve(Number(args.positional[1]));
 else await bench();
