@@ -121,13 +121,13 @@ export const config = {
   /** How long stopping waits to unannounce from the DHT before it just closes (offline that takes ~9 s). */
   swarmStopGraceMs: 1500,
   /**
-   * The direct lane (TCP + Noise between paired devices that reach each other) carries file
+   * The direct lane (TCP + TLS 1.3 between paired devices that reach each other) carries file
    * blocks; SD_LANE=off keeps them on the swarm connection. SD_LANE_PORT fixes its port
    * (default: any free one, told to peers over the swarm).
    */
   laneEnabled: process.env.SD_LANE !== 'off',
   lanePort: envPort('SD_LANE_PORT'),
-  /** A direct connection's Noise handshake must finish within this. */
+  /** A direct connection's TLS handshake must finish within this. */
   laneHandshakeMs: 5000,
   /** How often a running mount looks whether its scheduled scrub is due (SD_SCRUB_CHECK_MS for tests). */
   scrubCheckMs: envMs('SD_SCRUB_CHECK_MS', 60_000),

@@ -56,7 +56,7 @@ t.test('paired devices list and read each other through their mounts', async (t)
     fs.closeSync(fd);
   }
   t.equal(fs.readFileSync(path.join(p.mountA.mountpoint, 'beta/notes/note.txt'), 'utf8'), 'beta note\n', 'and the other way round');
-  // Both on this machine: the dialling device opened a direct lane (TCP + Noise) for blocks.
+  // Both on this machine: the dialling device opened a direct lane (TCP + TLS 1.3) for blocks.
   const lane = `${p.mountA.stderr()}${p.mountB.stderr()}`.split('\n').find((l) => l.includes('direct lane open'));
   t.ok(lane, `a direct lane carried the blocks: ${lane?.slice(0, 200)}`);
 

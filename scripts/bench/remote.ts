@@ -1,6 +1,7 @@
 // Remote file bytes: a block server in a child process (a real library with an indexed
 // location) and the client here, over a real Hyperswarm connection on a local testnet
-// (UDX + Noise), or with `tcp` over a TCP loopback socket wrapped in Noise. Figures: sequential read of a 1 GiB file
+// (UDX + Noise), or with `tcp` over the direct lane as the mount opens it (src/replication/lane.ts:
+// TCP + TLS 1.3, keyed by an offer the server process prints). Figures: sequential read of a 1 GiB file
 // in 128 KiB reads (what FUSE asks) against a local read of the same file, time to first
 // byte, p50/p95 of 4 KiB reads at random offsets (cold cache), and a re-read from the cache.
 // Run: node build/scripts/bench/remote.js [swarm|tcp] [--json] [--mib 1024] [--random 200] [--keep]
@@ -9,7 +10,6 @@ import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import NoiseSecretStream from '@hyperswarm/secret-stream';
@@ -19,11 +19,14 @@ import { BlockCache } from '../../src/replication/block-cache.js';
 import { BlockChannel } from '../../src/replication/block-channel.js';
 import { BlockClient, type RemoteFileRef } from '../../src/replication/block-client.js';
 import { BlockServer, LibraryServedFiles } from '../../src/replication/block-server.js';
+import { DirectLane } from '../../src/replication/lane.js';
+import { laneOffer, type LaneOffer } from '../../src/replication/messages.js';
 import { RemoteFile } from '../../src/replication/remote-file.js';
 import { EntryStore } from '../../src/vdfs/entries.js';
 import { indexLocation } from '../../src/vdfs/indexer/indexer.js';
 import { initLibrary, openLibrary } from '../../src/vdfs/library.js';
 import { addLocation } from '../../src/vdfs/locations.js';
+import type { Peer } from '../../src/vdfs/peers.js';
 import { Report, flushToDisk, makeTempDir, mb, numberArg, parseArgs, seededRandom, writeRandomFile } from './common.js';
 
 const MiB = 1024 * 1024;
@@ -53,13 +56,16 @@ const HyperDht = require('hyperdht') as DhtCtor;
 const createTestnet = require('hyperdht/testnet') as (size: number, opts: { host: string }) => Promise<Testnet>;
 
 /** How the client reaches the server process: a port, or a bootstrap + topic on the local DHT. */
-type Endpoint = { kind: 'tcp'; port: number } | { kind: 'swarm'; bootstrapPort: number; topic: string };
+type Endpoint = { kind: 'tcp'; offer: LaneOffer } | { kind: 'swarm'; bootstrapPort: number; topic: string };
+
+/** The device at the other end, as each side's DirectLane knows it. */
+const BENCH_PEER: Peer = { id: 'bench-id', name: 'bench', slug: 'bench', publicKey: '00'.repeat(32), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null };
 
 /** The server process: serves the library's locations on a loopback port, or on a swarm topic. */
 async function serve(libraryDir: string, bootstrapPort?: string, topic?: string): Promise<void> {
   const library = openLibrary(libraryDir);
   const server = new BlockServer(new LibraryServedFiles(library));
-  const attach = (stream: NoiseSecretStream): void => {
+  const attach = (stream: Duplex): void => {
     stream.on('error', () => undefined);
     new BlockChannel(stream, { server, name: 'bench-client' });
     serveTransportProbe(stream);
@@ -75,20 +81,15 @@ async function serve(libraryDir: string, bootstrapPort?: string, topic?: string)
     process.stdout.write('ready\n');
     return;
   }
-  const tcp = net.createServer((socket) => {
-    socket.setNoDelay(true);
-    attach(new NoiseSecretStream(false, socket));
-  });
-  tcp.listen(0, '127.0.0.1', () => {
-    const address = tcp.address() as net.AddressInfo;
-    process.stdout.write(`${address.port}\n`);
-  });
+  const lane = new DirectLane(() => BENCH_PEER, (_peer, stream) => attach(stream));
+  if (!(await lane.listen(0))) throw new Error('the direct lane cannot listen');
+  process.stdout.write(`${Buffer.from(c.encode(laneOffer, lane.offer(BENCH_PEER)!)).toString('hex')}\n`);
 }
 
 const PROBE_PROTOCOL = 'sdfs/bench-transport';
 
 /** The transport alone: on request, n messages of 1 MiB, no file, no hash (the ceiling). */
-function serveTransportProbe(stream: NoiseSecretStream): void {
+function serveTransportProbe(stream: Duplex): void {
   const payload = Buffer.alloc(MiB, 0x5a);
   const channel = Protomux.from(stream).createChannel({ protocol: PROBE_PROTOCOL })!;
   const data = channel.addMessage({ encoding: c.buffer });
@@ -141,7 +142,7 @@ function startServer(libraryDir: string, swarmAt?: { bootstrapPort: number; topi
     child.on('error', reject);
     child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
     child.stdout.setEncoding('utf8').once('data', (line: string) => {
-      const endpoint: Endpoint = swarmAt ? { kind: 'swarm', ...swarmAt } : { kind: 'tcp', port: Number(line.trim()) };
+      const endpoint: Endpoint = swarmAt ? { kind: 'swarm', ...swarmAt } : { kind: 'tcp', offer: c.decode(laneOffer, Buffer.from(line.trim(), 'hex')) };
       resolve({ endpoint, stop: () => child.stdin.end() });
     });
   });
@@ -149,12 +150,13 @@ function startServer(libraryDir: string, swarmAt?: { bootstrapPort: number; topi
 
 async function connect(endpoint: Endpoint, testnet?: Testnet): Promise<{ channel: BlockChannel; probe: ReturnType<typeof openTransportProbe>; ms: number; close(): Promise<void> }> {
   const started = performance.now();
-  let stream: NoiseSecretStream;
+  let stream: Duplex;
   let close = async (): Promise<void> => void stream.destroy();
   if (endpoint.kind === 'tcp') {
-    const socket = net.connect(endpoint.port, '127.0.0.1');
-    socket.setNoDelay(true);
-    stream = new NoiseSecretStream(true, socket);
+    let adopted: Duplex | undefined;
+    const lane = new DirectLane(() => undefined, (_peer, s) => (adopted = s));
+    if (!(await lane.connect(BENCH_PEER, endpoint.offer)) || !adopted) throw new Error('the direct lane did not open');
+    stream = adopted;
   } else {
     const swarm = new Hyperswarm({ dht: testnet!.createNode() });
     const connected = new Promise<NoiseSecretStream>((resolve) => swarm.on('connection', resolve));
@@ -208,13 +210,13 @@ async function bench(): Promise<void> {
   const overSwarm = args.positional[0] !== 'tcp';
   const testnet = overSwarm ? await createTestnet(3, { host: '127.0.0.1' }) : undefined;
   const swarmAt = testnet ? { bootstrapPort: testnet.bootstrap[0]!.port, topic: crypto.randomBytes(32).toString('hex') } : undefined;
-  const transport = overSwarm ? 'Hyperswarm (UDX + Noise) on a local testnet' : 'Noise over TCP loopback';
+  const transport = overSwarm ? 'Hyperswarm (UDX + Noise) on a local testnet' : 'the direct lane (TCP + TLS 1.3) over loopback';
   report.note(`transport: ${transport}`);
   const server = await startServer(path.join(tmp, 'server-library'), swarmAt);
   try {
     const st = fs.statSync(file);
     const { channel, probe, ms: connectMs, close } = await connect(server.endpoint, testnet);
-    report.figure({ name: 'connect', value: connectMs, unit: 'ms', note: overSwarm ? 'DHT lookup, hole punch, Noise, block channel open' : 'TCP, Noise, block channel open' });
+    report.figure({ name: 'connect', value: connectMs, unit: 'ms', note: overSwarm ? 'DHT lookup, hole punch, Noise, block channel open' : 'TCP, TLS, block channel open' });
     const cache = await BlockCache.open(path.join(tmp, 'client-cache'), { maxBytes: size + 64 * MiB });
     const ref: RemoteFileRef = {
       size: st.size, mtime: st.mtimeMs, cacheKey: `bench/media/movie.mkv/${st.size}/${st.mtimeMs}`,

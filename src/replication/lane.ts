@@ -1,19 +1,38 @@
-// The direct lane: a plain TCP connection between two paired devices that reach each other
-// (the same machine, a LAN), Noise-encrypted and authenticated with their device keys, for
-// the block channel. Measured on this machine: Hyperswarm's UDX transport carried about
-// 50 MB/s of 1 MiB messages, Noise over TCP about 220 MB/s in one process. The swarm
-// connection stays the control path (index logs, actions, presence); when no address
-// works the blocks simply keep going over it.
-import net from 'node:net';
+// The direct lane: a TCP connection between two paired devices that reach each other (the
+// same machine, a LAN) for the block channel, in TLS 1.3 authenticated by a pre-shared key
+// that the listening device made for that one peer and sent it over their swarm connection.
+// The swarm connection stays the control path (index logs, actions, presence); when no
+// address works the blocks simply keep going over it. TLS and not Noise (secret-stream,
+// until issue 14): between two processes here it carried 1 MiB messages faster for less
+// CPU on both sides (OpenSSL's AES-GCM against libsodium's XChaCha20; scripts/bench/lane.ts).
+import crypto from 'node:crypto';
 import os from 'node:os';
-import NoiseSecretStream from '@hyperswarm/secret-stream';
-import type { DhtKeyPair } from 'hyperdht';
+import tls from 'node:tls';
 import { config } from '../config.js';
 import { log } from '../log.js';
 import type { Peer } from '../vdfs/peers.js';
+import { FramedStream } from './frames.js';
 import type { LaneOffer } from './messages.js';
 
-export type LaneStream = NoiseSecretStream;
+export type LaneStream = FramedStream;
+
+/**
+ * TLS 1.3 only (forward secret: OpenSSL uses a pre-shared key only with an ephemeral
+ * X25519 exchange), with the suites node:tls's PSK callback allows (SHA-256 ones).
+ * AES-128-GCM first: with AES instructions it costs the least CPU (scripts/bench/lane.ts);
+ * the dialer's order decides.
+ */
+const TLS_OPTIONS = {
+  minVersion: 'TLSv1.3',
+  maxVersion: 'TLSv1.3',
+  ciphers: 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256',
+} as const;
+
+/** A credential this device offered a peer: the peer's lane is the one TLS connection that knows the secret. */
+interface Credential {
+  peer: Peer;
+  secret: Buffer;
+}
 
 /** This machine's addresses a peer may reach: external IPv4 first, loopback last. */
 function localHosts(): string[] {
@@ -24,37 +43,70 @@ function localHosts(): string[] {
   return [...hosts.slice(0, 15), '127.0.0.1'];
 }
 
-/** Resolves true once the stream's Noise handshake is done, false on close or timeout. */
-function opened(stream: NoiseSecretStream, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether a dialled connection was authenticated by the offer's key, forward secret: TLS
+ * 1.3 reports a pre-shared key as a reused session (this side never resumes one), no
+ * certificate came (a certificate means some other server answered), and an ephemeral
+ * key exchange took place.
+ */
+function keyedByOffer(socket: tls.TLSSocket): boolean {
+  return socket.getProtocol() === 'TLSv1.3'
+    && socket.isSessionReused()
+    && Object.keys(socket.getPeerCertificate()).length === 0
+    && (socket.getEphemeralKeyInfo() as { type?: string } | null)?.type === 'ECDH';
+}
+
+/** Dials one address with the offer's key; the connection once authenticated, undefined otherwise. */
+function dial(host: string, offer: LaneOffer, timeoutMs: number): Promise<tls.TLSSocket | undefined> {
   return new Promise((resolve) => {
+    const socket = tls.connect({
+      ...TLS_OPTIONS,
+      host,
+      port: offer.port,
+      pskCallback: () => ({ identity: offer.identity.toString('hex'), psk: offer.secret }),
+      // Only the pre-shared key authenticates: any certificate is refused, whoever signed it.
+      checkServerIdentity: (_host, cert) => (Object.keys(cert).length > 0 ? new Error('the lane listener sent a certificate') : undefined),
+    });
     const timer = setTimeout(() => finish(false), timeoutMs);
-    const finish = (ok: boolean) => {
+    const finish = (ok: boolean): void => {
       clearTimeout(timer);
-      stream.off('open', onOpen);
-      stream.off('close', onClose);
-      resolve(ok);
+      socket.off('secureConnect', onSecure);
+      socket.off('close', onClose);
+      if (!ok) socket.destroy();
+      resolve(ok ? socket : undefined);
     };
-    const onOpen = () => finish(true);
-    const onClose = () => finish(false);
-    stream.on('open', onOpen);
-    stream.on('close', onClose);
-    stream.on('error', () => undefined);
+    const onSecure = (): void => finish(keyedByOffer(socket));
+    const onClose = (): void => finish(false);
+    socket.on('secureConnect', onSecure);
+    socket.on('close', onClose);
+    socket.on('error', () => undefined);
   });
 }
 
 export class DirectLane {
-  private readonly server: net.Server;
-  private readonly streams = new Set<NoiseSecretStream>();
+  private readonly server: tls.Server;
+  private readonly streams = new Set<FramedStream>();
+  /** Offered credentials not used yet, by identity (hex): each lets its peer in once. */
+  private readonly credentials = new Map<string, Credential>();
+  /** The identity an incoming connection named, set by the PSK callback once it is a live one. */
+  private readonly presented = new WeakMap<tls.TLSSocket, string>();
   private port = 0;
   private closed = false;
 
   constructor(
-    private readonly keyPair: DhtKeyPair,
     /** The paired, non-revoked device with this swarm key (hex), if any. */
     private readonly allowed: (keyHex: string) => Peer | undefined,
     private readonly onLane: (peer: Peer, stream: LaneStream) => void,
   ) {
-    this.server = net.createServer((socket) => this.accept(socket));
+    this.server = tls.createServer(
+      { ...TLS_OPTIONS, handshakeTimeout: config.laneHandshakeMs, pskCallback: (socket, identity) => this.secretFor(socket, identity) },
+      (socket) => this.accept(socket),
+    );
+    // A wrong or unknown credential ends the handshake here (the server has no certificate to fall back on).
+    this.server.on('tlsClientError', (err, socket) => {
+      log.info({ op: 'lane', from: socket.remoteAddress, err: err.message.split('\n')[0] }, 'refused a direct connection without a valid credential');
+      socket.destroy();
+    });
     this.server.on('error', (err) => log.warn({ op: 'lane', err: String(err) }, 'direct lane listener failed; blocks go over the swarm'));
   }
 
@@ -63,58 +115,84 @@ export class DirectLane {
     return new Promise((resolve) => {
       this.server.once('error', () => resolve(false));
       this.server.listen(port, () => {
-        this.port = (this.server.address() as net.AddressInfo).port;
+        this.port = (this.server.address() as { port: number }).port;
         log.info({ op: 'lane', port: this.port }, 'taking direct connections from paired devices');
         resolve(true);
       });
     });
   }
 
-  /** What to tell a paired device; undefined while not listening. */
-  offer(): LaneOffer | undefined {
-    return this.port > 0 && !this.closed ? { port: this.port, hosts: localHosts() } : undefined;
+  /**
+   * What to tell one paired device, over its swarm connection: where to dial and a fresh
+   * credential for it alone; undefined while not listening. Withdraw it when that
+   * connection closes.
+   */
+  offer(peer: Peer): LaneOffer | undefined {
+    if (this.port === 0 || this.closed) return undefined;
+    const identity = crypto.randomBytes(16);
+    const secret = crypto.randomBytes(32);
+    this.credentials.set(identity.toString('hex'), { peer, secret });
+    return { port: this.port, hosts: localHosts(), identity, secret };
   }
 
-  private accept(socket: net.Socket): void {
+  /** Forgets an offer's credential: no connection can use it any more. */
+  withdraw(offer: LaneOffer): void {
+    this.credentials.delete(offer.identity.toString('hex'));
+  }
+
+  /** The PSK callback: the secret of a live credential whose device is still paired, else none (the handshake fails). */
+  private secretFor(socket: tls.TLSSocket, identity: string): Buffer | null {
+    const credential = this.credentials.get(identity);
+    if (!credential || this.closed) return null;
+    if (!this.allowed(credential.peer.publicKey)) {
+      log.info({ op: 'lane', device: credential.peer.slug }, 'refused a direct connection from a device that is no longer paired');
+      this.credentials.delete(identity);
+      return null;
+    }
+    this.presented.set(socket, identity);
+    return credential.secret;
+  }
+
+  private accept(socket: tls.TLSSocket): void {
     socket.on('error', () => undefined);
-    socket.setNoDelay(true);
-    if (this.closed) return void socket.destroy();
-    const stream = new NoiseSecretStream(false, socket, { keyPair: this.keyPair });
-    void opened(stream, config.laneHandshakeMs).then((ok) => {
-      const key = ok && stream.remotePublicKey ? Buffer.from(stream.remotePublicKey).toString('hex') : '';
-      const peer = ok ? this.allowed(key) : undefined;
-      if (!peer || this.closed) {
-        if (ok) log.info({ op: 'lane', refused: key }, 'refused a direct connection from a device that is not paired');
-        stream.destroy();
-        return;
-      }
-      this.adopt(peer, stream);
-    });
+    // The handshake finished with a live credential's key (a session resumed from a ticket
+    // would not have passed through the PSK callback): it is used up.
+    const identity = this.presented.get(socket);
+    const credential = identity === undefined ? undefined : this.credentials.get(identity);
+    const peer = credential && this.allowed(credential.peer.publicKey);
+    if (!peer || this.closed) {
+      log.info({ op: 'lane', device: credential?.peer.slug }, 'refused a direct connection: its credential is used up or its device is no longer paired');
+      socket.destroy();
+      return;
+    }
+    this.credentials.delete(identity!);
+    this.adopt(peer, socket);
   }
 
-  /** Dials the peer's offered addresses in order; true once one answers with the peer's own key. */
+  /** Dials the peer's offered addresses in order; true once one completes the handshake with the offer's key. */
   async connect(peer: Peer, offer: LaneOffer): Promise<boolean> {
     for (const host of offer.hosts) {
       if (this.closed) return false;
-      // No Nagle: a small request sent while a reply is unacknowledged waited for the
-      // peer's delayed ACK (random 4 KiB reads: a tail of 40–50 ms misses).
-      const socket = net.connect({ port: offer.port, host, noDelay: true });
-      socket.on('error', () => undefined);
-      const stream = new NoiseSecretStream(true, socket, { keyPair: this.keyPair });
-      const ok = await opened(stream, config.laneHandshakeMs);
-      // The address may be some other machine's (or our own) sdfs: only the peer's key will do.
-      if (ok && stream.remotePublicKey && Buffer.from(stream.remotePublicKey).toString('hex') === peer.publicKey && !this.closed) {
-        log.info({ op: 'lane', device: peer.slug, host, port: offer.port }, 'direct lane open');
-        this.adopt(peer, stream);
+      // The address may be some other machine's (or our own) sdfs: only the peer knows the key.
+      const socket = await dial(host, offer, config.laneHandshakeMs);
+      if (socket && !this.closed) {
+        log.info({ op: 'lane', device: peer.slug, host, port: offer.port, cipher: socket.getCipher().name }, 'direct lane open');
+        this.adopt(peer, socket);
         return true;
       }
-      stream.destroy();
+      socket?.destroy();
     }
     log.info({ op: 'lane', device: peer.slug, hosts: offer.hosts.length }, 'no direct lane; blocks go over the swarm');
     return false;
   }
 
-  private adopt(peer: Peer, stream: NoiseSecretStream): void {
+  private adopt(peer: Peer, socket: tls.TLSSocket): void {
+    // Nagle stays on: off, the transport's ceiling fell by 35–45% (bench/lane), and the
+    // 40–50 ms misses it once caused (a request waiting for the peer's delayed ACK behind
+    // a block fetched after each random miss) went with that fetch (bench/remote-mount:
+    // 4 KiB random reads p95 2.2–3.2 ms with it on, 2.5–3.2 off; first read 153–162 MB/s
+    // on, 136–146 off).
+    const stream = new FramedStream(socket);
     this.streams.add(stream);
     stream.on('close', () => this.streams.delete(stream));
     this.onLane(peer, stream);
@@ -123,6 +201,7 @@ export class DirectLane {
   close(): void {
     this.closed = true;
     this.server.close();
+    this.credentials.clear();
     for (const s of this.streams) s.destroy();
     this.streams.clear();
   }

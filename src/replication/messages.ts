@@ -121,28 +121,43 @@ export const pong = exact(c.uint);
 /** Sent before closing when a side refuses (wrong proof, revoked device): the reason, for the user. */
 export const pairRefusal = exact(boundedString(300));
 
-// --- the direct lane (sdfs/lane/1) ---
+// --- the direct lane (sdfs/lane/2) ---
 
-export const LANE_PROTOCOL = 'sdfs/lane/1';
+/** 2: the offer carries a TLS 1.3 pre-shared key (1 had none: the lane was Noise with the device keys). */
+export const LANE_PROTOCOL = 'sdfs/lane/2';
 
-/** Where a device takes direct TCP connections for bulk bytes: its port and addresses (at most 16). */
+/**
+ * Where a device takes direct TCP connections for bulk bytes (its port and at most 16
+ * addresses), and the credential that lets the receiving device, and it alone, in: a TLS
+ * 1.3 pre-shared key made for this one offer, named in the handshake by a random identity.
+ * It travels only over the authenticated, encrypted swarm connection.
+ */
 export interface LaneOffer {
   port: number;
   hosts: string[];
+  /** 16 random bytes; sent in the clear in the TLS handshake (as hex), so it says nothing about the devices. */
+  identity: Buffer;
+  /** 32 random bytes, the pre-shared key. */
+  secret: Buffer;
 }
 
 const laneHost = boundedString(64);
+const fixed16 = fixedBytes(c.fixed16);
 
 export const laneOffer: Encoding<LaneOffer> = exact({
   preencode(state, m) {
     c.uint.preencode(state, m.port);
     c.uint.preencode(state, m.hosts.length);
     for (const h of m.hosts) laneHost.preencode(state, h);
+    fixed16.preencode(state, m.identity);
+    fixed32.preencode(state, m.secret);
   },
   encode(state, m) {
     c.uint.encode(state, m.port);
     c.uint.encode(state, m.hosts.length);
     for (const h of m.hosts) laneHost.encode(state, h);
+    fixed16.encode(state, m.identity);
+    fixed32.encode(state, m.secret);
   },
   decode(state) {
     const port = c.uint.decode(state);
@@ -151,6 +166,7 @@ export const laneOffer: Encoding<LaneOffer> = exact({
     if (count > 16) throw new Error(`${count} lane addresses, at most 16 allowed`);
     const hosts: string[] = [];
     for (let i = 0; i < count; i++) hosts.push(laneHost.decode(state));
-    return { port, hosts };
+    // Copies: the credential outlives the message buffer it came in.
+    return { port, hosts, identity: Buffer.from(fixed16.decode(state)), secret: Buffer.from(fixed32.decode(state)) };
   },
 });

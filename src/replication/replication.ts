@@ -21,7 +21,7 @@ import type { MirrorProgress } from './mirror.js';
 import type { PrefetchMode, RemoteFile } from './remote-file.js';
 import { ActionChannel, Applier, Delivery, type ActionRunner } from './remote-actions.js';
 import { DirectLane } from './lane.js';
-import { LANE_PROTOCOL, laneOffer } from './messages.js';
+import { LANE_PROTOCOL, laneOffer, type LaneOffer } from './messages.js';
 import { DeviceSwarm, type BootstrapNode, type DeviceConnection } from './swarm.js';
 import { VouchStore, type RangeVouch } from './vouches.js';
 
@@ -164,7 +164,6 @@ export class Replication {
 
   private async startLane(): Promise<void> {
     const lane = new DirectLane(
-      this.swarm.keyPair,
       (key) => listPeers(this.library.db).find((p) => p.publicKey === key && p.revokedAt === null),
       (peer, stream) => {
         this.blocks.attach(stream, peer.id, { lane: true });
@@ -178,11 +177,17 @@ export class Replication {
   }
 
   /**
-   * Tells the peer where this device takes direct connections; of the two, the one that
-   * dials the swarm connection dials the lane too.
+   * Of the two, the one that dials the swarm connection dials the lane too: the other tells
+   * it where, with a credential for this peer alone, withdrawn when this connection closes.
    */
   private offerLane(mux: Protomux, peer: Peer): void {
-    const channel = mux.createChannel({ protocol: LANE_PROTOCOL });
+    let offered: LaneOffer | undefined;
+    const channel = mux.createChannel({
+      protocol: LANE_PROTOCOL,
+      onclose: () => {
+        if (offered) this.lane?.withdraw(offered);
+      },
+    });
     if (!channel) return;
     const message = channel.addMessage({
       encoding: laneOffer,
@@ -191,8 +196,9 @@ export class Replication {
       },
     });
     channel.open();
-    const mine = this.lane?.offer();
-    if (mine) message.send(mine);
+    if (this.swarm.dials(peer.publicKey)) return;
+    offered = this.lane?.offer(peer);
+    if (offered) message.send(offered);
   }
 
   /** The action channel on a new connection: this device's queued changes for the peer go out on it. */
