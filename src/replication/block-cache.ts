@@ -271,7 +271,7 @@ export class BlockCache {
       await this.use(file, async (h) => {
         // Cut short outside since (a truncate): the blocks it had are gone, and the holes
         // this write would leave before it must not pass for them.
-        if ((await h.data.stat()).size < file.extent) {
+        if (fs.fstatSync(h.data.fd).size < file.extent) {
           this.forgetAll(file);
           await h.index.truncate(HEADER_BYTES);
         }
