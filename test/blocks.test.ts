@@ -52,6 +52,13 @@ function servingDevice(t: Test, files: Record<string, Buffer>, name = 'server'):
   return { library, location, root, server };
 }
 
+/** A block cache for this test, its open files closed when the test ends. */
+async function openCache(t: Test, dir: string, options?: Parameters<typeof BlockCache.open>[1]): Promise<BlockCache> {
+  const cache = await BlockCache.open(dir, options);
+  t.teardown(() => cache.close());
+  return cache;
+}
+
 /** A client-side channel to a server (any request handler) over a fresh connection. */
 async function connect(t: Test, server: BlockRequestHandler, name = 'peer'): Promise<BlockChannel> {
   const [a, b] = noisePair(t);
@@ -131,7 +138,7 @@ const big = crypto.randomBytes(BIG);
 t.test('a 200 MiB file reads byte-identical through client and server, sequentially and at random offsets', async (t) => {
   const dev = servingDevice(t, { 'movie.mkv': big });
   const channel = await connect(t, dev.server);
-  const cache = await BlockCache.open(path.join(tempDir(t), 'blocks'), { maxBytes: 64 * MiB });
+  const cache = await openCache(t, path.join(tempDir(t), 'blocks'), { maxBytes: 64 * MiB });
   const client = new BlockClient({ cache });
   const ref = pathRef(dev, 'movie.mkv', () => [{ kind: 'peer', channel, target: target('movie.mkv') }]);
   const file = new RemoteFile(client, ref);
@@ -211,14 +218,14 @@ t.test('cache hits are verified; a corrupted block is detected, removed and fetc
   const dev = servingDevice(t, { 'f.bin': data });
   const channel = await connect(t, dev.server);
   const dir = path.join(tempDir(t), 'blocks');
-  const cache = await BlockCache.open(dir);
+  const cache = await openCache(t, dir);
   const ref = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]);
   await new BlockClient({ cache }).read(ref, 0, 8 * MiB);
   await cache.flush();
   t.equal(cache.stats.blocks, 8, 'eight blocks cached');
 
   // A new process: the index is rebuilt from the directory.
-  const reopened = await BlockCache.open(dir);
+  const reopened = await openCache(t, dir);
   t.equal(reopened.stats.blocks, 8, 'the cache survives a restart');
   const client = new BlockClient({ cache: reopened });
   t.ok((await client.read(ref, 3 * MiB, MiB)).equals(data.subarray(3 * MiB, 4 * MiB)), 'block 3 from the cache');
@@ -542,7 +549,7 @@ t.test('a full disk under the block cache costs the cache, never a read', async 
   const dev = servingDevice(t, { 'f.bin': data });
   const channel = await connect(t, dev.server);
   const dir = path.join(tempDir(t), 'files');
-  const cache = await BlockCache.open(dir);
+  const cache = await openCache(t, dir);
   const ref = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]);
   // The file's data file is /dev/full: every write to it fails with ENOSPC.
   fs.symlinkSync('/dev/full', path.join(dir, `${blake3(ref.cacheKey).toString('hex').slice(0, 32)}.data`));
@@ -559,7 +566,7 @@ t.test('the cache evicts least recently used blocks to stay under its limit, als
   const dir = path.join(tempDir(t), 'blocks');
   const blockBytes = 64 * 1024;
   const limit = 5 * (blockBytes + 32);
-  const cache = await BlockCache.open(dir, { maxBytes: limit });
+  const cache = await openCache(t, dir, { maxBytes: limit });
   const blocks = Array.from({ length: 10 }, () => crypto.randomBytes(blockBytes));
   for (let i = 0; i < 4; i++) await cache.put('k', i, blocks[i]!, blake3(blocks[i]!));
   t.ok(await cache.get('k', 0), 'block 0 used again');
@@ -574,7 +581,7 @@ t.test('the cache evicts least recently used blocks to stay under its limit, als
   const allocated = fs.statSync(path.join(dir, dataFiles[0]!)).blocks * 512;
   t.ok(allocated <= 6 * blockBytes, `evicted blocks are freed on disk, their holes punched (${allocated} bytes allocated for 5 blocks)`);
 
-  const smaller = await BlockCache.open(dir, { maxBytes: 2 * (blockBytes + 32) });
+  const smaller = await openCache(t, dir, { maxBytes: 2 * (blockBytes + 32) });
   t.equal(smaller.stats.blocks, 2, 'a restart with a smaller limit evicts down to it');
   t.ok(smaller.has('k', 7) && smaller.has('k', 6), 'keeping the most recent');
 });

@@ -89,10 +89,10 @@ export class RemoteFile {
     // reads none. "Near" is a window around that point, not the very next offset: the
     // kernel's parallel reads arrive out of order (measured through the mount: 2,194 of
     // 8,192 reads came behind the one before, and each such reset let read-ahead lapse, so
-    // 133 reads then waited 20 ms or more on their block).
-    // A read just past blocks already cached continues a run too: the mount reads those
-    // without JS, so the reads in between never came here.
-    // Only reads of stream size count: random readers land near each other often enough.
+    // 133 reads then waited 20 ms or more on their block). A read just past a block already
+    // cached continues a run too: the mount reads cached blocks without JS, so the reads in
+    // between never came here. Only reads of stream size count: random readers land near
+    // each other often enough.
     const near = (this.furthest >= 0 && offset >= this.furthest - SEQUENTIAL_WINDOW_BLOCKS * bs && offset <= this.furthest + bs) || (first > 0 && this.client.isCached(this.ref, first - 1));
     this.sequentialReads = near && length >= STREAM_READ_BYTES ? this.sequentialReads + 1 : 0;
     this.furthest = near ? Math.max(this.furthest, end) : end;
