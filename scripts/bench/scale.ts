@@ -1,0 +1,176 @@
+// Issue 15's figures for one device on a big library: `sd mount`'s peak resident memory
+// and the time until its tree is up (first start after the index, and a later start),
+// `ls -R` of the whole tree through the mount (first and second pass) beside native and a
+// C libfuse2 passthrough in the same run, `sd search` per command, and the CLI's start-up
+// beside `node -e 0`. The tree is generated here: --folders folders of --per files each
+// (names with a few words, so searches match), indexed shallow.
+// (Ten devices and a backfill at scale are the issue's other rows; not here yet.)
+// Run: node build/scripts/bench/scale.js [--json] [--folders 1000] [--per 1000] [--keep]
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand } from './common.js';
+import { buildPassthroughs, withPassthrough } from './passthrough.js';
+
+const args = parseArgs();
+const folders = numberArg(args, 'folders', 1000);
+const per = numberArg(args, 'per', 1000);
+const report = new Report('scale', args.json);
+const tmp = makeTempDir('sdfs-bench-scale-', args.keep);
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const main = path.join(repo, 'build', 'src', 'cli', 'main.js');
+const library = path.join(tmp, 'library');
+const data = path.join(tmp, 'data');
+const mnt = path.join(tmp, 'mnt');
+const env: NodeJS.ProcessEnv = { ...process.env, SD_LIBRARY: library };
+delete env.NODE_OPTIONS;
+const WORDS = ['photo', 'invoice', 'notes', 'report', 'song', 'draft'];
+const EXTS = ['jpg', 'pdf', 'txt', 'docx', 'mp3', 'md'];
+
+/** folders × per empty files, named from a few words (search has something to find). */
+function generate(): number {
+  fs.mkdirSync(data, { recursive: true });
+  for (let d = 0; d < folders; d++) {
+    const dir = path.join(data, `folder-${d}`);
+    fs.mkdirSync(dir);
+    for (let f = 0; f < per; f++) {
+      const w = (d + f) % WORDS.length;
+      fs.closeSync(fs.openSync(path.join(dir, `${WORDS[w]}-${d}-${f}.${EXTS[w]}`), 'w'));
+    }
+  }
+  return folders * per + folders;
+}
+
+async function sd(argv: string[]): Promise<number> {
+  const run = await timeCommand(process.execPath, [main, '--library', library, ...argv], { captureStdout: true });
+  return run.seconds;
+}
+
+/** Peak and current resident memory of a process (VmHWM, VmRSS), in bytes. */
+function memoryOf(pid: number): { peak: number; now: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { peak: kb('VmHWM'), now: kb('VmRSS') };
+}
+
+interface Started {
+  child: ChildProcess;
+  /** Seconds from spawn until the device's folder lists through the mount. */
+  upSeconds: number;
+}
+
+/** Starts `sd mount` and waits until this device's folder lists through it. */
+async function mount(device: string): Promise<Started> {
+  fs.mkdirSync(mnt, { recursive: true });
+  const started = performance.now();
+  const child = spawn(process.execPath, [main, 'mount', mnt], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+  const until = Date.now() + 300_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`sd mount exited: ${stderr}`);
+    if (Date.now() > until) throw new Error(`sd mount was not up within 300 s: ${stderr}`);
+    try {
+      if (fs.readdirSync(path.join(mnt, device)).length > 0) break;
+    } catch {
+      // not mounted yet
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { child, upSeconds: (performance.now() - started) / 1000 };
+}
+
+/** Lets a mount settle (its start-up work done: CPU idle for a second), then stops it; its peak memory. */
+async function settleAndStop(m: Started): Promise<{ peak: number; settled: number }> {
+  const pid = m.child.pid!;
+  const cpu = () => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(stat[11]) + Number(stat[12]);
+  };
+  let last = cpu();
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = cpu();
+    if (now - last < 5) break; // under 5 % of a core for a second
+    last = now;
+  }
+  const { peak, now } = memoryOf(pid);
+  await stop(m.child);
+  return { peak, settled: now };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGINT');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (isMounted(mnt)) await forceUnmount(mnt);
+}
+
+async function lsR(dir: string): Promise<number> {
+  return (await timeCommand('sh', ['-c', `ls -R ${dir} > /dev/null`])).seconds;
+}
+
+async function main_(): Promise<void> {
+  report.noteMachine('start');
+  report.progress(`generating ${formatCount(folders * per)} files in ${formatCount(folders)} folders`);
+  const entries = generate();
+  await sd(['init', '--name', 'big']);
+  report.progress('indexing (shallow)');
+  const indexSeconds = await sd(['location', 'add', data, '--name', 'data', '--mode', 'shallow']);
+  report.note(`${formatCount(entries)} entries indexed in ${indexSeconds.toFixed(1)} s`);
+
+  report.progress('first mount after the index');
+  const first = await mount('big');
+  const firstMem = await settleAndStop(first);
+  report.progress('a later mount');
+  const later = await mount('big');
+  const mb = (b: number) => b / 1e6;
+  report.figure({ name: 'sd mount RSS, first start', value: mb(firstMem.peak), unit: 'MB', note: `peak (VmHWM) through start-up; ${mb(firstMem.settled).toFixed(0)} MB once settled`, aim: { op: '<=', value: 200 } });
+  report.figure({ name: 'time to mount, first start', value: first.upSeconds, unit: 's', note: 'spawn until the device folder lists', aim: { op: '<=', value: 2 } });
+  report.figure({ name: 'time to mount, later start', value: later.upSeconds, unit: 's', note: 'spawn until the device folder lists', aim: { op: '<=', value: 2 } });
+
+  report.progress('ls -R through the mount');
+  const tree = path.join(mnt, 'big', 'data');
+  const lsFirst = await lsR(tree);
+  const lsSecond = await lsR(tree);
+  const laterMem = await settleAndStop(later);
+  report.figure({ name: 'sd mount RSS, later start', value: mb(laterMem.peak), unit: 'MB', note: `peak through start-up and two ls -R; ${mb(laterMem.settled).toFixed(0)} MB after`, aim: { op: '<=', value: 200 } });
+  await lsR(data);
+  const lsNative = await lsR(data);
+  let ptNote = 'C passthrough not built';
+  let ptSecond: number | undefined;
+  const built = await buildPassthroughs(path.join(tmp, 'passthrough-build'), report);
+  if (built.fuse2) {
+    const [pf, ps] = await withPassthrough(built.fuse2, data, path.join(tmp, 'pt'), [], async (m) => [await lsR(m), await lsR(m)]);
+    ptSecond = ps;
+    ptNote = `libfuse2 pt ${pf!.toFixed(2)} s / ${ps!.toFixed(2)} s`;
+  }
+  report.figure({ name: 'ls -R 1st through the mount', value: lsFirst, unit: 's', note: `native ${lsNative.toFixed(2)} s; ${ptNote}` });
+  report.figure({
+    name: 'ls -R 2nd through the mount',
+    value: ptSecond ? lsSecond / ptSecond : lsSecond,
+    unit: ptSecond ? '× passthrough time' : 's',
+    note: `${lsSecond.toFixed(2)} s; native ${lsNative.toFixed(2)} s`,
+    ...(ptSecond ? { aim: { op: '<=' as const, value: 1 } } : {}),
+  });
+
+  report.progress('search and CLI start-up');
+  const node0 = (await timeCommand(process.execPath, ['-e', '0'])).seconds;
+  const ls = await sd(['ls', 'sd://big']);
+  report.figure({ name: 'CLI start-up (sd ls sd://big)', value: ls, unit: 's', note: `node -e 0: ${node0.toFixed(3)} s`, aim: { op: '<=', value: 0.1 } });
+  for (const query of [['photo'], ['kind:image']]) {
+    const seconds = await sd(['search', ...query, '--limit', '20']);
+    report.figure({ name: `sd search ${query.join(' ')}`, value: seconds, unit: 's', note: `per command; minus the CLI start-up: ${(seconds - ls).toFixed(3)} s`, aim: { op: '<=', value: ls + 0.03 } });
+  }
+  report.noteMachine('end');
+}
+
+main_()
+  .catch((err: unknown) => {
+    process.stderr.write(`scale bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => report.finish());
