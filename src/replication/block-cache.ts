@@ -50,13 +50,19 @@ const RECORD_BYTES = 40; // BLAKE3 (32), length (u32), reserved (u32)
 /** Data files kept open at once (RLIMIT_NOFILE is shared with everything else). */
 const OPEN_FILES_MAX = 16;
 
+/** A cached file's open descriptors: its data file and its index file. */
+interface Handles {
+  data: fs.promises.FileHandle;
+  index: fs.promises.FileHandle;
+}
+
 interface Cached {
   name: string;
   data: string;
   index: string;
   /** Cached blocks: index -> its hash and length. */
   blocks: Map<number, { hash: Buffer; length: number }>;
-  handles?: Promise<{ data: fs.promises.FileHandle; index: fs.promises.FileHandle }>;
+  handles?: Promise<Handles>;
   users: number;
   /** When its data file's mtime was last set (ms). */
   touchedAt: number;
@@ -208,16 +214,12 @@ export class BlockCache {
     file.pins++;
     let handles;
     try {
-      file.handles ??= openHandles(file, this.span);
-      handles = await file.handles;
+      handles = await this.handlesOf(file);
     } catch (err) {
-      file.handles = undefined;
       log.debug({ op: 'cache-watch', file: file.data, err: String(err) });
       this.unpin(file);
       return undefined;
     }
-    this.open.delete(file);
-    this.open.add(file);
     let mark: ((index: number, ready: boolean) => void) | undefined;
     let closed = false;
     return {
@@ -248,10 +250,15 @@ export class BlockCache {
   private fileOf(name: string): Cached {
     let file = this.files.get(name);
     if (!file) {
-      file = { name, data: path.join(this.dir, `${name}.data`), index: path.join(this.dir, `${name}.index`), blocks: new Map(), users: 0, touchedAt: 0, verified: new Set(), extent: 0, watchers: new Set(), pins: 0 };
+      file = this.entryOf(name);
       this.files.set(name, file);
     }
     return file;
+  }
+
+  /** A new entry for the files of a name, holding no block. */
+  private entryOf(name: string): Cached {
+    return { name, data: path.join(this.dir, `${name}.data`), index: path.join(this.dir, `${name}.index`), blocks: new Map(), users: 0, touchedAt: 0, verified: new Set(), extent: 0, watchers: new Set(), pins: 0 };
   }
 
   /** Notes a block verified (true) or about to be freed (false), and tells the file's watchers. */
@@ -300,17 +307,10 @@ export class BlockCache {
   }
 
   /** Runs fn with the file's descriptors open (opened or reused; the least used closed past OPEN_FILES_MAX). */
-  private async use<T>(file: Cached, fn: (h: { data: fs.promises.FileHandle; index: fs.promises.FileHandle }) => Promise<T>): Promise<T> {
+  private async use<T>(file: Cached, fn: (h: Handles) => Promise<T>): Promise<T> {
     file.users++;
-    this.open.delete(file);
-    this.open.add(file);
     try {
-      file.handles ??= openHandles(file, this.span);
-      const handles = await file.handles.catch((err: unknown) => {
-        file.handles = undefined;
-        throw err;
-      });
-      return await fn(handles);
+      return await fn(await this.handlesOf(file));
     } finally {
       file.users--;
       if (this.open.size > OPEN_FILES_MAX) {
@@ -320,6 +320,17 @@ export class BlockCache {
         }
       }
     }
+  }
+
+  /** The file's descriptors, opened (or reused), and it the most recently used open file. */
+  private async handlesOf(file: Cached): Promise<Handles> {
+    this.open.delete(file);
+    this.open.add(file);
+    file.handles ??= openHandles(file, this.span);
+    return file.handles.catch((err: unknown) => {
+      file.handles = undefined;
+      throw err;
+    });
   }
 
   private async release(file: Cached): Promise<void> {
@@ -339,13 +350,7 @@ export class BlockCache {
   private async drop(file: Cached, index: number): Promise<void> {
     const block = file.blocks.get(index);
     if (!block) return;
-    // Watchers first: once told, no read of the block is left outside JS.
-    this.tell(file, index, false);
-    file.blocks.delete(index);
-    const key = `${file.name}/${index}`;
-    this.lru.delete(key);
-    this.stats.bytes -= block.length;
-    this.stats.blocks--;
+    this.forget(file, index, block.length);
     try {
       await this.use(file, async (h) => {
         await h.index.write(Buffer.alloc(RECORD_BYTES), 0, RECORD_BYTES, HEADER_BYTES + index * RECORD_BYTES);
@@ -360,14 +365,18 @@ export class BlockCache {
   /** Forgets every block of a file whose data file was cut short outside (their bytes are gone already). */
   private forgetAll(file: Cached): void {
     log.warn({ op: 'cache-cut', file: file.data, blocks: file.blocks.size }, 'a cache file was cut short by another program: its blocks are fetched again');
-    for (const [index, block] of file.blocks) {
-      this.tell(file, index, false);
-      this.lru.delete(`${file.name}/${index}`);
-      this.stats.bytes -= block.length;
-      this.stats.blocks--;
-    }
-    file.blocks.clear();
+    for (const [index, block] of file.blocks) this.forget(file, index, block.length);
     file.extent = 0;
+  }
+
+  /** Takes a block out of the cache's books (its bytes are freed by the caller, or gone). */
+  private forget(file: Cached, index: number, length: number): void {
+    // Watchers first: once told, no read of the block is left outside JS.
+    this.tell(file, index, false);
+    file.blocks.delete(index);
+    this.lru.delete(`${file.name}/${index}`);
+    this.stats.bytes -= length;
+    this.stats.blocks--;
   }
 
   /** Forgets a file with no block left and removes its files. */
@@ -400,8 +409,7 @@ export class BlockCache {
     const found: Array<{ file: Cached; used: number }> = [];
     for (const entry of await fs.promises.readdir(this.dir)) {
       if (!entry.endsWith('.index')) continue;
-      const name = entry.slice(0, -'.index'.length);
-      const file: Cached = { name, data: path.join(this.dir, `${name}.data`), index: path.join(this.dir, entry), blocks: new Map(), users: 0, touchedAt: 0, verified: new Set(), extent: 0, watchers: new Set(), pins: 0 };
+      const file = this.entryOf(entry.slice(0, -'.index'.length));
       const [raw, st] = await Promise.all([fs.promises.readFile(file.index).catch(() => undefined), fs.promises.stat(file.data).catch(() => undefined)]);
       // Being made right now (another process reading the cache, as tests do): left alone.
       if (!raw || !st || raw.length < HEADER_BYTES) continue;
@@ -432,7 +440,7 @@ export class BlockCache {
 }
 
 /** Opens (creating) a file's data and index files; a new index gets its header (magic, span). */
-async function openHandles(file: Cached, span: number): Promise<{ data: fs.promises.FileHandle; index: fs.promises.FileHandle }> {
+async function openHandles(file: Cached, span: number): Promise<Handles> {
   const data = await fs.promises.open(file.data, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
   try {
     const index = await fs.promises.open(file.index, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);

@@ -98,13 +98,18 @@ const FAILURE_PENALTY_MS = 10_000;
 /** Owner-signed range hashes kept per client (48 bytes each with their key: well under a MiB). */
 const OWNER_HASHES_KEPT = 8192;
 
-/** Whether a reply's signature by its signer covers what was asked (target, range) and what came (size, mtime, hash). */
-function validSignature(target: BlockTarget, offset: number, length: number, reply: BlockReply): boolean {
+/** Whether `signature` is `key`'s over `message` (a malformed key or signature is not). */
+function verifies(message: Buffer, signature: Buffer, key: Buffer): boolean {
   try {
-    return hypercoreCrypto.verify(signedBlockMessage(target, reply.fileSize, reply.fileMtime, offset, length, reply.hash), reply.signature, reply.signer);
+    return hypercoreCrypto.verify(message, signature, key);
   } catch {
     return false;
   }
+}
+
+/** Whether a reply's signature by its signer covers what was asked (target, range) and what came (size, mtime, hash). */
+function validSignature(target: BlockTarget, offset: number, length: number, reply: BlockReply): boolean {
+  return verifies(signedBlockMessage(target, reply.fileSize, reply.fileMtime, offset, length, reply.hash), reply.signature, reply.signer);
 }
 
 /**
@@ -115,11 +120,7 @@ function passedAlong(file: RemoteFileRef, offset: number, length: number, reply:
   const passed = reply.vouch;
   if (!passed || !file.owner || !passed.signer.equals(file.owner.key) || file.contentId === undefined) return undefined;
   const message = signedBlockMessage({ kind: 'content', contentId: file.contentId }, reply.fileSize, passed.fileMtime, offset, length, reply.hash);
-  try {
-    return reply.fileSize === file.size && hypercoreCrypto.verify(message, passed.signature, passed.signer);
-  } catch {
-    return false;
-  }
+  return reply.fileSize === file.size && verifies(message, passed.signature, passed.signer);
 }
 
 /** What a reply by content id carries that a copy made of it keeps: the sender's signature, and the owner's passed along. */

@@ -259,13 +259,7 @@ export class Replication {
       // holding the content, the owner by path last resort).
       sources: () => this.sourcesOf(device, location, relPath, contentId),
       // Bytes another device sends are checked against what the owner signs for that range.
-      owner: ownerKey && {
-        key: ownerKey,
-        source: () => {
-          const channel = this.blocks.channelTo(device.id);
-          return channel && { kind: 'peer' as const, channel, target: { kind: 'path' as const, location: location.name, path: relPath } };
-        },
-      },
+      owner: ownerKey && { key: ownerKey, source: () => this.ownerSourceOf(device, location, relPath) },
     };
   }
 
@@ -290,9 +284,15 @@ export class Replication {
         if (channel) sources.push({ kind: 'peer', channel, target: { kind: 'content', contentId } });
       }
     }
-    const owner = this.blocks.channelTo(device.id);
-    if (owner) sources.push({ kind: 'peer', channel: owner, target: { kind: 'path', location: location.name, path: relPath } });
+    const owner = this.ownerSourceOf(device, location, relPath);
+    if (owner) sources.push(owner);
     return sources;
+  }
+
+  /** The file's owner asked by path, while it is online. */
+  private ownerSourceOf(device: Device, location: Location, relPath: string): BlockSource | undefined {
+    const channel = this.blocks.channelTo(device.id);
+    return channel && { kind: 'peer', channel, target: { kind: 'path', location: location.name, path: relPath } };
   }
 
 }
