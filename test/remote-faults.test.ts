@@ -4,27 +4,23 @@
 // EIO when it held the only one), and a reader killed -9 with blocks half cached. Each read
 // ends with the right bytes or EIO within the timeout — never a hang, never a wrong byte —
 // and the block cache stays consistent across the reader's kill.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
 import t, { type Test } from 'tap';
 import { config } from '../src/config.js';
-import { forceUnmount, isMounted } from '../src/fuse/mount.js';
 import { BlockCache } from '../src/replication/block-cache.js';
 import { contentHashOfFile } from '../src/vdfs/content/identity.js';
 import { runSd, waitFor } from './helpers.js';
 import { libraryWithLocation, startMount, type MountedDevice } from './mount-helpers.js';
 import { INDEX_HEADER_BYTES, INDEX_MAGIC, cacheNameOf as nameOfKey, indexRecords } from './cache-index.js';
-import { pair, pairedMounts, waitForPeerFile, writeRandomFile, type PairedDevice, type Source } from './remote-helpers.js';
+import { bytesAt, failedReads, killMount, pair, pairedMounts, readThrough, waitForPeerFile, writeRandomFile, type PairedDevice, type ReadResult, type Source } from './remote-helpers.js';
 
 const MiB = 1024 * 1024;
 /** The reader's read timeout (SD_REMOTE_READ_TIMEOUT_MS), shorter than the default to keep the test short. */
 const READ_TIMEOUT_MS = 3000;
 /** What "within the timeout" allows beyond it: the kernel's retries, a loaded machine. */
 const MARGIN_MS = 2000;
-/** A read still pending after this has hung (far past any deadline the mount keeps). */
-const HANG_MS = 30_000;
 const ENV = { SD_REMOTE_READ_TIMEOUT_MS: String(READ_TIMEOUT_MS) };
 /**
  * The reader's options. Prefetch off: its fetches stay a few blocks ahead of its reads, so
@@ -35,84 +31,7 @@ const READER_ARGS = ['--read-only', '--prefetch', 'off'];
 const PROBES = 4;
 let nextProbe = 0;
 
-/** Bytes of a source file on its owner's disk (never the mount: a sync read there can deadlock). */
-function sourceBytes(source: Source, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  const fd = fs.openSync(source.file, 'r');
-  try {
-    return buf.subarray(0, fs.readSync(fd, buf, 0, length, offset));
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface ReadResult {
-  /** Bytes read, each found equal to the source, before the end or the error. */
-  done: number;
-  /** sha256 of all the bytes read (the whole file when there was no error). */
-  sha256: string;
-  error?: NodeJS.ErrnoException;
-  /** Where a read returned bytes other than the source's. */
-  wrongAt?: number;
-  /** A read was still pending after HANG_MS. */
-  hung?: boolean;
-  /** When the read ended (performance.now()). */
-  endedAt: number;
-  /** The longest single read call (ms), and where it started. */
-  slowestMs: number;
-  slowestAt: number;
-}
-
-/**
- * Reads a file of the reader's mount from the start, 1 MiB per call (async: the mount may
- * write to a stderr pipe this process reads), each call's bytes checked against the source;
- * `before` runs before each call with the bytes read so far.
- */
-async function readThrough(file: string, source: Source, before: (done: number) => void | Promise<void> = () => undefined): Promise<ReadResult> {
-  const hash = crypto.createHash('sha256');
-  const buf = Buffer.alloc(MiB);
-  let done = 0;
-  let slowestMs = 0;
-  let slowestAt = 0;
-  const result = (more: Partial<ReadResult>): ReadResult => ({ done, sha256: hash.digest('hex'), endedAt: performance.now(), slowestMs, slowestAt, ...more });
-  let handle: fs.promises.FileHandle;
-  try {
-    handle = await fs.promises.open(file, 'r');
-  } catch (err) {
-    return result({ error: err as NodeJS.ErrnoException });
-  }
-  let hung = false;
-  try {
-    while (done < source.size) {
-      await before(done);
-      const started = performance.now();
-      let timer: NodeJS.Timeout | undefined;
-      const read = await Promise.race([
-        handle.read(buf, 0, MiB, done),
-        new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), HANG_MS))),
-      ]).finally(() => clearTimeout(timer));
-      if (read === 'hung') {
-        hung = true;
-        return result({ hung: true });
-      }
-      const ms = performance.now() - started;
-      if (ms > slowestMs) [slowestMs, slowestAt] = [ms, done];
-      if (read.bytesRead === 0) break;
-      const got = buf.subarray(0, read.bytesRead);
-      if (!got.equals(sourceBytes(source, done, read.bytesRead))) return result({ wrongAt: done });
-      hash.update(got);
-      done += read.bytesRead;
-    }
-    return result({});
-  } catch (err) {
-    return result({ error: err as NodeJS.ErrnoException });
-  } finally {
-    // A hung read's handle is left to the unmount (its close would wait behind the read).
-    if (!hung) await handle.close().catch(() => undefined);
-  }
-}
 
 /** Stops a mount process (SIGSTOP); the returned function resumes it, also at teardown if the test did not. */
 function pause(t: Test, mount: MountedDevice): () => void {
@@ -127,22 +46,10 @@ function pause(t: Test, mount: MountedDevice): () => void {
   return resume;
 }
 
-/** Kills a mount process the hard way (a stopped one too) and cleans the stale mount it leaves. */
-async function killMount(mount: MountedDevice): Promise<void> {
-  const gone = mount.process.exitCode !== null || mount.process.signalCode !== null;
-  const exited = gone ? Promise.resolve() : new Promise((resolve) => mount.process.once('exit', resolve));
-  mount.process.kill('SIGKILL');
-  await exited;
-  if (isMounted(mount.mountpoint)) await forceUnmount(mount.mountpoint);
-}
-
 /** The mount's log lines (JSON) whose op is `op`. */
 function logLines(mount: MountedDevice, op: string): Array<Record<string, unknown>> {
   return mount.stderr().split('\n').filter((l) => l.includes(`"op":"${op}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
-
-/** Reads the mount answered with an error (it logs each at warn). */
-const failedReads = (mount: MountedDevice) => mount.stderr().split('\n').filter((l) => l.includes('"msg":"remote read failed"')).length;
 
 interface CacheCheck {
   /** Index files by their name (hash of the file key). */
@@ -308,7 +215,7 @@ t.test("the device serving the bytes is killed while blocks are in transfer: the
   const warming = readAt(atReader('warm.bin'), config.blockSize - 4096, 8192);
   await sleep(1000);
   resume();
-  t.ok((await warming).equals(sourceBytes(warm, config.blockSize - 4096, 8192)), 'the read across the block boundary, stalled by the stop, is right');
+  t.ok((await warming).equals(bytesAt(warm.file, config.blockSize - 4096, 8192)), 'the read across the block boundary, stalled by the stop, is right');
 
   const servedByGamma = () => logLines(gamma.mount, 'block-serve').filter((l) => String(l.path).endsWith('shared.bin') && l.length === config.blockSize).length;
   const failedBefore = failedReads(beta.mount);

@@ -8,8 +8,11 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import createTestnet from 'hyperdht/testnet.js';
 import type { Test } from 'tap';
+import { forceUnmount, isMounted } from '../src/fuse/mount.js';
 import { SD_MAIN, cleanEnv, runSd, waitFor } from './helpers.js';
 import { libraryWithLocation, startMount, type MountedDevice } from './mount-helpers.js';
+
+const MiB = 1024 * 1024;
 
 /** A DHT testnet on loopback for this test; returns its first bootstrap node as HOST:PORT. */
 export async function testnetAddress(t: Test): Promise<string> {
@@ -86,7 +89,6 @@ export async function pairedMounts(t: Test, first: DeviceSpec, second: DeviceSpe
   return { a: { ...a, mount: mountA }, b: { ...b, mount: mountB }, bootstrap };
 }
 
-const MiB = 1024 * 1024;
 
 /** A file of random bytes on its owner's disk, and the sha256 of those bytes. */
 export interface Source {
@@ -116,4 +118,106 @@ export async function sha256Of(file: string): Promise<string> {
   const hash = crypto.createHash('sha256');
   await pipeline(fs.createReadStream(file, { highWaterMark: MiB }), hash);
   return hash.digest('hex');
+}
+
+/** Bytes [offset, offset+length) of a file, fewer at its end (sync: never a file of a mount this process reads while the mount logs to it). */
+export function bytesAt(file: string, offset: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  const fd = fs.openSync(file, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(fd, buf, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.subarray(0, done);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Kills a mount process the hard way (a stopped one too) and cleans the stale mount it leaves. */
+export async function killMount(mount: MountedDevice): Promise<void> {
+  const gone = mount.process.exitCode !== null || mount.process.signalCode !== null;
+  const exited = gone ? Promise.resolve() : new Promise((resolve) => mount.process.once('exit', resolve));
+  mount.process.kill('SIGKILL');
+  await exited;
+  if (isMounted(mount.mountpoint)) await forceUnmount(mount.mountpoint);
+}
+
+/** Reads the mount answered with an error (it logs each at warn). */
+export const failedReads = (mount: MountedDevice) => mount.stderr().split('\n').filter((l) => l.includes('"msg":"remote read failed"')).length;
+
+/** A read still pending after this has hung (far past any deadline the mount keeps). */
+const HANG_MS = 30_000;
+
+export interface ReadResult {
+  /** Bytes read, each found equal to the source, before the end or the error. */
+  done: number;
+  /** sha256 of all the bytes read (the whole file when there was no error). */
+  sha256: string;
+  error?: NodeJS.ErrnoException;
+  /** Where a read returned bytes other than the source's. */
+  wrongAt?: number;
+  /** A read was still pending after HANG_MS. */
+  hung?: boolean;
+  /** When the read ended (performance.now()). */
+  endedAt: number;
+  /** The longest single read call (ms), and where it started. */
+  slowestMs: number;
+  slowestAt: number;
+  /** Read calls that took over half a second: where, and how long. */
+  stalls: Array<{ at: number; ms: number }>;
+}
+
+/**
+ * Reads a file of the reader's mount from the start, 1 MiB per call (async: the mount may
+ * write to a stderr pipe this process reads), each call's bytes checked against the source;
+ * `before` runs before each call with the bytes read so far.
+ */
+export async function readThrough(file: string, source: Source, before: (done: number) => void | Promise<void> = () => undefined): Promise<ReadResult> {
+  const hash = crypto.createHash('sha256');
+  const buf = Buffer.alloc(MiB);
+  let done = 0;
+  let slowestMs = 0;
+  let slowestAt = 0;
+  const stalls: ReadResult['stalls'] = [];
+  const result = (more: Partial<ReadResult>): ReadResult => ({ done, sha256: hash.digest('hex'), endedAt: performance.now(), slowestMs, slowestAt, stalls, ...more });
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r');
+  } catch (err) {
+    return result({ error: err as NodeJS.ErrnoException });
+  }
+  let hung = false;
+  try {
+    while (done < source.size) {
+      await before(done);
+      const started = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const read = await Promise.race([
+        handle.read(buf, 0, MiB, done),
+        new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), HANG_MS))),
+      ]).finally(() => clearTimeout(timer));
+      if (read === 'hung') {
+        hung = true;
+        return result({ hung: true });
+      }
+      const ms = performance.now() - started;
+      if (ms > slowestMs) [slowestMs, slowestAt] = [ms, done];
+      if (ms > 500) stalls.push({ at: done, ms: Math.round(ms) });
+      if (read.bytesRead === 0) break;
+      const got = buf.subarray(0, read.bytesRead);
+      if (!got.equals(bytesAt(source.file, done, read.bytesRead))) return result({ wrongAt: done });
+      hash.update(got);
+      done += read.bytesRead;
+    }
+    return result({});
+  } catch (err) {
+    return result({ error: err as NodeJS.ErrnoException });
+  } finally {
+    // A hung read's handle is left to the unmount (its close would wait behind the read).
+    if (!hung) await handle.close().catch(() => undefined);
+  }
 }

@@ -9,42 +9,18 @@ import { promisify } from 'node:util';
 import { getAttributeSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { config } from '../src/config.js';
-import { forceUnmount, isMounted } from '../src/fuse/mount.js';
 import { BlockCache } from '../src/replication/block-cache.js';
 import { libraryWithLocation, startMount, type MountedDevice } from './mount-helpers.js';
-import { pair, pairedMounts, sha256Of, waitForPeerFile, writeRandomFile, type PairedDevice, type Source } from './remote-helpers.js';
+import { bytesAt, failedReads, killMount, pair, pairedMounts, readThrough, sha256Of, waitForPeerFile, writeRandomFile, type PairedDevice, type Source } from './remote-helpers.js';
 import { posixSuite, writeReadOnlyFixture } from './posix-suite.js';
 import { waitFor } from './helpers.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 
-function bytesAt(file: string, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  const fd = fs.openSync(file, 'r');
-  try {
-    let done = 0;
-    while (done < length) {
-      const n = fs.readSync(fd, buf, done, length - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return buf.subarray(0, done);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** Makes the kernel forget the pages it cached of a file (posix_fadvise DONTNEED). */
 async function dropPageCache(file: string): Promise<void> {
   await run('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
-}
-
-/** Kills a mount process the hard way and cleans the stale mount it leaves. */
-async function killMount(mount: MountedDevice): Promise<void> {
-  mount.process.kill('SIGKILL');
-  await new Promise((resolve) => (mount.process.exitCode !== null || mount.process.signalCode !== null ? resolve(null) : mount.process.once('exit', resolve)));
-  if (isMounted(mount.mountpoint)) await forceUnmount(mount.mountpoint);
 }
 
 interface Devices {
@@ -224,48 +200,7 @@ t.test("refused changes leave the peer's tree as it was, and the mount answering
   t.equal(fs.readFileSync(onBeta('alpha/media/hi.txt'), 'utf8'), 'hello from alpha\n', 'and reads');
 });
 
-interface ReadAlong {
-  /** Bytes read (and found equal to the source) before the end or the error. */
-  done: number;
-  error?: NodeJS.ErrnoException;
-  /** Where a read returned bytes other than the source's. */
-  wrongAt?: number;
-  slowestMs: number;
-  /** Reads that took over half a second: where, and how long. */
-  stalls: Array<{ at: number; ms: number }>;
-  endedAt: number;
-}
-
-/** Reads a remote file from the start in 1 MiB reads, each checked; `pace` runs before each read. */
-async function readAlong(file: string, source: Source, pace: (done: number) => Promise<void>): Promise<ReadAlong> {
-  const handle = await fs.promises.open(file, 'r');
-  const buf = Buffer.alloc(MiB);
-  let done = 0;
-  let slowestMs = 0;
-  const stalls: ReadAlong['stalls'] = [];
-  try {
-    while (done < source.size) {
-      await pace(done);
-      const started = performance.now();
-      const { bytesRead } = await handle.read(buf, 0, MiB, done);
-      const ms = performance.now() - started;
-      slowestMs = Math.max(slowestMs, ms);
-      if (ms > 500) stalls.push({ at: done, ms: Math.round(ms) });
-      if (bytesRead === 0) break;
-      if (!buf.subarray(0, bytesRead).equals(bytesAt(source.file, done, bytesRead))) return { done, wrongAt: done, slowestMs, stalls, endedAt: performance.now() };
-      done += bytesRead;
-    }
-    return { done, slowestMs, stalls, endedAt: performance.now() };
-  } catch (err) {
-    return { done, error: err as NodeJS.ErrnoException, slowestMs, stalls, endedAt: performance.now() };
-  } finally {
-    await handle.close();
-  }
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** Reads beta's mount answered with an error (it logs each at warn level). */
-const failedReads = () => world().beta.mount.stderr().split('\n').filter((line) => line.includes('"msg":"remote read failed"')).length;
 /** gamma's mount: started by the first kill test (for the whole file), killed by the second. */
 let gammaMount: MountedDevice | undefined;
 
@@ -273,12 +208,12 @@ t.test('the owner killed mid-read: a third device with the same content carries 
   const { alpha, gamma, film, bootstrap } = world();
   const gammaListed = () => fs.existsSync(onBeta('gamma/copies/film.bin'));
   const starting = startMount(root, gamma.library, ['--bootstrap', bootstrap]).then((m) => (gammaMount = m));
-  const failedBefore = failedReads();
+  const failedBefore = failedReads(world().beta.mount);
   let killing: Promise<void> | undefined;
   let killedAfter = 0;
   // alpha alone serves the first MiBs, slowly, while gamma comes up; once beta lists gamma's
   // copy, alpha is killed with the next read on its way, and the rest is read at full speed.
-  const result = await readAlong(onBeta('alpha/media/film.bin'), film, async (done) => {
+  const result = await readThrough(onBeta('alpha/media/film.bin'), film, async (done) => {
     if (killing) return;
     if (done < 4 * MiB || !gammaListed()) {
       if (done < 16 * MiB) return sleep(200);
@@ -295,7 +230,7 @@ t.test('the owner killed mid-read: a third device with the same content carries 
   t.notOk(result.error, `the read did not fail${result.error ? `: ${result.error.code} after ${result.done} bytes` : ''}`);
   t.equal(result.wrongAt, undefined, 'every byte read equals the source');
   t.equal(result.done, film.size, 'the read went to the end');
-  t.equal(failedReads() - failedBefore, 0, 'no read through the mount failed (not even one the kernel retried)');
+  t.equal(failedReads(world().beta.mount) - failedBefore, 0, 'no read through the mount failed (not even one the kernel retried)');
   t.ok(result.slowestMs < config.remoteReadTimeoutMs, `the longest wait was within the read timeout: ${Math.round(result.slowestMs)} ms`);
   t.comment(`reads over 0.5 s: ${JSON.stringify(result.stalls)}`);
   if (!t.passing()) t.comment(world().beta.mount.stderr().slice(-4000));
@@ -307,7 +242,7 @@ t.test('the only owner killed mid-read: the read ends with EIO within the timeou
   const gamma = gammaMount;
   let killedAt = 0;
   let killing: Promise<void> | undefined;
-  const result = await readAlong(onBeta('gamma/copies/solo.bin'), solo, async (done) => {
+  const result = await readThrough(onBeta('gamma/copies/solo.bin'), solo, async (done) => {
     if (killing || done < 8 * MiB) return;
     killedAt = performance.now();
     killing = killMount(gamma);
