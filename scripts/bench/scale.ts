@@ -61,11 +61,15 @@ interface Started {
   upSeconds: number;
 }
 
+/** The `sd mount` running now, if any: stopped at the end whatever happened. */
+let running: ChildProcess | undefined;
+
 /** Starts `sd mount` and waits until this device's folder lists through it. */
 async function mount(device: string): Promise<Started> {
   fs.mkdirSync(mnt, { recursive: true });
   const started = performance.now();
   const child = spawn(process.execPath, [main, 'mount', mnt], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  running = child;
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
   const until = Date.now() + 300_000;
@@ -173,4 +177,8 @@ main_()
     process.stderr.write(`scale bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => report.finish());
+  .finally(async () => {
+    if (running && running.exitCode === null && running.signalCode === null) await stop(running);
+    else if (isMounted(mnt)) await forceUnmount(mnt);
+    report.finish();
+  });
