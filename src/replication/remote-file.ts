@@ -92,9 +92,11 @@ export class RemoteFile {
     // 133 reads then waited 20 ms or more on their block). A read just past a block already
     // cached continues a run too: the mount reads cached blocks without JS, so the reads in
     // between never came here. Only reads of stream size count: random readers land near
-    // each other often enough.
+    // each other often enough. The read that ends the file counts whatever its length (a
+    // stream's last read is short: taken alone, a file's last block was never cached).
     const near = (this.furthest >= 0 && offset >= this.furthest - SEQUENTIAL_WINDOW_BLOCKS * bs && offset <= this.furthest + bs) || (first > 0 && this.client.isCached(this.ref, first - 1));
-    this.sequentialReads = near && length >= STREAM_READ_BYTES ? this.sequentialReads + 1 : 0;
+    const streamSized = length >= STREAM_READ_BYTES || end === this.ref.size;
+    this.sequentialReads = near && streamSized ? this.sequentialReads + 1 : 0;
     this.furthest = near ? Math.max(this.furthest, end) : end;
     this.position = first;
     if (this.sequentialReads === 0 && first === last && end - offset < bs && !this.recent.has(first) && !this.client.isCached(this.ref, first)) {
