@@ -13,6 +13,7 @@ import { measureLocalSpace } from './guardian/space.js';
 import { log } from './log.js';
 import type { MirrorProgress } from './replication/mirror.js';
 import { Replication } from './replication/replication.js';
+import type { LogSnapshot } from './replication/device-log.js';
 import type { BootstrapNode } from './replication/swarm.js';
 import { ActionManager } from './vdfs/actions/action-manager.js';
 import { sweepGuardedTrash } from './guardian/last-copy.js';
@@ -43,12 +44,23 @@ export interface NodeOptions {
   onWarning?: (message: string) => void;
   /** Progress of applying a peer's index log (blocks applied of its length). */
   onSyncProgress?: (deviceId: string, p: MirrorProgress) => void;
+  /** What the node does after the mount is up: each location compared with the disk, a new log's snapshot written. */
+  onStartup?: (event: StartupEvent) => void;
 }
+
+/** Start-up work done in the background, once the mount serves. */
+export type StartupEvent =
+  | ({ kind: 'diffed' } & { location: string; folders: number; entries: number; changedFolders: number; seconds: number })
+  | ({ kind: 'log-snapshot' } & LogSnapshot)
+  /** Every location is watched and compared with the disk. */
+  | { kind: 'up-to-date'; seconds: number };
 
 export interface RunningNode {
   library: Library;
   mountpoint: string;
   replication: Replication;
+  /** Resolves when every location is watched and compared with the disk (the mount serves before). */
+  ready: Promise<void>;
   /** Resolves when the mount went away from outside (sd umount, fusermount -u). */
   ended: Promise<void>;
   stop(): Promise<void>;
@@ -87,6 +99,7 @@ function refuseMountInsideLocation(library: Library, mountpoint: string): void {
 }
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
+  const startedAt = performance.now();
   const library = openLibrary(options.libraryDir);
   try {
     refuseMountInsideLocation(library, options.mountpoint);
@@ -130,6 +143,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         if (c.identified > 0) void extraction.pass();
       },
       onWarning: options.onWarning,
+      onDiffed: (diff) => options.onStartup?.({ kind: 'diffed', ...diff }),
     });
     const running = watcher;
     const writer: FsWriter = options.readOnly
@@ -161,6 +175,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       cacheMaxBytes: options.cacheMaxBytes,
       prefetch: options.prefetch,
       onMirrorProgress: options.onSyncProgress,
+      onLogSnapshot: (s) => options.onStartup?.({ kind: 'log-snapshot', ...s }),
       // Paired devices' changes to this device's tree run as actions here (refused while read-only).
       runner: options.readOnly ? undefined : { execute: (action, actor) => actions.execute(action, actor), applyFsOp: (location, op, actor) => writer.applyFsOp(location, op, actor) },
       // A peer's changes landed: its folder under the mount is stale in our caches and the kernel's.
@@ -259,5 +274,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     clearInterval(summaryTimer);
     await stop();
   };
-  return { library, mountpoint: options.mountpoint, replication: replication!, ended, stop: stopAll };
+  const ready = watcher!.ready.then(
+    () => options.onStartup?.({ kind: 'up-to-date', seconds: Math.round(performance.now() - startedAt) / 1000 }),
+    (err: unknown) => log.warn({ op: 'watch', err: String(err) }, 'the start-up diff did not finish; changes made while nothing watched show at the next start'),
+  );
+  return { library, mountpoint: options.mountpoint, replication: replication!, ready, ended, stop: stopAll };
 }

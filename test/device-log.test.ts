@@ -186,6 +186,61 @@ t.test('a crash between append and outbox cleanup neither loses nor repeats a ch
   assertClosureExact(t, p.b);
 });
 
+t.test("a new log's snapshot is streamed a few blocks at a time; cut short, it is written again whole; changes made meanwhile follow it", async (t) => {
+  const a = tempLibrary(t, 'alpha');
+  const b = tempLibrary(t, 'beta');
+  addPeerDevice(b.db, { id: a.device.id, name: a.device.name });
+  // 12 folders of 40 files (and the root): 493 entries, in blocks of 5 ops and appends of 16 blocks.
+  const files: Record<string, string> = {};
+  for (let d = 0; d < 12; d++) for (let f = 0; f < 40; f++) files[`d${d}/f${f}.txt`] = `${d}-${f}`;
+  const root = fs.realpathSync(writeTree(tempDir(t), files));
+  const store = new EntryStore(a.db);
+  const location = addLocation(a.db, store, a.device.id, { path: root, name: 'data' });
+  indexLocation(a, location);
+  const storeA = new Corestore(path.join(a.dir, 'cores'));
+  t.teardown(() => storeA.close());
+  const core = openOwnLog(storeA, deviceKeys(a.dir).log);
+
+  // The first log is stopped right after its first append, as a stopped process would leave it.
+  const first = new DeviceLog(a.db, a.device.id, core, 5);
+  core.once('append', () => first.interruptSnapshot());
+  await first.open();
+  const cutAt = core.length;
+  t.ok(cutAt > 0, `the cut-short snapshot wrote ${cutAt} blocks`);
+  t.notOk(first.ready, 'and the log does not count as holding the index');
+  t.same(sqlRows(a, 'SELECT count(*) FROM device_log_snapshot'), ['1'], 'the library remembers a snapshot was started');
+  t.equal(await first.pump(), 0, 'nothing queued goes into a log whose snapshot is not written');
+  await first.close();
+
+  // The next start writes it again; a change made while it streams comes after it.
+  const second = new DeviceLog(a.db, a.device.id, core, 5);
+  const snapshots: number[] = [];
+  second.onSnapshot = (s) => snapshots.push(s.changes);
+  let changedMidway = false;
+  core.on('append', () => {
+    if (changedMidway || core.length < cutAt + 32) return;
+    changedMidway = true;
+    fs.writeFileSync(path.join(root, 'd3/new.txt'), 'written while the snapshot streamed');
+    fs.rmSync(path.join(root, 'd7'), { recursive: true });
+    indexLocation(a, location);
+  });
+  await second.open();
+  t.ok(second.ready, 'the second start wrote the snapshot whole');
+  t.ok(changedMidway, 'the index changed while it streamed');
+  t.same(sqlRows(a, 'SELECT count(*) FROM device_log_snapshot'), ['0'], 'the mark is gone');
+  t.ok(snapshots[0]! >= 493, `it held every entry (${snapshots[0]} changes)`);
+  await second.pump();
+  t.equal(queuedCount(a.db), 0, 'the changes made meanwhile went into the log after it');
+
+  const mirror = new Mirror(b.db, a.device.id, storeA.get({ key: deviceKeys(a.dir).log.publicKey }));
+  await mirror.open();
+  await mirror.catchUp(core.length);
+  t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), "B's mirror, fed the cut-short snapshot, the whole one and what followed, is A's index");
+  t.ok(indexOf(b, a.device.id).some((r) => r.startsWith('data/d3/new.txt,')) && !indexOf(b, a.device.id).some((r) => r.startsWith('data/d7')), 'with the change made during the snapshot');
+  assertClosureExact(t, b, ' on B');
+  await second.close();
+});
+
 t.test('a malformed or inconsistent block is refused with an error naming the device; the mirror stays as it was', async (t) => {
   const b = tempLibrary(t, 'beta');
   const store = new Corestore(path.join(tempDir(t), 'cores'));

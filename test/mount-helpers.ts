@@ -17,7 +17,12 @@ export interface MountedDevice {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}): Promise<MountedDevice> {
+/**
+ * `sd mount` of a library, returned once it serves and (unless `upToDate` is false) has
+ * compared every location with the disk: a test then finds what changed while nothing
+ * watched, as before the start-up diff ran after the mount came up.
+ */
+export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}, { upToDate = true } = {}): Promise<MountedDevice> {
   const child = spawn(process.execPath, [SD_MAIN, 'mount', mountpoint, ...args], {
     env: { ...cleanEnv(), ...env, SD_LIBRARY: library },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,6 +43,9 @@ export async function startMount(t: Test, library: string, args: string[] = [], 
   // The process says so once it serves the tree (a stale mount listed before does not count).
   const up = await waitFor(() => stdout.includes('Mounted at') || child.exitCode !== null, 30_000, 50);
   if (!up || !isMounted(mountpoint)) throw new Error(`sd mount did not come up: ${stderr.trim()}`);
+  if (upToDate && !(await waitFor(() => stdout.includes('up to date with the disk') || child.exitCode !== null, 60_000, 20))) {
+    throw new Error(`sd mount did not compare its locations with the disk within 60 s: ${stderr.trim()}`);
+  }
   return {
     library,
     mountpoint,

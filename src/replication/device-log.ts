@@ -8,14 +8,24 @@ import type Hypercore from 'hypercore';
 import { config } from '../config.js';
 import { log } from '../log.js';
 import { ContentStore } from '../vdfs/content/store.js';
-import type { Db } from '../vdfs/db/database.js';
-import { dropQueuedThrough, indexSnapshot, queuedChanges } from '../vdfs/outbox.js';
+import { openReader, type Db } from '../vdfs/db/database.js';
+import { queueExtractsOf } from '../vdfs/content/extracts.js';
+import { dropQueuedThrough, outboxLastSeq, queuedChanges, snapshotChanges, type IndexChange } from '../vdfs/outbox.js';
 import type { KeyPair } from './identity.js';
 import { EntryStore } from '../vdfs/entries.js';
 import { listLocations } from '../vdfs/locations.js';
 import { MAX_LINK_TARGET_BYTES, decodeLogBlock, encodedOpBytes, encodeLogBlock, type LogOp } from './log-messages.js';
 
 const SENT_CONTENT_MAX = 100_000;
+/** Blocks of a snapshot appended at once (each of up to opsPerBlock changes). */
+const SNAPSHOT_BLOCKS_PER_APPEND = 16;
+/** Outbox rows dropped per turn of the event loop once the log holds them. */
+const DROP_ROWS_PER_TURN = 20_000;
+
+/** Whether a snapshot of the index was being written into a new log (and may be cut short). */
+function snapshotStarted(db: Db): boolean {
+  return db.prepare('SELECT 1 FROM device_log_snapshot').get() !== undefined;
+}
 
 /** The device's own log in a corestore: its key is the log key pair's public key. */
 export function openOwnLog(store: Corestore, keyPair: KeyPair): Hypercore {
@@ -51,12 +61,24 @@ export function toBlocks(ops: readonly LogOp[], seqs: readonly number[] | null, 
   return blocks;
 }
 
+/** A new log's snapshot of the index, written. */
+export interface LogSnapshot {
+  changes: number;
+  blocks: number;
+  seconds: number;
+}
+
 export class DeviceLog {
   /** Outbox seq up to which changes are in the log. */
   private appendedSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private pumping: Promise<number> | undefined;
   private closed = false;
+  /** Told when the snapshot that starts a new log is written (sd mount says so). */
+  onSnapshot?: (s: LogSnapshot) => void;
+  /** The snapshot that starts the log is written (see writeSnapshot). */
+  private snapshotDone = true;
+  private interrupted = false;
   private readonly contents: ContentStore;
   /** Made the first time a symlink is logged (its path is looked up). */
   private entries: EntryStore | undefined;
@@ -78,26 +100,79 @@ export class DeviceLog {
 
   /**
    * Opens the log: a new one starts with a snapshot of the whole index (a library indexed
-   * before its log existed); an existing one tells from its last block how far it got.
+   * before its log existed), and so does one whose snapshot a stopped process left half
+   * written; an existing one tells from its last block how far it got. With `background`,
+   * the snapshot is written by the pump (the mount comes up meanwhile: at a million
+   * entries it takes seconds); without, before this returns.
    */
-  async open(): Promise<void> {
+  async open(options: { background?: boolean } = {}): Promise<void> {
     await this.core.ready();
     if (!this.core.writable) throw new Error('the device log is not writable: its key pair does not match');
-    if (this.core.length === 0) {
-      const { lastSeq, changes } = indexSnapshot(this.db, this.deviceId);
-      const blocks = toBlocks(this.withLinks(changes, null).ops, null, lastSeq, this.opsPerBlock);
-      // An empty index still gets a block: the log's first block marks the snapshot done.
-      if (blocks.length === 0) blocks.push(encodeLogBlock({ lastSeq, ops: [] }));
-      await this.core.append(blocks); // one append: all of the snapshot or none of it
-      this.appendedSeq = lastSeq;
-      log.info({ op: 'device-log', changes: changes.length, blocks: blocks.length }, 'device log started from a snapshot of the index');
-    } else {
-      const last = await this.core.get(this.core.length - 1);
-      this.appendedSeq = decodeLogBlock(last!).lastSeq;
+    if (this.core.length === 0 || snapshotStarted(this.db)) {
+      this.snapshotDone = false;
+      if (options.background) void this.pump().catch((err: unknown) => log.warn({ op: 'device-log', err: String(err) }, 'the snapshot of the index is not in the device log yet; retrying'));
+      else await this.pump();
+      return;
     }
-    this.dropAppended();
+    const last = await this.core.get(this.core.length - 1);
+    this.appendedSeq = decodeLogBlock(last!).lastSeq;
+    await this.dropAppended();
   }
 
+  /** Whether the log holds the whole index yet (a new log's snapshot is written). */
+  get ready(): boolean {
+    return this.snapshotDone;
+  }
+
+  /**
+   * Writes the snapshot that starts the log, a few blocks per append, reading the index on
+   * a connection of its own inside one read transaction: a consistent picture that never
+   * sits whole in memory, while this process goes on writing the index. The snapshot
+   * covers the queued changes up to the seq it read; later ones follow it in the log.
+   * A snapshot cut short (a stop, a crash) is marked in the library and written again
+   * whole at the next start; peers take the repeated changes as no-ops.
+   */
+  private async writeSnapshot(): Promise<void> {
+    const started = performance.now();
+    this.db.prepare('INSERT OR REPLACE INTO device_log_snapshot (id, started_at) VALUES (1, ?)').run(Date.now());
+    const reader = openReader(this.db.name);
+    const changes = snapshotChanges(reader, this.deviceId);
+    let count = 0;
+    let blocks = 0;
+    try {
+      reader.exec('BEGIN');
+      const lastSeq = outboxLastSeq(reader);
+      // Their seqs come after lastSeq: the extracts of the picture follow it in the log.
+      queueExtractsOf(this.db, this.deviceId);
+      let ops: IndexChange[] = [];
+      const flush = async () => {
+        const cut = toBlocks(this.withLinks(ops, null).ops, null, lastSeq, this.opsPerBlock);
+        // An empty index still gets a block: the log is never left empty.
+        if (cut.length === 0 && this.core.length === 0) cut.push(encodeLogBlock({ lastSeq, ops: [] }));
+        if (cut.length > 0) await this.core.append(cut);
+        blocks += cut.length;
+        count += ops.length;
+        ops = [];
+      };
+      for (const change of changes) {
+        ops.push(change);
+        if (ops.length < this.opsPerBlock * SNAPSHOT_BLOCKS_PER_APPEND) continue;
+        await flush();
+        if (this.closed || this.interrupted) return log.info({ op: 'device-log', changes: count }, 'the snapshot of the index stopped midway; the next start writes it again');
+      }
+      await flush();
+      reader.exec('COMMIT');
+      this.db.prepare('DELETE FROM device_log_snapshot').run();
+      this.appendedSeq = lastSeq;
+      this.snapshotDone = true;
+      const written = { changes: count, blocks, seconds: Math.round(performance.now() - started) / 1000 };
+      log.info({ op: 'device-log', ...written }, 'device log started from a snapshot of the index');
+      this.onSnapshot?.(written);
+    } finally {
+      changes.return(undefined);
+      reader.close();
+    }
+  }
   /** Appends the queued changes not yet in the log; returns how many. (Step one of pump.) */
   async appendQueued(maxBlocks = 16): Promise<number> {
     const queued = queuedChanges(this.db, this.appendedSeq, this.opsPerBlock * maxBlocks);
@@ -155,19 +230,24 @@ export class DeviceLog {
     return { ops: out, seqs: seqs && outSeqs };
   }
 
-  /** Drops the outbox rows the log holds. (Step two of pump.) */
-  dropAppended(): void {
-    dropQueuedThrough(this.db, this.appendedSeq);
+  /** Drops the outbox rows the log holds, a slice per turn. (Step two of pump.) */
+  async dropAppended(): Promise<void> {
+    while (dropQueuedThrough(this.db, this.appendedSeq, DROP_ROWS_PER_TURN) === DROP_ROWS_PER_TURN) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Moves every queued change into the log; returns how many. */
   pump(): Promise<number> {
     // One pump at a time: a second caller waits for the running one, then runs its own.
     const run = async (): Promise<number> => {
+      if (!this.snapshotDone && !this.closed && !this.interrupted) await this.writeSnapshot();
+      // Nothing queued goes before the snapshot: its seqs are only known once it is written.
+      if (!this.snapshotDone) return 0;
       let total = 0;
       for (;;) {
         const n = await this.appendQueued();
-        this.dropAppended();
+        await this.dropAppended();
         total += n;
         if (n === 0 || this.closed) return total;
       }
@@ -186,6 +266,11 @@ export class DeviceLog {
         });
     };
     this.timer = setTimeout(tick, intervalMs);
+  }
+
+  /** A snapshot being written stops at its next append (a stop, when its end would take long). */
+  interruptSnapshot(): void {
+    this.interrupted = true;
   }
 
   async close(): Promise<void> {

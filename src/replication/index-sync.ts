@@ -6,7 +6,7 @@ import Corestore from 'corestore';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { Library } from '../vdfs/library.js';
-import { DeviceLog, openOwnLog } from './device-log.js';
+import { DeviceLog, openOwnLog, type LogSnapshot } from './device-log.js';
 import { deviceKeys } from './identity.js';
 import { Mirror, type MirrorOptions, type MirrorProgress } from './mirror.js';
 
@@ -27,6 +27,8 @@ export interface IndexSyncOptions {
   onMirrored?: (deviceId: string) => void;
   /** Progress of applying a peer's log (a backfill shows a bar with it). */
   onProgress?: (deviceId: string, p: MirrorProgress) => void;
+  /** This device's new log got its snapshot of the index (written after start, in the background). */
+  onSnapshot?: (s: LogSnapshot) => void;
 }
 
 export async function startIndexSync(library: Library, options: IndexSyncOptions = {}): Promise<IndexSync> {
@@ -40,7 +42,8 @@ export async function startIndexSync(library: Library, options: IndexSyncOptions
   };
   try {
     ownLog = new DeviceLog(library.db, library.device.id, openOwnLog(store, deviceKeys(library.dir).log));
-    await ownLog.open();
+    ownLog.onSnapshot = options.onSnapshot;
+    await ownLog.open({ background: true });
     ownLog.startPumping(options.pumpIntervalMs);
     const sync: IndexSync = {
       store,

@@ -5,6 +5,7 @@ import type DHT from 'hyperdht';
 import type Protomux from 'protomux';
 import { config } from '../config.js';
 import { log } from '../log.js';
+import type { LogSnapshot } from './device-log.js';
 import { peersHolding } from '../vdfs/actions/repair.js';
 import type { Device } from '../vdfs/device.js';
 import type { Entry } from '../vdfs/entries.js';
@@ -34,6 +35,8 @@ export interface ReplicationOptions {
   prefetch?: PrefetchMode;
   /** Backfill progress of a peer's index (the CLI draws a bar with it). */
   onMirrorProgress?: (deviceId: string, p: MirrorProgress) => void;
+  /** This device's new log got its snapshot of the index (after start, in the background). */
+  onLogSnapshot?: (s: LogSnapshot) => void;
   /** A peer's changes were applied to its mirror (caches of its tree are stale). */
   onMirrored?: (deviceId: string) => void;
   /** Runs paired devices' changes to this device's tree (the node's ActionManager); without it they are refused. */
@@ -85,7 +88,7 @@ export class Replication {
   }
 
   static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
-    const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress });
+    const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress, onSnapshot: options.onLogSnapshot });
     const blocks = await BlockService.open(library, {
       cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes,
       prefetch: options.prefetch,
@@ -116,7 +119,9 @@ export class Replication {
     this.lane?.close();
     await this.swarm.stop();
     await this.blocks.close();
-    // The writers have stopped: their last changes still reach the log.
+    // The writers have stopped: their last changes still reach the log (a snapshot still
+    // being written stops; the next start writes it again).
+    this.sync.ownLog.interruptSnapshot();
     await this.sync.ownLog.pump().catch((e: unknown) => log.warn({ op: 'index-sync', err: String(e) }, 'last changes stay queued for the next start'));
     await this.sync.close();
   }

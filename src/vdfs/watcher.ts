@@ -6,7 +6,8 @@ import path from 'node:path';
 import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
-import { indexLocation, syncDirectories } from './indexer/indexer.js';
+import { identifyLeft, indexLocation, syncDirectories } from './indexer/indexer.js';
+import { findChangedFolders, type ChangedFolders } from './indexer/startup-diff.js';
 import type { IndexSummary } from './indexer/summary.js';
 import { EntryStore } from './entries.js';
 import { FolderNotifier, type WatchFolder } from './folder-notifier.js';
@@ -18,6 +19,8 @@ export interface WatcherOptions {
   debounceMs?: number;
   /** Called after every applied batch (and after each start-up index), changed or not, with the folders it re-read ('all' for the location). */
   onApplied?: (summary: IndexSummary, change: { location: Location; dirs: ReadonlySet<string> | 'all' }) => void;
+  /** A location's start-up diff (or one after its root came back) compared the disk with the index. */
+  onDiffed?: (diff: { location: string; folders: number; entries: number; changedFolders: number; seconds: number }) => void;
   /** Called for a batch that failed; the watcher keeps going. */
   onError?: (err: unknown) => void;
   /** How a folder is watched (default fs.watch); tests pass one that runs out of watches. */
@@ -30,6 +33,8 @@ export interface WatcherOptions {
 
 export interface Watcher {
   readonly locations: readonly Location[];
+  /** Every location is watched and its start-up diff applied (startWatcher returns before). */
+  readonly ready: Promise<void>;
   /** Applies the events collected so far now instead of after the debounce. */
   flush(): Promise<void>;
   /**
@@ -49,8 +54,9 @@ const SELF_QUIET_MS = 1000;
 const MAX_DELAY_PERIODS = 5;
 
 /**
- * Watches the locations and keeps their index true. Before it returns, every location
- * is diffed in full, so changes made while nothing watched are applied too.
+ * Watches the locations and keeps their index true. It returns at once: the watches and
+ * the start-up diff of every location (so changes made while nothing watched are applied
+ * too) run in the background, and `ready` resolves when they are done.
  */
 export async function startWatcher(library: Library, locations: Location[], options: WatcherOptions = {}): Promise<Watcher> {
   const debounceMs = options.debounceMs ?? config.watchDebounceMs;
@@ -116,15 +122,37 @@ export async function startWatcher(library: Library, locations: Location[], opti
     return ready;
   };
 
-  /** Full diffs in progress (a root came back): the index's folders are watched first, a slice at a time. */
+  /**
+   * Full diffs in progress (start-up, a root came back): a worker compares the location
+   * with the index, and the folders it names are re-diffed here like any event's.
+   */
   const fullDiffs = new Map<Location, Promise<void>>();
   const again = new Set<Location>();
-  const fullDiff = (location: Location) => {
-    if (closed) return apply(location, 'all');
+  const stopping = new AbortController();
+  const diffWhole = async (location: Location): Promise<void> => {
+    let found: ChangedFolders;
+    try {
+      found = await findChangedFolders(library.dbPath, location, stopping.signal);
+    } catch (err) {
+      if (closed) return;
+      // Correct, only slower and on this thread: the diff as sd index runs it.
+      log.warn({ op: 'watch', location: location.name, err: String(err) }, 'the start-up diff could not run in its own thread; diffing here');
+      return apply(location, 'all');
+    }
+    if (closed) return;
+    // A missing or replaced root is refused and reported as before (checkRoot).
+    if (found.rootUnreadable !== undefined || location.rootEntryId === null) return apply(location, 'all');
+    log.info({ op: 'watch', location: location.name, folders: found.folders, entries: found.entries, changed: found.dirs.length, seconds: found.seconds }, 'compared with the disk');
+    if (found.dirs.length > 0) apply(location, new Set(found.dirs));
+    else if (found.unidentified) identifyLeft(library, location);
+    options.onDiffed?.({ location: location.name, folders: found.folders, entries: found.entries, changedFolders: found.dirs.length, seconds: found.seconds });
+  };
+  const fullDiff = (location: Location, watched = false) => {
+    if (closed) return;
     if (fullDiffs.has(location)) return void again.add(location);
-    const run = notifier
-      .watchIndexed(location)
-      .then(() => apply(location, 'all'))
+    const run = (watched ? Promise.resolve() : notifier.watchIndexed(location))
+      .then(() => diffWhole(location))
+      .catch((err: unknown) => report(err, location))
       .finally(() => {
         fullDiffs.delete(location);
         if (again.delete(location)) fullDiff(location);
@@ -172,16 +200,21 @@ export async function startWatcher(library: Library, locations: Location[], opti
     onWarning: options.onWarning,
     exclude: [libraryDir],
   });
-  const started = performance.now();
-  for (const location of locations) await notifier.watchLocation(location);
-  log.debug({ op: 'watch', folders: locations.reduce((n, l) => n + notifier.watchedCount(l), 0), ms: Math.round(performance.now() - started) }, 'watching');
-
-  // The full diff runs once watching is live, so nothing changed in between is missed;
-  // events it overlaps only cause a harmless second look at those folders.
-  for (const location of locations) apply(location, 'all');
+  // Start-up, in the background: every location is watched from its index, then compared
+  // with the disk, so changes made while nothing watched are applied too. The diff runs once
+  // watching is live, so nothing changed in between is missed; events it overlaps only cause
+  // a harmless second look at those folders.
+  const startup = (async () => {
+    const started = performance.now();
+    for (const location of locations) if (!closed) await notifier.watchLocation(location);
+    log.debug({ op: 'watch', folders: locations.reduce((n, l) => n + notifier.watchedCount(l), 0), ms: Math.round(performance.now() - started) }, 'watching');
+    for (const location of locations) fullDiff(location, true);
+    await Promise.all(fullDiffs.values());
+  })();
 
   return {
     locations,
+    ready: startup,
     async flush() {
       flushNow();
     },
@@ -194,9 +227,11 @@ export async function startWatcher(library: Library, locations: Location[], opti
     async close() {
       if (closed) return;
       closed = true;
+      stopping.abort();
       notifier.close();
       clearTimeout(selfTimer);
       flushNow();
+      await startup.catch(() => undefined);
       await Promise.all(fullDiffs.values());
     },
   };

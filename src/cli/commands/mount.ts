@@ -1,7 +1,7 @@
 // sd mount / sd umount: run this device with its tree mounted, and unmount it.
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../fuse/mount.js';
-import { startNode } from '../../node.js';
+import { startNode, type StartupEvent } from '../../node.js';
 import { parseBootstrap } from '../../replication/swarm.js';
 import { SdError } from '../../errors.js';
 import { UsageError, type Command, type CommandContext } from '../command.js';
@@ -66,6 +66,13 @@ A stale mount left by a crash is cleaned at start.
       if (p.applied >= p.length) progress.clear();
       else progress.bar(`index of ${p.device}`, p.applied, p.length);
     };
+    // What runs after the mount is up, said once the mount is (events before it wait).
+    let mounted = false;
+    const early: StartupEvent[] = [];
+    const onStartup = (e: StartupEvent) => {
+      if (!mounted) return void early.push(e);
+      ctx.out.result({ startup: e }, () => `sd: ${describeStartup(e)}`);
+    };
     const node = await startNode({
       libraryDir: ctx.libraryDir,
       mountpoint,
@@ -76,15 +83,29 @@ A stale mount left by a crash is cleaned at start.
       prefetch: prefetch as PrefetchMode | undefined,
       onWarning: (m) => ctx.out.info(`sd: warning: ${m}`),
       onSyncProgress,
+      onStartup,
     });
     const slug = node.library.device.slug;
     ctx.out.result({ mounted: mountpoint, device: slug, pid: process.pid }, () => [`Mounted at ${mountpoint} (this device: ${path.join(mountpoint, slug)}); Ctrl-C to unmount`]);
+    mounted = true;
+    early.splice(0).forEach(onStartup);
     const reason = await Promise.race([ctx.stopped, node.ended.then(() => 'unmounted from outside')]);
     ctx.out.info(`sd: ${reason}: stopping`);
     await node.stop();
     return 0;
   },
 };
+
+function describeStartup(e: StartupEvent): string {
+  switch (e.kind) {
+    case 'diffed':
+      return `${e.location}: compared with the disk, ${e.folders} folders and ${e.entries} entries in ${e.seconds} s; ${e.changedFolders === 0 ? 'no change' : `${e.changedFolders} changed folders re-read`}`;
+    case 'log-snapshot':
+      return `device log started: ${e.changes} entries and records of the index, in ${e.blocks} blocks (${e.seconds} s)`;
+    case 'up-to-date':
+      return `up to date with the disk, ${e.seconds} s after start`;
+  }
+}
 
 export const umountCommand: Command = {
   name: 'umount',

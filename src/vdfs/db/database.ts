@@ -24,6 +24,17 @@ export function openDatabase(file: string, options: { create: boolean }): Db {
   }
 }
 
+/**
+ * A second, read-only connection to a library's database, for a long read (a snapshot)
+ * that must not hold the main connection: in WAL mode it reads one consistent picture
+ * while the main connection goes on writing. Sorts and temporary tables spill to disk.
+ */
+export function openReader(file: string): Db {
+  const db = new Database(file, { readonly: true, fileMustExist: true, timeout: config.dbBusyTimeoutMs });
+  db.pragma('temp_store = FILE');
+  return db;
+}
+
 export function schemaVersion(db: Db): number {
   return db.pragma('user_version', { simple: true }) as number;
 }

@@ -582,4 +582,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 20,
+    description: 'device_log_snapshot: a snapshot of the index being streamed into a new device log (a stopped process left it half written: the next start writes it again)',
+    sql: `
+      CREATE TABLE device_log_snapshot (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        started_at  INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -91,6 +91,22 @@ export function indexLocation(library: Library, location: Location, options: Ind
 }
 
 /**
+ * Gives content ids to the files of a location still without one (a run stopped before
+ * its content phase ended), when a diff found nothing new to do it for them.
+ */
+export function identifyLeft(library: Library, location: Location): number {
+  if (location.indexMode === 'shallow') return 0;
+  const counts = emptyCounts();
+  const warnings = new WarningList();
+  try {
+    identifyContent(library.db, new EntryStore(library.db), location, counts, warnings);
+  } catch (err) {
+    throw fromSqliteError(err, library.dbPath);
+  }
+  return counts.identified;
+}
+
+/**
  * Re-diffs the named folders (paths relative to the location root) and whatever is new
  * below them; then identifies new content. Folders unknown to the index are handled
  * through their nearest indexed ancestor.

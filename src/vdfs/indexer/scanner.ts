@@ -255,7 +255,7 @@ const BAD_NAME = 3;
 /** Per name: kind code, size, mtimeMs, inode, mode. */
 const LISTING_FIELDS = 5;
 
-interface Listing {
+export interface Listing {
   rel: string;
   /** readdir failed: errorCode is its errno code (when it has one), errorText its message. */
   failed: boolean;
@@ -275,8 +275,21 @@ function kindCode(st: fs.Stats): number {
   return st.isDirectory() ? 1 : st.isFile() ? 0 : st.isSymbolicLink() ? 2 : -1;
 }
 
+/**
+ * Name i of a listing as the index holds it (a folder's size is 0), or undefined for a
+ * name that is not valid UTF-8 (never indexed).
+ */
+export function listedFields(listing: Listing, i: number): EntryFields | undefined {
+  const n = listing.offset + i * LISTING_FIELDS;
+  const { nums } = listing;
+  const code = nums[n]!;
+  if (code === BAD_NAME) return undefined;
+  const kind = KINDS[code]!;
+  return { name: listing.names[i]!, kind, size: kind === 'dir' ? 0 : nums[n + 1]!, mtime: nums[n + 2]!, inode: nums[n + 3]!, mode: nums[n + 4]! };
+}
+
 /** Reads one folder: readdir, its .gitignore, the ignore rules, an lstat per name kept. */
-function readListing(dirAbs: string, dirRel: string, parentRules: IgnoreRules): { listing: Listing; rules: IgnoreRules } {
+export function readListing(dirAbs: string, dirRel: string, parentRules: IgnoreRules): { listing: Listing; rules: IgnoreRules } {
   const listing: Listing = { rel: dirRel, failed: false, errorCode: undefined, errorText: '', hasGitignore: false, ignored: 0, names: [], nums: [], offset: 0 };
   let dirents: fs.Dirent<Buffer>[];
   try {
