@@ -11,6 +11,7 @@ import { isMounted, mountFuse, type Mounted } from './fuse/mount.js';
 import { CONTENT_DIR } from './fuse/tree.js';
 import { measureLocalSpace } from './guardian/space.js';
 import { log } from './log.js';
+import { trimMemory } from './syscalls.js';
 import type { MirrorProgress } from './replication/mirror.js';
 import { Replication } from './replication/replication.js';
 import type { LogSnapshot } from './replication/device-log.js';
@@ -34,6 +35,8 @@ export interface NodeOptions {
   readOnly?: boolean;
   /** Seconds the kernel trusts attributes and names (config.mountAttrTimeoutSeconds). */
   attrTimeout?: number;
+  /** Kernel inodes kept before the least recently looked-up are forgotten (config.mountInodeBudget; 0: no limit). */
+  inodeBudget?: number;
   /** DHT bootstrap nodes; undefined: the public DHT (the swarm starts with the first pairing). */
   bootstrap?: BootstrapNode[];
   /** Byte limit of the disk cache of other devices' file blocks (config.cacheMaxBytes). */
@@ -96,6 +99,21 @@ function refuseMountInsideLocation(library: Library, mountpoint: string): void {
   if (location) {
     throw new SdError('LOCATION_OVERLAP', `mount point ${mountpoint} is inside the location '${location.name}' (${location.rootPath}); mount outside your locations`);
   }
+}
+
+/**
+ * After start-up work (a worker's diff, a log snapshot streamed): the heap it freed goes
+ * back to the system rather than staying resident in malloc's arenas.
+ */
+function releaseFreedMemory(after: string): void {
+  const before = process.memoryUsage.rss();
+  try {
+    trimMemory();
+  } catch (err) {
+    return log.debug({ op: 'memory', err: String(err) }, 'freed memory not given back');
+  }
+  const m = process.memoryUsage();
+  log.debug({ op: 'memory', after, rssBefore: before, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }, 'freed memory given back');
 }
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
@@ -168,14 +186,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     // Local files are kept long: every change to them is invalidated exactly.
     const short = config.mountAttrTimeoutSeconds;
     const timeout = options.attrTimeout ?? config.mountCachedTimeoutSeconds;
-    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout), readOnly: options.readOnly });
+    mounted = await mountFuse(options.mountpoint, mountOps.handlers(), { attrTimeout: timeout, entryTimeout: timeout, shortTimeout: Math.min(short, timeout), readOnly: options.readOnly, inodeBudget: options.inodeBudget });
     const mountedNow = mounted;
     replication = await Replication.start(library, {
       bootstrap: options.bootstrap,
       cacheMaxBytes: options.cacheMaxBytes,
       prefetch: options.prefetch,
       onMirrorProgress: options.onSyncProgress,
-      onLogSnapshot: (s) => options.onStartup?.({ kind: 'log-snapshot', ...s }),
+      onLogSnapshot: (s) => {
+        releaseFreedMemory('log-snapshot');
+        options.onStartup?.({ kind: 'log-snapshot', ...s });
+      },
       // Paired devices' changes to this device's tree run as actions here (refused while read-only).
       runner: options.readOnly ? undefined : { execute: (action, actor) => actions.execute(action, actor), applyFsOp: (location, op, actor) => writer.applyFsOp(location, op, actor) },
       // A peer's changes landed: its folder under the mount is stale in our caches and the kernel's.
@@ -259,6 +280,18 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   };
   const summaryTimer = setInterval(summarize, config.guardianSummaryMs);
   summaryTimer.unref();
+  // What the kernel holds through the mount, for whoever reads the debug log (and tests).
+  let budgetWarned = false;
+  const inodeTimer = setInterval(() => {
+    const inodes = mounted?.inodes();
+    if (!inodes) return;
+    log.debug({ op: 'inodes', ...inodes }, 'kernel inodes held through the mount');
+    if (inodes.pruneUnsupported && !budgetWarned) {
+      budgetWarned = true;
+      log.warn({ op: 'inodes', held: inodes.held }, 'this kernel cannot be asked to forget inodes (FUSE_NOTIFY_PRUNE needs Linux 6.16): --inode-budget is not kept, and memory grows with the files looked up');
+    }
+  }, config.mountInodeStatsMs);
+  inodeTimer.unref();
   let poll: NodeJS.Timeout | undefined;
   const ended = new Promise<void>((resolve) => {
     poll = setInterval(() => {
@@ -272,10 +305,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     clearInterval(scrubTimer);
     clearInterval(trashSweepTimer);
     clearInterval(summaryTimer);
+    clearInterval(inodeTimer);
     await stop();
   };
   const ready = watcher!.ready.then(
-    () => options.onStartup?.({ kind: 'up-to-date', seconds: Math.round(performance.now() - startedAt) / 1000 }),
+    () => {
+      releaseFreedMemory('start-up diff');
+      options.onStartup?.({ kind: 'up-to-date', seconds: Math.round(performance.now() - startedAt) / 1000 });
+    },
     (err: unknown) => log.warn({ op: 'watch', err: String(err) }, 'the start-up diff did not finish; changes made while nothing watched show at the next start'),
   );
   return { library, mountpoint: options.mountpoint, replication: replication!, ready, ended, stop: stopAll };

@@ -1,7 +1,7 @@
 // File system calls Node has no binding for, from sdfs's native addon (the same one that
 // serves the mount, src/fuse/native): mknod for fifos, sockets and device nodes, times to
 // the nanosecond, rename with RENAME_NOREPLACE / RENAME_EXCHANGE, and punching a hole in
-// a file (fallocate). Each throws an error
+// a file (fallocate); and giving freed heap back to the system (malloc_trim). Each throws an error
 // shaped like Node's own (code, errno, syscall, path) so callers handle both alike.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,6 +17,7 @@ interface Calls {
   utimens(p: string, atimeS: number, atimeNs: number, mtimeS: number, mtimeNs: number): number;
   rename(from: string, to: string, flags: number): number;
   punchHole(fd: number, offset: number, length: number): number;
+  trimMemory(): number;
 }
 
 let addon: unknown;
@@ -71,4 +72,12 @@ export function timespecOfMs(ms: number): Timespec {
 /** Frees [offset, offset+length) of an open file, its size kept (reads give zeros there). */
 export function punchHoleSync(fd: number, offset: number, length: number, p: string): void {
   check(nativeAddon<Calls>().punchHole(fd, offset, length), 'fallocate', p);
+}
+
+/**
+ * Gives the heap pages malloc keeps free back to the system (malloc_trim): after start-up
+ * work whose memory was freed but stayed resident. Returns whether any went back.
+ */
+export function trimMemory(): boolean {
+  return nativeAddon<Calls>().trimMemory() === 1;
 }

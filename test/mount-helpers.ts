@@ -12,6 +12,8 @@ export interface MountedDevice {
   library: string;
   mountpoint: string;
   process: ChildProcess;
+  /** What it printed so far. */
+  stdout(): string;
   stderr(): string;
   /** Stops the mount process (SIGINT) and waits for it to exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -51,6 +53,7 @@ export async function startMount(t: Test, library: string, args: string[] = [], 
     mountpoint,
     process: child,
     stderr: () => stderr,
+    stdout: () => stdout,
     async stop(signal: NodeJS.Signals = 'SIGINT') {
       child.kill(signal);
       return exited;

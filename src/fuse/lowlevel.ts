@@ -9,10 +9,10 @@ import { UTIME_NOW, UTIME_OMIT, nativeAddon, timespecOfMs, type Timespec } from 
 import { EIO, ENODATA, ENOENT, errnoOf } from './errno.js';
 
 interface Binding {
-  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number, writeback: boolean, readOnly: boolean): number;
+  mount(mountpoint: string, options: string, entryTimeout: number, attrTimeout: number, maxThreads: number, debug: boolean, dispatch: Dispatch, shortTimeout: number, writeback: boolean, readOnly: boolean, inodeBudget: number): number;
   close(session: number): void;
   invalidate(session: number, folder: boolean, mountPath: string, nameOrRealPath: string): void;
-  invalidations(session: number): [number, number, number];
+  invalidations(session: number): [number, number, number, number, number, number];
   replyErr(session: number, id: number, errno: number): void;
   replyEntry(session: number, id: number, st: Float64Array, realDir?: string | null): void;
   replyAttr(session: number, id: number, st: Float64Array): void;
@@ -114,6 +114,8 @@ export interface NativeMountOptions {
   writeback: boolean;
   /** Every change answers EROFS: the binding makes no file itself. */
   readOnly: boolean;
+  /** Kernel inodes kept before the least recently looked-up are forgotten (0: no limit). */
+  inodeBudget: number;
   debug: boolean;
   /** Mount options for the kernel (fsname, default_permissions, ...). */
   options: string[];
@@ -136,7 +138,7 @@ export class NativeSession {
   static mount(mountpoint: string, ops: PathOps, options: NativeMountOptions): NativeSession {
     const b = loadBinding();
     const s = new NativeSession(b, mountpoint, ops);
-    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout, options.writeback, options.readOnly);
+    s.session = b.mount(mountpoint, options.options.join(','), options.entryTimeout, options.attrTimeout, 16, options.debug, s.dispatch, options.shortTimeout, options.writeback, options.readOnly, options.inodeBudget);
     return s;
   }
 
@@ -150,10 +152,14 @@ export class NativeSession {
     this.b.invalidate(this.session, true, mountPath, realPath);
   }
 
-  /** Invalidations queued and not yet sent, sent, and refused by the kernel. */
-  invalidations(): { pending: number; sent: number; refused: number } {
-    const [pending, sent, refused] = this.b.invalidations(this.session);
-    return { pending, sent, refused };
+  /**
+   * Invalidations queued and not yet sent, sent, and refused by the kernel; the kernel
+   * inodes held now, those offered to the kernel to forget (the inode budget), and whether
+   * the kernel cannot be asked (before Linux 6.16: the budget is not kept).
+   */
+  invalidations(): { pending: number; sent: number; refused: number; inodes: number; pruneAsked: number; pruneUnsupported: boolean } {
+    const [pending, sent, refused, inodes, pruneAsked, unsupported] = this.b.invalidations(this.session);
+    return { pending, sent, refused, inodes, pruneAsked, pruneUnsupported: unsupported === 1 };
   }
 
   /** Whether the kernel ended the connection (unmounted, from here or outside). */

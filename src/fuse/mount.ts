@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { SdError, systemCode } from '../errors.js';
 import { log } from '../log.js';
+import { config } from '../config.js';
 import { NativeSession } from './lowlevel.js';
 import type { PathOps } from './types.js';
 
@@ -20,6 +21,8 @@ export interface MountOptions {
   shortTimeout: number;
   /** Every change answers EROFS. */
   readOnly?: boolean;
+  /** Kernel inodes kept before the least recently looked-up are forgotten (default config.mountInodeBudget; 0: no limit). */
+  inodeBudget?: number;
   debug?: boolean;
 }
 
@@ -84,6 +87,8 @@ export interface Mounted {
   invalidateFolders(folders: Iterable<ChangedFolder>): void;
   /** Resolves when the invalidations asked for so far reached the kernel. */
   invalidated(): Promise<void>;
+  /** The kernel inodes the mount holds now and those offered to the kernel to forget so far (the inode budget). */
+  inodes(): { held: number; pruneAsked: number; pruneUnsupported: boolean };
   unmount(): Promise<void>;
 }
 
@@ -102,7 +107,7 @@ export async function mountFuse(mountpoint: string, ops: PathOps, options: Mount
   try {
     // SD_FUSE_WRITEBACK=1: the kernel's writeback cache, only for trees nothing else writes
     // (the kernel then trusts its own size and mtime of a file it holds over the disk's).
-    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, writeback: process.env.SD_FUSE_WRITEBACK === '1', readOnly: options.readOnly ?? false, debug: options.debug ?? false, options: KERNEL_OPTIONS });
+    session = NativeSession.mount(mountpoint, ops, { entryTimeout: options.entryTimeout, attrTimeout: options.attrTimeout, shortTimeout: options.shortTimeout, writeback: process.env.SD_FUSE_WRITEBACK === '1', readOnly: options.readOnly ?? false, inodeBudget: options.inodeBudget ?? config.mountInodeBudget, debug: options.debug ?? false, options: KERNEL_OPTIONS });
   } catch (err) {
     if (err instanceof SdError) throw err;
     throw new SdError('IO', `could not mount ${mountpoint}: ${(err as Error).message}; is fuse3 installed (npm run setup)?`);
@@ -119,6 +124,10 @@ export async function mountFuse(mountpoint: string, ops: PathOps, options: Mount
     },
     async invalidated() {
       while (!session.closed && session.invalidations().pending > 0) await new Promise((r) => setTimeout(r, 5));
+    },
+    inodes() {
+      const { inodes, pruneAsked, pruneUnsupported } = session.invalidations();
+      return { held: inodes, pruneAsked, pruneUnsupported };
     },
     async unmount() {
       if (unmounted) return;

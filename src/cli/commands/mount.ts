@@ -20,7 +20,7 @@ function mountpointOf(ctx: CommandContext): string {
 export const mountCommand: Command = {
   name: 'mount',
   usage: `Usage: sd mount [MOUNTPOINT] [--bootstrap HOST:PORT,...] [--read-only] [--attr-timeout SECONDS] [--cache-max SIZE]
-                [--prefetch whole|seek|off]
+                [--prefetch whole|seek|off] [--inode-budget N]
 
 Mounts every device's tree at MOUNTPOINT (default /sd) and keeps the index true while
 it runs:
@@ -31,7 +31,10 @@ it runs:
 xattrs user.sd.content_id, user.sd.sdpath and user.sd.copies on every file.
 Changes made through the mount go through sdfs's actions and are in the index at once;
 changes made on disk show within about a second (the kernel is told to drop what it
-cached when the watcher sees them). Ctrl-C (or SIGTERM) unmounts cleanly.
+cached when the watcher sees them). The mount serves at once; changes made while nothing
+watched (each location compared with the disk by a worker thread) and a new device log's
+first snapshot are caught up after, and a line says when each is done.
+Ctrl-C (or SIGTERM) unmounts cleanly.
 A stale mount left by a crash is cleaned at start.
   --bootstrap H:P,...  DHT bootstrap nodes (also SD_BOOTSTRAP; default: the public DHT).
                        The swarm starts with the first paired device ('sd pair'), or at
@@ -44,11 +47,16 @@ A stale mount left by a crash is cleaned at start.
                        seek   from where it is read to the end (a seek moves it)
                        off    only a few blocks ahead of the reader
   --read-only          refuse every change (EROFS)
+  --inode-budget N     files and folders the kernel may keep looked up (default 100000,
+                       about 35 MB; 0: no limit). Past it, those looked up longest ago
+                       that nothing uses are forgotten (Linux 6.16 or later), and looked
+                       up again when next used: the mount's memory stays bounded however
+                       big the trees a find or a backup walks
   --attr-timeout S     seconds the kernel keeps local files' names, attributes and
                        listings (default 60); a change made outside the mount still shows
                        at once, open files included (sdfs tells the kernel what changed)
 'sd testnet' runs a local DHT to pass to --bootstrap.`,
-  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' }, prefetch: { type: 'string' } },
+  options: { 'read-only': { type: 'boolean' }, 'attr-timeout': { type: 'string' }, bootstrap: { type: 'string' }, 'cache-max': { type: 'string' }, prefetch: { type: 'string' }, 'inode-budget': { type: 'string' } },
   async run(ctx) {
     const mountpoint = mountpointOf(ctx);
     const timeoutText = ctx.values['attr-timeout'] as string | undefined;
@@ -60,6 +68,9 @@ A stale mount left by a crash is cleaned at start.
     if (cacheMaxBytes === undefined && cacheText !== undefined) throw new UsageError(`--cache-max takes a size like 500M or 10GiB, not '${cacheText}'`);
     const prefetch = ctx.values.prefetch as string | undefined;
     if (prefetch !== undefined && !PREFETCH_MODES.includes(prefetch as PrefetchMode)) throw new UsageError(`--prefetch takes ${PREFETCH_MODES.join(', ')}, not '${prefetch}'`);
+    const budgetText = ctx.values['inode-budget'] as string | undefined;
+    const inodeBudget = budgetText === undefined ? undefined : Number(budgetText);
+    if (inodeBudget !== undefined && !(Number.isInteger(inodeBudget) && inodeBudget >= 0)) throw new UsageError(`--inode-budget takes a whole number of files and folders (0: no limit), not '${budgetText}'`);
     // A peer's index arriving in bulk (a new device's backfill) draws a bar on a terminal.
     const progress = new ProgressLine();
     const onSyncProgress = (_deviceId: string, p: { device: string; applied: number; length: number }) => {
@@ -78,6 +89,7 @@ A stale mount left by a crash is cleaned at start.
       mountpoint,
       readOnly: ctx.values['read-only'] === true,
       attrTimeout,
+      inodeBudget,
       bootstrap,
       cacheMaxBytes,
       prefetch: prefetch as PrefetchMode | undefined,

@@ -23,9 +23,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <malloc.h>
+#include <sys/uio.h>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -124,28 +127,34 @@ struct Name {
   std::string name;
 };
 
+// One per inode the kernel holds (a million after an ls -R of a million files): what only
+// some nodes need is allocated when they need it, so a plain file's node is about 150
+// bytes, not 250 (measured by bench/scale's memory after ls -R).
 struct Node {
   uint64_t id;
   Node *parent = nullptr;  // its first name (the one its path is built from); null for the root and unlinked nodes
   std::string name;
-  std::vector<Name> aliases;  // its other names: hard links of one real file share one node
+  std::unique_ptr<std::vector<Name>> aliases;  // its other names: hard links of one real file share one node
   uint64_t nlookup = 0;
   uint64_t children = 0;   // names of other nodes inside this one
-  std::unordered_map<std::string, Node *> kids;
+  std::unique_ptr<std::unordered_map<std::string, Node *>> kids;  // made with its first name inside
   // The real file's identity (device, inode) when it has several names; 0 otherwise.
   uint64_t dev = 0, rino = 0;
   // What the kernel was last told of it: inode number and ctime (ns), to see what changed on disk.
   uint64_t ino = 0;
   int64_t ctime = -1;
+  // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
+  int64_t cacheMtime = -1;
+  int64_t cacheSize = -1;
+  uint32_t touched = 0;    // when the kernel last looked it up (seconds of the session's clock): the budget prunes the oldest
   bool shortLived = true;  // attributes kept briefly (not invalidated exactly): its listing is not cached either
   // A folder JS said is a plain local folder: its names are the disk's, looked up here.
   // Its real path is realRoot when set (a location's root, or where JS placed it), else
   // its parent's real path and its name (so a rename inside a location keeps it right).
   bool local = false;
-  std::string realRoot;
-  // What the page cache holds (for keep_cache at open): mtime in ns and size at the last open.
-  int64_t cacheMtime = -1;
-  int64_t cacheSize = -1;
+  std::unique_ptr<std::string> realRoot;
+
+  bool hasAliases() const { return aliases && !aliases->empty(); }
 };
 
 struct InodeKey {
@@ -184,6 +193,14 @@ struct Session {
   int maxThreads = 10;
   bool writeback = false;
   bool readOnly = false;  // every change answers EROFS (sd mount --read-only): nothing is created here
+
+  // The kernel-inode budget: past nodeBudget nodes (0: none), the notifier asks the kernel
+  // to forget the least recently looked-up ones it does not use (FUSE_NOTIFY_PRUNE).
+  uint64_t nodeBudget = 0;
+  bool pruneWanted = false;  // under invalMu
+  std::atomic<bool> pruneUnsupported{false};
+  std::atomic<uint64_t> pruneAsked{0};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   std::mutex nodesMu;
   std::unordered_map<uint64_t, Node *> nodes;
@@ -250,22 +267,25 @@ void told(Node *n, const struct stat &st, bool shortLived) {
 
 /** Takes one name of a node out of its folder (the node itself stays while anything refers to it). */
 void dropName(Session *s, Node *n, Node *parent, const std::string &name) {
-  auto it = parent->kids.find(name);
-  if (it != parent->kids.end() && it->second == n) parent->kids.erase(it);
+  if (parent->kids) {
+    auto it = parent->kids->find(name);
+    if (it != parent->kids->end() && it->second == n) parent->kids->erase(it);
+  }
   parent->children--;
   if (n->parent == parent && n->name == name) {
-    if (n->aliases.empty()) {
+    if (!n->hasAliases()) {
       n->parent = nullptr;
     } else {
-      n->parent = n->aliases.back().parent;
-      n->name = n->aliases.back().name;
-      n->aliases.pop_back();
+      n->parent = n->aliases->back().parent;
+      n->name = n->aliases->back().name;
+      n->aliases->pop_back();
     }
     return;
   }
-  for (auto a = n->aliases.begin(); a != n->aliases.end(); ++a) {
+  if (!n->aliases) return;
+  for (auto a = n->aliases->begin(); a != n->aliases->end(); ++a) {
     if (a->parent == parent && a->name == name) {
-      n->aliases.erase(a);
+      n->aliases->erase(a);
       return;
     }
   }
@@ -273,13 +293,15 @@ void dropName(Session *s, Node *n, Node *parent, const std::string &name) {
 
 /** Gives a node a name in a folder: its first one, or another (a hard link). */
 void addName(Node *n, Node *parent, const std::string &name) {
-  parent->kids[name] = n;
+  if (!parent->kids) parent->kids = std::make_unique<std::unordered_map<std::string, Node *>>();
+  (*parent->kids)[name] = n;
   parent->children++;
   if (!n->parent) {
     n->parent = parent;
     n->name = name;
   } else {
-    n->aliases.push_back({parent, name});
+    if (!n->aliases) n->aliases = std::make_unique<std::vector<Name>>();
+    n->aliases->push_back({parent, name});
   }
 }
 
@@ -290,10 +312,14 @@ void maybeDrop(Session *s, Node *first) {
     Node *n = work.back();
     work.pop_back();
     if (!n || n->id == FUSE_ROOT_ID || n->nlookup > 0 || n->children > 0) continue;
-    if (n->parent) n->aliases.push_back({n->parent, n->name});
-    for (auto &a : n->aliases) {
-      auto it = a.parent->kids.find(a.name);
-      if (it != a.parent->kids.end() && it->second == n) a.parent->kids.erase(it);
+    std::vector<Name> names;
+    if (n->parent) names.push_back({n->parent, n->name});
+    if (n->aliases) names.insert(names.end(), n->aliases->begin(), n->aliases->end());
+    for (auto &a : names) {
+      if (a.parent->kids) {
+        auto it = a.parent->kids->find(a.name);
+        if (it != a.parent->kids->end() && it->second == n) a.parent->kids->erase(it);
+      }
       a.parent->children--;
       work.push_back(a.parent);
     }
@@ -314,8 +340,23 @@ void detach(Session *s, Node *n, Node *parent, const std::string &name) {
 }
 
 Node *childOf(Node *parent, const std::string &name) {
-  auto it = parent->kids.find(name);
-  return it == parent->kids.end() ? nullptr : it->second;
+  if (!parent->kids) return nullptr;
+  auto it = parent->kids->find(name);
+  return it == parent->kids->end() ? nullptr : it->second;
+}
+
+/** Seconds since the session started: when a node was last looked up. */
+uint32_t clockOf(Session *s) {
+  return (uint32_t)std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - s->started).count();
+}
+
+/** Wakes the notifier to bring the node table back under its budget. (Takes invalMu: callers may hold nodesMu, never the reverse.) */
+void wantPrune(Session *s) {
+  if (s->pruneUnsupported) return;
+  std::lock_guard<std::mutex> lock(s->invalMu);
+  if (s->pruneWanted) return;
+  s->pruneWanted = true;
+  s->invalCv.notify_one();
 }
 
 /**
@@ -329,6 +370,8 @@ Node *counted(Session *s, Node *n, const struct stat &st, uint64_t sharedDev, bo
     s->byInode[{sharedDev, n->rino}] = n;
   }
   told(n, st, shortLived);
+  n->touched = clockOf(s);
+  if (s->nodeBudget && s->nodes.size() > s->nodeBudget) wantPrune(s);
   n->nlookup++;
   return n;
 }
@@ -377,13 +420,13 @@ Node *linked(Session *s, uint64_t sourceId, uint64_t parentId, const std::string
 /** A local folder's real path, from the nearest folder whose real path JS gave. */
 bool realPathOf(Node *n, std::string &out) {
   std::vector<const std::string *> names;
-  while (n && n->local && n->realRoot.empty()) {
+  while (n && n->local && !n->realRoot) {
     if (!n->parent) return false;
     names.push_back(&n->name);
     n = n->parent;
   }
   if (!n || !n->local) return false;
-  out = n->realRoot;
+  out = *n->realRoot;
   for (auto it = names.rbegin(); it != names.rend(); ++it) {
     out += '/';
     out += **it;
@@ -395,9 +438,9 @@ bool realPathOf(Node *n, std::string &out) {
 void setLocal(Node *n, const std::string &realDir) {
   std::string parentReal;
   n->local = true;
-  n->realRoot.clear();
+  n->realRoot.reset();
   if (n->parent && realPathOf(n->parent, parentReal) && parentReal + "/" + n->name == realDir) return;
-  n->realRoot = realDir;
+  n->realRoot = std::make_unique<std::string>(realDir);
 }
 
 /** The node at a path of the mount, if the kernel holds it. */
@@ -444,7 +487,7 @@ void invalidateFolder(Session *s, const std::string &mountPath, const std::strin
     Node *dir = nodeAt(s, mountPath);
     if (!dir) return;
     dirId = dir->id;
-    for (auto &k : dir->kids) kids.push_back({k.second->id, k.first, k.second->ino, k.second->ctime});
+    if (dir->kids) for (auto &k : *dir->kids) kids.push_back({k.second->id, k.first, k.second->ino, k.second->ctime});
   }
   for (auto &k : kids) {
     struct stat st;
@@ -456,13 +499,93 @@ void invalidateFolder(Session *s, const std::string &mountPath, const std::strin
   notifyInode(s, dirId);
 }
 
+/** FUSE_NOTIFY_PRUNE (protocol 7.45, Linux 6.16): libfuse 3.14 has no call for it, so it is written to the device as libfuse writes its notices. */
+constexpr int32_t NOTIFY_PRUNE = 9;
+constexpr size_t PRUNE_BATCH = 512;
+
+/** Asks the kernel to forget these nodes if nothing uses them (it sends FORGET for those it drops). */
+bool sendPrune(Session *s, const uint64_t *ids, uint32_t count) {
+  struct {
+    uint32_t len;
+    int32_t error;
+    uint64_t unique;
+  } out;
+  struct {
+    uint32_t count, padding;
+    uint64_t spare;
+  } arg = {count, 0, 0};
+  out.len = (uint32_t)(sizeof out + sizeof arg + count * sizeof(uint64_t));
+  out.error = NOTIFY_PRUNE;
+  out.unique = 0;
+  iovec iov[3] = {{&out, sizeof out}, {&arg, sizeof arg}, {(void *)ids, count * sizeof(uint64_t)}};
+  return writev(fuse_session_fd(s->se), iov, 3) == (ssize_t)out.len;
+}
+
+/**
+ * Brings the node table back to three quarters of its budget: the nodes looked up longest
+ * ago that hold no names of their own (files, and folders whose names went first) are
+ * offered to the kernel to forget. A node the kernel still uses (an open file, a current
+ * folder, a name in a folder it keeps) stays: the kernel drops only what nothing holds.
+ */
+void pruneNodes(Session *s) {
+  // What the kernel's FORGETs of the last pass freed goes back to the system (the FUSE
+  // threads' malloc arenas kept it: 40 MB a pass at a million lookups).
+  malloc_trim(0);
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    size_t count = s->nodes.size();
+    if (!s->nodeBudget || count <= s->nodeBudget) return;
+    size_t want = count - s->nodeBudget * 3 / 4;
+    // How many leaves were last looked up at each age (in seconds, the oldest capped): the
+    // age from which the oldest `want` of them are taken.
+    uint32_t now = clockOf(s);
+    constexpr uint32_t AGES = 4096;
+    std::vector<size_t> byAge(AGES, 0);
+    auto leaf = [](const Node *n) { return n->id != FUSE_ROOT_ID && n->nlookup > 0 && n->children == 0; };
+    auto ageOf = [now](const Node *n) { return std::min<uint32_t>(now - std::min(now, n->touched), AGES - 1); };
+    for (auto &e : s->nodes) if (leaf(e.second)) byAge[ageOf(e.second)]++;
+    uint32_t from = AGES;
+    for (size_t sum = 0; from > 0 && sum < want;) sum += byAge[--from];
+    ids.reserve(want);
+    for (auto &e : s->nodes) {
+      if (ids.size() >= want) break;
+      if (leaf(e.second) && ageOf(e.second) >= from) ids.push_back(e.first);
+    }
+  }
+  for (size_t at = 0; at < ids.size(); at += PRUNE_BATCH) {
+    uint32_t n = (uint32_t)std::min(PRUNE_BATCH, ids.size() - at);
+    if (!sendPrune(s, ids.data() + at, n)) {
+      // An older kernel: the table stays unbounded, as before the budget (counted in stats).
+      s->pruneUnsupported = true;
+      return;
+    }
+    s->pruneAsked += n;
+  }
+}
+
 void notifierMain(Session *s) {
+  auto lastPrune = std::chrono::steady_clock::time_point();
   for (;;) {
     InvalJob job;
     {
       std::unique_lock<std::mutex> lock(s->invalMu);
-      s->invalCv.wait(lock, [s] { return s->notifierStop || !s->invalQueue.empty(); });
+      s->invalCv.wait(lock, [s] { return s->notifierStop || !s->invalQueue.empty() || s->pruneWanted; });
       if (s->notifierStop) return;
+      if (s->invalQueue.empty()) {
+        // A prune pass at most once a second: the kernel's FORGETs take a moment to arrive.
+        auto next = lastPrune + std::chrono::seconds(1);
+        if (std::chrono::steady_clock::now() < next) {
+          s->invalCv.wait_until(lock, next, [s] { return s->notifierStop || !s->invalQueue.empty(); });
+          if (s->notifierStop) return;
+          if (!s->invalQueue.empty()) continue;
+        }
+        s->pruneWanted = false;
+        lock.unlock();
+        lastPrune = std::chrono::steady_clock::now();
+        if (!s->closed) pruneNodes(s);
+        continue;
+      }
       job = std::move(s->invalQueue.front());
       s->invalQueue.pop_front();
     }
@@ -1664,11 +1787,11 @@ void *loopMain(void *arg) {
 
 /** mount(mountpoint, options string, entryTimeout, attrTimeout, maxThreads, debug, dispatch, shortTimeout, writeback, readOnly) -> session index */
 napi_value mount(napi_env env, napi_callback_info info) {
-  napi_value argv[10];
-  size_t argc = 10;
+  napi_value argv[11];
+  size_t argc = 11;
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 10) {
-    napi_throw_error(env, nullptr, "sdfuse.mount: 10 arguments expected");
+  if (argc < 11) {
+    napi_throw_error(env, nullptr, "sdfuse.mount: 11 arguments expected");
     return nullptr;
   }
   size_t len;
@@ -1689,6 +1812,7 @@ napi_value mount(napi_env env, napi_callback_info info) {
   s->shortTimeout = numArg(env, argv[7]);
   napi_get_value_bool(env, argv[8], &s->writeback);
   napi_get_value_bool(env, argv[9], &s->readOnly);
+  s->nodeBudget = (uint64_t)std::max(0.0, numArg(env, argv[10]));
   Node *root = new Node();
   root->id = FUSE_ROOT_ID;
   root->nlookup = 1;
@@ -1814,15 +1938,27 @@ napi_value invalidate(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** invalidations(session) -> [queued, sent, refused]: refused are those the kernel did not take (not counting names it had not cached). */
+/**
+ * invalidations(session) -> [queued, sent, refused, nodes, pruneAsked, pruneUnsupported]:
+ * refused are those the kernel did not take (not counting names it had not cached); nodes
+ * the kernel inodes held now; pruneAsked those offered to the kernel to forget (the budget).
+ */
 napi_value invalidations(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   Session *s = sessionCall(env, info, argv, 1);
+  size_t nodes = 0;
+  if (s) {
+    std::lock_guard<std::mutex> lock(s->nodesMu);
+    nodes = s->nodes.size();
+  }
   napi_value arr;
-  napi_create_array_with_length(env, 3, &arr);
+  napi_create_array_with_length(env, 6, &arr);
   napi_set_element(env, arr, 0, num(env, s ? s->invalPending.load() : 0));
   napi_set_element(env, arr, 1, num(env, s ? (double)s->invalSent.load() : 0));
   napi_set_element(env, arr, 2, num(env, s ? (double)s->invalFailed.load() : 0));
+  napi_set_element(env, arr, 3, num(env, (double)nodes));
+  napi_set_element(env, arr, 4, num(env, s ? (double)s->pruneAsked.load() : 0));
+  napi_set_element(env, arr, 5, num(env, s && s->pruneUnsupported ? 1 : 0));
   return arr;
 }
 
@@ -1882,6 +2018,15 @@ napi_value sysPunchHole(napi_env env, napi_callback_info info) {
   if (argc < 3) return num(env, EINVAL);
   int fd = (int)numArg(env, argv[0]);
   return num(env, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)numArg(env, argv[1]), (off_t)numArg(env, argv[2])) == 0 ? 0 : errno);
+}
+
+/**
+ * trimMemory() -> 1 if memory went back to the system: the heap pages malloc keeps free
+ * (its per-thread arenas hold what a finished worker thread or a burst of start-up work
+ * freed: 50 MB or more of a mount's resident memory that nothing uses).
+ */
+napi_value trimMemory(napi_env env, napi_callback_info info) {
+  return num(env, malloc_trim(0));
 }
 
 // ---------------------------------------------------------------------------------
@@ -1957,7 +2102,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"replyNames", replyNames}, {"replyStatfs", replyStatfs}, {"mknod", sysMknod},
       {"utimens", sysUtimens},    {"rename", sysRename},      {"invalidations", invalidations},
       {"punchHole", sysPunchHole}, {"backing", openBacking},   {"markBacking", markBacking},
-      {"unbacking", closeBacking},
+      {"unbacking", closeBacking}, {"trimMemory", trimMemory},
   };
   for (auto &f : fns) {
     napi_value v;
