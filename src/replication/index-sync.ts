@@ -3,6 +3,7 @@
 // one mirror per peer whose log key the library knows. The swarm replicates `store`.
 import path from 'node:path';
 import Corestore from 'corestore';
+import Hypercore from 'hypercore';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { Library } from '../vdfs/library.js';
@@ -21,6 +22,13 @@ export interface IndexSync {
   close(): Promise<void>;
 }
 
+/**
+ * RocksDB's write buffer for the logs (hypercore-storage's default: 64 MB). A new log's
+ * snapshot writes ~43 bytes an entry: at a million entries the buffer filled to its
+ * default and stayed resident (a mount's first start peaked 26 MB higher, settled 47 MB).
+ */
+const CORES_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+
 export interface IndexSyncOptions {
   pumpIntervalMs?: number;
   /** Called whenever a peer's changes were applied to its mirror. */
@@ -32,7 +40,7 @@ export interface IndexSyncOptions {
 }
 
 export async function startIndexSync(library: Library, options: IndexSyncOptions = {}): Promise<IndexSync> {
-  const store = new Corestore(path.join(library.dir, CORES_DIR));
+  const store = new Corestore(Hypercore.defaultStorage(path.join(library.dir, CORES_DIR), { writeBufferSize: CORES_WRITE_BUFFER_BYTES }));
   const mirrors = new Map<string, Mirror>();
   let ownLog: DeviceLog | undefined;
   const close = async () => {

@@ -27,6 +27,13 @@ declare module 'hypercore' {
     update(opts?: { wait?: boolean }): Promise<boolean>;
     download(range?: { start?: number; end?: number; linear?: boolean }): Download;
     close(): Promise<void>;
+    /** The storage (hypercore-storage, over RocksDB) a corestore can be given; opts reach RocksDB's column family (writeBufferSize...). */
+    static defaultStorage(directory: string, opts?: Record<string, unknown>): CoreStorage;
+  }
+
+  /** hypercore-storage's storage of many cores in one RocksDB. */
+  export interface CoreStorage {
+    readonly path: string;
   }
 }
 
@@ -42,7 +49,7 @@ declare module 'corestore' {
   }
 
   export default class Corestore {
-    constructor(storage: string, opts?: Record<string, unknown>);
+    constructor(storage: string | import('hypercore').CoreStorage, opts?: Record<string, unknown>);
     ready(): Promise<void>;
     /** key alone: a peer's core (read-only); key with keyPair: a writable core with that key. */
     get(opts: { key?: Buffer; keyPair?: HypercoreKeyPair; name?: string }): Hypercore;
