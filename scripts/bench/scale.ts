@@ -4,9 +4,13 @@
 // C libfuse2 passthrough in the same run, `sd search` per command, and the CLI's start-up
 // beside `node -e 0`. The tree is generated here: --folders folders of --per files each
 // (names with a few words, so searches match), indexed shallow.
-// (Ten devices and a backfill at scale are the issue's other rows; not here yet.)
-// Run: node build/scripts/bench/scale.js [--json] [--folders 1000] [--per 1000] [--keep]
+// Then a backfill at scale: a new device paired with this one over a local testnet, the
+// time until its mount lists the whole tree (--backfill 0 skips it). Ten devices are
+// bench/devices.
+// Run: node build/scripts/bench/scale.js [--json] [--folders 1000] [--per 1000] [--keep] [--backfill 0]
 import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,10 +71,10 @@ interface Started {
 let running: ChildProcess | undefined;
 
 /** Starts `sd mount` and waits until this device's folder lists through it. */
-async function mount(device: string, extra: string[] = []): Promise<Started> {
-  fs.mkdirSync(mnt, { recursive: true });
+async function mount(device: string, extra: string[] = [], at = mnt, withEnv = env): Promise<Started> {
+  fs.mkdirSync(at, { recursive: true });
   const started = performance.now();
-  const child = spawn(process.execPath, [main, 'mount', mnt, ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main, 'mount', at, ...extra], { env: withEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   running = child;
   let stdout = '';
   const upToDate = new Promise<number>((resolve) => {
@@ -86,7 +90,7 @@ async function mount(device: string, extra: string[] = []): Promise<Started> {
     if (child.exitCode !== null) throw new Error(`sd mount exited: ${stderr}`);
     if (Date.now() > until) throw new Error(`sd mount was not up within 300 s: ${stderr}`);
     try {
-      if (fs.readdirSync(path.join(mnt, device)).length > 0) break;
+      if (fs.readdirSync(path.join(at, device)).length > 0) break;
     } catch {
       // not mounted yet
     }
@@ -114,12 +118,97 @@ async function settleAndStop(m: Started): Promise<{ peak: number; settled: numbe
   return { peak, settled: now };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+async function stop(child: ChildProcess, at = mnt): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGINT');
   await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  if (isMounted(mnt)) await forceUnmount(mnt);
+  if (isMounted(at)) await forceUnmount(at);
+}
+
+/** The first JSON document a child prints on stdout (one line, or pretty-printed over several). */
+function firstJson<T>(child: ChildProcess, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      text += line;
+      try {
+        resolve(JSON.parse(text) as T);
+      } catch {
+        // not whole yet
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${what} ended before it printed its answer (exit ${code})`)));
+  });
+}
+
+/** Runs `sd ARGS` on a library to the end; its stdout. */
+function sdOn(lib: string, argv: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+  const child = spawn(process.execPath, [main, '--library', lib, ...argv], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`sd ${argv.join(' ')} failed: ${err.trim() || `exit ${code}`}`)))));
+}
+
+/** Children started by the backfill phase, stopped whatever happens. */
+const extra: Array<{ child: ChildProcess; at?: string }> = [];
+
+/**
+ * A new device paired with the big one over a local testnet (sd pair / sd pair join, as a
+ * user would), both mounted: how long until the new device's mount lists the big tree,
+ * and its mirror holds every entry; the new mount's peak memory meanwhile.
+ */
+async function backfill(entries: number): Promise<{ firstListed: number; complete: number; peak: number }> {
+  const testnet = spawn(process.execPath, [main, '--json', 'testnet'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  extra.push({ child: testnet });
+  const bootstrap = (await firstJson<{ bootstrap: string[] }>(testnet, "sd testnet")).bootstrap.join(",");
+  const fresh = path.join(tmp, 'fresh-library');
+  const freshMnt = path.join(tmp, 'fresh-mnt');
+  const freshEnv = { ...env, SD_LIBRARY: fresh };
+  await sdOn(fresh, ['init', '--name', 'fresh']);
+  // A few files of its own, as a new laptop has (its mount is up once its own folder lists).
+  const own = path.join(tmp, 'fresh-files');
+  fs.mkdirSync(own, { recursive: true });
+  fs.writeFileSync(path.join(own, 'hello.txt'), 'hello\n');
+  await sdOn(fresh, ['location', 'add', own, '--name', 'home', '--mode', 'shallow']);
+  const pairEnv = { SD_BOOTSTRAP: bootstrap, SD_PAIR_JOIN_TIMEOUT_MS: '60000' };
+  const showing = spawn(process.execPath, [main, '--library', library, '--json', 'pair'], { env: { ...env, ...pairEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  extra.push({ child: showing });
+  const { words } = await firstJson<{ words: string[] }>(showing, 'sd pair');
+  await sdOn(fresh, ['pair', 'join', ...words], pairEnv);
+  const big = await mount('big', ['--bootstrap', bootstrap]);
+  extra.push({ child: big.child, at: mnt });
+  await big.upToDate;
+  const started = performance.now();
+  const freshMount = await mount('fresh', ['--bootstrap', bootstrap], freshMnt, freshEnv);
+  extra.push({ child: freshMount.child, at: freshMnt });
+  const bigTree = path.join(freshMnt, 'big', 'data');
+  let firstListed = 0;
+  const db = new Database(path.join(fresh, 'library.db'), { readonly: true, timeout: 5000 });
+  const count = db.prepare("SELECT count(*) FROM entries e JOIN devices d ON d.id = e.device_id WHERE d.slug = 'big'").pluck();
+  let peak = 0;
+  const until = Date.now() + 600_000;
+  try {
+    for (;;) {
+      peak = Math.max(peak, memoryOf(freshMount.child.pid!).peak);
+      if (!firstListed) {
+        try {
+          if (fs.readdirSync(bigTree).length > 0) firstListed = (performance.now() - started) / 1000;
+        } catch {
+          // not there yet
+        }
+      }
+      if ((count.get() as number) >= entries) break;
+      if (Date.now() > until) throw new Error('the new device did not mirror the big tree within 600 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    db.close();
+  }
+  const complete = (performance.now() - started) / 1000;
+  return { firstListed, complete, peak: Math.max(peak, memoryOf(freshMount.child.pid!).peak) };
 }
 
 async function lsR(dir: string): Promise<number> {
@@ -195,6 +284,13 @@ async function main_(): Promise<void> {
     const seconds = await sd(['search', ...query, '--limit', '20']);
     report.figure({ name: `sd search ${query.join(' ')}`, value: seconds, unit: 's', note: `per command; minus the CLI start-up: ${(seconds - ls).toFixed(3)} s`, aim: { op: '<=', value: ls + 0.03 } });
   }
+  if (numberArg(args, 'backfill', 1)) {
+    report.progress('a new device paired with this one: backfill');
+    const indexed = new Database(path.join(library, 'library.db'), { readonly: true }).prepare('SELECT count(*) FROM entries').pluck().get() as number;
+    const b = await backfill(indexed);
+    report.figure({ name: 'backfill, new device: tree complete', value: b.complete, unit: 's', note: `${formatCount(indexed)} entries mirrored, from its sd mount's start; the tree first listed after ${b.firstListed.toFixed(1)} s (the mount serves meanwhile)`, aim: { op: '<=', value: 60 } });
+    report.figure({ name: 'backfill, new device: sd mount RSS', value: b.peak / 1e6, unit: 'MB', note: 'peak (VmHWM) through the backfill' });
+  }
   report.noteMachine('end');
 }
 
@@ -206,5 +302,6 @@ main_()
   .finally(async () => {
     if (running && running.exitCode === null && running.signalCode === null) await stop(running);
     else if (isMounted(mnt)) await forceUnmount(mnt);
+    for (const { child, at } of extra.reverse()) if (child.exitCode === null && child.signalCode === null) await stop(child, at);
     report.finish();
   });
