@@ -5,8 +5,13 @@
 // every other, and until every device holds every other's whole tree. Then it writes a new
 // file on a random device, --changes times, and times until each other device lists it
 // through its mount (p50, p95, max; aim p95 ≤ 2 s), and reports each process's memory.
-// Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--changes 30] [--json] [--keep]
+// Files are 16–512 bytes, cut from --contents distinct contents per device: every file gets
+// its content id (content mode), while the extraction phase, which reads each distinct
+// content once, stays short (measured: ~70 contents/s on this loaded machine, which made
+// 100k distinct contents take ~25 min a device).
+// Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--contents 1000] [--changes 30] [--json] [--keep]
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,12 +19,13 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand } from './common.js';
 
 const args = parseArgs();
 const deviceCount = numberArg(args, 'devices', 10);
 const entriesPer = numberArg(args, 'entries', 100_000);
 const changeCount = numberArg(args, 'changes', 30);
+const contentsPer = numberArg(args, 'contents', 1000);
 /** How long a change or a stage may take before the bench gives up on it. */
 const changeTimeoutMs = 30_000;
 const stageTimeoutMs = numberArg(args, 'stage-timeout', 1800) * 1000;
@@ -79,13 +85,24 @@ function query<T>(device: Device, fn: (db: Database.Database) => T): T {
   }
 }
 
+/**
+ * `entries` entries below `root`: folders of 100 files, each file 16–512 bytes cut from one
+ * of `contents` random contents (this device's own: no content is shared between devices).
+ */
+function generateFiles(root: string, entries: number, contents: number): void {
+  const folders = Math.max(1, Math.round(entries / 101));
+  const files = entries - folders;
+  const pool = Array.from({ length: contents }, () => crypto.randomBytes(16 + crypto.randomInt(497)));
+  for (let f = 0; f < folders; f++) fs.mkdirSync(path.join(root, `folder-${f}`), { recursive: true });
+  for (let k = 0; k < files; k++) fs.writeFileSync(path.join(root, `folder-${k % folders}`, `file-${k}.dat`), pool[k % contents]!);
+}
+
 /** A library with one location of small files, indexed in content mode; a `changes` folder for the changes later. */
 async function makeDevice(i: number): Promise<void> {
   const name = `dev-${String(i).padStart(2, '0')}`;
   const base = path.join(tmp, name);
   const d: Device = { name, library: path.join(base, 'library'), root: path.join(base, 'data'), mnt: path.join(base, 'mnt'), entries: 0, id: '', stderr: '' };
-  const folders = Math.max(1, Math.round(entriesPer / 101));
-  generateTree(d.root, { files: entriesPer - folders, folders, minBytes: 16, maxBytes: 512, seed: i + 1 });
+  generateFiles(d.root, entriesPer, contentsPer);
   fs.mkdirSync(path.join(d.root, 'changes'));
   fs.mkdirSync(d.mnt);
   await sd(d, ['init', '--name', name]);
@@ -194,6 +211,7 @@ async function run(): Promise<void> {
   report.noteMachine('start');
   report.setup.devices = deviceCount;
   report.setup.entriesPerDevice = entriesPer;
+  report.setup.contentsPerDevice = contentsPer;
 
   report.progress(`making ${deviceCount} libraries of ${formatCount(entriesPer)} entries (content mode)`);
   let started = performance.now();

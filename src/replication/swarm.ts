@@ -201,7 +201,9 @@ export class DeviceSwarm extends EventEmitter {
    * Of two paired devices the one with the smaller key dials at once; the other dials only
    * when no connection came for peerDialFallbackMs (measured: a dial from a mount process to
    * a device in another process sometimes opened on its side only, again and again, while
-   * the other direction connected in ~40 ms). Two connections at once are fine: each
+   * the other direction connected in ~40 ms; on a testnet that was hyperdht's same-host race,
+   * see createDht, and the fallback stays for networks where one direction still fails).
+   * Two connections at once are fine: each
    * carries every channel, and the newest is the one used.
    */
   dials(remoteKeyHex: string): boolean {
