@@ -168,19 +168,50 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** Seconds of CPU (user + system) a process used so far. */
+function cpuSecondsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The share of one core each mount used over `ms` (what they do in the background, unasked). */
+async function cpuShares(ms: number): Promise<number[]> {
+  const before = devices.map((d) => cpuSecondsOf(d.child!.pid!));
+  await sleep(ms);
+  return devices.map((d, i) => (cpuSecondsOf(d.child!.pid!) - before[i]!) / (ms / 1000));
+}
+
+/** Polls the owner's library until its index holds the new file: the watcher's and indexer's part of a change. */
+async function ownerIndexed(owner: Device, name: string, started: number): Promise<number | undefined> {
+  const db = new Database(path.join(owner.library, 'library.db'), { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare("SELECT 1 FROM entries e JOIN entries p ON p.id = e.parent_id WHERE p.device_id = ? AND p.name = 'changes' AND e.name = ?");
+    while (performance.now() - started < changeTimeoutMs) {
+      if (row.get(owner.id, name)) return (performance.now() - started) / 1000;
+      await sleep(20);
+    }
+    return undefined;
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * Writes a new file on a random device and times until every other device lists it through
  * its mount (a stat every 20 ms); a device that does not within changeTimeoutMs counts so.
+ * Also when the owner's own index had it (the rest is the trip to the others).
  */
-async function timeChanges(): Promise<{ latencies: number[]; missed: number }> {
+async function timeChanges(): Promise<{ latencies: number[]; missed: number; indexed: number[] }> {
   const latencies: number[] = [];
+  const indexed: number[] = [];
   let missed = 0;
   for (let k = 0; k < changeCount; k++) {
     const owner = devices[Math.floor(random() * devices.length)]!;
     const name = `change-${k}.txt`;
     const started = performance.now();
     fs.writeFileSync(path.join(owner.root, 'changes', name), `change ${k} on ${owner.name}\n`);
-    await Promise.all(devices.filter((d) => d !== owner).map(async (viewer) => {
+    const atOwner = ownerIndexed(owner, name, started).then((s) => void (s !== undefined && indexed.push(s)));
+    await Promise.all([atOwner, ...devices.filter((d) => d !== owner).map(async (viewer) => {
       const file = path.join(viewer.mnt, owner.name, 'data', 'changes', name);
       for (;;) {
         const exists = await fs.promises.stat(file).then(() => true, () => false);
@@ -189,9 +220,9 @@ async function timeChanges(): Promise<{ latencies: number[]; missed: number }> {
         if (ms > changeTimeoutMs) return void missed++;
         await sleep(20);
       }
-    }));
+    })]);
   }
-  return { latencies: latencies.sort((a, b) => a - b), missed };
+  return { latencies: latencies.sort((a, b) => a - b), missed, indexed: indexed.sort((a, b) => a - b) };
 }
 
 async function stopAll(): Promise<void> {
@@ -255,8 +286,11 @@ async function run(): Promise<void> {
     const mirrored = total * (deviceCount - 1);
     report.figure({ name: 'all trees everywhere', value: treesSeconds, unit: 's', note: `after the last pairing: ${formatCount(mirrored)} entries applied in all (${formatCount(mirrored / treesSeconds)} entries/s), each mount lists ${deviceCount} devices` });
 
+    const idle = await cpuShares(5000);
+    report.figure({ name: 'CPU of all mounts, unasked', value: idle.reduce((n, x) => n + x, 0), unit: 'cores', note: `over 5 s before the changes, each ${idle.map((x) => x.toFixed(2)).join(', ')}` });
     report.progress(`${changeCount} changes on random devices`);
-    const { latencies, missed } = await timeChanges();
+    const { latencies, missed, indexed } = await timeChanges();
+    if (indexed.length > 0) report.figure({ name: "change in owner's index, p50", value: percentile(indexed, 50), unit: 's', note: `p95 ${percentile(indexed, 95).toFixed(3)} s: the watcher's and indexer's part, before the change leaves the device` });
     const note = `${latencies.length} listings of ${changeCount} new files on the ${deviceCount - 1} other mounts${missed ? `; ${missed} not listed within ${changeTimeoutMs / 1000} s` : ''}`;
     if (latencies.length > 0) {
       report.figure({ name: 'change listed, p50', value: percentile(latencies, 50), unit: 's', note });
