@@ -181,9 +181,12 @@ async function cpuShares(ms: number): Promise<number[]> {
   return devices.map((d, i) => (cpuSecondsOf(d.child!.pid!) - before[i]!) / (ms / 1000));
 }
 
-/** Polls the owner's library until its index holds the new file: the watcher's and indexer's part of a change. */
-async function ownerIndexed(owner: Device, name: string, started: number): Promise<number | undefined> {
-  const db = new Database(path.join(owner.library, 'library.db'), { readonly: true, fileMustExist: true });
+/**
+ * Polls a device's library until its index holds the owner's new file: on the owner, the
+ * watcher's and indexer's part of a change; on another device, until its mirror applied it.
+ */
+async function inIndex(viewer: Device, owner: Device, name: string, started: number): Promise<number | undefined> {
+  const db = new Database(path.join(viewer.library, 'library.db'), { readonly: true, fileMustExist: true });
   try {
     const row = db.prepare("SELECT 1 FROM entries e JOIN entries p ON p.id = e.parent_id WHERE p.device_id = ? AND p.name = 'changes' AND e.name = ?");
     while (performance.now() - started < changeTimeoutMs) {
@@ -201,17 +204,20 @@ async function ownerIndexed(owner: Device, name: string, started: number): Promi
  * its mount (a stat every 20 ms); a device that does not within changeTimeoutMs counts so.
  * Also when the owner's own index had it (the rest is the trip to the others).
  */
-async function timeChanges(): Promise<{ latencies: number[]; missed: number; indexed: number[] }> {
+async function timeChanges(): Promise<{ latencies: number[]; missed: number; indexed: number[]; mirrored: number[] }> {
   const latencies: number[] = [];
   const indexed: number[] = [];
+  const mirrored: number[] = [];
   let missed = 0;
   for (let k = 0; k < changeCount; k++) {
     const owner = devices[Math.floor(random() * devices.length)]!;
     const name = `change-${k}.txt`;
     const started = performance.now();
     fs.writeFileSync(path.join(owner.root, 'changes', name), `change ${k} on ${owner.name}\n`);
-    const atOwner = ownerIndexed(owner, name, started).then((s) => void (s !== undefined && indexed.push(s)));
-    await Promise.all([atOwner, ...devices.filter((d) => d !== owner).map(async (viewer) => {
+    const atOwner = inIndex(owner, owner, name, started).then((s) => void (s !== undefined && indexed.push(s)));
+    const others = devices.filter((d) => d !== owner);
+    const inMirrors = others.map((viewer) => inIndex(viewer, owner, name, started).then((s) => void (s !== undefined && mirrored.push(s))));
+    await Promise.all([atOwner, ...inMirrors, ...others.map(async (viewer) => {
       const file = path.join(viewer.mnt, owner.name, 'data', 'changes', name);
       for (;;) {
         const exists = await fs.promises.stat(file).then(() => true, () => false);
@@ -222,7 +228,8 @@ async function timeChanges(): Promise<{ latencies: number[]; missed: number; ind
       }
     })]);
   }
-  return { latencies: latencies.sort((a, b) => a - b), missed, indexed: indexed.sort((a, b) => a - b) };
+  const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+  return { latencies: sorted(latencies), missed, indexed: sorted(indexed), mirrored: sorted(mirrored) };
 }
 
 async function stopAll(): Promise<void> {
@@ -283,14 +290,15 @@ async function run(): Promise<void> {
       const listed = fs.readdirSync(d.mnt).filter((n) => !n.startsWith('.'));
       if (listed.length !== deviceCount) throw new Error(`${d.name}'s mount lists ${listed.length} devices, not ${deviceCount}: ${listed.join(' ')}`);
     }
-    const mirrored = total * (deviceCount - 1);
-    report.figure({ name: 'all trees everywhere', value: treesSeconds, unit: 's', note: `after the last pairing: ${formatCount(mirrored)} entries applied in all (${formatCount(mirrored / treesSeconds)} entries/s), each mount lists ${deviceCount} devices` });
+    const mirroredEntries = total * (deviceCount - 1);
+    report.figure({ name: 'all trees everywhere', value: treesSeconds, unit: 's', note: `after the last pairing: ${formatCount(mirroredEntries)} entries applied in all (${formatCount(mirroredEntries / treesSeconds)} entries/s), each mount lists ${deviceCount} devices` });
 
     const idle = await cpuShares(5000);
     report.figure({ name: 'CPU of all mounts, unasked', value: idle.reduce((n, x) => n + x, 0), unit: 'cores', note: `over 5 s before the changes, each ${idle.map((x) => x.toFixed(2)).join(', ')}` });
     report.progress(`${changeCount} changes on random devices`);
-    const { latencies, missed, indexed } = await timeChanges();
-    if (indexed.length > 0) report.figure({ name: "change in owner's index, p50", value: percentile(indexed, 50), unit: 's', note: `p95 ${percentile(indexed, 95).toFixed(3)} s: the watcher's and indexer's part, before the change leaves the device` });
+    const { latencies, missed, indexed, mirrored } = await timeChanges();
+    if (indexed.length > 0) report.figure({ name: "change in owner's index, p50", value: percentile(indexed, 50), unit: 's', note: `p95 ${percentile(indexed, 95).toFixed(3)} s, max ${indexed.at(-1)!.toFixed(3)} s: the watcher's and indexer's part, before the change leaves the device` });
+    if (mirrored.length > 0) report.figure({ name: 'change in the mirrors, p50', value: percentile(mirrored, 50), unit: 's', note: `p95 ${percentile(mirrored, 95).toFixed(3)} s, max ${mirrored.at(-1)!.toFixed(3)} s: applied to the other devices' libraries (the mounts list from there)` });
     const note = `${latencies.length} listings of ${changeCount} new files on the ${deviceCount - 1} other mounts${missed ? `; ${missed} not listed within ${changeTimeoutMs / 1000} s` : ''}`;
     if (latencies.length > 0) {
       report.figure({ name: 'change listed, p50', value: percentile(latencies, 50), unit: 's', note });
