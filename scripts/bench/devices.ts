@@ -9,7 +9,7 @@
 // its content id (content mode), while the extraction phase, which reads each distinct
 // content once, stays short (measured: ~70 contents/s on this loaded machine, which made
 // 100k distinct contents take ~25 min a device).
-// Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--contents 1000] [--changes 30] [--json] [--keep]
+// Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--contents 1000] [--changes 30] [--gap S] [--json] [--keep]
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -26,6 +26,8 @@ const deviceCount = numberArg(args, 'devices', 10);
 const entriesPer = numberArg(args, 'entries', 100_000);
 const changeCount = numberArg(args, 'changes', 30);
 const contentsPer = numberArg(args, 'contents', 1000);
+/** Seconds between one change being listed everywhere and the next (0: at once). */
+const changeGapSeconds = numberArg(args, 'gap', 0);
 /** How long a change or a stage may take before the bench gives up on it. */
 const changeTimeoutMs = 30_000;
 const stageTimeoutMs = numberArg(args, 'stage-timeout', 1800) * 1000;
@@ -210,6 +212,7 @@ async function timeChanges(): Promise<{ latencies: number[]; missed: number; ind
   const mirrored: number[] = [];
   let missed = 0;
   for (let k = 0; k < changeCount; k++) {
+    if (k > 0) await sleep(changeGapSeconds * 1000);
     const owner = devices[Math.floor(random() * devices.length)]!;
     const name = `change-${k}.txt`;
     const started = performance.now();
@@ -296,7 +299,11 @@ async function run(): Promise<void> {
     const idle = await cpuShares(5000);
     report.figure({ name: 'CPU of all mounts, unasked', value: idle.reduce((n, x) => n + x, 0), unit: 'cores', note: `over 5 s before the changes, each ${idle.map((x) => x.toFixed(2)).join(', ')}` });
     report.progress(`${changeCount} changes on random devices`);
+    const cpuBefore = devices.map((d) => cpuSecondsOf(d.child!.pid!));
+    const changesStarted = performance.now();
     const { latencies, missed, indexed, mirrored } = await timeChanges();
+    const cpuUsed = devices.map((d, i) => cpuSecondsOf(d.child!.pid!) - cpuBefore[i]!);
+    report.figure({ name: 'CPU per change, all mounts', value: cpuUsed.reduce((n, x) => n + x, 0) / changeCount, unit: 's', note: `CPU seconds of the ${deviceCount} mounts while the changes ran (${seconds(changesStarted).toFixed(1)} s), per change` });
     if (indexed.length > 0) report.figure({ name: "change in owner's index, p50", value: percentile(indexed, 50), unit: 's', note: `p95 ${percentile(indexed, 95).toFixed(3)} s, max ${indexed.at(-1)!.toFixed(3)} s: the watcher's and indexer's part, before the change leaves the device` });
     if (mirrored.length > 0) report.figure({ name: 'change in the mirrors, p50', value: percentile(mirrored, 50), unit: 's', note: `p95 ${percentile(mirrored, 95).toFixed(3)} s, max ${mirrored.at(-1)!.toFixed(3)} s: applied to the other devices' libraries (the mounts list from there)` });
     const note = `${latencies.length} listings of ${changeCount} new files on the ${deviceCount - 1} other mounts${missed ? `; ${missed} not listed within ${changeTimeoutMs / 1000} s` : ''}`;
