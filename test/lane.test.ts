@@ -19,7 +19,7 @@ interface Device {
 }
 
 function peerOf(name: string, publicKey: Buffer): Peer {
-  return { id: `${name}-id`, name, slug: name, publicKey: publicKey.toString('hex'), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null };
+  return { id: `${name}-id`, name, slug: name, publicKey: publicKey.toString('hex'), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null, introducedBy: null, revokedBy: null };
 }
 
 /** A device with its own swarm key, letting in the devices `paired()` names. */

@@ -18,7 +18,7 @@ import { addLocation } from '../src/vdfs/locations.js';
 import type { Peer } from '../src/vdfs/peers.js';
 import { noisePair, tempDir, tempLibrary } from './helpers.js';
 
-const asker: Peer = { id: 'beta-id', name: 'Beta', slug: 'beta', publicKey: '00', logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null };
+const asker: Peer = { id: 'beta-id', name: 'Beta', slug: 'beta', publicKey: '00', logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null, introducedBy: null, revokedBy: null };
 
 /** Alpha's Applier on one end of a connection; the test asks from the other. */
 async function alphaServing(t: Test, withClient = true) {

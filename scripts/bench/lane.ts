@@ -54,7 +54,7 @@ interface Endpoints {
 }
 
 /** The device at the other end, as each side's DirectLane knows it. */
-const BENCH_PEER: Peer = { id: 'bench-id', name: 'bench', slug: 'bench', publicKey: '00'.repeat(32), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null };
+const BENCH_PEER: Peer = { id: 'bench-id', name: 'bench', slug: 'bench', publicKey: '00'.repeat(32), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null, introducedBy: null, revokedBy: null };
 
 // ---------------------------------------------------------------- the probe protocol
 

@@ -59,7 +59,7 @@ const createTestnet = require('hyperdht/testnet') as (size: number, opts: { host
 type Endpoint = { kind: 'tcp'; offer: LaneOffer } | { kind: 'swarm'; bootstrapPort: number; topic: string };
 
 /** The device at the other end, as each side's DirectLane knows it. */
-const BENCH_PEER: Peer = { id: 'bench-id', name: 'bench', slug: 'bench', publicKey: '00'.repeat(32), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null };
+const BENCH_PEER: Peer = { id: 'bench-id', name: 'bench', slug: 'bench', publicKey: '00'.repeat(32), logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null, introducedBy: null, revokedBy: null };
 
 /** The server process: serves the library's locations on a loopback port, or on a swarm topic. */
 async function serve(libraryDir: string, bootstrapPort?: string, topic?: string): Promise<void> {

@@ -121,6 +121,125 @@ export const pong = exact(c.uint);
 /** Sent before closing when a side refuses (wrong proof, revoked device): the reason, for the user. */
 export const pairRefusal = exact(boundedString(300));
 
+// --- the group (sdfs/group/1) ---
+
+export const GROUP_PROTOCOL = 'sdfs/group/1';
+
+/** At most this many members and as many revocations in one membership message. */
+export const GROUP_MAX_DEVICES = 1024;
+
+/** A paired device the sender introduces, signed by the sender's swarm key (see group.ts). */
+export interface GroupMember {
+  deviceId: string;
+  name: string;
+  swarmKey: Buffer;
+  logKey: Buffer;
+  signature: Buffer;
+}
+
+/** A device the sender revoked or took a revocation of, signed by the sender's swarm key. */
+export interface GroupRevocation {
+  deviceId: string;
+  name: string;
+  swarmKey: Buffer;
+  signature: Buffer;
+}
+
+/** Every device the sender is paired with, and every one it refuses: sent whole on each change. */
+export interface GroupMembership {
+  members: GroupMember[];
+  revoked: GroupRevocation[];
+}
+
+const groupMember: Encoding<GroupMember> = {
+  preencode(state, m) {
+    deviceId.preencode(state, m.deviceId);
+    deviceName.preencode(state, m.name);
+    fixed32.preencode(state, m.swarmKey);
+    fixed32.preencode(state, m.logKey);
+    fixed64.preencode(state, m.signature);
+  },
+  encode(state, m) {
+    deviceId.encode(state, m.deviceId);
+    deviceName.encode(state, m.name);
+    fixed32.encode(state, m.swarmKey);
+    fixed32.encode(state, m.logKey);
+    fixed64.encode(state, m.signature);
+  },
+  decode(state) {
+    // Copies: the records outlive the message buffer they came in.
+    return {
+      deviceId: deviceId.decode(state),
+      name: deviceName.decode(state),
+      swarmKey: Buffer.from(fixed32.decode(state)),
+      logKey: Buffer.from(fixed32.decode(state)),
+      signature: Buffer.from(fixed64.decode(state)),
+    };
+  },
+};
+
+const groupRevocation: Encoding<GroupRevocation> = {
+  preencode(state, m) {
+    deviceId.preencode(state, m.deviceId);
+    deviceName.preencode(state, m.name);
+    fixed32.preencode(state, m.swarmKey);
+    fixed64.preencode(state, m.signature);
+  },
+  encode(state, m) {
+    deviceId.encode(state, m.deviceId);
+    deviceName.encode(state, m.name);
+    fixed32.encode(state, m.swarmKey);
+    fixed64.encode(state, m.signature);
+  },
+  decode(state) {
+    return {
+      deviceId: deviceId.decode(state),
+      name: deviceName.decode(state),
+      swarmKey: Buffer.from(fixed32.decode(state)),
+      signature: Buffer.from(fixed64.decode(state)),
+    };
+  },
+};
+
+/** A list of at most GROUP_MAX_DEVICES records, refused before decoding when longer. */
+function boundedList<T>(item: Encoding<T>): Encoding<T[]> {
+  return {
+    preencode(state, list) {
+      c.uint.preencode(state, list.length);
+      for (const x of list) item.preencode(state, x);
+    },
+    encode(state, list) {
+      if (list.length > GROUP_MAX_DEVICES) throw new Error(`${list.length} devices, at most ${GROUP_MAX_DEVICES} allowed`);
+      c.uint.encode(state, list.length);
+      for (const x of list) item.encode(state, x);
+    },
+    decode(state) {
+      const count = c.uint.decode(state);
+      if (count > GROUP_MAX_DEVICES) throw new Error(`${count} devices, at most ${GROUP_MAX_DEVICES} allowed`);
+      const list: T[] = [];
+      for (let i = 0; i < count; i++) list.push(item.decode(state));
+      return list;
+    },
+  };
+}
+
+const memberList = boundedList(groupMember);
+const revocationList = boundedList(groupRevocation);
+
+export const groupMembership: Encoding<GroupMembership> = exact({
+  preencode(state, m) {
+    memberList.preencode(state, m.members);
+    revocationList.preencode(state, m.revoked);
+  },
+  encode(state, m) {
+    memberList.encode(state, m.members);
+    revocationList.encode(state, m.revoked);
+  },
+  decode(state) {
+    return { members: memberList.decode(state), revoked: revocationList.decode(state) };
+  },
+});
+
 // --- the direct lane (sdfs/lane/2) ---
 
 /** 2: the offer carries a TLS 1.3 pre-shared key (1 had none: the lane was Noise with the device keys). */

@@ -17,6 +17,7 @@ import { Namespace } from '../vdfs/namespace.js';
 import { listPeers, recordPeerFault, type Peer } from '../vdfs/peers.js';
 import type { BlockSource, RemoteFileRef } from './block-client.js';
 import { BlockService } from './blocks.js';
+import { Group } from './group.js';
 import { startIndexSync, type IndexSync } from './index-sync.js';
 import type { MirrorProgress } from './mirror.js';
 import type { PrefetchMode, RemoteFile } from './remote-file.js';
@@ -58,6 +59,8 @@ export class Replication {
   readonly delivery: Delivery;
   /** Direct TCP connections to paired devices for file blocks (undefined when SD_LANE=off). */
   private lane: DirectLane | undefined;
+  /** Paired devices introducing each other (and spreading revocations) on every connection. */
+  private readonly group: Group;
 
   private constructor(
     private readonly library: Library,
@@ -69,6 +72,11 @@ export class Replication {
     this.entries = new EntryStore(library.db);
     this.checks = new CopyChecks(library.db);
     this.ns = new Namespace(library.db);
+    // Devices introduced or revoked by a member are let in or dropped now, not at the next tick.
+    this.group = new Group(library.db, { id: library.device.id, keys: swarm.keyPair }, () => {
+      swarm.refresh();
+      this.refresh();
+    });
     const logLength = async () => {
       await sync.ownLog.pump();
       return sync.ownLog.core.length;
@@ -127,8 +135,9 @@ export class Replication {
   }
 
   /**
-   * Picks up pairings made since (also by another process, `sd pair`): the swarm starts
-   * with the first paired device (or at once with --bootstrap), a mirror per device.
+   * Picks up pairings made since (also by another process, `sd pair`, or introduced by a
+   * member): the swarm starts with the first paired device (or at once with --bootstrap), a
+   * mirror per device, and connected members hear of the change.
    */
   private refresh(): void {
     if (this.stopped) return;
@@ -143,6 +152,7 @@ export class Replication {
       this.swarm.start();
     }
     this.openMirrors(peers);
+    this.group.announceIfChanged();
   }
 
   /** A mirror for every paired device whose log key is known. */
@@ -163,6 +173,7 @@ export class Replication {
     this.sync.store.replicate(conn);
     log.info({ op: 'replication', device: peer.slug }, 'replicating index logs and serving blocks');
     this.blocks.attach(mux, peer.id);
+    this.group.attach(mux, peer);
     this.attachActions(mux, peer);
     this.offerLane(mux, peer);
   }

@@ -22,6 +22,10 @@ export interface Peer {
   faults: number;
   lastFaultAt: number | null;
   lastFault: string | null;
+  /** The paired device that introduced it into the group (device id); null: paired here with the words. */
+  introducedBy: string | null;
+  /** The device whose revocation was taken up here (device id); null when revoked here, or not revoked. */
+  revokedBy: string | null;
 }
 
 interface PeerRow {
@@ -38,17 +42,19 @@ interface PeerRow {
   faults: number;
   last_fault_at: number | null;
   last_fault: string | null;
+  introduced_by: string | null;
+  revoked_by: string | null;
 }
 
 function toPeer(r: PeerRow): Peer {
   return {
     id: r.id, name: r.name, slug: r.slug, publicKey: r.public_key, logKey: r.log_key, pairedAt: r.paired_at,
     revokedAt: r.revoked_at, onlineAt: r.online_at, lastSeen: r.last_seen, rttMs: r.rtt_ms,
-    faults: r.faults, lastFaultAt: r.last_fault_at, lastFault: r.last_fault,
+    faults: r.faults, lastFaultAt: r.last_fault_at, lastFault: r.last_fault, introducedBy: r.introduced_by, revokedBy: r.revoked_by,
   };
 }
 
-const PEER_COLUMNS = 'id, name, slug, public_key, log_key, paired_at, revoked_at, online_at, last_seen, rtt_ms, faults, last_fault_at, last_fault';
+const PEER_COLUMNS = 'id, name, slug, public_key, log_key, paired_at, revoked_at, online_at, last_seen, rtt_ms, faults, last_fault_at, last_fault, introduced_by, revoked_by';
 
 export function listPeers(db: Db): Peer[] {
   return (db.prepare(`SELECT ${PEER_COLUMNS} FROM devices WHERE is_local = 0 AND public_key IS NOT NULL ORDER BY name`).all() as PeerRow[]).map(toPeer);
@@ -85,11 +91,18 @@ export interface PairedDeviceInfo {
   logKey: string;
 }
 
+/** Who vouched for a device introduced into the group: that paired device's id and its signature. */
+export interface Introduction {
+  by: string;
+  signature: Buffer;
+}
+
 /**
- * Records a device just paired. A device paired before keeps its row (and slug) and gets
- * its current name and log key; a revoked one is refused for good.
+ * Records a device just paired, with the words (no `introduction`) or introduced by a paired
+ * device. A device paired before keeps its row (and slug) and gets its current name and log
+ * key; pairing with the words makes it a direct pairing. A revoked one is refused for good.
  */
-export function savePairedPeer(db: Db, info: PairedDeviceInfo, now = Date.now()): Peer {
+export function savePairedPeer(db: Db, info: PairedDeviceInfo, now = Date.now(), introduction?: Introduction): Peer {
   return db.transaction(() => {
     const byKey = peerByKey(db, info.publicKey);
     if (byKey?.revokedAt) {
@@ -99,20 +112,39 @@ export function savePairedPeer(db: Db, info: PairedDeviceInfo, now = Date.now())
     if (byId && (byId.is_local === 1 || byId.public_key !== info.publicKey)) {
       throw new SdError('NOT_PERMITTED', `the other device claims id ${info.id}, which belongs to another device here; pairing refused`);
     }
+    const by = introduction?.by ?? null;
+    const signature = introduction?.signature ?? null;
     if (byKey) {
-      db.prepare('UPDATE devices SET name = ?, log_key = ?, paired_at = ? WHERE id = ?').run(info.name, info.logKey, now, byKey.id);
+      db.prepare('UPDATE devices SET name = ?, log_key = ?, paired_at = ?, introduced_by = ?, introduction = ? WHERE id = ?').run(info.name, info.logKey, now, by, signature, byKey.id);
     } else {
-      db.prepare('INSERT INTO devices (id, name, slug, public_key, log_key, is_local, created_at, paired_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)')
-        .run(info.id, info.name, freeSlug(db, info.name), info.publicKey, info.logKey, now, now);
+      db.prepare('INSERT INTO devices (id, name, slug, public_key, log_key, is_local, created_at, paired_at, introduced_by, introduction) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)')
+        .run(info.id, info.name, freeSlug(db, info.name), info.publicKey, info.logKey, now, now, by, signature);
     }
     return peerByKey(db, info.publicKey)!;
   }).immediate();
 }
 
-/** Cuts a device off for good: the firewall refuses its key from now on. */
-export function revokePeer(db: Db, peer: Peer, now = Date.now()): Peer {
-  db.prepare('UPDATE devices SET revoked_at = coalesce(revoked_at, ?), online_at = NULL WHERE id = ?').run(now, peer.id);
+/**
+ * Cuts a device off for good: the firewall refuses its key from now on. `by`: the paired
+ * device whose revocation this is (it spread through the group); none when revoked here.
+ */
+export function revokePeer(db: Db, peer: Peer, now = Date.now(), by: string | null = null): Peer {
+  db.prepare('UPDATE devices SET revoked_by = CASE WHEN revoked_at IS NULL THEN ? ELSE revoked_by END, revoked_at = coalesce(revoked_at, ?), online_at = NULL WHERE id = ?').run(by, now, peer.id);
   return peerByKey(db, peer.publicKey)!;
+}
+
+/**
+ * Records a device never paired here as revoked (a paired device's revocation named it), so
+ * that no later introduction lets it in. False when its id belongs to another device here.
+ */
+export function recordRevokedDevice(db: Db, info: { id: string; name: string; publicKey: string }, by: string, now = Date.now()): boolean {
+  return db.transaction(() => {
+    const taken = db.prepare('SELECT 1 FROM devices WHERE id = ?').get(info.id);
+    if (taken) return false;
+    db.prepare('INSERT INTO devices (id, name, slug, public_key, is_local, created_at, revoked_at, revoked_by) VALUES (?, ?, ?, ?, 0, ?, ?, ?)')
+      .run(info.id, info.name, freeSlug(db, info.name), info.publicKey, now, now, by);
+    return true;
+  }).immediate();
 }
 
 /** A device sent file bytes their owner does not vouch for: counted, with why (shown by 'sd devices'). */

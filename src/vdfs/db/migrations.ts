@@ -592,4 +592,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 21,
+    description: 'devices: which paired device introduced a device into the group (and its signature), and whose revocation reached this device',
+    sql: `
+      -- introduced_by NULL: paired here with the words. Otherwise the id of the paired device
+      -- that introduced it, and that device's signature over the introduction (see
+      -- replication/group.ts). revoked_by: the device whose revocation was taken up here;
+      -- NULL with revoked_at set: revoked on this device.
+      ALTER TABLE devices ADD COLUMN introduced_by TEXT;
+      ALTER TABLE devices ADD COLUMN introduction BLOB;
+      ALTER TABLE devices ADD COLUMN revoked_by TEXT;
+    `,
+  },
 ];
