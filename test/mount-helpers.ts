@@ -17,8 +17,8 @@ export interface MountedDevice {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}): Promise<MountedDevice> {
-  const child = spawn(process.execPath, [SD_MAIN, 'mount', mountpoint, ...args], {
+export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<MountedDevice> {
+  const child = spawn(process.execPath, [...nodeArgs, SD_MAIN, 'mount', mountpoint, ...args], {
     env: { ...cleanEnv(), ...env, SD_LIBRARY: library },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
