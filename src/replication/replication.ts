@@ -165,8 +165,8 @@ export class Replication {
   private async startLane(): Promise<void> {
     const lane = new DirectLane(
       (key) => listPeers(this.library.db).find((p) => p.publicKey === key && p.revokedAt === null),
-      (peer, stream) => {
-        this.blocks.attach(stream, peer.id, { lane: true });
+      (peer, stream, dialled) => {
+        this.blocks.attach(stream, peer.id, { lane: dialled ? 'dialled' : 'accepted' });
         // Revoked or gone: the lane goes with the swarm connection it was offered on.
         const connection = this.swarm.connections().find((c) => c.peer.id === peer.id);
         if (connection) connection.conn.once('close', () => stream.destroy());
@@ -177,8 +177,12 @@ export class Replication {
   }
 
   /**
-   * Of the two, the one that dials the swarm connection dials the lane too: the other tells
-   * it where, with a credential for this peer alone, withdrawn when this connection closes.
+   * Each of the two tells the other where to dial it, with a credential for that peer alone,
+   * withdrawn when this connection closes, and dials the lane the other offers: a device
+   * reads over the lane it dialled, where node lets the replies come through one reused
+   * read buffer (see ReadRelay; an accepted TLS socket gets a new buffer for every record,
+   * 32,768 for a 512 MiB read: perf showed the reader's GC threads busy ~0.9 s on such a
+   * read), and serves the peer over the lane the peer dialled.
    */
   private offerLane(mux: Protomux, peer: Peer): void {
     let offered: LaneOffer | undefined;
@@ -192,11 +196,10 @@ export class Replication {
     const message = channel.addMessage({
       encoding: laneOffer,
       onmessage: (offer) => {
-        if (this.lane && this.swarm.dials(peer.publicKey)) void this.lane.connect(peer, offer);
+        if (this.lane) void this.lane.connect(peer, offer);
       },
     });
     channel.open();
-    if (this.swarm.dials(peer.publicKey)) return;
     offered = this.lane?.offer(peer);
     if (offered) message.send(offered);
   }
