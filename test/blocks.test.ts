@@ -244,6 +244,33 @@ t.test('cache hits are verified; a corrupted block is detected, removed and fetc
   t.ok((await reopened.get(ref.cacheKey, 5))?.equals(data.subarray(5 * MiB, 6 * MiB)), 'the cache holds the good block again');
 });
 
+t.test('a block fetched into the cache only is read from there, as checked in this process, and not fetched twice', async (t) => {
+  const data = big.subarray(0, 4 * MiB);
+  const dev = servingDevice(t, { 'f.bin': data });
+  const channel = await connect(t, dev.server);
+  const cache = await openCache(t, path.join(tempDir(t), 'files'), { maxBytes: 2 * MiB });
+  const ref = pathRef(dev, 'f.bin', () => [{ kind: 'peer', channel, target: target('f.bin') }]);
+  const client = new BlockClient({ cache });
+  await client.fetchToCache(ref, 2);
+  t.ok(cache.isVerified(ref.cacheKey, 2), 'block 2 is cached, checked in this process');
+  const buf = Buffer.alloc(5000);
+  t.ok(await cache.readVerified(ref.cacheKey, 2, 1000, 5000, buf, 0), 'a range of it reads from the cache');
+  t.ok(buf.equals(data.subarray(2 * MiB + 1000, 2 * MiB + 6000)), 'byte-identical');
+  t.notOk(await cache.readVerified(ref.cacheKey, 1, 0, 10, buf, 0), 'a block not cached is not read from there');
+  await client.fetchToCache(ref, 2);
+  t.equal(client.stats.blocksFetched, 1, 'a block checked here is not fetched again');
+  t.ok((await client.readBlock(ref, 2)).equals(data.subarray(2 * MiB, 3 * MiB)), 'and reads right as a whole block');
+
+  // Two more blocks fill the cache (2 MiB): block 2, the least recently used, goes.
+  await Promise.all([client.fetchToCache(ref, 0), client.fetchToCache(ref, 3)]);
+  t.notOk(cache.has(ref.cacheKey, 2), 'block 2 was evicted');
+  t.notOk(await cache.readVerified(ref.cacheKey, 2, 0, 10, buf, 0), 'so its hole is never read as its bytes');
+  t.ok((await client.readBlock(ref, 2)).equals(data.subarray(2 * MiB, 3 * MiB)), 'a read of it fetches it again');
+
+  const remote = new RemoteFile(client, ref);
+  t.ok((await remote.read(3 * MiB - 10, 20)).equals(data.subarray(3 * MiB - 10, 3 * MiB + 10)), 'an open file reads across a cached and a fetched block');
+});
+
 t.test('a tampered block is rejected, counted, and the read continues from another copy', async (t) => {
   const data = big.subarray(0, 4 * MiB);
   const dev = servingDevice(t, { 'f.bin': data });

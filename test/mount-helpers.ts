@@ -22,10 +22,11 @@ export interface MountedDevice {
 /**
  * `sd mount` of a library, returned once it serves and (unless `upToDate` is false) has
  * compared every location with the disk: a test then finds what changed while nothing
- * watched, as before the start-up diff ran after the mount came up.
+ * watched, as before the start-up diff ran after the mount came up. `nodeArgs` go to node
+ * itself (--cpu-prof: NODE_OPTIONS refuses it).
  */
-export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}, { upToDate = true } = {}): Promise<MountedDevice> {
-  const child = spawn(process.execPath, [SD_MAIN, 'mount', mountpoint, ...args], {
+export async function startMount(t: Test, library: string, args: string[] = [], mountpoint = path.join(tempDir(t, 'sd-mnt-'), 'mnt'), env: NodeJS.ProcessEnv = {}, { upToDate = true, nodeArgs = [] as string[] } = {}): Promise<MountedDevice> {
+  const child = spawn(process.execPath, [...nodeArgs, SD_MAIN, 'mount', mountpoint, ...args], {
     env: { ...cleanEnv(), ...env, SD_LIBRARY: library },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -64,6 +64,8 @@ export interface DeviceSpec {
   env?: NodeJS.ProcessEnv;
   /** More `sd mount` options (e.g. --read-only). */
   args?: string[];
+  /** Flags for node itself (benches profile with --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
   /** The location's index mode (default content). */
   mode?: 'shallow' | 'content' | 'deep';
 }
@@ -83,8 +85,8 @@ export async function pairedMounts(t: Test, first: DeviceSpec, second: DeviceSpe
   const b = await libraryWithLocation(t, second.files, second.name, second.location, second.mode);
   const bootstrap = await testnetAddress(t);
   await pair(t, a.library, b.library, bootstrap);
-  const mountA = await startMount(t, a.library, ['--bootstrap', bootstrap, ...(first.args ?? [])], undefined, first.env);
-  const mountB = await startMount(t, b.library, ['--bootstrap', bootstrap, ...(second.args ?? [])], undefined, second.env);
+  const mountA = await startMount(t, a.library, ['--bootstrap', bootstrap, ...(first.args ?? [])], undefined, first.env, { nodeArgs: first.nodeArgs });
+  const mountB = await startMount(t, b.library, ['--bootstrap', bootstrap, ...(second.args ?? [])], undefined, second.env, { nodeArgs: second.nodeArgs });
   await waitForPeerFile(mountB, path.join(first.name, first.location, probe.file), probe.text);
   return { a: { ...a, mount: mountA }, b: { ...b, mount: mountB }, bootstrap };
 }

@@ -237,6 +237,12 @@ export async function flushToDisk(): Promise<number> {
   return (await timeCommand('sync', [])).seconds;
 }
 
+/** CPU seconds (user + system, all threads) a process used so far, from /proc (Linux). */
+export function cpuSecondsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime: fields 14 and 15, in ticks of 1/100 s
+}
+
 export async function commandExists(cmd: string): Promise<boolean> {
   try {
     await timeCommand('sh', ['-c', `command -v ${cmd}`]);

@@ -5,17 +5,20 @@
 // openssh-server`; the bench runs its own sshd on a free port).
 // Figures: first read, against sshfs; a re-read from the block cache; 4 KiB random reads of
 // a file never read (p95; sshfs's in the same run).
-// Run: node build/scripts/bench/remote-mount.js [lane|swarm] [--mib 512] [--json]
-// (swarm: SD_LANE=off, blocks over the Hyperswarm connection only)
+// Run: node build/scripts/bench/remote-mount.js [lane|swarm] [--mib 512] [--json] [--profile DIR] [--node-flags '...']
+// (swarm: SD_LANE=off, blocks over the Hyperswarm connection only; --profile: both mounts
+// run with --cpu-prof into DIR/owner and DIR/reader; the first read's time window is printed
+// in the profiles' clock, microseconds of CLOCK_MONOTONIC)
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { pairedMounts } from '../../test/remote-helpers.js';
-import { Report, commandExists, makeTempDir, mb, numberArg, parseArgs, timeCommand } from './common.js';
+import { Report, commandExists, cpuSecondsOf, makeTempDir, mb, numberArg, parseArgs, timeCommand } from './common.js';
 
 const MiB = 1024 * 1024;
-const args = parseArgs();
+const args = parseArgs(process.argv.slice(2), ['profile', 'node-flags']);
 const report = new Report('remote-mount', args.json);
 const size = numberArg(args, 'mib', 512) * MiB;
 const lane = args.positional[0] !== 'swarm';
@@ -47,6 +50,12 @@ function writeFile(file: string): void {
 
 async function catSeconds(file: string): Promise<number> {
   return (await timeCommand('cat', [file])).seconds;
+}
+
+/** CPU seconds all cores spent busy so far (everything but idle and iowait), from /proc/stat. */
+function machineBusySeconds(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
 }
 
 function freePort(): Promise<number> {
@@ -122,15 +131,19 @@ async function sshfsFigures(dir: string, name: string, randomName: string): Prom
 async function main(): Promise<void> {
   report.noteMachine('start');
   report.progress(`pairing two devices and mounting both${lane ? '' : ' (SD_LANE=off)'}`);
-  const env = lane ? {} : { SD_LANE: 'off' };
+  // Info logs (a few lines, none per block): they say which side dialled the direct lane.
+  const env = lane ? { SD_LOG: 'info' } : { SD_LANE: 'off', SD_LOG: 'info' };
+  const profile = args.words.get('profile');
+  const nodeFlags = args.words.get('node-flags')?.split(' ') ?? [];
+  const profiled = (side: string) => [...nodeFlags, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profile, side)}`] : [])];
   const { a, b } = await pairedMounts(
     t,
     { name: 'alpha', location: 'media', files: (root) => {
       fs.writeFileSync(path.join(root, 'hi.txt'), 'hi\n');
       writeFile(path.join(root, 'big.bin'));
       fs.writeFileSync(path.join(root, 'random.bin'), Buffer.alloc(RANDOM_FILE_BYTES, 7));
-    }, env },
-    { name: 'beta', location: 'notes', files: { 'n.txt': 'n\n' }, env },
+    }, env, nodeArgs: profiled('owner') },
+    { name: 'beta', location: 'notes', files: { 'n.txt': 'n\n' }, env, nodeArgs: profiled('reader') },
     { file: 'hi.txt', text: 'hi\n' },
   );
   const onDisk = path.join(a.root, 'big.bin');
@@ -139,7 +152,17 @@ async function main(): Promise<void> {
   const local = await catSeconds(onDisk);
   const ssh = await sshfsFigures(a.root, 'big.bin', 'random.bin');
   const sshfs = ssh?.catSeconds;
+  const firstFrom = process.hrtime.bigint() / 1000n;
+  const cpuBefore = { owner: cpuSecondsOf(a.mount.process.pid!), reader: cpuSecondsOf(b.mount.process.pid!), machine: machineBusySeconds() };
   const first = await catSeconds(remote);
+  const cpu = { owner: cpuSecondsOf(a.mount.process.pid!) - cpuBefore.owner, reader: cpuSecondsOf(b.mount.process.pid!) - cpuBefore.reader, machine: machineBusySeconds() - cpuBefore.machine };
+  // Its time window in CLOCK_MONOTONIC microseconds: the clock of --cpu-prof, and of perf record -k CLOCK_MONOTONIC.
+  report.note(`first read's window: ${firstFrom} ${process.hrtime.bigint() / 1000n}`);
+  // Where the first read's CPU went: each mount (all its threads), and the machine's busy core-seconds
+  // (the rest is cat, the kernel's FUSE and TCP work outside the two processes, and anything else running).
+  // A device reads over the lane it dialled, through one reused buffer (see ReadRelay); else over the owner's.
+  if (lane) report.note(`the reader ${b.mount.stderr().includes('direct lane open') ? 'read over a direct lane it dialled' : 'dialled no direct lane (read over the owner\'s)'}`);
+  report.note(`first read: ${first.toFixed(2)} s; CPU s: owner ${cpu.owner.toFixed(2)}, reader ${cpu.reader.toFixed(2)}, machine ${cpu.machine.toFixed(2)} of ${(os.cpus().length * first).toFixed(2)}`);
   await timeCommand('dd', [`if=${remote}`, 'iflag=nocache', 'count=0']);
   const cached = await catSeconds(remote);
   const random = await randomReadsMs(path.join(b.mount.mountpoint, 'alpha/media/random.bin'), RANDOM_FILE_BYTES, RANDOM_READS);

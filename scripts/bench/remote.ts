@@ -27,7 +27,7 @@ import { indexLocation } from '../../src/vdfs/indexer/indexer.js';
 import { initLibrary, openLibrary } from '../../src/vdfs/library.js';
 import { addLocation } from '../../src/vdfs/locations.js';
 import type { Peer } from '../../src/vdfs/peers.js';
-import { Report, flushToDisk, makeTempDir, mb, numberArg, parseArgs, seededRandom, writeRandomFile } from './common.js';
+import { Report, cpuSecondsOf, flushToDisk, makeTempDir, mb, numberArg, parseArgs, seededRandom, writeRandomFile } from './common.js';
 
 const MiB = 1024 * 1024;
 const FUSE_READ = 128 * 1024;
@@ -134,16 +134,17 @@ function openTransportProbe(stream: Duplex): { measure(n: number): Promise<numbe
   };
 }
 
-function startServer(libraryDir: string, swarmAt?: { bootstrapPort: number; topic: string }): Promise<{ endpoint: Endpoint; stop(): void }> {
+function startServer(libraryDir: string, swarmAt?: { bootstrapPort: number; topic: string }): Promise<{ endpoint: Endpoint; pid: number; stop(): void }> {
   const script = fileURLToPath(import.meta.url);
   const extra = swarmAt ? [String(swarmAt.bootstrapPort), swarmAt.topic] : [];
-  const child = spawn(process.execPath, [script, 'serve', libraryDir, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The server runs with this process's node flags (--cpu-prof profiles both sides).
+  const child = spawn(process.execPath, [...process.execArgv, script, 'serve', libraryDir, ...extra], { stdio: ['pipe', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
     child.stdout.setEncoding('utf8').once('data', (line: string) => {
       const endpoint: Endpoint = swarmAt ? { kind: 'swarm', ...swarmAt } : { kind: 'tcp', offer: c.decode(laneOffer, Buffer.from(line.trim(), 'hex')) };
-      resolve({ endpoint, stop: () => child.stdin.end() });
+      resolve({ endpoint, pid: child.pid!, stop: () => child.stdin.end() });
     });
   });
 }
@@ -234,12 +235,21 @@ async function bench(): Promise<void> {
     const remote = new RemoteFile(client, ref);
     const started = performance.now();
     let firstByteMs = 0;
+    // Into one buffer, as the mount's FUSE reads are.
+    const readBuf = Buffer.allocUnsafe(FUSE_READ);
+    const cpuBefore = { reader: process.cpuUsage(), server: cpuSecondsOf(server.pid) };
     for (let offset = 0; offset < size; offset += FUSE_READ) {
-      const data = await remote.read(offset, FUSE_READ);
+      const n = await remote.readInto(readBuf, offset, FUSE_READ);
       if (offset === 0) firstByteMs = performance.now() - started;
-      if (data.length === 0) throw new Error(`short read at ${offset}`);
+      if (n === 0) throw new Error(`short read at ${offset}`);
     }
     const seqSeconds = (performance.now() - started) / 1000;
+    const readerCpu = process.cpuUsage(cpuBefore.reader);
+    report.note(`sequential read CPU s: reader ${((readerCpu.user + readerCpu.system) / 1e6).toFixed(2)}, server ${(cpuSecondsOf(server.pid) - cpuBefore.server).toFixed(2)}`);
+    if (process.execArgv.some((a) => a.startsWith('--cpu-prof'))) {
+      const endUs = process.hrtime.bigint() / 1000n;
+      report.note(`sequential read in the profiles: ${endUs - BigInt(Math.round(seqSeconds * 1e6))} ${endUs}`);
+    }
     const seqMbps = mb(size) / seqSeconds;
     report.figure({ name: 'remote sequential read', value: seqMbps, unit: 'MB/s', note: `${(seqMbps / (mb(size) / localSeconds)).toFixed(2)}x local, ${(seqMbps / ceiling).toFixed(2)}x transport; ${client.stats.blocksFetched} blocks, ${client.stats.hashMismatches} bad`, aim: { op: '>=', value: AIM_MBPS } });
     report.figure({ name: 'time to first byte', value: firstByteMs, unit: 'ms', note: 'first 128 KiB of a cold file on an open connection', aim: { op: '<=', value: AIM_TTFB_MS } });
@@ -249,7 +259,7 @@ async function bench(): Promise<void> {
     const warmClient = new BlockClient({ cache });
     const warm = new RemoteFile(warmClient, ref);
     const warmStarted = performance.now();
-    for (let offset = 0; offset < size; offset += FUSE_READ) await warm.read(offset, FUSE_READ);
+    for (let offset = 0; offset < size; offset += FUSE_READ) await warm.readInto(readBuf, offset, FUSE_READ);
     const warmMbps = mb(size) / ((performance.now() - warmStarted) / 1000);
     report.figure({ name: 'cached re-read', value: warmMbps, unit: 'MB/s', note: `${warmClient.stats.cacheHits} verified cache hits, ${warmClient.stats.blocksFetched} fetched` });
 

@@ -28,6 +28,8 @@ interface Binding {
   backing(fd: number, size: number, span: number): number;
   /** A block verified in the data file (true), or about to be freed (false: returns once no read of it is left). */
   markBacking(id: number, index: number, ready: boolean): void;
+  /** An absent block is on its way into the data file (true: reads of it wait for it on the FUSE thread), or will not come after all (false). */
+  expectBacking(id: number, index: number, coming: boolean): void;
   /** Done with a backing: every block goes to JS again. */
   unbacking(id: number): void;
 }
@@ -318,6 +320,7 @@ export class NativeSession {
     }
     this.backings.set(handle, { id, blocks });
     blocks.watch((index, ready) => this.b.markBacking(id, index, ready));
+    blocks.expect?.((index, coming) => this.b.expectBacking(id, index, coming));
     return id;
   }
 

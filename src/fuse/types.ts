@@ -59,6 +59,12 @@ export interface CachedBlocks {
    * (mark must not return before no read of it is left).
    */
   watch(mark: (index: number, ready: boolean) => void): void;
+  /**
+   * Calls coming(i, true) when an absent block starts on its way into the cache (a
+   * background fetch: a read of it may wait for its mark rather than go to JS), and
+   * coming(i, false) when it will not come after all (failed, or not cached).
+   */
+  expect?(coming: (index: number, coming: boolean) => void): void;
   /** Stops the marks and lets the cache close the file. */
   close(): void;
 }

@@ -96,6 +96,8 @@ export class BlockCache {
   /** Files with open descriptors, most recently used last. */
   private readonly open = new Set<Cached>();
   private readonly writing = new Map<string, Promise<void>>();
+  /** Blocks taken out so far: a read that saw this change while it ran may have read a punched hole. */
+  private drops = 0;
 
   private constructor(readonly dir: string, options: BlockCacheOptions) {
     this.maxBytes = options.maxBytes ?? config.cacheMaxBytes;
@@ -160,20 +162,52 @@ export class BlockCache {
     }
     this.stats.hits++;
     this.tell(file, index, true);
-    const key = `${name}/${index}`;
+    this.used(file, index, block.length);
+    return data;
+  }
+
+  /** A hit: the block is the most recently used, and so is its data file across restarts (its mtime, touched at most once a second). */
+  private used(file: Cached, index: number, length: number): void {
+    const key = `${file.name}/${index}`;
     this.lru.delete(key);
-    this.lru.set(key, block.length);
-    // Recency across restarts: the data file's mtime, touched at most once a second.
+    this.lru.set(key, length);
     const now = Date.now();
     if (now - file.touchedAt >= 1000) {
       file.touchedAt = now;
       void fs.promises.utimes(file.data, now / 1000, now / 1000).catch(() => undefined);
     }
-    return data;
   }
 
   has(fileKey: string, index: number): boolean {
     return this.files.get(nameOf(fileKey))?.blocks.has(index) ?? false;
+  }
+
+  /** Whether a block is cached and was checked in this process (written after its check, or read back and checked). */
+  isVerified(fileKey: string, index: number): boolean {
+    return this.files.get(nameOf(fileKey))?.verified.has(index) ?? false;
+  }
+
+  /**
+   * Copies bytes [start, start + length) of a block verified in this process into buf at
+   * bufOffset, as the mount's FUSE threads read such blocks (no second check: see the
+   * header); false, with nothing promised about buf, when it is not verified or its bytes
+   * may have gone while they were read (a block dropped meanwhile: its hole reads as zeros).
+   */
+  async readVerified(fileKey: string, index: number, start: number, length: number, buf: Buffer, bufOffset: number): Promise<boolean> {
+    const file = this.files.get(nameOf(fileKey));
+    const block = file?.blocks.get(index);
+    if (!file || !block || !file.verified.has(index) || start + length > block.length) return false;
+    const drops = this.drops;
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await this.use(file, (h) => h.data.read(buf, bufOffset, length, index * this.span + start)));
+    } catch {
+      return false;
+    }
+    if (bytesRead !== length || this.drops !== drops || !file.verified.has(index)) return false;
+    this.stats.hits++;
+    this.used(file, index, block.length);
+    return true;
   }
 
   /** Stores a block whose hash the caller verified; resolves when it is written. */
@@ -371,6 +405,7 @@ export class BlockCache {
 
   /** Takes a block out of the cache's books (its bytes are freed by the caller, or gone). */
   private forget(file: Cached, index: number, length: number): void {
+    this.drops++;
     // Watchers first: once told, no read of the block is left outside JS.
     this.tell(file, index, false);
     file.blocks.delete(index);

@@ -100,6 +100,16 @@ export class BlockChannel {
     this.pending.delete(id);
   }
 
+  /**
+   * The caller is done with a reply's bytes (and its hash, signer, signature: views of the
+   * same message) and keeps no view of them: the connection may read a later message into
+   * them (a direct lane does; see FramedStream.release).
+   */
+  release(reply: BlockReply): void {
+    const stream = this.mux.stream as Duplex & { release?: (message: Buffer) => void };
+    stream.release?.(reply.data);
+  }
+
   sendReply(reply: BlockReply): void {
     if (!this.isClosed) this.replyMessage.send(reply);
   }

@@ -84,6 +84,8 @@ export interface BlockClientOptions {
 interface Fetched {
   data: Buffer;
   hash?: Buffer;
+  /** Done with data and hash, no view of them kept: their buffer may be reused (see BlockChannel.release). */
+  release?: () => void;
 }
 
 /** Measured cost of a peer connection: smoothed ms per block, plus a fading penalty for failures. */
@@ -142,7 +144,8 @@ export class BlockClient {
   readonly timeoutMs: number;
   readonly cache: BlockCache | undefined;
   private readonly costs = new WeakMap<BlockChannel, PeerCost>();
-  private readonly inflight = new Map<string, Promise<Buffer>>();
+  /** Blocks being fetched; undefined once fetched into the cache only (fetchToCache), its bytes not kept. */
+  private readonly inflight = new Map<string, Promise<Buffer | undefined>>();
   /** Hashes owners signed, by file and range (most recent last), so each is asked of the owner once. */
   private readonly ownerHashes = new Map<string, Buffer>();
   private readonly onFault: ((peer: string, reason: string) => void) | undefined;
@@ -177,13 +180,38 @@ export class BlockClient {
   /** One verified block; concurrent asks for the same block share one fetch. */
   readBlock(file: RemoteFileRef, index: number): Promise<Buffer> {
     if (index < 0 || index >= this.blockCount(file)) return Promise.reject(new SdError('INVALID', `block ${index} is outside the file`));
-    const key = `${file.cacheKey}\n${index}`;
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      pending = this.fetchBlock(file, index).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, pending);
-    }
+    const pending = this.inflight.get(this.blockKey(file, index));
+    // Being fetched into the cache only: read from there once it is.
+    if (pending) return pending.then((data) => data ?? this.readBlock(file, index));
+    return this.startFetch(file, index, true) as Promise<Buffer>;
+  }
+
+  /**
+   * Fetches a block into the disk cache (a background fetch): nothing is kept in memory, and
+   * the buffer its bytes came in goes back to the connection once they are written. A block
+   * already checked in this process is not fetched again; one cached before is checked.
+   */
+  async fetchToCache(file: RemoteFileRef, index: number): Promise<void> {
+    if (!this.cache) throw new SdError('INVALID', 'a fetch into the cache needs a cache');
+    if (index < 0 || index >= this.blockCount(file)) throw new SdError('INVALID', `block ${index} is outside the file`);
+    if (this.isVerified(file, index)) return;
+    await (this.inflight.get(this.blockKey(file, index)) ?? this.startFetch(file, index, false));
+  }
+
+  private blockKey(file: RemoteFileRef, index: number): string {
+    return `${file.cacheKey}\n${index}`;
+  }
+
+  private startFetch(file: RemoteFileRef, index: number, keep: boolean): Promise<Buffer | undefined> {
+    const key = this.blockKey(file, index);
+    const pending = this.fetchBlock(file, index, keep).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, pending);
     return pending;
+  }
+
+  /** Whether a block is in the disk cache and was checked in this process (see BlockCache.isVerified). */
+  isVerified(file: RemoteFileRef, index: number): boolean {
+    return this.cache?.isVerified(file.cacheKey, index) ?? false;
   }
 
   /** Whether a block is in the disk cache (read-ahead skips those). */
@@ -204,7 +232,8 @@ export class BlockClient {
     return data.data;
   }
 
-  private async fetchBlock(file: RemoteFileRef, index: number): Promise<Buffer> {
+  /** A block from the cache, else from its sources (then cached); its bytes, or undefined when not kept (into the cache only). */
+  private async fetchBlock(file: RemoteFileRef, index: number, keep: boolean): Promise<Buffer | undefined> {
     const cached = await this.cache?.get(file.cacheKey, index);
     const length = this.blockLength(file, index);
     if (cached && cached.length === length) {
@@ -212,12 +241,15 @@ export class BlockClient {
       return cached;
     }
     const got = await this.fromSources(file, `block ${index}`, (source, remaining) => this.readSource(file, index * this.blockSize, length, source, remaining));
-    if (got.hash) {
-      this.stats.blocksFetched++;
-      this.stats.bytesFetched += got.data.length;
-      void this.cache?.put(file.cacheKey, index, got.data, got.hash);
-    }
-    return got.data;
+    if (!got.hash) return got.data;
+    this.stats.blocksFetched++;
+    this.stats.bytesFetched += got.data.length;
+    const written = this.cache?.put(file.cacheKey, index, got.data, got.hash);
+    if (keep || !written) return got.data;
+    // Into the cache only: its bytes are read from there, and their buffer is free once written.
+    await written;
+    got.release?.();
+    return undefined;
   }
 
   /**
@@ -306,7 +338,7 @@ export class BlockClient {
     if (file.onVouches && source.target.kind === 'content') file.onVouches(vouchesOf(file, offset, length, reply));
     // Cost is time per full block; a short range says little about throughput.
     if (length === this.blockSize) this.measure(channel, performance.now() - started);
-    return { data, hash };
+    return { data, hash, release: () => channel.release(reply) };
   }
 
   /**

@@ -15,6 +15,7 @@ import { EntryStore, type Entry } from '../vdfs/entries.js';
 import type { Library } from '../vdfs/library.js';
 import { getLocation, listLocations, type Location } from '../vdfs/locations.js';
 import type { BlockChannel, BlockRequestHandler } from './block-channel.js';
+import { BufferPool } from './buffer-pool.js';
 import { signedBlockMessage, type BlockErrorCode, type BlockRequest, type BlockTarget, type Vouch } from './block-messages.js';
 import { deviceKeys, type KeyPair } from './identity.js';
 import { VouchStore } from './vouches.js';
@@ -125,6 +126,8 @@ export interface BlockServerStats {
 
 const STAT_RECHECK_MS = 1000;
 const EMPTY = Buffer.alloc(0);
+/** Read buffers kept for reuse: the reads in flight on two connections (blockServerConcurrency each). */
+const READ_BUFFERS_KEPT = 16;
 
 export class BlockServer implements BlockRequestHandler {
   readonly stats: BlockServerStats = { blocksServed: 0, hashesServed: 0, bytesServed: 0, refused: 0, errors: 0, busy: 0 };
@@ -132,6 +135,8 @@ export class BlockServer implements BlockRequestHandler {
   private readonly files = new Map<string, Promise<OpenFile>>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly keyPair: KeyPair;
+  /** What blocks are read into: a reply's encoding copies them, so each is free again once sent. */
+  private readonly reads = new BufferPool(config.blockSize, READ_BUFFERS_KEPT);
 
   constructor(private readonly served: ServedFiles) {
     this.keyPair = served.keyPair ?? (hypercoreCrypto.keyPair() as KeyPair);
@@ -198,31 +203,13 @@ export class BlockServer implements BlockRequestHandler {
         return;
       }
       const length = Math.min(request.length, open.size - request.offset);
-      const data = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await open.handle.read(data, done, length - done, request.offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
+      const data = this.reads.take(length);
+      try {
+        if (!(await this.reply(request, channel, open, data))) return;
+      } finally {
+        this.reads.give(data);
       }
-      if (done < length) {
-        channel.sendError({ id: request.id, code: 'STALE', message: 'the file shrank while being read' });
-        return;
-      }
-      const hash = blake3(data);
-      const signature = hypercoreCrypto.sign(signedBlockMessage(request.target, open.size, open.mtime, request.offset, length, hash), this.keyPair.secretKey) as Buffer;
-      // hashOnly: the signed hash alone (an owner vouching for bytes another device sent).
-      const sent = request.hashOnly ? EMPTY : data;
-      // Asked for another device's word on this content (its owner, for the reader): passed along when kept.
-      const { vouchBy, target } = request;
-      const vouch = vouchBy && target.kind === 'content' && !vouchBy.equals(this.keyPair.publicKey)
-        ? this.served.vouchOf?.(target.contentId, open.size, request.offset, length, vouchBy, hash)
-        : undefined;
-      channel.sendReply({ id: request.id, data: sent, hash, fileSize: open.size, fileMtime: open.mtime, signer: this.keyPair.publicKey, signature, vouch });
-      if (request.hashOnly) this.stats.hashesServed++;
-      else this.stats.blocksServed++;
-      this.stats.bytesServed += sent.length;
-      log.debug({ op: 'block-serve', peer: channel.name, path: file.realPath, offset: request.offset, length, ms: performance.now() - started });
+      log.debug({ op: 'block-serve', peer: channel.name, path: file.realPath, offset: request.offset, length: data.length, ms: performance.now() - started });
     } catch (err) {
       this.fail(channel, request, err);
     } finally {
@@ -232,6 +219,36 @@ export class BlockServer implements BlockRequestHandler {
         if (open.retired && open.users === 0) void open.handle.close().catch(() => undefined);
       }
     }
+  }
+
+  /** Reads the range into data, hashes and signs it, and sends it; false when the file shrank (answered STALE). */
+  private async reply(request: BlockRequest, channel: BlockChannel, open: OpenFile, data: Buffer): Promise<boolean> {
+    const length = data.length;
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await open.handle.read(data, done, length - done, request.offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done < length) {
+      channel.sendError({ id: request.id, code: 'STALE', message: 'the file shrank while being read' });
+      return false;
+    }
+    const hash = blake3(data);
+    const signature = hypercoreCrypto.sign(signedBlockMessage(request.target, open.size, open.mtime, request.offset, length, hash), this.keyPair.secretKey) as Buffer;
+    // hashOnly: the signed hash alone (an owner vouching for bytes another device sent).
+    const sent = request.hashOnly ? EMPTY : data;
+    // Asked for another device's word on this content (its owner, for the reader): passed along when kept.
+    const { vouchBy, target } = request;
+    const vouch = vouchBy && target.kind === 'content' && !vouchBy.equals(this.keyPair.publicKey)
+      ? this.served.vouchOf?.(target.contentId, open.size, request.offset, length, vouchBy, hash)
+      : undefined;
+    // The reply's encoding copies the bytes: data is free again when this returns.
+    channel.sendReply({ id: request.id, data: sent, hash, fileSize: open.size, fileMtime: open.mtime, signer: this.keyPair.publicKey, signature, vouch });
+    if (request.hashOnly) this.stats.hashesServed++;
+    else this.stats.blocksServed++;
+    this.stats.bytesServed += sent.length;
+    return true;
   }
 
   private fail(channel: BlockChannel, request: BlockRequest, err: unknown): void {

@@ -29,8 +29,10 @@ export interface BlockServiceStats {
 export class BlockService {
   /** Open block channels by peer (device id or key, as the caller names them). */
   private readonly channels = new Map<string, BlockChannel>();
-  /** Block channels on a direct lane (TCP), preferred over the swarm's while open. */
-  private readonly lanes = new Map<string, BlockChannel>();
+  /** Block channels on direct lanes (TCP) this device dialled: its requests go there first. */
+  private readonly dialled = new Map<string, BlockChannel>();
+  /** Block channels on direct lanes the peer dialled: this device serves the peer there, and reads there when it has no lane of its own. */
+  private readonly accepted = new Map<string, BlockChannel>();
 
   private constructor(
     readonly cache: BlockCache,
@@ -49,8 +51,8 @@ export class BlockService {
    * Opens the block channel on a new peer connection (call it as soon as the connection is
    * up, on both sides; pass the connection's Protomux when other protocols share it).
    */
-  attach(connection: Duplex | Protomux, peer: string, { lane = false } = {}): BlockChannel {
-    const channels = lane ? this.lanes : this.channels;
+  attach(connection: Duplex | Protomux, peer: string, { lane }: { lane?: 'dialled' | 'accepted' } = {}): BlockChannel {
+    const channels = lane === 'dialled' ? this.dialled : lane === 'accepted' ? this.accepted : this.channels;
     const channel = new BlockChannel(connection, { server: this.server, name: peer });
     channels.set(peer, channel);
     channel.onClose(() => {
@@ -59,12 +61,13 @@ export class BlockService {
     return channel;
   }
 
-  /** The open channel to a peer, if it is online: its direct lane when there is one. */
+  /** The open channel to a peer, if it is online: a direct lane when there is one, the one this device dialled first. */
   channelTo(peer: string): BlockChannel | undefined {
-    const lane = this.lanes.get(peer);
-    if (lane && !lane.closed) return lane;
-    const channel = this.channels.get(peer);
-    return channel && !channel.closed ? channel : undefined;
+    for (const channels of [this.dialled, this.accepted, this.channels]) {
+      const channel = channels.get(peer);
+      if (channel && !channel.closed) return channel;
+    }
+    return undefined;
   }
 
   /** A remote file to read from (one per open FUSE handle: it tracks sequential access). */
@@ -96,9 +99,10 @@ export class BlockService {
   }
 
   async close(): Promise<void> {
-    for (const channel of [...this.channels.values(), ...this.lanes.values()]) channel.close();
+    for (const channel of [...this.channels.values(), ...this.dialled.values(), ...this.accepted.values()]) channel.close();
     this.channels.clear();
-    this.lanes.clear();
+    this.dialled.clear();
+    this.accepted.clear();
     await this.cache.close();
     await this.server.close();
   }

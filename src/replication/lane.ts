@@ -6,12 +6,13 @@
 // until issue 14): between two processes here it carried 1 MiB messages faster for less
 // CPU on both sides (OpenSSL's AES-GCM against libsodium's XChaCha20; scripts/bench/lane.ts).
 import crypto from 'node:crypto';
+import type net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
 import { config } from '../config.js';
 import { log } from '../log.js';
 import type { Peer } from '../vdfs/peers.js';
-import { FramedStream } from './frames.js';
+import { FramedStream, ReadRelay } from './frames.js';
 import type { LaneOffer } from './messages.js';
 
 export type LaneStream = FramedStream;
@@ -56,24 +57,37 @@ function keyedByOffer(socket: tls.TLSSocket): boolean {
     && (socket.getEphemeralKeyInfo() as { type?: string } | null)?.type === 'ECDH';
 }
 
+/** Bytes of a dialled lane's one read buffer: a TLS record (16 KiB) fits. */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/** A dialled, authenticated connection and its reads (made with a reused read buffer). */
+interface Dialled {
+  socket: tls.TLSSocket;
+  relay: ReadRelay;
+}
+
 /** Dials one address with the offer's key; the connection once authenticated, undefined otherwise. */
-function dial(host: string, offer: LaneOffer, timeoutMs: number): Promise<tls.TLSSocket | undefined> {
+function dial(host: string, offer: LaneOffer, timeoutMs: number): Promise<Dialled | undefined> {
   return new Promise((resolve) => {
-    const socket = tls.connect({
+    const relay = new ReadRelay();
+    // (node:tls takes onread since 15.1 / 14.18; @types/node does not list it.)
+    const options: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
       ...TLS_OPTIONS,
       host,
       port: offer.port,
       pskCallback: () => ({ identity: offer.identity.toString('hex'), psk: offer.secret }),
       // Only the pre-shared key authenticates: any certificate is refused, whoever signed it.
       checkServerIdentity: (_host, cert) => (Object.keys(cert).length > 0 ? new Error('the lane listener sent a certificate') : undefined),
-    });
+      onread: relay.option(READ_BUFFER_BYTES),
+    };
+    const socket = tls.connect(options);
     const timer = setTimeout(() => finish(false), timeoutMs);
     const finish = (ok: boolean): void => {
       clearTimeout(timer);
       socket.off('secureConnect', onSecure);
       socket.off('close', onClose);
       if (!ok) socket.destroy();
-      resolve(ok ? socket : undefined);
+      resolve(ok ? { socket, relay } : undefined);
     };
     const onSecure = (): void => finish(keyedByOffer(socket));
     const onClose = (): void => finish(false);
@@ -96,7 +110,8 @@ export class DirectLane {
   constructor(
     /** The paired, non-revoked device with this swarm key (hex), if any. */
     private readonly allowed: (keyHex: string) => Peer | undefined,
-    private readonly onLane: (peer: Peer, stream: LaneStream) => void,
+    /** A lane opened: dialled by this device (its reads come through one reused buffer), or by the peer. */
+    private readonly onLane: (peer: Peer, stream: LaneStream, dialled: boolean) => void,
   ) {
     this.server = tls.createServer(
       { ...TLS_OPTIONS, handshakeTimeout: config.laneHandshakeMs, pskCallback: (socket, identity) => this.secretFor(socket, identity) },
@@ -174,28 +189,28 @@ export class DirectLane {
     for (const host of offer.hosts) {
       if (this.closed) return false;
       // The address may be some other machine's (or our own) sdfs: only the peer knows the key.
-      const socket = await dial(host, offer, config.laneHandshakeMs);
-      if (socket && !this.closed) {
-        log.info({ op: 'lane', device: peer.slug, host, port: offer.port, cipher: socket.getCipher().name }, 'direct lane open');
-        this.adopt(peer, socket);
+      const dialled = await dial(host, offer, config.laneHandshakeMs);
+      if (dialled && !this.closed) {
+        log.info({ op: 'lane', device: peer.slug, host, port: offer.port, cipher: dialled.socket.getCipher().name }, 'direct lane open');
+        this.adopt(peer, dialled.socket, dialled.relay);
         return true;
       }
-      socket?.destroy();
+      dialled?.socket.destroy();
     }
     log.info({ op: 'lane', device: peer.slug, hosts: offer.hosts.length }, 'no direct lane; blocks go over the swarm');
     return false;
   }
 
-  private adopt(peer: Peer, socket: tls.TLSSocket): void {
+  private adopt(peer: Peer, socket: tls.TLSSocket, relay?: ReadRelay): void {
     // Nagle stays on: off, the transport's ceiling fell by 35–45% (bench/lane), and the
     // 40–50 ms misses it once caused (a request waiting for the peer's delayed ACK behind
     // a block fetched after each random miss) went with that fetch (bench/remote-mount:
     // 4 KiB random reads p95 2.2–3.2 ms with it on, 2.5–3.2 off; first read 153–162 MB/s
     // on, 136–146 off).
-    const stream = new FramedStream(socket);
+    const stream = new FramedStream(socket, undefined, relay);
     this.streams.add(stream);
     stream.on('close', () => this.streams.delete(stream));
-    this.onLane(peer, stream);
+    this.onLane(peer, stream, relay !== undefined);
   }
 
   close(): void {

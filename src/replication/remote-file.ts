@@ -25,6 +25,9 @@ const SEQUENTIAL_WINDOW_BLOCKS = 4;
  */
 const STREAM_READ_BYTES = 64 * 1024;
 
+/** Told that a block is on its way into the cache (true), or not coming after all (false). */
+type Expecter = (index: number, coming: boolean) => void;
+
 /** How much of a file is fetched in the background once it is read sequentially. */
 export type PrefetchMode = 'whole' | 'seek' | 'off';
 export const PREFETCH_MODES: readonly PrefetchMode[] = ['whole', 'seek', 'off'];
@@ -58,6 +61,10 @@ export class RemoteFile {
   private pumping = 0;
   /** Whole mode: the fetch went past the end and takes every block not had yet, from the start. */
   private wrapping = false;
+  /** The background fetch's blocks in flight (into the cache only), for reads of them to wait on. */
+  private readonly fetching = new Map<number, Promise<void>>();
+  /** The mount's FUSE binding, told of the blocks the background fetch brings (see cachedBlocks). */
+  private readonly expecters = new Set<Expecter>();
   /** Blocks this handle has had (fetched, or checked in the cache): the background fetch skips them. */
   private readonly had: Uint8Array;
   private closed = false;
@@ -79,8 +86,14 @@ export class RemoteFile {
 
   /** Bytes [offset, offset+length), fewer at the end of the file, none past it. */
   async read(offset: number, length: number): Promise<Buffer> {
-    const end = Math.min(this.ref.size, offset + length);
-    if (offset >= end) return Buffer.alloc(0);
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.ref.size - offset)));
+    return buf.subarray(0, await this.readInto(buf, offset, length));
+  }
+
+  /** Copies bytes [offset, offset+length) into buf (a FUSE read buffer); resolves to the number copied (fewer at the end of the file, none past it). */
+  async readInto(buf: Buffer, offset: number, length: number): Promise<number> {
+    const end = Math.min(this.ref.size, offset + Math.min(length, buf.length));
+    if (offset >= end) return 0;
     const bs = this.client.blockSize;
     const first = Math.floor(offset / bs);
     const last = Math.floor((end - 1) / bs);
@@ -100,22 +113,45 @@ export class RemoteFile {
     this.furthest = near ? Math.max(this.furthest, end) : end;
     this.position = first;
     if (this.sequentialReads === 0 && first === last && end - offset < bs && !this.recent.has(first) && !this.client.isCached(this.ref, first)) {
-      return this.readCold(first, offset, end);
+      const data = await this.readCold(first, offset, end);
+      return data.copy(buf, 0);
     }
-    const needed: Array<Promise<Buffer>> = [];
-    for (let i = first; i <= last; i++) needed.push(this.block(i));
+    const copies: Array<Promise<void>> = [];
+    for (let i = first; i <= last; i++) {
+      const from = Math.max(offset, i * bs);
+      const to = Math.min(end, (i + 1) * bs);
+      copies.push(this.copyBlock(i, from - i * bs, to - from, buf, from - offset));
+    }
     if (this.sequentialReads >= 1) {
       if (this.prefetch === 'off') this.readAhead(last + 1);
       else this.steer(last + 1);
     }
-    const blocks = await Promise.all(needed);
-    if (blocks.length === 1) {
-      const start = offset - first * bs;
-      return blocks[0]!.subarray(start, start + (end - offset));
+    await Promise.all(copies);
+    return end - offset;
+  }
+
+  /**
+   * Copies bytes [start, start+length) of a block into buf at bufOffset: from the disk cache
+   * when the block is checked there or the background fetch is bringing it (that fetch keeps
+   * no bytes in memory), else from the block in memory, fetched if need be.
+   */
+  private async copyBlock(index: number, start: number, length: number, buf: Buffer, bufOffset: number): Promise<void> {
+    const cache = this.client.cache;
+    const prefetched = this.fetching.get(index);
+    if (cache && !this.recent.has(index) && (prefetched || this.client.isVerified(this.ref, index))) {
+      if (prefetched) {
+        try {
+          await prefetched;
+        } catch (err) {
+          // Held as failed, as a read of the block itself would be (see keep).
+          void this.keep(index, Promise.reject(err));
+          throw err;
+        }
+      }
+      if (await cache.readVerified(this.ref.cacheKey, index, start, length, buf, bufOffset)) return;
     }
-    const whole = Buffer.concat(blocks);
-    const start = offset - first * bs;
-    return whole.subarray(start, start + (end - offset));
+    const data = await this.block(index);
+    data.copy(buf, bufOffset, start, start + length);
   }
 
   /**
@@ -143,17 +179,28 @@ export class RemoteFile {
     }
   }
 
-  /** Its blocks in the disk cache, for the mount's FUSE threads to read verified ones themselves. */
-  async cachedBlocks(): Promise<(WatchedFile & { size: number }) | undefined> {
+  /**
+   * Its blocks in the disk cache, for the mount's FUSE threads to read verified ones
+   * themselves, and to wait for those the background fetch is bringing (see expect).
+   */
+  async cachedBlocks(): Promise<(WatchedFile & { size: number; expect(coming: Expecter): void }) | undefined> {
     const watched = await this.client.cache?.watch(this.ref.cacheKey);
-    return watched && { ...watched, size: this.ref.size };
-  }
-
-  /** Copies into buf (a FUSE read buffer); resolves to the number of bytes copied. */
-  async readInto(buf: Buffer, offset: number, length: number): Promise<number> {
-    const data = await this.read(offset, length);
-    data.copy(buf, 0);
-    return data.length;
+    if (!watched) return undefined;
+    let expecter: Expecter | undefined;
+    return {
+      ...watched,
+      size: this.ref.size,
+      expect: (coming) => {
+        if (expecter) return;
+        expecter = coming;
+        this.expecters.add(coming);
+        for (const index of this.fetching.keys()) if (!this.client.isVerified(this.ref, index)) coming(index, true);
+      },
+      close: () => {
+        if (expecter) this.expecters.delete(expecter);
+        watched.close();
+      },
+    };
   }
 
   /**
@@ -236,12 +283,20 @@ export class RemoteFile {
     for (;;) {
       while (!this.closed && this.pumping < this.readAheadBlocks && this.pumpNext < this.pumpEnd) {
         const index = this.pumpNext++;
-        if (this.had[index] || this.recent.has(index)) continue;
+        if (this.had[index] || this.recent.has(index) || this.fetching.has(index)) continue;
         this.pumping++;
-        this.client.readBlock(this.ref, index).then(
+        // Told only of a block not checked here yet: one that is stays ready, never coming.
+        const coming = !this.client.isVerified(this.ref, index);
+        if (coming) for (const expecter of this.expecters) expecter(index, true);
+        const fetched = this.client.fetchToCache(this.ref, index);
+        this.fetching.set(index, fetched);
+        fetched.then(
           () => void (this.had[index] = 1),
           (err: unknown) => log.debug({ op: 'prefetch-failed', index, err: String(err) }),
         ).finally(() => {
+          this.fetching.delete(index);
+          // Cached, it was marked ready; else (failed, or the cache took no copy) it is not coming after all.
+          if (coming && !this.client.isVerified(this.ref, index)) for (const expecter of this.expecters) expecter(index, false);
           this.pumping--;
           this.pump();
         });

@@ -44,6 +44,33 @@ export interface ReplicationOptions {
   runner?: ActionRunner;
 }
 
+/**
+ * How long the index's word on where a content's copies are is reused: sources are asked
+ * for every block, and the lookup (every entry with that content, this device's copy
+ * checked for rot) cost 0.1 s of a 512 MiB read. A copy indexed since shows a second late.
+ */
+const COPIES_KEPT_MS = 1000;
+
+interface Copies {
+  localPath: string | undefined;
+  /** Other devices holding the content (the owner among them: it is asked by path instead). */
+  holders: string[];
+}
+
+/** fn's value, computed again once it is older than ms. */
+function recent<T>(ms: number, fn: () => T): () => T {
+  let value: T;
+  let at = Number.NEGATIVE_INFINITY;
+  return () => {
+    const now = performance.now();
+    if (now - at >= ms) {
+      value = fn();
+      at = now;
+    }
+    return value;
+  };
+}
+
 export class Replication {
   private readonly entries: EntryStore;
   private readonly checks: CopyChecks;
@@ -181,8 +208,8 @@ export class Replication {
   private async startLane(): Promise<void> {
     const lane = new DirectLane(
       (key) => listPeers(this.library.db).find((p) => p.publicKey === key && p.revokedAt === null),
-      (peer, stream) => {
-        this.blocks.attach(stream, peer.id, { lane: true });
+      (peer, stream, dialled) => {
+        this.blocks.attach(stream, peer.id, { lane: dialled ? 'dialled' : 'accepted' });
         // Revoked or gone: the lane goes with the swarm connection it was offered on.
         const connection = this.swarm.connections().find((c) => c.peer.id === peer.id);
         if (connection) connection.conn.once('close', () => stream.destroy());
@@ -193,8 +220,12 @@ export class Replication {
   }
 
   /**
-   * Of the two, the one that dials the swarm connection dials the lane too: the other tells
-   * it where, with a credential for this peer alone, withdrawn when this connection closes.
+   * Each of the two tells the other where to dial it, with a credential for that peer alone,
+   * withdrawn when this connection closes, and dials the lane the other offers: a device
+   * reads over the lane it dialled, where node lets the replies come through one reused
+   * read buffer (see ReadRelay; an accepted TLS socket gets a new buffer for every record,
+   * 32,768 for a 512 MiB read: perf showed the reader's GC threads busy ~0.9 s on such a
+   * read), and serves the peer over the lane the peer dialled.
    */
   private offerLane(mux: Protomux, peer: Peer): void {
     let offered: LaneOffer | undefined;
@@ -208,11 +239,10 @@ export class Replication {
     const message = channel.addMessage({
       encoding: laneOffer,
       onmessage: (offer) => {
-        if (this.lane && this.swarm.dials(peer.publicKey)) void this.lane.connect(peer, offer);
+        if (this.lane) void this.lane.connect(peer, offer);
       },
     });
     channel.open();
-    if (this.swarm.dials(peer.publicKey)) return;
     offered = this.lane?.offer(peer);
     if (offered) message.send(offered);
   }
@@ -266,6 +296,7 @@ export class Replication {
     const contentId = entry.contentId ?? undefined;
     const relPath = rel.join('/');
     const ownerKey = this.logKeyOf(device.id);
+    const copies = contentId === undefined ? undefined : recent(COPIES_KEPT_MS, () => this.copiesOf(contentId));
     return {
       size: entry.size,
       mtime: entry.mtime,
@@ -273,7 +304,7 @@ export class Replication {
       cacheKey: contentId ? `content/${contentId}/${entry.size}` : `path/${device.id}/${location.name}/${relPath}/${entry.size}/${entry.mtime}`,
       // Asked on every block: the cheapest copies first (this device, then any online peer
       // holding the content, the owner by path last resort).
-      sources: () => this.sourcesOf(device, location, relPath, contentId),
+      sources: () => this.sourcesOf(device, location, relPath, contentId, copies?.()),
       // Bytes another device sends are checked against what the owner signs for that range.
       owner: ownerKey && { key: ownerKey, source: () => this.ownerSourceOf(device, location, relPath) },
     };
@@ -285,18 +316,23 @@ export class Replication {
     return hex ? Buffer.from(hex, 'hex') : undefined;
   }
 
-  private sourcesOf(device: Device, location: Location, relPath: string, contentId: string | undefined): BlockSource[] {
+  /** Where a content's copies are, as the index says: this device's readable one, and the other devices holding it. */
+  private copiesOf(contentId: string): Copies {
+    // One lookup of every copy: this device's first, then other online peers holding it.
+    const copies = this.entries.withContent(contentId).filter((e) => e.kind === 'file');
+    const localId = this.library.device.id;
+    // A copy a scrub found corrupt is never read, here or by peers.
+    const localCopy = copies.find((e) => e.deviceId === localId && !this.checks.isCorrupt(e));
+    return { localPath: (localCopy && this.ns.realPath(localCopy)) ?? undefined, holders: [...new Set(copies.map((e) => e.deviceId))].filter((id) => id !== localId) };
+  }
+
+  private sourcesOf(device: Device, location: Location, relPath: string, contentId: string | undefined, copies: Copies | undefined): BlockSource[] {
     const sources: BlockSource[] = [];
-    if (contentId) {
-      // One lookup of every copy: this device's first, then other online peers holding it.
-      const copies = this.entries.withContent(contentId).filter((e) => e.kind === 'file');
-      const localId = this.library.device.id;
-      // A copy a scrub found corrupt is never read, here or by peers.
-      const localCopy = copies.find((e) => e.deviceId === localId && !this.checks.isCorrupt(e));
-      const localPath = localCopy && this.ns.realPath(localCopy);
-      if (localPath) sources.push({ kind: 'local', path: localPath });
-      for (const holder of new Set(copies.map((e) => e.deviceId))) {
-        const channel = holder === device.id || holder === localId ? undefined : this.blocks.channelTo(holder);
+    if (contentId && copies) {
+      if (copies.localPath) sources.push({ kind: 'local', path: copies.localPath });
+      for (const holder of copies.holders) {
+        // Which devices are online is asked every time (a map): only the index lookup is kept.
+        const channel = holder === device.id ? undefined : this.blocks.channelTo(holder);
         if (channel) sources.push({ kind: 'peer', channel, target: { kind: 'content', contentId } });
       }
     }
