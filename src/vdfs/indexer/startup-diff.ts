@@ -9,7 +9,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import path from 'node:path';
 import { openReader } from '../db/database.js';
-import type { EntryKind } from '../entries.js';
+import type { Entry } from '../entries.js';
 import type { Location } from '../locations.js';
 import { IgnoreRules } from './ignore.js';
 import { listedFields, readListing } from './scanner.js';
@@ -61,15 +61,8 @@ export function findChangedFolders(dbPath: string, location: Location, signal?: 
   });
 }
 
-interface IndexedChild {
-  id: number;
-  name: string;
-  kind: EntryKind;
-  size: number;
-  mtime: number;
-  inode: number;
-  mode: number;
-}
+/** A child as the index holds it: what a folder's listing on disk is compared with. */
+type IndexedChild = Pick<Entry, 'id' | 'name' | 'kind' | 'size' | 'mtime' | 'inode' | 'mode'>;
 
 /** The worker: a depth-first walk from the root, one folder listing and its index rows at a time. */
 function runDiff({ dbPath, location, stop }: DiffData): ChangedFolders {
