@@ -36,7 +36,10 @@ ${BOOTSTRAP_HELP}`,
     const library = ctx.library();
     ctx.out.info('looking for the device showing these words ...');
     const peer = await joinPairing(library, secret, { bootstrap });
-    ctx.out.result({ paired: peerJson(peer) }, () => `Paired with '${peer.name}' (sd://${peer.slug}/)`);
+    ctx.out.result({ paired: peerJson(peer) }, () => [
+      `Paired with '${peer.name}' (sd://${peer.slug}/)`,
+      `The devices '${peer.name}' is paired with join too, once both sides' 'sd mount' run and meet (sd devices lists them, VIA '${peer.name}').`,
+    ]);
   },
 };
 
