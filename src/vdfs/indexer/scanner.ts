@@ -121,20 +121,15 @@ export class Scanner {
     if (!knownEmpty) for (const child of store.childrenOf(dir)) existing.set(child.name, child);
 
     let aggregate = 0;
-    const { names, nums } = listing;
-    for (let i = 0, n = listing.offset; i < names.length; i++, n += LISTING_FIELDS) {
-      const name = names[i]!;
-      const code = nums[n]!;
-      if (code === BAD_NAME) {
-        warnings.add(path.join(dirAbs, name), 'name is not valid UTF-8; skipped (rename it to index it)');
+    for (let i = 0; i < listing.names.length; i++) {
+      const fields = listedFields(listing, i);
+      if (!fields) {
+        warnings.add(path.join(dirAbs, listing.names[i]!), 'name is not valid UTF-8; skipped (rename it to index it)');
         continue;
       }
-      const kind = KINDS[code]!;
-      const size = nums[n + 1]!;
-      const ino = nums[n + 3]!;
+      const { name, kind, inode: ino } = fields;
       counts.scanned++;
       this.o.onEntry?.();
-      const fields: EntryFields = { name, kind, size: kind === 'dir' ? 0 : size, mtime: nums[n + 2]!, inode: ino, mode: nums[n + 4]! };
 
       let entry = existing.get(name);
       existing.delete(name);
@@ -164,7 +159,7 @@ export class Scanner {
         const childRel = dirRel === '' ? name : `${dirRel}/${name}`;
         aggregate += recursive || walkWhole ? this.scanDir(entry, childRel, [...chain, entry.id], rules, recursive || walkWhole, isNew) : entry.aggregateSize;
       } else if (kind === 'file') {
-        aggregate += size;
+        aggregate += fields.size;
       }
     }
     for (const gone of existing.values()) this.missing.push({ id: gone.id, parentId: dir.id, name: gone.name });

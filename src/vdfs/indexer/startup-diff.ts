@@ -9,7 +9,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import path from 'node:path';
 import { openReader } from '../db/database.js';
-import type { Entry } from '../entries.js';
+import type { Entry, EntryFields } from '../entries.js';
 import type { Location } from '../locations.js';
 import { IgnoreRules } from './ignore.js';
 import { listedFields, readListing } from './scanner.js';
@@ -83,13 +83,16 @@ function runDiff({ dbPath, location, stop }: DiffData): ChangedFolders {
         continue;
       }
       result.folders++;
-      const onDisk = new Map<string, number>();
-      listing.names.forEach((name, i) => onDisk.set(name, i));
+      // The names the index can hold (a name that is not valid UTF-8 is never indexed).
+      const onDisk = new Map<string, EntryFields>();
+      for (let i = 0; i < listing.names.length; i++) {
+        const f = listedFields(listing, i);
+        if (f) onDisk.set(f.name, f);
+      }
       let differs = false;
       let matched = 0;
       for (const row of children.iterate(folder.id) as Iterable<IndexedChild>) {
-        const i = onDisk.get(row.name);
-        const f = i === undefined ? undefined : listedFields(listing, i);
+        const f = onDisk.get(row.name);
         if (!f) {
           differs = true;
           continue;
@@ -99,10 +102,8 @@ function runDiff({ dbPath, location, stop }: DiffData): ChangedFolders {
         // A folder's own diff may differ too (its mtime changed with its listing): each is compared.
         if (f.kind === 'dir' && row.kind === 'dir') pending.push({ id: row.id, rel: folder.rel === '' ? f.name : `${folder.rel}/${f.name}`, rules });
       }
-      // Names on disk the index lacks (a name that is not valid UTF-8 is never indexed).
-      let indexable = 0;
-      for (let i = 0; i < listing.names.length; i++) if (listedFields(listing, i)) indexable++;
-      if (matched < indexable) differs = true;
+      // Names on disk the index lacks.
+      if (matched < onDisk.size) differs = true;
       result.entries += listing.names.length;
       if (differs) result.dirs.push(folder.rel);
     }
