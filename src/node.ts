@@ -25,7 +25,7 @@ import { openLibrary, type Library } from './vdfs/library.js';
 import { listLocations, locationOfPath, type Location } from './vdfs/locations.js';
 import { Namespace } from './vdfs/namespace.js';
 import { RemoteChanges } from './vdfs/remote-changes.js';
-import { startWatcher, type Watcher } from './vdfs/watcher.js';
+import { startWatcher, type LocationDiff, type Watcher } from './vdfs/watcher.js';
 import { BackgroundExtraction } from './vdfs/indexer/extract-background.js';
 
 export interface NodeOptions {
@@ -53,7 +53,7 @@ export interface NodeOptions {
 
 /** Start-up work done in the background, once the mount serves. */
 export type StartupEvent =
-  | ({ kind: 'diffed' } & { location: string; folders: number; entries: number; changedFolders: number; seconds: number })
+  | ({ kind: 'diffed' } & LocationDiff)
   | ({ kind: 'log-snapshot' } & LogSnapshot)
   /** Every location is watched and compared with the disk. */
   | { kind: 'up-to-date'; seconds: number };

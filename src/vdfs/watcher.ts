@@ -14,13 +14,22 @@ import { FolderNotifier, type WatchFolder } from './folder-notifier.js';
 import type { Library } from './library.js';
 import type { Location } from './locations.js';
 
+/** What a whole location's diff with the disk found: folders and entries compared, folders re-read. */
+export interface LocationDiff {
+  location: string;
+  folders: number;
+  entries: number;
+  changedFolders: number;
+  seconds: number;
+}
+
 export interface WatcherOptions {
   /** Quiet period after the last event before a batch is applied (default config.watchDebounceMs). */
   debounceMs?: number;
   /** Called after every applied batch (and after each start-up index), changed or not, with the folders it re-read ('all' for the location). */
   onApplied?: (summary: IndexSummary, change: { location: Location; dirs: ReadonlySet<string> | 'all' }) => void;
   /** A location's start-up diff (or one after its root came back) compared the disk with the index. */
-  onDiffed?: (diff: { location: string; folders: number; entries: number; changedFolders: number; seconds: number }) => void;
+  onDiffed?: (diff: LocationDiff) => void;
   /** Called for a batch that failed; the watcher keeps going. */
   onError?: (err: unknown) => void;
   /** How a folder is watched (default fs.watch); tests pass one that runs out of watches. */
