@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // ---------------------------------------------------------------- arguments
 
@@ -19,6 +20,16 @@ export interface BenchArgs {
   words: Map<string, string>;
   /** Everything that is not a flag. */
   positional: string[];
+}
+
+/** The built `sd` command the benches run (`npm run setup` builds it). */
+export const SD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+/** The environment of an `sd` child: this one's, less NODE_OPTIONS (a profiler's flags are for the bench, not its children), plus `extra`. */
+export function sdEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  return env;
 }
 
 export function parseArgs(argv: readonly string[] = process.argv.slice(2), wordFlags: readonly string[] = []): BenchArgs {

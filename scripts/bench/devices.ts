@@ -15,11 +15,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_MAIN, sdEnv } from './common.js';
 
 const args = parseArgs();
 const deviceCount = numberArg(args, 'devices', 10);
@@ -33,11 +32,9 @@ const changeTimeoutMs = 30_000;
 const stageTimeoutMs = numberArg(args, 'stage-timeout', 1800) * 1000;
 const report = new Report('devices', args.json);
 const tmp = makeTempDir('sdfs-bench-devices-', args.keep);
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const main = path.join(repo, 'build', 'src', 'cli', 'main.js');
+const main = SD_MAIN;
 const random = seededRandom(15);
-const childEnv: NodeJS.ProcessEnv = { ...process.env };
-delete childEnv.NODE_OPTIONS;
+const childEnv: NodeJS.ProcessEnv = sdEnv();
 
 interface Device {
   name: string;

@@ -12,9 +12,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, bestOf, commandExists, flushToDisk, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, writeRandomFile } from './common.js';
+import { Report, bestOf, commandExists, flushToDisk, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, writeRandomFile, SD_MAIN, sdEnv } from './common.js';
 import { type Passthrough, buildPassthroughs, withPassthrough } from './passthrough.js';
 
 const args = parseArgs(process.argv.slice(2), ['only']);
@@ -35,11 +34,9 @@ const small = numberArg(args, 'small', 10_000);
 const runs = numberArg(args, 'runs', 3);
 const report = new Report('mount', args.json);
 const tmp = makeTempDir('sdfs-bench-mount-', args.keep);
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const main = path.join(repo, 'build', 'src', 'cli', 'main.js');
+const main = SD_MAIN;
 const library = path.join(tmp, 'library');
-const env: NodeJS.ProcessEnv = { ...process.env, SD_LIBRARY: library };
-delete env.NODE_OPTIONS;
+const env: NodeJS.ProcessEnv = sdEnv({ SD_LIBRARY: library });
 /** The folder sdfs indexes (as a shallow location) and every passthrough mirrors. */
 const data = path.join(tmp, 'data');
 /** Descriptors passthrough_ll needs beyond one per entry (open files, folders being listed). */

@@ -13,9 +13,8 @@ import readline from 'node:readline';
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_MAIN, sdEnv } from './common.js';
 import { buildPassthroughs, withPassthrough } from './passthrough.js';
 
 const args = parseArgs();
@@ -23,13 +22,11 @@ const folders = numberArg(args, 'folders', 1000);
 const per = numberArg(args, 'per', 1000);
 const report = new Report('scale', args.json);
 const tmp = makeTempDir('sdfs-bench-scale-', args.keep);
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const main = path.join(repo, 'build', 'src', 'cli', 'main.js');
+const main = SD_MAIN;
 const library = path.join(tmp, 'library');
 const data = path.join(tmp, 'data');
 const mnt = path.join(tmp, 'mnt');
-const env: NodeJS.ProcessEnv = { ...process.env, SD_LIBRARY: library };
-delete env.NODE_OPTIONS;
+const env: NodeJS.ProcessEnv = sdEnv({ SD_LIBRARY: library });
 const WORDS = ['photo', 'invoice', 'notes', 'report', 'song', 'draft'];
 const EXTS = ['jpg', 'pdf', 'txt', 'docx', 'mp3', 'md'];
 
