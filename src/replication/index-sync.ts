@@ -37,6 +37,8 @@ export interface IndexSyncOptions {
   onProgress?: (deviceId: string, p: MirrorProgress) => void;
   /** This device's new log got its snapshot of the index (written after start, in the background). */
   onSnapshot?: (s: LogSnapshot) => void;
+  /** A new log's snapshot waits for this (the start-up diff: both at once peak higher). */
+  snapshotAfter?: Promise<unknown>;
 }
 
 export async function startIndexSync(library: Library, options: IndexSyncOptions = {}): Promise<IndexSync> {
@@ -51,7 +53,7 @@ export async function startIndexSync(library: Library, options: IndexSyncOptions
   try {
     ownLog = new DeviceLog(library.db, library.device.id, openOwnLog(store, deviceKeys(library.dir).log));
     ownLog.onSnapshot = options.onSnapshot;
-    await ownLog.open({ background: true });
+    await ownLog.open({ background: true, after: options.snapshotAfter });
     ownLog.startPumping(options.pumpIntervalMs);
     const sync: IndexSync = {
       store,

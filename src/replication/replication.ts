@@ -38,6 +38,8 @@ export interface ReplicationOptions {
   onMirrorProgress?: (deviceId: string, p: MirrorProgress) => void;
   /** This device's new log got its snapshot of the index (after start, in the background). */
   onLogSnapshot?: (s: LogSnapshot) => void;
+  /** What a new log's snapshot waits for (see IndexSyncOptions.snapshotAfter). */
+  logSnapshotAfter?: Promise<unknown>;
   /** A peer's changes were applied to its mirror (caches of its tree are stale). */
   onMirrored?: (deviceId: string) => void;
   /** Runs paired devices' changes to this device's tree (the node's ActionManager); without it they are refused. */
@@ -123,7 +125,7 @@ export class Replication {
   }
 
   static async start(library: Library, options: ReplicationOptions = {}): Promise<Replication> {
-    const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress, onSnapshot: options.onLogSnapshot });
+    const sync = await startIndexSync(library, { onMirrored: options.onMirrored, onProgress: options.onMirrorProgress, onSnapshot: options.onLogSnapshot, snapshotAfter: options.logSnapshotAfter });
     const blocks = await BlockService.open(library, {
       cacheMaxBytes: options.cacheMaxBytes ?? config.cacheMaxBytes,
       prefetch: options.prefetch,
