@@ -10,6 +10,8 @@
 // content once, stays short (measured: ~70 contents/s on this loaded machine, which made
 // 100k distinct contents take ~25 min a device).
 // Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--contents 1000] [--changes 30] [--gap S] [--json] [--keep]
+//   [--cpu-prof DIR]: each mount writes a V8 CPU profile into DIR when it stops (its last
+//   seconds are the changes).
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -20,7 +22,7 @@ import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
 import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_MAIN, sdEnv } from './common.js';
 
-const args = parseArgs();
+const args = parseArgs(process.argv.slice(2), ['cpu-prof']);
 const deviceCount = numberArg(args, 'devices', 10);
 const entriesPer = numberArg(args, 'entries', 100_000);
 const changeCount = numberArg(args, 'changes', 30);
@@ -35,6 +37,9 @@ const tmp = makeTempDir('sdfs-bench-devices-', args.keep);
 const main = SD_MAIN;
 const random = seededRandom(15);
 const childEnv: NodeJS.ProcessEnv = sdEnv();
+/** Node flags of the mounts: a CPU profile each when --cpu-prof DIR is given. */
+const profileDir = args.words.get('cpu-prof');
+const mountNodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir)] : [];
 
 interface Device {
   name: string;
@@ -119,7 +124,7 @@ function memoryOf(pid: number): { peak: number; now: number } {
 
 /** Starts the device's `sd mount` and waits until its own tree lists through it. */
 async function mount(d: Device, bootstrap: string): Promise<void> {
-  const child = spawn(process.execPath, [main, '--library', d.library, 'mount', d.mnt, '--bootstrap', bootstrap], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...mountNodeFlags, main, '--library', d.library, 'mount', d.mnt, '--bootstrap', bootstrap], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   d.child = child;
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (d.stderr = (d.stderr + s).slice(-4000)));
   await until(`${d.name}'s mount`, () => {
