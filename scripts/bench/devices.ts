@@ -10,7 +10,7 @@
 // content once, stays short (measured: ~70 contents/s on this loaded machine, which made
 // 100k distinct contents take ~25 min a device).
 // Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--contents 1000] [--changes 30] [--gap S] [--json] [--keep]
-//   [--cpu-prof DIR]: each mount writes a V8 CPU profile into DIR when it stops (its last
+//   [--profile DIR]: each mount writes a V8 CPU profile (--cpu-prof) into DIR when it stops (its last
 //   seconds are the changes).
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -22,7 +22,7 @@ import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
 import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_MAIN, sdEnv } from './common.js';
 
-const args = parseArgs(process.argv.slice(2), ['cpu-prof']);
+const args = parseArgs(process.argv.slice(2), ['profile']);
 const deviceCount = numberArg(args, 'devices', 10);
 const entriesPer = numberArg(args, 'entries', 100_000);
 const changeCount = numberArg(args, 'changes', 30);
@@ -37,8 +37,8 @@ const tmp = makeTempDir('sdfs-bench-devices-', args.keep);
 const main = SD_MAIN;
 const random = seededRandom(15);
 const childEnv: NodeJS.ProcessEnv = sdEnv();
-/** Node flags of the mounts: a CPU profile each when --cpu-prof DIR is given. */
-const profileDir = args.words.get('cpu-prof');
+/** Node flags of the mounts: a CPU profile each when --profile DIR is given. */
+const profileDir = args.words.get('profile');
 const mountNodeFlags = profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir)] : [];
 
 interface Device {
