@@ -55,6 +55,9 @@ export class Mirror {
   /** Set once the log failed to apply; the mirror stays at its watermark. */
   failure: SdError | undefined;
   private readonly onAppend = () => this.schedule();
+  // Read and written with every batch (prepared each time, they cost more than a small batch).
+  private readonly appliedLength;
+  private readonly setAppliedLength;
 
   constructor(private readonly db: Db, deviceId: string, readonly core: Hypercore, private readonly options: MirrorOptions = {}) {
     const device = deviceById(db, deviceId);
@@ -68,11 +71,13 @@ export class Mirror {
     this.checks = new CopyChecks(db);
     this.settings = new GuardianSettings(db, localDevice(db)!.id);
     this.extracts = new ExtractStore(db, localDevice(db)!.id);
+    this.appliedLength = db.prepare('SELECT applied_length FROM device_logs WHERE device_id = ?').pluck();
+    this.setAppliedLength = db.prepare('UPDATE device_logs SET applied_length = ? WHERE device_id = ?');
   }
 
   /** Blocks of the peer's log applied here. */
   get applied(): number {
-    return (this.db.prepare('SELECT applied_length FROM device_logs WHERE device_id = ?').pluck().get(this.device.id) as number | undefined) ?? 0;
+    return (this.appliedLength.get(this.device.id) as number | undefined) ?? 0;
   }
 
   /** Registers the log (or checks it is the one registered) and applies what is there. */
@@ -184,7 +189,7 @@ export class Mirror {
           index++;
         }
         if (index <= watermark) return;
-        this.db.prepare('UPDATE device_logs SET applied_length = ? WHERE device_id = ?').run(index, this.device.id);
+        this.setAppliedLength.run(index, this.device.id);
       })();
     } catch (err) {
       if (!(err instanceof LogDecodeError || err instanceof BadChange || (err instanceof Error && err.name === 'SqliteError'))) throw err;

@@ -91,70 +91,87 @@ const CLOSURE_VALUES_MAX = 64;
 /** Columns of an 'entry' row of index_outbox, in this order (see migrations.ts, version 5). */
 const OUTBOX_ENTRY_COLUMNS = 'op, id, location_id, parent_id, name, kind, size, mtime, mode, content_id';
 
+/**
+ * An EntryStore's statements, prepared once per connection: the watcher, the extraction
+ * and the indexer each make a store per change, and preparing its 30 statements against
+ * this schema took 10-20 ms of the main thread each time. None is iterated, so the stores
+ * of one connection can share them.
+ */
+const statementsByDb = new WeakMap<Db, { s: Record<string, Statement>; closureInserts: Statement[] }>();
+
+function prepareEntryStatements(db: Db): { s: Record<string, Statement>; closureInserts: Statement[] } {
+  const p = (sql: string) => db.prepare(sql);
+  const s: Record<string, Statement> = {
+    localDevice: p('SELECT id FROM devices WHERE is_local = 1').pluck(),
+    get: p('SELECT * FROM entries WHERE id = ?'),
+    child: p('SELECT * FROM entries WHERE parent_id = ? AND name = ?'),
+    children: p('SELECT * FROM entries WHERE parent_id = ? ORDER BY name'),
+    childrenBelow: p(`SELECT id, name, kind, size, mtime, inode, mode, content_id, aggregate_size
+                      FROM entries WHERE parent_id = ?`),
+    insert: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, aggregate_size)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    searchInsert: p('INSERT INTO search (rowid, name) VALUES (?, ?)'),
+    // OR FAIL (a new id has no rows to conflict with) spares the statement savepoint
+    // that would make FTS5 flush its pending terms on every insert.
+    closureOfNew: p(`WITH RECURSIVE ${UP_FROM('@id', 0)}
+                     INSERT OR FAIL INTO entry_closure (ancestor, descendant, depth) SELECT id, @id, depth FROM up`),
+    update: p('UPDATE entries SET kind = ?, size = ?, mtime = ?, inode = ?, mode = ?, content_id = ? WHERE id = ?'),
+    rename: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
+    // Rows linking a subtree to the ancestors above its top (those outside the subtree).
+    unlinkOuter: p(`WITH RECURSIVE ${UP_FROM_PARENT_OF('@id')}
+                    DELETE FROM entry_closure
+                    WHERE ancestor IN (SELECT id FROM up)
+                      AND descendant IN (SELECT descendant FROM entry_closure WHERE ancestor = @id)`),
+    linkUnder: p(`WITH RECURSIVE ${UP_FROM('@parent', 0)}
+                  INSERT INTO entry_closure (ancestor, descendant, depth)
+                  SELECT up.id, d.descendant, up.depth + d.depth + 1
+                  FROM up, entry_closure d
+                  WHERE d.ancestor = @id`),
+    deleteEntries: p('DELETE FROM entries WHERE id IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)'),
+    // After unlinkOuter: what is left of the subtree's rows is keyed by its own nodes.
+    deleteInnerClosure: p(`DELETE FROM entry_closure WHERE ancestor IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)`),
+    deleteTags: p('DELETE FROM entry_tags WHERE entry_id IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)'),
+    countSubtree: p('SELECT count(*) FROM entry_closure WHERE ancestor = ?'),
+    ancestors: p(`WITH RECURSIVE ${UP_FROM('?', 0)}
+                  SELECT e.* FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC`),
+    ancestorIds: p(`WITH RECURSIVE ${UP_FROM('?', 0)} SELECT id FROM up ORDER BY depth DESC`),
+    ancestorNames: p(`WITH RECURSIVE ${UP_FROM('?', 0)}
+                      SELECT e.name FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC`),
+    addAggregate: p(`WITH RECURSIVE ${UP_FROM_PARENT_OF('@id')}
+                     UPDATE entries SET aggregate_size = aggregate_size + @delta WHERE id IN (SELECT id FROM up)`),
+    setAggregate: p('UPDATE entries SET aggregate_size = ? WHERE id = ? AND aggregate_size != ?'),
+    childrenAggregate: p(`SELECT coalesce(sum(CASE kind WHEN 'dir' THEN aggregate_size WHEN 'file' THEN size ELSE 0 END), 0)
+                           FROM entries WHERE parent_id = ?`),
+    setContent: p('UPDATE entries SET content_id = ? WHERE id = ?'),
+    withContent: p('SELECT * FROM entries WHERE content_id = ? ORDER BY id'),
+    byInode: p('SELECT * FROM entries WHERE location_id = ? AND inode = ?'),
+    byRemoteId: p('SELECT * FROM entries WHERE device_id = ? AND remote_id = ?'),
+    // byte_kind: the kind its content's bytes say, when this library knows (migration 17).
+    insertMirrored: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size, remote_id, byte_kind)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, (SELECT kind_class FROM content_extracts WHERE content_id = ?))`),
+    markCopyChanged: p('INSERT OR IGNORE INTO guardian_dirty (content_id) VALUES (?)'),
+    // OR FAIL for the reason given at closureOfNew: no statement savepoint.
+    outboxNew: p(`INSERT INTO index_outbox (${OUTBOX_ENTRY_COLUMNS}) VALUES ('entry', ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
+    outboxRow: p(`INSERT OR FAIL INTO index_outbox (${OUTBOX_ENTRY_COLUMNS})
+                  SELECT 'entry', id, location_id, parent_id, name, kind, size, mtime, mode, content_id
+                  FROM entries WHERE id = ? AND device_id = ?`),
+    outboxTombstone: p(`INSERT OR FAIL INTO index_outbox (op, id) SELECT 'tombstone', id FROM entries WHERE id = ? AND device_id = ?`),
+  };
+  return { s, closureInserts: [] };
+}
+
 export class EntryStore {
   private readonly s: Record<string, Statement>;
-  private readonly closureInserts: Statement[] = [];
+  private readonly closureInserts: Statement[];
   /** The device whose changes go to the outbox (this library's own). */
   private readonly localDeviceId: string | undefined;
 
   constructor(readonly db: Db) {
-    const p = (sql: string) => db.prepare(sql);
-    this.localDeviceId = db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck().get() as string | undefined;
-    this.s = {
-      get: p('SELECT * FROM entries WHERE id = ?'),
-      child: p('SELECT * FROM entries WHERE parent_id = ? AND name = ?'),
-      children: p('SELECT * FROM entries WHERE parent_id = ? ORDER BY name'),
-      childrenBelow: p(`SELECT id, name, kind, size, mtime, inode, mode, content_id, aggregate_size
-                        FROM entries WHERE parent_id = ?`),
-      insert: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, aggregate_size)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      searchInsert: p('INSERT INTO search (rowid, name) VALUES (?, ?)'),
-      // OR FAIL (a new id has no rows to conflict with) spares the statement savepoint
-      // that would make FTS5 flush its pending terms on every insert.
-      closureOfNew: p(`WITH RECURSIVE ${UP_FROM('@id', 0)}
-                       INSERT OR FAIL INTO entry_closure (ancestor, descendant, depth) SELECT id, @id, depth FROM up`),
-      update: p('UPDATE entries SET kind = ?, size = ?, mtime = ?, inode = ?, mode = ?, content_id = ? WHERE id = ?'),
-      rename: p('UPDATE entries SET parent_id = ?, name = ? WHERE id = ?'),
-      // Rows linking a subtree to the ancestors above its top (those outside the subtree).
-      unlinkOuter: p(`WITH RECURSIVE ${UP_FROM_PARENT_OF('@id')}
-                      DELETE FROM entry_closure
-                      WHERE ancestor IN (SELECT id FROM up)
-                        AND descendant IN (SELECT descendant FROM entry_closure WHERE ancestor = @id)`),
-      linkUnder: p(`WITH RECURSIVE ${UP_FROM('@parent', 0)}
-                    INSERT INTO entry_closure (ancestor, descendant, depth)
-                    SELECT up.id, d.descendant, up.depth + d.depth + 1
-                    FROM up, entry_closure d
-                    WHERE d.ancestor = @id`),
-      deleteEntries: p('DELETE FROM entries WHERE id IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)'),
-      // After unlinkOuter: what is left of the subtree's rows is keyed by its own nodes.
-      deleteInnerClosure: p(`DELETE FROM entry_closure WHERE ancestor IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)`),
-      deleteTags: p('DELETE FROM entry_tags WHERE entry_id IN (SELECT descendant FROM entry_closure WHERE ancestor = ?)'),
-      countSubtree: p('SELECT count(*) FROM entry_closure WHERE ancestor = ?'),
-      ancestors: p(`WITH RECURSIVE ${UP_FROM('?', 0)}
-                    SELECT e.* FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC`),
-      ancestorIds: p(`WITH RECURSIVE ${UP_FROM('?', 0)} SELECT id FROM up ORDER BY depth DESC`),
-      ancestorNames: p(`WITH RECURSIVE ${UP_FROM('?', 0)}
-                        SELECT e.name FROM up JOIN entries e ON e.id = up.id ORDER BY up.depth DESC`),
-      addAggregate: p(`WITH RECURSIVE ${UP_FROM_PARENT_OF('@id')}
-                       UPDATE entries SET aggregate_size = aggregate_size + @delta WHERE id IN (SELECT id FROM up)`),
-      setAggregate: p('UPDATE entries SET aggregate_size = ? WHERE id = ? AND aggregate_size != ?'),
-      childrenAggregate: p(`SELECT coalesce(sum(CASE kind WHEN 'dir' THEN aggregate_size WHEN 'file' THEN size ELSE 0 END), 0)
-                             FROM entries WHERE parent_id = ?`),
-      setContent: p('UPDATE entries SET content_id = ? WHERE id = ?'),
-      withContent: p('SELECT * FROM entries WHERE content_id = ? ORDER BY id'),
-      byInode: p('SELECT * FROM entries WHERE location_id = ? AND inode = ?'),
-      byRemoteId: p('SELECT * FROM entries WHERE device_id = ? AND remote_id = ?'),
-      // byte_kind: the kind its content's bytes say, when this library knows (migration 17).
-      insertMirrored: p(`INSERT INTO entries (device_id, location_id, parent_id, name, kind, size, mtime, inode, mode, content_id, aggregate_size, remote_id, byte_kind)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?, (SELECT kind_class FROM content_extracts WHERE content_id = ?))`),
-      markCopyChanged: p('INSERT OR IGNORE INTO guardian_dirty (content_id) VALUES (?)'),
-      // OR FAIL for the reason given at closureOfNew: no statement savepoint.
-      outboxNew: p(`INSERT INTO index_outbox (${OUTBOX_ENTRY_COLUMNS}) VALUES ('entry', ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
-      outboxRow: p(`INSERT OR FAIL INTO index_outbox (${OUTBOX_ENTRY_COLUMNS})
-                    SELECT 'entry', id, location_id, parent_id, name, kind, size, mtime, mode, content_id
-                    FROM entries WHERE id = ? AND device_id = ?`),
-      outboxTombstone: p(`INSERT OR FAIL INTO index_outbox (op, id) SELECT 'tombstone', id FROM entries WHERE id = ? AND device_id = ?`),
-    };
+    let made = statementsByDb.get(db);
+    if (!made) statementsByDb.set(db, (made = prepareEntryStatements(db)));
+    this.s = made.s;
+    this.closureInserts = made.closureInserts;
+    this.localDeviceId = made.s.localDevice!.get() as string | undefined;
   }
 
   get(id: number): Entry | undefined {
