@@ -4,7 +4,7 @@
 // calendar dates), devices, locations, folders and tags named as the library names them,
 // negation, "only on", and the vocabulary of kinds and topics. What is left are words.
 // Each part it understood is said in `notes` (sd search --explain).
-import * as chrono from 'chrono-node';
+import { createRequire } from 'node:module';
 import { SdError } from '../../errors.js';
 import { CREATED_NOTE, addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type Comparison, type SearchQuery } from './query.js';
 import { KIND_WORDS, STOP_WORDS, TOPIC_WORDS, singular, stem } from './vocabulary.js';
@@ -35,6 +35,17 @@ const NUMBER_WORDS: Record<string, number> = { a: 1, an: 1, one: 1, two: 2, thre
 const NUM = '(\\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|twelve|a few|a couple of)';
 const UNIT = '(minute|hour|day|week|month|year)s?';
 const SIZE = '(\\d+(?:\\.\\d+)?)\\s*([kmgtp]?)(i?)b(?:ytes?)?';
+/**
+ * chrono-node's English parser, loaded the first time a sentence names a month: the
+ * package's main entry loads its 16 languages (266 modules, 130–200 ms of every search's
+ * start-up measured at load 4; English alone 51 modules, 25–50 ms), and most sentences
+ * name no month.
+ */
+let chronoEn: typeof import('chrono-node/en') | undefined;
+function chrono(): typeof import('chrono-node/en') {
+  return (chronoEn ??= createRequire(import.meta.url)('chrono-node/en') as typeof import('chrono-node/en'));
+}
+
 const MONTHS = 'jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?';
 
 function count(text: string): number {
@@ -258,7 +269,7 @@ function dates(s: Sentence): void {
   });
   // A month, with or without its year (march 2024, in march: the last march), through chrono.
   s.take(new RegExp(`\\b(?:(before|after|since|until|from|in|of|during)\\s+)?((?:${MONTHS})(?:\\s+\\d{1,2}(?:st|nd|rd|th)?)?(?:,?\\s+(?:19|20)\\d\\d)?)\\b`, 'g'), (m) => {
-    const hit = chrono.parse(m[2]!, new Date(now))[0];
+    const hit = chrono().parse(m[2]!, new Date(now))[0];
     if (!hit || hit.text.length < m[2]!.length - 1) return false;
     let start = hit.start.date();
     const unit = hit.start.isCertain('day') ? 'day' : 'month';
