@@ -1,10 +1,10 @@
 // sd search and sd dupes: find entries by name, in plain language or with filters, and duplicated content.
-import { Guardian } from '../../guardian/guardian.js';
 import { findDuplicates } from '../../vdfs/dupes.js';
 import { EntryViewer } from '../../vdfs/listing.js';
 import { parsePlain } from '../../vdfs/search/plain.js';
 import type { SearchQuery } from '../../vdfs/search/query.js';
-import { plainContext, runSearch } from '../../vdfs/search/run.js';
+import { plainContext } from '../../vdfs/search/run.js';
+import { searchGrouped } from '../../vdfs/search/search.js';
 import { UsageError, type Command } from '../command.js';
 import { formatBytes, formatTime, printable, table } from '../format.js';
 
@@ -51,26 +51,28 @@ shows the words around the match under it. --limit N (default 100).
 --explain prints how the query was understood, and searches nothing; --json prints the
 query with the results.`,
   options: { limit: { type: 'string' }, explain: { type: 'boolean' } },
-  run(ctx) {
+  async run(ctx) {
     const text = ctx.positionals.join(' ').trim();
     if (!text) throw new UsageError('sd search needs a QUERY (words and/or filters, or a sentence)');
     const library = ctx.library();
     const { db } = library;
     const limit = limitOf(ctx.values.limit, 100);
+    const parsed = parsePlain(text, plainContext(db));
     if (ctx.values.explain) {
-      const parsed = parsePlain(text, plainContext(db));
       ctx.out.result(parsed, () => [...parsed.notes, `query: ${JSON.stringify(compactQuery(parsed.query))}`]);
       return;
     }
-    const run = runSearch(db, text, limit, { atRisk: () => new Guardian(db, library.device.id).atRiskContentIds(), snippets: true });
+    // The Data Guardian (its modules, its count of copies) only for a search that asks what is at risk.
+    const guardian = parsed.query.atRisk ? new (await import('../../guardian/guardian.js')).Guardian(db, library.device.id) : undefined;
+    const hits = searchGrouped(db, parsed.query, { limit, snippets: true, ...(guardian && { atRisk: () => guardian.atRiskContentIds() }) });
     const viewer = new EntryViewer(db);
-    const results = run.hits.map((h) => ({
+    const results = hits.map((h) => ({
       ...viewer.views([h.entry])[0]!,
       alsoAt: viewer.views(h.alsoAt).map((v) => v.sdpath),
       ...(h.matched && { matched: h.matched }),
       ...(h.snippet && { snippet: h.snippet }),
     }));
-    ctx.out.result({ query: compactQuery(run.query), notes: run.notes, results }, () => {
+    ctx.out.result({ query: compactQuery(parsed.query), notes: parsed.notes, results }, () => {
       if (results.length === 0) return ['No matches'];
       const rows = table(
         results.map((v) => [v.kind === 'dir' ? 'dir' : formatBytes(v.size), formatTime(Date.parse(v.mtime)), printable(v.sdpath) + (v.alsoAt.length ? `  (also at ${v.alsoAt.map(printable).join(', ')})` : '')]),

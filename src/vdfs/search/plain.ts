@@ -1,10 +1,9 @@
 // A plain-language search ("tax documents from last year", "videos over 1 GB from last
 // week on nas", "photos of 2024 only on my phone") turned into the structured query, all
-// locally and without a model: sizes, dates (rules for the relative forms, chrono-node for
-// calendar dates), devices, locations, folders and tags named as the library names them,
+// locally and without a model: sizes, dates (rules for the relative forms and for calendar
+// dates), devices, locations, folders and tags named as the library names them,
 // negation, "only on", and the vocabulary of kinds and topics. What is left are words.
 // Each part it understood is said in `notes` (sd search --explain).
-import * as chrono from 'chrono-node';
 import { SdError } from '../../errors.js';
 import { CREATED_NOTE, addFilterToken, emptyQuery, isEmptyQuery, isFilterToken, parseSizeFilter, type Comparison, type SearchQuery } from './query.js';
 import { KIND_WORDS, STOP_WORDS, TOPIC_WORDS, singular, stem } from './vocabulary.js';
@@ -256,15 +255,11 @@ function dates(s: Sentence): void {
     s.modifiedBetween(start.getTime(), shift(start, 'day', 1).getTime(), m[0]);
     return true;
   });
-  // A month, with or without its year (march 2024, in march: the last march), through chrono.
+  // A month, with or without its year (march 2024, in march: the last march).
   s.take(new RegExp(`\\b(?:(before|after|since|until|from|in|of|during)\\s+)?((?:${MONTHS})(?:\\s+\\d{1,2}(?:st|nd|rd|th)?)?(?:,?\\s+(?:19|20)\\d\\d)?)\\b`, 'g'), (m) => {
-    const hit = chrono.parse(m[2]!, new Date(now))[0];
-    if (!hit || hit.text.length < m[2]!.length - 1) return false;
-    let start = hit.start.date();
-    const unit = hit.start.isCertain('day') ? 'day' : 'month';
-    start = startOf(start.getTime(), unit);
-    if (!hit.start.isCertain('year') && start.getTime() > now) start = shift(start, 'year', -1);
-    dateRange(s, m[1], start, shift(start, unit, 1), m[0]);
+    const period = monthPeriod(m[2]!, now);
+    if (!period) return false;
+    dateRange(s, m[1], period.start, period.end, m[0]);
     return true;
   });
   // A year: in 2024 (all of it), before 2023, since 2020.
@@ -273,6 +268,37 @@ function dates(s: Sentence): void {
     dateRange(s, m[1], start, shift(start, 'year', 1), m[0]);
     return true;
   });
+}
+
+const MONTH_INDEX: Record<string, number> = { jan: 0, feb: 1, mar: 2, apr: 3, may: 4, jun: 5, jul: 6, aug: 7, sep: 8, oct: 9, nov: 10, dec: 11 };
+
+/**
+ * The period a month names ("march", "mar 5th", "june 2024", "march 5, 2024"): that day,
+ * or that month; without a year, the last one that has begun. Undefined when it names no
+ * date: a day its month lacks, or a short name alone ("mar", "dec": words). These are
+ * chrono-node's readings, which test/search-months pins against it over every form and
+ * day; chrono itself took 60–250 ms on its first use in a process (its parsers' patterns),
+ * which every sd search naming a month is.
+ */
+export function monthPeriod(text: string, now: number): { start: Date; end: Date } | undefined {
+  const m = /^([a-z]+)(?:\s+(\d{1,2})(st|nd|rd|th)?)?(?:,?\s+((?:19|20)\d\d))?$/.exec(text);
+  const month = m ? MONTH_INDEX[m[1]!.slice(0, 3)] : undefined;
+  if (!m || month === undefined) return undefined;
+  const [, name, dayText, suffix, yearText] = m;
+  if (!dayText && !yearText && name!.length <= 3 && name !== 'may') return undefined;
+  // No day is above 31: a bare number that is, with no year after it, is a year of two
+  // digits (march 32 is March 2032, march 99 March 1999), as chrono reads it.
+  if (dayText && !suffix && !yearText && Number(dayText) > 31) {
+    const n = Number(dayText);
+    const start = new Date(n > 50 ? 1900 + n : 2000 + n, month, 1);
+    return { start, end: shift(start, 'month', 1) };
+  }
+  const unit = dayText ? 'day' : 'month';
+  const day = dayText ? Number(dayText) : 1;
+  let start = new Date(yearText ? Number(yearText) : new Date(now).getFullYear(), month, day);
+  if (day < 1 || start.getMonth() !== month) return undefined;
+  if (!yearText && start.getTime() > now) start = shift(start, 'year', -1);
+  return { start, end: shift(start, unit, 1) };
 }
 
 /** A period named with a preposition: before it, after it, since its start, until its end, or within it. */
