@@ -1,11 +1,13 @@
 // Device-owned sync: device A's index changes go to its own hypercore, B mirrors them.
 // Two real libraries indexed from real folders, two corestores piped to each other.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Corestore from 'corestore';
 import type Hypercore from 'hypercore';
 import hypercoreCrypto from 'hypercore-crypto';
 import t, { type Test } from 'tap';
+import { config } from '../src/config.js';
 import { SdError } from '../src/errors.js';
 import { DeviceLog, openOwnLog } from '../src/replication/device-log.js';
 import { deviceKeys } from '../src/replication/identity.js';
@@ -19,7 +21,7 @@ import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
-import { tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
+import { cleanEnv, tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
 import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
@@ -273,6 +275,111 @@ t.test('a malformed or inconsistent block is refused with an error naming the de
   t.throws(() => orphan.applyBatch(0, [Buffer.from([1, 5])]), { message: /device charlie.*cut short/ }, 'a block cut short is refused');
   t.equal(orphan.applied, 0, 'the refused blocks left the watermark at 0');
   t.same(sqlRows(b2, 'SELECT count(*) FROM entries'), ['0'], 'and wrote nothing');
+});
+
+/**
+ * Another process writing `library`, as `sd pair` does (a device paired again, one
+ * transaction each time): 'churn' writes over and over until stopped; 'hold' keeps one write
+ * transaction open for holdMs, past the busy timeout. stop() resolves with how many
+ * transactions it committed.
+ */
+async function writerOf(t: Test, library: string, mode: 'churn' | 'hold', holdMs = 0): Promise<{ stop(): Promise<number> }> {
+  const modules = { library: new URL('../src/vdfs/library.js', import.meta.url).href, peers: new URL('../src/vdfs/peers.js', import.meta.url).href };
+  const script = `
+    const { openLibrary } = await import(${JSON.stringify(modules.library)});
+    const { savePairedPeer } = await import(${JSON.stringify(modules.peers)});
+    const library = openLibrary(${JSON.stringify(library)});
+    const info = { id: 'writer-device', name: 'writer', publicKey: '77'.repeat(32), logKey: '88'.repeat(32) };
+    let writes = 0;
+    let stopping = false;
+    const done = () => process.stdout.write(writes + '\\n', () => process.exit(0));
+    process.stdin.on('data', () => void (stopping = true));
+    if (${JSON.stringify(mode)} === 'hold') {
+      library.db.exec('BEGIN IMMEDIATE');
+      savePairedPeer(library.db, info);
+      process.stdout.write('writing\\n');
+      setTimeout(() => {
+        library.db.exec('COMMIT');
+        writes++;
+        const wait = () => (stopping ? done() : setTimeout(wait, 10));
+        wait();
+      }, ${holdMs});
+    } else {
+      process.stdout.write('writing\\n');
+      const write = () => {
+        if (stopping) return done();
+        savePairedPeer(library.db, info);
+        writes++;
+        setImmediate(write);
+      };
+      write();
+    }`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  if (!(await waitFor(() => out.includes('writing\n'), 10_000))) throw new Error('the writer process did not start');
+  return {
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.stdin.end('stop\n');
+      await exited;
+      return Number(out.split('\n')[1]);
+    },
+  };
+}
+
+/**
+ * A's index of 2,020 entries in a log of ten changes a block (some two hundred blocks), and
+ * B ready to mirror it over piped corestores, one block a transaction.
+ */
+async function largeLog(t: Test): Promise<{ a: Library; b: Library; logA: DeviceLog; mirror: Mirror; errors: SdError[] }> {
+  const a = tempLibrary(t, 'alpha');
+  const b = tempLibrary(t, 'beta');
+  addPeerDevice(b.db, { id: a.device.id, name: a.device.name });
+  const root = tempDir(t);
+  for (let d = 0; d < 20; d++) writeTree(root, Object.fromEntries(Array.from({ length: 100 }, (_, f) => [`d${d}/f${f}.txt`, `${d}/${f}`])));
+  indexLocation(a, addLocation(a.db, new EntryStore(a.db), a.device.id, { path: fs.realpathSync(root), name: 'data' }));
+  const storeA = new Corestore(path.join(a.dir, 'cores'));
+  const storeB = new Corestore(path.join(b.dir, 'cores'));
+  t.teardown(async () => {
+    await storeA.close();
+    await storeB.close();
+  });
+  const s1 = storeA.replicate(true);
+  const s2 = storeB.replicate(false);
+  s1.pipe(s2).pipe(s1);
+  const logA = new DeviceLog(a.db, a.device.id, openOwnLog(storeA, deviceKeys(a.dir).log), 10);
+  await logA.open();
+  const errors: SdError[] = [];
+  const mirror = new Mirror(b.db, a.device.id, storeB.get({ key: deviceKeys(a.dir).log.publicKey }), { blocksPerBatch: 1, onError: (e) => errors.push(e) });
+  await mirror.open();
+  return { a, b, logA, mirror, errors };
+}
+
+t.test('a mirror applies the whole log while another process writes the library (a write between its first read and its first write stopped it for good, as corrupt)', async (t) => {
+  const { a, b, logA, mirror, errors } = await largeLog(t);
+  t.ok(logA.core.length > 200, `A's log has ${logA.core.length} blocks`);
+  const writer = await writerOf(t, b.dir, 'churn');
+  await mirror.catchUp(logA.core.length, 60_000).catch((err: unknown) => t.fail(`the mirror stopped: ${String(err)}`));
+  const writes = await writer.stop();
+  t.ok(writes > 100, `the other process wrote the library ${writes} times meanwhile`);
+  t.same(errors, [], 'no error stopped the mirror');
+  t.equal(mirror.applied, logA.core.length, 'every block of the log is applied');
+  t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), "B mirrors A's whole index");
+});
+
+t.test('a mirror waits out another process holding the library past the busy timeout, then applies the rest', async (t) => {
+  const { a, b, logA, mirror, errors } = await largeLog(t);
+  const holdMs = config.dbBusyTimeoutMs + 1500;
+  const writer = await writerOf(t, b.dir, 'hold', holdMs);
+  const started = Date.now();
+  await mirror.catchUp(logA.core.length, 60_000).catch((err: unknown) => t.fail(`the mirror stopped: ${String(err)}`));
+  t.ok(Date.now() - started >= holdMs - 500, `the mirror was held up ${Date.now() - started} ms (the other process held the library ${holdMs} ms)`);
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  t.same(errors, [], 'no error stopped the mirror');
+  t.equal(mirror.applied, logA.core.length, 'every block of the log is applied');
+  t.same(indexOf(b, a.device.id), indexOf(a, a.device.id), "B mirrors A's whole index");
 });
 
 t.test('a change on A is listed in B\'s mirror within a second while B follows A\'s log', async (t) => {

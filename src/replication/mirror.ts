@@ -40,6 +40,17 @@ export interface MirrorOptions {
 /** A change the mirror cannot apply: the peer's log does not fit what it said before. */
 class BadChange extends Error {}
 
+/**
+ * SQLite's word that another connection holds the library (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT,
+ * SQLITE_LOCKED...): an `sd` command writing it meanwhile, nothing wrong with the log.
+ */
+function isLibraryBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export class Mirror {
   private readonly entries: EntryStore;
   private readonly contents: ContentStore;
@@ -162,7 +173,7 @@ export class Mirror {
         while (applied < this.core.length && !this.stopped && !this.failure) {
           const end = Math.min(this.core.length, applied + perBatch);
           const blocks = await Promise.all(Array.from({ length: end - applied }, (_, i) => this.core.get(applied + i)));
-          this.applyBatch(applied, blocks as Buffer[]);
+          if (!(await this.applyWhenFree(applied, blocks as Buffer[]))) return;
           applied = end;
           this.options.onProgress?.({ device: this.device.slug, applied, length: this.core.length });
           this.options.onApplied?.();
@@ -174,8 +185,36 @@ export class Mirror {
   }
 
   /**
+   * Applies a batch, waiting out another process that holds the library past the busy
+   * timeout: the batch is tried again until it applies, never given up on as a bad log.
+   * False when the mirror stopped meanwhile.
+   */
+  private async applyWhenFree(start: number, blocks: readonly Buffer[]): Promise<boolean> {
+    for (let waited = false; ; waited = true) {
+      try {
+        this.applyBatch(start, blocks);
+        if (waited) log.info({ op: 'mirror', device: this.device.slug, block: start }, 'the library is free again: the mirror goes on');
+        return true;
+      } catch (err) {
+        if (!(err instanceof SdError && err.code === 'LIBRARY_LOCKED')) throw err;
+        if (!waited) log.warn({ op: 'mirror', device: this.device.slug, block: start, err: err.message }, 'the library is busy: applying again shortly');
+        await sleep(config.mirrorBusyRetryMs);
+        if (this.stopped) return false;
+      }
+    }
+  }
+
+  /**
    * Applies blocks start.. in one transaction with the watermark; all or nothing. Blocks
    * below the watermark are applied already and skipped.
+   *
+   * The transaction takes the write lock before its first read (BEGIN IMMEDIATE, waiting up
+   * to the busy timeout for another writer). Begun deferred, it read the watermark first;
+   * another process writing the library between that read and its first write (`sd pair`
+   * saving a device while the mount backfilled) made SQLite refuse the write at once, with no
+   * wait (SQLITE_BUSY while the other held the lock, SQLITE_BUSY_SNAPSHOT once it had
+   * committed). Taken for a bad log, that stopped the mirror for good at the batch's first
+   * block.
    */
   applyBatch(start: number, blocks: readonly Buffer[]): void {
     let index = start;
@@ -190,8 +229,11 @@ export class Mirror {
         }
         if (index <= watermark) return;
         this.setAppliedLength.run(index, this.device.id);
-      })();
+      }).immediate();
     } catch (err) {
+      if (isLibraryBusy(err)) {
+        throw new SdError('LIBRARY_LOCKED', `the library is busy with another writer; the index log of device ${this.device.name} is applied from block ${start} again shortly`, { cause: err });
+      }
       if (!(err instanceof LogDecodeError || err instanceof BadChange || (err instanceof Error && err.name === 'SqliteError'))) throw err;
       throw new SdError('LIBRARY_CORRUPT', `the index log of device ${this.device.name} (${this.device.id}) cannot be applied at block ${index}: ${err.message}; its mirror stays at block ${start}`);
     }
