@@ -10,6 +10,8 @@
 // content once, stays short (measured: ~70 contents/s on this loaded machine, which made
 // 100k distinct contents take ~25 min a device).
 // Run: node build/scripts/bench/devices.js [--devices 10] [--entries 100000] [--contents 1000] [--changes 30] [--gap S] [--json] [--keep]
+//   Each mount's log (SD_LOG=info or debug for more than warnings) is written to dev-NN/mount.log in the
+//   temporary folder (kept with --keep); a stage that times out names the trees each device holds short.
 //   [--profile DIR]: each mount writes a V8 CPU profile (--cpu-prof) into DIR when it stops (its last
 //   seconds are the changes).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -126,7 +128,13 @@ function memoryOf(pid: number): { peak: number; now: number } {
 async function mount(d: Device, bootstrap: string): Promise<void> {
   const child = spawn(process.execPath, [...mountNodeFlags, main, '--library', d.library, 'mount', d.mnt, '--bootstrap', bootstrap], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   d.child = child;
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (d.stderr = (d.stderr + s).slice(-4000)));
+  // The whole log stays beside the library (kept with --keep; SD_LOG=debug for more).
+  const logFile = fs.createWriteStream(path.join(path.dirname(d.library), 'mount.log'));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    d.stderr = (d.stderr + s).slice(-4000);
+    logFile.write(s);
+  });
+  child.once('exit', () => logFile.end());
   await until(`${d.name}'s mount`, () => {
     if (child.exitCode !== null) throw new Error(`${d.name}'s sd mount exited: ${d.stderr}`);
     try {
@@ -158,6 +166,17 @@ async function pair(member: Device, newcomer: Device, bootstrap: string): Promis
 /** Devices `d` is paired with (not revoked). */
 function membersOf(d: Device): number {
   return query(d, (db) => db.prepare('SELECT count(*) FROM devices WHERE is_local = 0 AND revoked_at IS NULL AND paired_at IS NOT NULL').pluck().get() as number);
+}
+
+/** Which of the others' trees `viewer` holds short: `viewer←owner entries/expected (applied blocks of the owner's log)`. */
+function shortTrees(viewer: Device): string[] {
+  return query(viewer, (db) => {
+    const count = db.prepare('SELECT count(*) FROM entries WHERE device_id = ? AND remote_id IS NOT NULL').pluck();
+    const applied = db.prepare('SELECT applied_length FROM device_logs WHERE device_id = ?').pluck();
+    return devices
+      .filter((o) => o !== viewer && (count.get(o.id) as number) < o.entries)
+      .map((o) => `${viewer.name}←${o.name} ${count.get(o.id) as number}/${o.entries} entries (log applied to ${(applied.get(o.id) as number | undefined) ?? 'no mirror'})`);
+  });
 }
 
 /** Whether `viewer` holds every entry of every other device (its mirrors of their logs are complete). */
@@ -295,7 +314,9 @@ async function run(): Promise<void> {
     report.figure({ name: 'group complete', value: seconds(paired), unit: 's', note: `after the last pairing, every device paired with the ${deviceCount - 1} others` });
 
     report.progress('waiting until every device holds every tree');
-    await until('every tree everywhere', () => devices.every(holdsAllTrees), stageTimeoutMs, 2000);
+    await until('every tree everywhere', () => devices.every(holdsAllTrees), stageTimeoutMs, 2000).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; short: ${devices.flatMap(shortTrees).join(', ')}`);
+    });
     const treesSeconds = seconds(paired);
     for (const d of devices) {
       const listed = fs.readdirSync(d.mnt).filter((n) => !n.startsWith('.'));

@@ -191,7 +191,7 @@ export class Replication {
       this.opening.add(peer.id);
       this.sync
         .mirror(peer.id, Buffer.from(peer.logKey, 'hex'))
-        .then((mirror) => log.info({ op: 'mirror', device: peer.slug, applied: mirror.applied }, 'following the index log of this device'))
+        .then((mirror) => log.info({ op: 'mirror', device: peer.slug, applied: mirror.applied, online: this.swarm.online(peer.id) }, 'following the index log of this device'))
         .catch((err: unknown) => log.warn({ op: 'mirror', device: peer.slug, err: String(err) }, 'cannot mirror the index of this device'))
         .finally(() => this.opening.delete(peer.id));
     }
