@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { forceUnmount, isMounted } from '../src/fuse/mount.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const main = path.join(repo, 'build', 'src', 'cli', 'main.js');
+/** The checkout's `sd`, as the README runs it (it gives `sd mount` its node flags). */
+const sdBin = path.join(repo, 'bin', 'sd');
 
 const USAGE = `Usage: npm start [-- --mount DIR] [-- --example DIR]
 
@@ -55,7 +56,7 @@ const nas: DemoDevice = { name: 'nas', folders: ['Movies', 'Archive', 'Inbox'], 
 const children = new Set<ChildProcess>();
 
 function start(device: DemoDevice | undefined, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, [main, ...args], {
+  const child = spawn(sdBin, args, {
     env: { ...process.env, ...env, ...(device ? { SD_LIBRARY: device.library } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,8 +1,8 @@
-// Runs the real `sd` command (bin/sd) as a child process the way a user's shell does.
-// Under the tap runner every spawned node inherits tap's --import hooks through
-// NODE_OPTIONS (re-added by @tapjs/processinfo's spawn wrapper), and with them node
-// loads the extension-less bin/sd as CommonJS and dies with ERR_REQUIRE_CYCLE_MODULE;
-// so the command goes through `env -u NODE_OPTIONS`, which the wrapper cannot reach.
+// Runs the real `sd` command (bin/sd, a shell script that runs node) as a child process
+// the way a user's shell does. Under the tap runner every spawned node inherits tap's
+// --import hooks through NODE_OPTIONS (re-added by @tapjs/processinfo's spawn wrapper),
+// which the CLI's node is not meant to run with; so the command goes through
+// `env -u NODE_OPTIONS`, which the wrapper cannot reach.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +25,7 @@ export interface SdOptions {
 export function spawnSd(args: string[], options: SdOptions = {}): ChildProcess {
   const env = { ...process.env, ...options.env };
   if (options.library) env.SD_LIBRARY = options.library;
-  return spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, options.bin ?? SD_BIN, ...args], {
+  return spawn('env', ['-u', 'NODE_OPTIONS', options.bin ?? SD_BIN, ...args], {
     env,
     uid: options.uid,
     gid: options.gid,

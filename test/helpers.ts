@@ -12,8 +12,8 @@ import NoiseSecretStream from '@hyperswarm/secret-stream';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SD_BIN = path.join(REPO_ROOT, 'bin', 'sd');
 /**
- * What tests run as `sd`: the built CLI that bin/sd loads. The test runner hooks child
- * processes with a CommonJS loader that cannot load the extensionless ES module bin/sd.
+ * What most tests run as `sd`: the built CLI that bin/sd runs, started with this node
+ * (bin/sd itself is run by cli-process, as a user's shell runs it).
  */
 export const SD_MAIN = path.join(REPO_ROOT, 'build', 'src', 'cli', 'main.js');
 

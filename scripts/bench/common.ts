@@ -24,6 +24,11 @@ export interface BenchArgs {
 
 /** The built `sd` command the benches run (`npm run setup` builds it). */
 export const SD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+/**
+ * The checkout's `sd` as a user runs it: the benches start `sd mount` through it, which
+ * gives the mount its node flags (see bin/sd); CLI rows time SD_MAIN against `node -e 0`.
+ */
+export const SD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'sd');
 
 /** The environment of an `sd` child: this one's, less NODE_OPTIONS (a profiler's flags are for the bench, not its children), plus `extra`. */
 export function sdEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {

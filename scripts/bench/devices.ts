@@ -22,7 +22,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_MAIN, sdEnv } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
 
 const args = parseArgs(process.argv.slice(2), ['profile']);
 const deviceCount = numberArg(args, 'devices', 10);
@@ -126,7 +126,9 @@ function memoryOf(pid: number): { peak: number; now: number } {
 
 /** Starts the device's `sd mount` and waits until its own tree lists through it. */
 async function mount(d: Device, bootstrap: string): Promise<void> {
-  const child = spawn(process.execPath, [...mountNodeFlags, main, '--library', d.library, 'mount', d.mnt, '--bootstrap', bootstrap], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Through bin/sd, as a user starts it (it gives the mount its node flags); a profile's flags ride in NODE_OPTIONS.
+  const env = mountNodeFlags.length ? { ...childEnv, NODE_OPTIONS: mountNodeFlags.join(' ') } : childEnv;
+  const child = spawn(SD_BIN, ['--library', d.library, 'mount', d.mnt, '--bootstrap', bootstrap], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   d.child = child;
   // The whole log stays beside the library (kept with --keep; SD_LOG=debug for more).
   const logFile = fs.createWriteStream(path.join(path.dirname(d.library), 'mount.log'));

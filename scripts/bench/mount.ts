@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, bestOf, commandExists, flushToDisk, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, writeRandomFile, SD_MAIN, sdEnv } from './common.js';
+import { Report, bestOf, commandExists, flushToDisk, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, writeRandomFile, SD_BIN, SD_MAIN, sdEnv } from './common.js';
 import { type Passthrough, buildPassthroughs, withPassthrough } from './passthrough.js';
 
 const args = parseArgs(process.argv.slice(2), ['only']);
@@ -50,7 +50,7 @@ const mounts: Array<{ child: ChildProcess; mountpoint: string }> = [];
 
 async function mountAt(mountpoint: string, extra: string[] = []): Promise<void> {
   fs.mkdirSync(mountpoint, { recursive: true });
-  const child = spawn(process.execPath, [main, 'mount', mountpoint, ...extra], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(SD_BIN, ['mount', mountpoint, ...extra], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   mounts.push({ child, mountpoint });

@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_MAIN, sdEnv } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
 import { buildPassthroughs, withPassthrough } from './passthrough.js';
 
 const args = parseArgs();
@@ -71,7 +71,7 @@ let running: ChildProcess | undefined;
 async function mount(device: string, extra: string[] = [], at = mnt, withEnv = env): Promise<Started> {
   fs.mkdirSync(at, { recursive: true });
   const started = performance.now();
-  const child = spawn(process.execPath, [main, 'mount', at, ...extra], { env: withEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(SD_BIN, ['mount', at, ...extra], { env: withEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   running = child;
   let stdout = '';
   const upToDate = new Promise<number>((resolve) => {
