@@ -26,6 +26,20 @@ import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
 /** (path, kind, size, mtime, content id) of every entry of a device, path from its location name. */
+/** Two libraries' corestores, replicating with each other over an in-memory stream; closed when the test ends. */
+function replicatedStores(t: Test, a: Library, b: Library): { storeA: Corestore; storeB: Corestore } {
+  const storeA = new Corestore(path.join(a.dir, 'cores'));
+  const storeB = new Corestore(path.join(b.dir, 'cores'));
+  t.teardown(async () => {
+    await storeA.close();
+    await storeB.close();
+  });
+  const s1 = storeA.replicate(true);
+  const s2 = storeB.replicate(false);
+  s1.pipe(s2).pipe(s1);
+  return { storeA, storeB };
+}
+
 function indexOf(library: Library, deviceId: string): string[] {
   return sqlRows(library, `WITH RECURSIVE tree(id, path) AS (
       SELECT root_entry_id, name FROM locations WHERE device_id = ? AND root_entry_id IS NOT NULL
@@ -58,15 +72,7 @@ async function pairedLibraries(t: Test, files: Record<string, string>): Promise<
   const location = addLocation(a.db, store, a.device.id, { path: root, name: 'data' });
   indexLocation(a, location);
 
-  const storeA = new Corestore(path.join(a.dir, 'cores'));
-  const storeB = new Corestore(path.join(b.dir, 'cores'));
-  t.teardown(async () => {
-    await storeA.close();
-    await storeB.close();
-  });
-  const s1 = storeA.replicate(true);
-  const s2 = storeB.replicate(false);
-  s1.pipe(s2).pipe(s1);
+  const { storeA, storeB } = replicatedStores(t, a, b);
   const logA = new DeviceLog(a.db, a.device.id, openOwnLog(storeA, deviceKeys(a.dir).log));
   await logA.open();
   const progress: MirrorProgress[] = [];
@@ -340,15 +346,7 @@ async function largeLog(t: Test): Promise<{ a: Library; b: Library; logA: Device
   const root = tempDir(t);
   for (let d = 0; d < 20; d++) writeTree(root, Object.fromEntries(Array.from({ length: 100 }, (_, f) => [`d${d}/f${f}.txt`, `${d}/${f}`])));
   indexLocation(a, addLocation(a.db, new EntryStore(a.db), a.device.id, { path: fs.realpathSync(root), name: 'data' }));
-  const storeA = new Corestore(path.join(a.dir, 'cores'));
-  const storeB = new Corestore(path.join(b.dir, 'cores'));
-  t.teardown(async () => {
-    await storeA.close();
-    await storeB.close();
-  });
-  const s1 = storeA.replicate(true);
-  const s2 = storeB.replicate(false);
-  s1.pipe(s2).pipe(s1);
+  const { storeA, storeB } = replicatedStores(t, a, b);
   const logA = new DeviceLog(a.db, a.device.id, openOwnLog(storeA, deviceKeys(a.dir).log), 10);
   await logA.open();
   const errors: SdError[] = [];
@@ -449,4 +447,36 @@ t.test('the mount lists a peer\'s mirrored tree under /sd/<peer>/<location>; cha
   const jobs = await runSd(['--json', 'jobs'], { library: p.b.dir });
   t.same((JSON.parse(jobs.stdout) as Array<{ kind: string; status: string; device: string }>).map((j) => [j.kind, j.status, j.device]).sort(), [['copy', 'queued', 'alpha'], ['delete', 'queued', 'alpha']], 'both wait in sd jobs for alpha');
   t.throws(() => fs.readFileSync(path.join(base, 'docs/a.txt')), { code: 'EIO' }, 'bytes of an offline device, never cached, answer EIO');
+});
+
+t.test("a new log's snapshot written in the background waits for what it is told to (the mount's start-up diff), and the log closes while it waits", async (t) => {
+  const newLog = (name: string) => {
+    const lib = tempLibrary(t, name);
+    const root = fs.realpathSync(writeTree(tempDir(t), { 'x/a.txt': 'a', 'b.txt': 'b' }));
+    indexLocation(lib, addLocation(lib.db, new EntryStore(lib.db), lib.device.id, { path: root, name: 'data' }));
+    const store = new Corestore(path.join(lib.dir, 'cores'));
+    t.teardown(() => store.close());
+    const core = openOwnLog(store, deviceKeys(lib.dir).log);
+    return { core, log: new DeviceLog(lib.db, lib.device.id, core) };
+  };
+  let go!: () => void;
+  const told = new Promise<void>((resolve) => (go = resolve));
+  const waiting = newLog('alpha');
+  await waiting.log.open({ background: true, after: told });
+  const pumped = waiting.log.pump();
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(waiting.core.length, 0, 'nothing is in the log while it waits');
+  t.notOk(waiting.log.ready, 'and it does not count as holding the index');
+  go();
+  await pumped;
+  t.ok(waiting.log.ready, 'once told, it writes the snapshot');
+  t.ok(waiting.core.length > 0, `(${waiting.core.length} blocks)`);
+
+  const never = newLog('beta');
+  await never.log.open({ background: true, after: new Promise(() => undefined) });
+  void never.log.pump();
+  const started = performance.now();
+  await never.log.close();
+  t.ok(performance.now() - started < 1000, 'a log whose go never comes closes at once');
+  t.equal(never.core.length, 0, 'with nothing written');
 });
