@@ -86,7 +86,7 @@ export class DeviceLog {
   private interrupted = false;
   /** Settles when a background snapshot may start (open's `after`), or at close or interrupt. */
   private snapshotGate: Promise<unknown> = Promise.resolve();
-  private openGate: (() => void) | undefined;
+  private releaseGate: (() => void) | undefined;
   private readonly contents: ContentStore;
   /** Made the first time a symlink is logged (its path is looked up). */
   private entries: EntryStore | undefined;
@@ -119,8 +119,8 @@ export class DeviceLog {
     if (this.core.length === 0 || snapshotStarted(this.db)) {
       this.snapshotDone = false;
       if (options.background && options.after) {
-        const opened = new Promise<void>((resolve) => (this.openGate = resolve));
-        this.snapshotGate = Promise.race([options.after.catch(() => undefined), opened]);
+        const released = new Promise<void>((resolve) => (this.releaseGate = resolve));
+        this.snapshotGate = Promise.race([options.after.catch(() => undefined), released]);
       }
       if (options.background) void this.pump().catch((err: unknown) => log.warn({ op: 'device-log', err: String(err) }, 'the snapshot of the index is not in the device log yet; retrying'));
       else await this.pump();
@@ -284,12 +284,12 @@ export class DeviceLog {
   /** A snapshot being written stops at its next append (a stop, when its end would take long). */
   interruptSnapshot(): void {
     this.interrupted = true;
-    this.openGate?.();
+    this.releaseGate?.();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.openGate?.();
+    this.releaseGate?.();
     clearTimeout(this.timer);
     await this.pumping?.catch(() => undefined);
   }
