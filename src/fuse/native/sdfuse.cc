@@ -2093,8 +2093,13 @@ napi_value openBacking(napi_env env, napi_callback_info info) {
   return num(env, id);
 }
 
-/** markBacking(id, block, ready): a block verified in the data file, or about to be freed (waits for reads of it here). */
-napi_value markBacking(napi_env env, napi_callback_info info) {
+/**
+ * What markBacking and expectBacking share: their arguments (id, block, flag), and the
+ * block's state changed by `change(backing, state, flag)` under the backing's lock. An
+ * unknown id, or a block outside the file, changes nothing.
+ */
+template <typename Change>
+napi_value changeBlockState(napi_env env, napi_callback_info info, Change change) {
   napi_value argv[3];
   size_t argc = 3;
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
@@ -2102,12 +2107,20 @@ napi_value markBacking(napi_env env, napi_callback_info info) {
   std::shared_ptr<Backing> b = backingOf((uint32_t)numArg(env, argv[0]));
   if (!b) return nullptr;
   double index = numArg(env, argv[1]);
-  bool ready = false;
-  napi_get_value_bool(env, argv[2], &ready);
+  bool flag = false;
+  napi_get_value_bool(env, argv[2], &flag);
   std::unique_lock<std::shared_mutex> lock(b->mu);
-  if (index >= 0 && index < b->ready.size()) b->ready[(size_t)index] = ready ? BLOCK_READY : BLOCK_ABSENT;
-  b->changed.notify_all();
+  if (!(index >= 0 && index < b->ready.size())) return nullptr;
+  change(*b, b->ready[(size_t)index], flag);
   return nullptr;
+}
+
+/** markBacking(id, block, ready): a block verified in the data file, or about to be freed (waits for reads of it here). */
+napi_value markBacking(napi_env env, napi_callback_info info) {
+  return changeBlockState(env, info, [](Backing &b, uint8_t &state, bool ready) {
+    state = ready ? BLOCK_READY : BLOCK_ABSENT;
+    b.changed.notify_all();
+  });
 }
 
 /**
@@ -2116,24 +2129,13 @@ napi_value markBacking(napi_env env, napi_callback_info info) {
  * Never touches a ready block.
  */
 napi_value expectBacking(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  size_t argc = 3;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc < 3) return nullptr;
-  std::shared_ptr<Backing> b = backingOf((uint32_t)numArg(env, argv[0]));
-  if (!b) return nullptr;
-  double index = numArg(env, argv[1]);
-  bool coming = false;
-  napi_get_value_bool(env, argv[2], &coming);
-  std::unique_lock<std::shared_mutex> lock(b->mu);
-  if (!(index >= 0 && index < b->ready.size())) return nullptr;
-  uint8_t &state = b->ready[(size_t)index];
-  if (coming && state == BLOCK_ABSENT) state = BLOCK_COMING;
-  if (!coming && state == BLOCK_COMING) {
-    state = BLOCK_ABSENT;
-    b->changed.notify_all();
-  }
-  return nullptr;
+  return changeBlockState(env, info, [](Backing &b, uint8_t &state, bool coming) {
+    if (coming && state == BLOCK_ABSENT) state = BLOCK_COMING;
+    if (!coming && state == BLOCK_COMING) {
+      state = BLOCK_ABSENT;
+      b.changed.notify_all();
+    }
+  });
 }
 
 /** unbacking(id): JS is done with it; handles still holding it keep it until released. */
