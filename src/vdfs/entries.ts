@@ -8,7 +8,7 @@
 // transaction, for the device's log (replication/device-log.ts): whatever process makes a
 // change, it reaches peers. Rows of peers' devices (the mirror) are not captured.
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db/database.js';
+import { perConnection, type Db } from './db/database.js';
 
 export type EntryKind = 'file' | 'dir' | 'symlink';
 
@@ -164,7 +164,7 @@ interface PreparedStatements {
  * of them (preparing all took 2 ms of `sd ls`). None is iterated, so the stores of one
  * connection can share them.
  */
-const statementsByDb = new WeakMap<Db, PreparedStatements>();
+const statementsOf = perConnection((db): PreparedStatements => ({ byName: new Map(), closureInserts: [], localDevice: db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck() }));
 
 export class EntryStore {
   private readonly prepared: Map<StatementName, Statement>;
@@ -173,8 +173,7 @@ export class EntryStore {
   private readonly localDeviceId: string | undefined;
 
   constructor(readonly db: Db) {
-    let made = statementsByDb.get(db);
-    if (!made) statementsByDb.set(db, (made = { byName: new Map(), closureInserts: [], localDevice: db.prepare('SELECT id FROM devices WHERE is_local = 1').pluck() }));
+    const made = statementsOf(db);
     this.prepared = made.byName;
     this.closureInserts = made.closureInserts;
     this.localDeviceId = made.localDevice.get() as string | undefined;

@@ -1,7 +1,7 @@
 // This device's index changes on their way to its log: index_outbox rows (written by
 // EntryStore, ContentStore and locations.ts with each change) read back in order, and a
 // snapshot of the whole local index for a log that starts after the library did.
-import type { Db } from './db/database.js';
+import { perConnection, type Db } from './db/database.js';
 import type { EntryKind } from './entries.js';
 import { ExtractStore, queueExtractsOf, type ContentExtract } from './content/extracts.js';
 
@@ -101,22 +101,12 @@ function toChange(r: OutboxRow, extracts: () => ExtractStore): IndexChange {
  * against this schema cost ~0.6 ms a statement each time (ten idle mounts: a tenth of a
  * core). Each is run to its end inside one call, so the callers can share them.
  */
-const pumpStatementsByDb = new WeakMap<Db, ReturnType<typeof preparePumpStatements>>();
-
-function preparePumpStatements(db: Db) {
-  return {
-    after: db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
-    dropAll: db.prepare('DELETE FROM index_outbox WHERE seq <= ?'),
-    // The oldest `limit` of them: a million rows at once held the library's write lock 0.5 s.
-    dropOldest: db.prepare('DELETE FROM index_outbox WHERE seq IN (SELECT seq FROM index_outbox WHERE seq <= ? ORDER BY seq LIMIT ?)'),
-  };
-}
-
-function pumpStatements(db: Db): ReturnType<typeof preparePumpStatements> {
-  let made = pumpStatementsByDb.get(db);
-  if (!made) pumpStatementsByDb.set(db, (made = preparePumpStatements(db)));
-  return made;
-}
+const pumpStatements = perConnection((db) => ({
+  after: db.prepare('SELECT * FROM index_outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
+  dropAll: db.prepare('DELETE FROM index_outbox WHERE seq <= ?'),
+  // The oldest `limit` of them: a million rows at once held the library's write lock 0.5 s.
+  dropOldest: db.prepare('DELETE FROM index_outbox WHERE seq IN (SELECT seq FROM index_outbox WHERE seq <= ? ORDER BY seq LIMIT ?)'),
+}));
 
 /** Queued changes read at once are cut at about this many bytes (extracts carry text). */
 const QUEUED_READ_BYTES = 16 * 1024 * 1024;
