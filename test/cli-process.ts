@@ -53,6 +53,9 @@ export function sdRaw(args: string[], options: SdOptions = {}): Promise<{ code: 
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr });
     });
+    // A command that ends before it reads its input (bin/sd that cannot even be run, as
+    // another user) closes the pipe first: its exit code tells what happened, not EPIPE.
+    child.stdin!.on('error', () => undefined);
     child.stdin!.end(options.input ?? '');
   });
 }
