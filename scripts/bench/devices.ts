@@ -22,7 +22,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
+import { Report, cpuSecondsOf, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
+import { memoryOf, stopChild } from './mounts.js';
 
 const args = parseArgs(process.argv.slice(2), ['profile']);
 const deviceCount = numberArg(args, 'devices', 10);
@@ -117,13 +118,6 @@ async function makeDevice(i: number): Promise<void> {
   devices[i] = d;
 }
 
-/** Peak and current resident memory of a process (VmHWM, VmRSS), in bytes. */
-function memoryOf(pid: number): { peak: number; now: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { peak: kb('VmHWM'), now: kb('VmRSS') };
-}
-
 /** Starts the device's `sd mount` and waits until its own tree lists through it. */
 async function mount(d: Device, bootstrap: string): Promise<void> {
   // Through bin/sd, as a user starts it (it gives the mount its node flags); a profile's flags ride in NODE_OPTIONS.
@@ -193,12 +187,6 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-/** Seconds of CPU (user + system) a process used so far. */
-function cpuSecondsOf(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** The share of one core each mount used over `ms` (what they do in the background, unasked). */
 async function cpuShares(ms: number): Promise<number[]> {
   const before = devices.map((d) => cpuSecondsOf(d.child!.pid!));
@@ -266,14 +254,8 @@ async function timeChanges(): Promise<{ latencies: number[]; missed: number; ind
 
 async function stopAll(): Promise<void> {
   await Promise.all(devices.filter(Boolean).map(async (d) => {
-    const child = d.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      await Promise.race([exited, sleep(30_000)]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
-    if (isMounted(d.mnt)) await forceUnmount(d.mnt);
+    if (d.child) await stopChild(d.child, d.mnt);
+    else if (isMounted(d.mnt)) await forceUnmount(d.mnt);
   }));
 }
 

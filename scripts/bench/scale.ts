@@ -9,12 +9,12 @@
 // bench/devices.
 // Run: node build/scripts/bench/scale.js [--json] [--folders 1000] [--per 1000] [--keep] [--backfill 0] [--cli-runs 7]
 import { spawn, type ChildProcess } from 'node:child_process';
-import readline from 'node:readline';
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_MAIN, sdEnv } from './common.js';
+import { firstJson, memoryOf, settled, startMount, stopChild, type StartedMount } from './mounts.js';
 import { buildPassthroughs, withPassthrough } from './passthrough.js';
 
 const args = parseArgs();
@@ -49,94 +49,22 @@ async function sd(argv: string[]): Promise<number> {
   return run.seconds;
 }
 
-/** Peak and current resident memory of a process (VmHWM, VmRSS), in bytes. */
-function memoryOf(pid: number): { peak: number; now: number } {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { peak: kb('VmHWM'), now: kb('VmRSS') };
-}
-
-interface Started {
-  child: ChildProcess;
-  /** Seconds from spawn until the device's folder lists through the mount. */
-  upSeconds: number;
-  /** Seconds from spawn until it says every location is compared with the disk (the start-up diff, after the mount is up). */
-  upToDate: Promise<number>;
-}
-
 /** The `sd mount` running now, if any: stopped at the end whatever happened. */
-let running: ChildProcess | undefined;
+let running: StartedMount | undefined;
 
 /** Starts `sd mount` and waits until this device's folder lists through it. */
-async function mount(device: string, extra: string[] = [], at = mnt, withEnv = env): Promise<Started> {
-  fs.mkdirSync(at, { recursive: true });
-  const started = performance.now();
-  const child = spawn(SD_BIN, ['mount', at, ...extra], { env: withEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  running = child;
-  let stdout = '';
-  const upToDate = new Promise<number>((resolve) => {
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      stdout = (stdout + d).slice(-4000);
-      if (stdout.includes('up to date with the disk')) resolve((performance.now() - started) / 1000);
-    });
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
-  const until = Date.now() + 300_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`sd mount exited: ${stderr}`);
-    if (Date.now() > until) throw new Error(`sd mount was not up within 300 s: ${stderr}`);
-    try {
-      if (fs.readdirSync(path.join(at, device)).length > 0) break;
-    } catch {
-      // not mounted yet
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { child, upSeconds: (performance.now() - started) / 1000, upToDate };
+async function mount(device: string, extra: string[] = [], at = mnt, withEnv = env): Promise<StartedMount> {
+  const started = await startMount(at, device, withEnv, extra);
+  if (at === mnt) running = started;
+  return started;
 }
 
 /** Lets a mount settle (its start-up work done: CPU idle for a second), then stops it; its peak memory. */
-async function settleAndStop(m: Started): Promise<{ peak: number; settled: number }> {
-  const pid = m.child.pid!;
-  const cpu = () => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(stat[11]) + Number(stat[12]);
-  };
-  let last = cpu();
-  for (let i = 0; i < 600; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    const now = cpu();
-    if (now - last < 5) break; // under 5 % of a core for a second
-    last = now;
-  }
-  const { peak, now } = memoryOf(pid);
-  await stop(m.child);
+async function settleAndStop(m: StartedMount): Promise<{ peak: number; settled: number }> {
+  await settled(m.child.pid!);
+  const { peak, now } = memoryOf(m.child.pid!);
+  await stopChild(m.child, m.at);
   return { peak, settled: now };
-}
-
-async function stop(child: ChildProcess, at = mnt): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGINT');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  if (isMounted(at)) await forceUnmount(at);
-}
-
-/** The first JSON document a child prints on stdout (one line, or pretty-printed over several). */
-function firstJson<T>(child: ChildProcess, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      text += line;
-      try {
-        resolve(JSON.parse(text) as T);
-      } catch {
-        // not whole yet
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${what} ended before it printed its answer (exit ${code})`)));
-  });
 }
 
 /** Runs `sd ARGS` on a library to the end; its stdout. */
@@ -309,8 +237,8 @@ main_()
     process.exitCode = 1;
   })
   .finally(async () => {
-    if (running && running.exitCode === null && running.signalCode === null) await stop(running);
+    if (running) await stopChild(running.child, mnt);
     else if (isMounted(mnt)) await forceUnmount(mnt);
-    for (const { child, at } of extra.reverse()) if (child.exitCode === null && child.signalCode === null) await stop(child, at);
+    for (const { child, at } of extra.reverse()) await stopChild(child, at);
     report.finish();
   });
