@@ -1,6 +1,5 @@
 // Device-owned sync: device A's index changes go to its own hypercore, B mirrors them.
 // Two real libraries indexed from real folders, two corestores piped to each other.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Corestore from 'corestore';
@@ -21,7 +20,8 @@ import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
-import { cleanEnv, tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
+import { tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
+import { writerOf } from './library-writer.js';
 import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
@@ -282,58 +282,6 @@ t.test('a malformed or inconsistent block is refused with an error naming the de
   t.equal(orphan.applied, 0, 'the refused blocks left the watermark at 0');
   t.same(sqlRows(b2, 'SELECT count(*) FROM entries'), ['0'], 'and wrote nothing');
 });
-
-/**
- * Another process writing `library`, as `sd pair` does (a device paired again, one
- * transaction each time): 'churn' writes over and over until stopped; 'hold' keeps one write
- * transaction open for holdMs, past the busy timeout. stop() resolves with how many
- * transactions it committed.
- */
-async function writerOf(t: Test, library: string, mode: 'churn' | 'hold', holdMs = 0): Promise<{ stop(): Promise<number> }> {
-  const modules = { library: new URL('../src/vdfs/library.js', import.meta.url).href, peers: new URL('../src/vdfs/peers.js', import.meta.url).href };
-  const script = `
-    const { openLibrary } = await import(${JSON.stringify(modules.library)});
-    const { savePairedPeer } = await import(${JSON.stringify(modules.peers)});
-    const library = openLibrary(${JSON.stringify(library)});
-    const info = { id: 'writer-device', name: 'writer', publicKey: '77'.repeat(32), logKey: '88'.repeat(32) };
-    let writes = 0;
-    let stopping = false;
-    const done = () => process.stdout.write(writes + '\\n', () => process.exit(0));
-    process.stdin.on('data', () => void (stopping = true));
-    if (${JSON.stringify(mode)} === 'hold') {
-      library.db.exec('BEGIN IMMEDIATE');
-      savePairedPeer(library.db, info);
-      process.stdout.write('writing\\n');
-      setTimeout(() => {
-        library.db.exec('COMMIT');
-        writes++;
-        const wait = () => (stopping ? done() : setTimeout(wait, 10));
-        wait();
-      }, ${holdMs});
-    } else {
-      process.stdout.write('writing\\n');
-      const write = () => {
-        if (stopping) return done();
-        savePairedPeer(library.db, info);
-        writes++;
-        setImmediate(write);
-      };
-      write();
-    }`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  if (!(await waitFor(() => out.includes('writing\n'), 10_000))) throw new Error('the writer process did not start');
-  return {
-    async stop() {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.stdin.end('stop\n');
-      await exited;
-      return Number(out.split('\n')[1]);
-    },
-  };
-}
 
 /**
  * A's index of 2,020 entries in a log of ten changes a block (some two hundred blocks), and
