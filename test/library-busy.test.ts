@@ -73,3 +73,17 @@ t.test('the mount: setfattr of tags and metadata waits for another process writi
   t.equal(getAttributeSync(file, 'user.sd.tags')?.toString(), '2025,tax', 'the tags are set');
   t.equal(getAttributeSync(file, 'user.sd.meta.rating')?.toString(), '5', 'the metadata is set');
 });
+
+t.test('the mount: a setfattr held up past the busy timeout answers EBUSY (it was EIO), and goes through once the library is free', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a' }, 'lap', 'docs');
+  const m = await startMount(t, library);
+  const file = path.join(m.mountpoint, 'lap/docs/a.txt');
+  const writer = await writerOf(t, library, 'hold', config.dbBusyTimeoutMs + 1500);
+  const started = Date.now();
+  t.throws(() => setAttributeSync(file, 'user.sd.tags', Buffer.from('tax')), /busy/i, 'EBUSY: try again');
+  t.ok(Date.now() - started >= config.dbBusyTimeoutMs - 100, `after waiting the busy timeout (${Date.now() - started} ms)`);
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  t.equal(getAttributeSync(file, 'user.sd.tags'), null, 'nothing was tagged');
+  setAttributeSync(file, 'user.sd.tags', Buffer.from('tax'));
+  t.equal(getAttributeSync(file, 'user.sd.tags')?.toString(), 'tax', 'set again, it is');
+});

@@ -4,7 +4,7 @@
 // built here, never replicated.
 import type Hypercore from 'hypercore';
 import { config } from '../config.js';
-import { SdError } from '../errors.js';
+import { SdError, isLibraryBusy } from '../errors.js';
 import { log } from '../log.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import { GuardianSettings } from '../guardian/settings.js';
@@ -39,15 +39,6 @@ export interface MirrorOptions {
 
 /** A change the mirror cannot apply: the peer's log does not fit what it said before. */
 class BadChange extends Error {}
-
-/**
- * SQLite's word that another connection holds the library (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT,
- * SQLITE_LOCKED...): an `sd` command writing it meanwhile, nothing wrong with the log.
- */
-function isLibraryBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
