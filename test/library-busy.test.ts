@@ -87,3 +87,13 @@ t.test('the mount: a setfattr held up past the busy timeout answers EBUSY (it wa
   setAttributeSync(file, 'user.sd.tags', Buffer.from('tax'));
   t.equal(getAttributeSync(file, 'user.sd.tags')?.toString(), 'tax', 'set again, it is');
 });
+
+t.test("sd search is:at-risk waits for another process writing the library (the guardian's summary, brought up to date inside the search's deferred transaction, failed at once)", async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a', 'b.txt': 'b' }, 'box', 'data');
+  const writer = await writerOf(t, library, 'hold', HOLD_MS);
+  const r = await runSd(['--json', 'search', 'is:at-risk'], { library });
+  t.equal(r.code, 0, r.code === 0 ? 'it waited, then searched' : `it failed: ${r.stderr.trim()}`);
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  const hits = (JSON.parse(r.stdout || '{"results":[]}') as { results: Array<{ name: string }> }).results;
+  t.same(hits.map((h) => h.name).sort(), ['a.txt', 'b.txt'], 'both files are at risk (one copy, two wanted)');
+});
