@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Protomux, { type Channel, type Message } from 'protomux';
 import { config } from '../config.js';
-import { SdError } from '../errors.js';
+import { SdError, isLibraryBusy } from '../errors.js';
 import { log } from '../log.js';
 import type { Action } from '../vdfs/actions/types.js';
 import { AuditLog } from '../vdfs/audit.js';
@@ -133,8 +133,12 @@ export class Applier {
       const message = await this.apply(request, channel);
       result = reply(true, message, await this.logLength(), true);
     } catch (err) {
-      const final = !(err instanceof SdError) || !['IO', 'BUSY'].includes(err.code);
-      result = reply(false, err instanceof Error ? err.message : String(err), await this.logLength().catch(() => 0), final);
+      // Not final, asked again: the connection went, a file was busy, or another process held
+      // this library past the busy timeout (refused for good, the asker's change was lost).
+      const busyLibrary = isLibraryBusy(err) || (err instanceof SdError && err.code === 'LIBRARY_LOCKED');
+      const final = !busyLibrary && (!(err instanceof SdError) || !['IO', 'BUSY'].includes(err.code));
+      const message = busyLibrary ? `the library of ${this.library.device.name} is busy with another writer; asked again shortly` : err instanceof Error ? err.message : String(err);
+      result = reply(false, message, await this.logLength().catch(() => 0), final);
       log.warn({ op: 'actions', device: peer.slug, request: request.id, err: result.message, final }, 'request from a device not applied');
     }
     // Final answers are kept: the same request sent again gets them without running twice.
