@@ -2,16 +2,38 @@
 // and `sd mount` share one library.db. A change waits for the other writer (up to the busy
 // timeout) before it reads, and one held up longer says the library is busy; none fails at
 // once, none is half made.
+import fs from 'node:fs';
 import path from 'node:path';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { config } from '../src/config.js';
-import { runSd, tempDir, writeTree, type SdResult } from './helpers.js';
+import { openReader } from '../src/vdfs/db/database.js';
+import { DATABASE_FILE } from '../src/vdfs/library.js';
+import { runSd, tempDir, waitFor, writeTree, type SdResult } from './helpers.js';
 import { writerOf } from './library-writer.js';
 import { libraryWithLocation, startMount } from './mount-helpers.js';
 
 /** Well within the busy timeout, and long enough for five commands to start meanwhile. */
 const HOLD_MS = 3000;
+
+/**
+ * Waits until the mount has nothing left to write of its own (contents to extract, changes
+ * for its log, copy counts to update): else, held up by the other process itself, it would
+ * take the FUSE call only once the library is free again, and the test would show nothing.
+ */
+async function mountIdle(library: string): Promise<void> {
+  const db = openReader(path.join(library, DATABASE_FILE));
+  const left = db.prepare(`SELECT (SELECT count(*) FROM extract_pending) + (SELECT count(*) FROM index_outbox)
+                                 + (SELECT count(*) FROM guardian_dirty) + (SELECT count(*) FROM device_log_snapshot)`).pluck();
+  // Nothing left for a second on end.
+  let quietChecks = 0;
+  const settled = () => (quietChecks = left.get() === 0 ? quietChecks + 1 : 0) >= 10;
+  try {
+    if (!(await waitFor(settled, 30_000, 100))) throw new Error('the mount did not settle within 30 s');
+  } finally {
+    db.close();
+  }
+}
 
 async function json<T>(library: string, args: string[]): Promise<T> {
   const r = await runSd(['--json', ...args], { library });
@@ -64,9 +86,11 @@ t.test('the mount: setfattr of tags and metadata waits for another process writi
   const { library } = await libraryWithLocation(t, { 'a.txt': 'a' }, 'lap', 'docs');
   const m = await startMount(t, library);
   const file = path.join(m.mountpoint, 'lap/docs/a.txt');
+  await mountIdle(library);
   let writer = await writerOf(t, library, 'hold', 1500);
   setAttributeSync(file, 'user.sd.tags', Buffer.from('tax, 2025'));
   t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  await mountIdle(library);
   writer = await writerOf(t, library, 'hold', 1500);
   setAttributeSync(file, 'user.sd.meta.rating', Buffer.from('5'));
   t.equal(await writer.stop(), 1, "the other process's transaction committed");
@@ -78,6 +102,7 @@ t.test('the mount: a setfattr held up past the busy timeout answers EBUSY (it wa
   const { library } = await libraryWithLocation(t, { 'a.txt': 'a' }, 'lap', 'docs');
   const m = await startMount(t, library);
   const file = path.join(m.mountpoint, 'lap/docs/a.txt');
+  await mountIdle(library);
   const writer = await writerOf(t, library, 'hold', config.dbBusyTimeoutMs + 1500);
   const started = Date.now();
   t.throws(() => setAttributeSync(file, 'user.sd.tags', Buffer.from('tax')), /busy/i, 'EBUSY: try again');
@@ -96,4 +121,19 @@ t.test("sd search is:at-risk waits for another process writing the library (the 
   t.equal(await writer.stop(), 1, "the other process's transaction committed");
   const hits = (JSON.parse(r.stdout || '{"results":[]}') as { results: Array<{ name: string }> }).results;
   t.same(hits.map((h) => h.name).sort(), ['a.txt', 'b.txt'], 'both files are at risk (one copy, two wanted)');
+});
+
+t.test('the mount answers while another process holds the library (its log pump, dropping nothing every 50 ms, waited for the write lock and held up the whole mount)', async (t) => {
+  const { library } = await libraryWithLocation(t, { 'a.txt': 'a' }, 'lap', 'docs');
+  const m = await startMount(t, library);
+  await mountIdle(library);
+  const writer = await writerOf(t, library, 'hold', HOLD_MS);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const started = Date.now();
+  // A name never looked up: the kernel asks the mount.
+  t.notOk(fs.existsSync(path.join(m.mountpoint, 'lap/docs', `nothing-${started}`)), 'a lookup is answered');
+  t.equal(getAttributeSync(path.join(m.mountpoint, 'lap/docs/a.txt'), 'user.sd.tags'), null, 'and an xattr read');
+  const took = Date.now() - started;
+  t.ok(took < 1000, `at once (${took} ms), not once the other process let go (${HOLD_MS - 500} ms later)`);
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
 });
