@@ -7,33 +7,12 @@ import path from 'node:path';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import t from 'tap';
 import { config } from '../src/config.js';
-import { openReader } from '../src/vdfs/db/database.js';
-import { DATABASE_FILE } from '../src/vdfs/library.js';
-import { runSd, tempDir, waitFor, writeTree, type SdResult } from './helpers.js';
-import { writerOf } from './library-writer.js';
+import { runSd, tempDir, writeTree, type SdResult } from './helpers.js';
+import { mountIdle, writerOf } from './library-writer.js';
 import { libraryWithLocation, startMount } from './mount-helpers.js';
 
 /** Well within the busy timeout, and long enough for five commands to start meanwhile. */
 const HOLD_MS = 3000;
-
-/**
- * Waits until the mount has nothing left to write of its own (contents to extract, changes
- * for its log, copy counts to update): else, held up by the other process itself, it would
- * take the FUSE call only once the library is free again, and the test would show nothing.
- */
-async function mountIdle(library: string): Promise<void> {
-  const db = openReader(path.join(library, DATABASE_FILE));
-  const left = db.prepare(`SELECT (SELECT count(*) FROM extract_pending) + (SELECT count(*) FROM index_outbox)
-                                 + (SELECT count(*) FROM guardian_dirty) + (SELECT count(*) FROM device_log_snapshot)`).pluck();
-  // Nothing left for a second on end.
-  let quietChecks = 0;
-  const settled = () => (quietChecks = left.get() === 0 ? quietChecks + 1 : 0) >= 10;
-  try {
-    if (!(await waitFor(settled, 30_000, 100))) throw new Error('the mount did not settle within 30 s');
-  } finally {
-    db.close();
-  }
-}
 
 async function json<T>(library: string, args: string[]): Promise<T> {
   const r = await runSd(['--json', ...args], { library });

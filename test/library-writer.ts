@@ -1,7 +1,10 @@
 // Another process writing a library while the code under test uses it, as `sd pair` or
 // any other `sd` command does beside a running mount: they share one library.db file.
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import type { Test } from 'tap';
+import { openReader } from '../src/vdfs/db/database.js';
+import { DATABASE_FILE } from '../src/vdfs/library.js';
 import { cleanEnv, waitFor } from './helpers.js';
 
 /**
@@ -55,4 +58,23 @@ export async function writerOf(t: Test, library: string, mode: 'churn' | 'hold',
       return Number(out.split('\n')[1]);
     },
   };
+}
+
+/**
+ * Waits until the mount has nothing left to write of its own (contents to extract, changes
+ * for its log, copy counts to update): else, held up by the other process itself, it would
+ * take the FUSE call only once the library is free again, and the test would show nothing.
+ */
+export async function mountIdle(library: string): Promise<void> {
+  const db = openReader(path.join(library, DATABASE_FILE));
+  const left = db.prepare(`SELECT (SELECT count(*) FROM extract_pending) + (SELECT count(*) FROM index_outbox)
+                                 + (SELECT count(*) FROM guardian_dirty) + (SELECT count(*) FROM device_log_snapshot)`).pluck();
+  // Nothing left for a second on end.
+  let quietChecks = 0;
+  const settled = () => (quietChecks = left.get() === 0 ? quietChecks + 1 : 0) >= 10;
+  try {
+    if (!(await waitFor(settled, 30_000, 100))) throw new Error('the mount did not settle within 30 s');
+  } finally {
+    db.close();
+  }
 }
