@@ -15,6 +15,7 @@ import { localDevice } from '../vdfs/device.js';
 import { MetaStore, validateMetaKey, validateMetaValue } from '../vdfs/metadata.js';
 import { TagStore, validateTag } from '../vdfs/tags.js';
 import type { Db } from '../vdfs/db/database.js';
+import { whenLibraryFree } from '../vdfs/db/when-free.js';
 import { deviceById, type Device } from '../vdfs/device.js';
 import { EntryStore } from '../vdfs/entries.js';
 import { locationByRemoteId, removeLocation, setLocationRoot, upsertMirroredLocation, type Location } from '../vdfs/locations.js';
@@ -40,7 +41,6 @@ export interface MirrorOptions {
 /** A change the mirror cannot apply: the peer's log does not fit what it said before. */
 class BadChange extends Error {}
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class Mirror {
   private readonly entries: EntryStore;
@@ -180,19 +180,8 @@ export class Mirror {
    * timeout: the batch is tried again until it applies, never given up on as a bad log.
    * False when the mirror stopped meanwhile.
    */
-  private async applyWhenFree(start: number, blocks: readonly Buffer[]): Promise<boolean> {
-    for (let waited = false; ; waited = true) {
-      try {
-        this.applyBatch(start, blocks);
-        if (waited) log.info({ op: 'mirror', device: this.device.slug, block: start }, 'the library is free again: the mirror goes on');
-        return true;
-      } catch (err) {
-        if (!(err instanceof SdError && err.code === 'LIBRARY_LOCKED')) throw err;
-        if (!waited) log.warn({ op: 'mirror', device: this.device.slug, block: start, err: err.message }, 'the library is busy: applying again shortly');
-        await sleep(config.mirrorBusyRetryMs);
-        if (this.stopped) return false;
-      }
-    }
+  private applyWhenFree(start: number, blocks: readonly Buffer[]): Promise<boolean> {
+    return whenLibraryFree({ op: 'mirror', device: this.device.slug, block: start }, () => this.applyBatch(start, blocks), () => this.stopped);
   }
 
   /**
