@@ -21,7 +21,7 @@ import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
 import { tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
-import { writerOf } from './library-writer.js';
+import { mountIdle, writerOf } from './library-writer.js';
 import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
@@ -395,6 +395,24 @@ t.test('the mount lists a peer\'s mirrored tree under /sd/<peer>/<location>; cha
   const jobs = await runSd(['--json', 'jobs'], { library: p.b.dir });
   t.same((JSON.parse(jobs.stdout) as Array<{ kind: string; status: string; device: string }>).map((j) => [j.kind, j.status, j.device]).sort(), [['copy', 'queued', 'alpha'], ['delete', 'queued', 'alpha']], 'both wait in sd jobs for alpha');
   t.throws(() => fs.readFileSync(path.join(base, 'docs/a.txt')), { code: 'EIO' }, 'bytes of an offline device, never cached, answer EIO');
+});
+
+t.test("a new file in a peer's tree, closed while another process holds the library past the busy timeout, still becomes a job for the peer (it stayed pending for good, never sent)", async (t) => {
+  const p = await pairedLibraries(t, { 'top.txt': 'top' });
+  await p.mirror.catchUp(p.logA.core.length);
+  p.mirror.stop();
+  await p.logA.close();
+  await p.storeB.close();
+  const mounted = await startMount(t, p.b.dir);
+  const fd = fs.openSync(path.join(mounted.mountpoint, 'alpha', 'data', 'new.txt'), 'w');
+  fs.writeSync(fd, 'new');
+  await mountIdle(p.b.dir);
+  const writer = await writerOf(t, p.b.dir, 'hold', config.dbBusyTimeoutMs + 1500);
+  fs.closeSync(fd); // the mount commits the file's copy job when the kernel releases the handle, just after
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  const jobs = async () => JSON.parse((await runSd(['--json', 'jobs'], { library: p.b.dir })).stdout) as Array<{ kind: string; status: string; device: string }>;
+  t.ok(await waitFor(async () => (await jobs()).length > 0, 10_000, 200), 'a job is committed once the library is free');
+  t.same((await jobs()).map((j) => [j.kind, j.status, j.device]), [['copy', 'queued', 'alpha']], 'the copy of new.txt waits in sd jobs for alpha');
 });
 
 t.test("a new log's snapshot written in the background waits for what it is told to (the mount's start-up diff), and the log closes while it waits", async (t) => {
