@@ -41,7 +41,6 @@ export interface MirrorOptions {
 /** A change the mirror cannot apply: the peer's log does not fit what it said before. */
 class BadChange extends Error {}
 
-
 export class Mirror {
   private readonly entries: EntryStore;
   private readonly contents: ContentStore;

@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Protomux, { type Channel, type Message } from 'protomux';
 import { config } from '../config.js';
-import { SdError, isLibraryBusy } from '../errors.js';
+import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { Action } from '../vdfs/actions/types.js';
 import { AuditLog } from '../vdfs/audit.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
+import { heldByAnotherProcess } from '../vdfs/db/when-free.js';
 import { peersHolding } from '../vdfs/actions/repair.js';
 import { contentHashOfFile, fullHashOfFile } from '../vdfs/content/identity.js';
 import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
@@ -134,8 +135,8 @@ export class Applier {
       result = reply(true, message, await this.logLength(), true);
     } catch (err) {
       // Not final, asked again: the connection went, a file was busy, or another process held
-      // this library past the busy timeout (refused for good, the asker's change was lost).
-      const busyLibrary = isLibraryBusy(err) || (err instanceof SdError && err.code === 'LIBRARY_LOCKED');
+      // this library past the busy timeout (once refused for good: the asker's change was lost).
+      const busyLibrary = heldByAnotherProcess(err);
       const final = !busyLibrary && (!(err instanceof SdError) || !['IO', 'BUSY'].includes(err.code));
       const message = busyLibrary ? `the library of ${this.library.device.name} is busy with another writer; asked again shortly` : err instanceof Error ? err.message : String(err);
       result = reply(false, message, await this.logLength().catch(() => 0), final);
