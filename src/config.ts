@@ -97,8 +97,11 @@ export const config = {
   logPumpIntervalMs: 50,
   /** Blocks of a peer's log fetched and applied per mirror transaction. */
   mirrorBlocksPerBatch: 32,
-  /** How long a mirror waits before it tries a batch again when another process held the library past the busy timeout. */
-  mirrorBusyRetryMs: 1000,
+  /**
+   * How long a change that must not be lost waits before it is tried again when another
+   * process held the library past the busy timeout (a mirror's batch, a new file's copy job).
+   */
+  libraryBusyRetryMs: 1000,
   /** Bytes per block of a remote file: the unit fetched, hashed, cached and verified. */
   blockSize: 1024 * 1024,
   /** Largest block a peer may ask for or send; anything bigger closes the connection. */

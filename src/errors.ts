@@ -75,6 +75,16 @@ export function systemCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * SQLite's word that another connection holds the library (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT,
+ * SQLITE_LOCKED...): an `sd` command or the mount writing it meanwhile, past the busy
+ * timeout. Nothing is wrong with the library; the same change can be tried again.
+ */
+export function isLibraryBusy(err: unknown): boolean {
+  const code = systemCode(err);
+  return code !== undefined && /^SQLITE_(BUSY|LOCKED)/.test(code);
+}
+
 /** Translate SQLite failures into errors a user can act on. */
 export function fromSqliteError(err: unknown, dbPath: string): unknown {
   const code = systemCode(err);
@@ -82,7 +92,7 @@ export function fromSqliteError(err: unknown, dbPath: string): unknown {
   if (code === 'SQLITE_FULL') {
     return new SdError('DISK_FULL', `disk full while writing the library ${dbPath}; free space and run the command again (nothing was half-written)`, { cause: err });
   }
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+  if (isLibraryBusy(err)) {
     return new SdError('LIBRARY_LOCKED', `library ${dbPath} is locked by another process; wait for it or stop it, then retry`, { cause: err });
   }
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {

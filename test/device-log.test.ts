@@ -1,6 +1,5 @@
 // Device-owned sync: device A's index changes go to its own hypercore, B mirrors them.
 // Two real libraries indexed from real folders, two corestores piped to each other.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Corestore from 'corestore';
@@ -21,7 +20,8 @@ import { indexLocation } from '../src/vdfs/indexer/indexer.js';
 import { openLibrary, type Library } from '../src/vdfs/library.js';
 import { addLocation, listLocations, removeLocation, type Location } from '../src/vdfs/locations.js';
 import { queuedCount } from '../src/vdfs/outbox.js';
-import { cleanEnv, tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
+import { tempDir, tempLibrary, waitFor, writeTree, runSd } from './helpers.js';
+import { mountIdle, writerOf } from './library-writer.js';
 import { startMount } from './mount-helpers.js';
 import { assertClosureExact, sqlRows } from './index-assertions.js';
 
@@ -284,58 +284,6 @@ t.test('a malformed or inconsistent block is refused with an error naming the de
 });
 
 /**
- * Another process writing `library`, as `sd pair` does (a device paired again, one
- * transaction each time): 'churn' writes over and over until stopped; 'hold' keeps one write
- * transaction open for holdMs, past the busy timeout. stop() resolves with how many
- * transactions it committed.
- */
-async function writerOf(t: Test, library: string, mode: 'churn' | 'hold', holdMs = 0): Promise<{ stop(): Promise<number> }> {
-  const modules = { library: new URL('../src/vdfs/library.js', import.meta.url).href, peers: new URL('../src/vdfs/peers.js', import.meta.url).href };
-  const script = `
-    const { openLibrary } = await import(${JSON.stringify(modules.library)});
-    const { savePairedPeer } = await import(${JSON.stringify(modules.peers)});
-    const library = openLibrary(${JSON.stringify(library)});
-    const info = { id: 'writer-device', name: 'writer', publicKey: '77'.repeat(32), logKey: '88'.repeat(32) };
-    let writes = 0;
-    let stopping = false;
-    const done = () => process.stdout.write(writes + '\\n', () => process.exit(0));
-    process.stdin.on('data', () => void (stopping = true));
-    if (${JSON.stringify(mode)} === 'hold') {
-      library.db.exec('BEGIN IMMEDIATE');
-      savePairedPeer(library.db, info);
-      process.stdout.write('writing\\n');
-      setTimeout(() => {
-        library.db.exec('COMMIT');
-        writes++;
-        const wait = () => (stopping ? done() : setTimeout(wait, 10));
-        wait();
-      }, ${holdMs});
-    } else {
-      process.stdout.write('writing\\n');
-      const write = () => {
-        if (stopping) return done();
-        savePairedPeer(library.db, info);
-        writes++;
-        setImmediate(write);
-      };
-      write();
-    }`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  if (!(await waitFor(() => out.includes('writing\n'), 10_000))) throw new Error('the writer process did not start');
-  return {
-    async stop() {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.stdin.end('stop\n');
-      await exited;
-      return Number(out.split('\n')[1]);
-    },
-  };
-}
-
-/**
  * A's index of 2,020 entries in a log of ten changes a block (some two hundred blocks), and
  * B ready to mirror it over piped corestores, one block a transaction.
  */
@@ -447,6 +395,24 @@ t.test('the mount lists a peer\'s mirrored tree under /sd/<peer>/<location>; cha
   const jobs = await runSd(['--json', 'jobs'], { library: p.b.dir });
   t.same((JSON.parse(jobs.stdout) as Array<{ kind: string; status: string; device: string }>).map((j) => [j.kind, j.status, j.device]).sort(), [['copy', 'queued', 'alpha'], ['delete', 'queued', 'alpha']], 'both wait in sd jobs for alpha');
   t.throws(() => fs.readFileSync(path.join(base, 'docs/a.txt')), { code: 'EIO' }, 'bytes of an offline device, never cached, answer EIO');
+});
+
+t.test("a new file in a peer's tree, closed while another process holds the library past the busy timeout, still becomes a job for the peer (it stayed pending for good, never sent)", async (t) => {
+  const p = await pairedLibraries(t, { 'top.txt': 'top' });
+  await p.mirror.catchUp(p.logA.core.length);
+  p.mirror.stop();
+  await p.logA.close();
+  await p.storeB.close();
+  const mounted = await startMount(t, p.b.dir);
+  const fd = fs.openSync(path.join(mounted.mountpoint, 'alpha', 'data', 'new.txt'), 'w');
+  fs.writeSync(fd, 'new');
+  await mountIdle(p.b.dir);
+  const writer = await writerOf(t, p.b.dir, 'hold', config.dbBusyTimeoutMs + 1500);
+  fs.closeSync(fd); // the mount commits the file's copy job when the kernel releases the handle, just after
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  const jobs = async () => JSON.parse((await runSd(['--json', 'jobs'], { library: p.b.dir })).stdout) as Array<{ kind: string; status: string; device: string }>;
+  t.ok(await waitFor(async () => (await jobs()).length > 0, 10_000, 200), 'a job is committed once the library is free');
+  t.same((await jobs()).map((j) => [j.kind, j.status, j.device]), [['copy', 'queued', 'alpha']], 'the copy of new.txt waits in sd jobs for alpha');
 });
 
 t.test("a new log's snapshot written in the background waits for what it is told to (the mount's start-up diff), and the log closes while it waits", async (t) => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import c from 'compact-encoding';
 import Protomux from 'protomux';
 import t, { type Test } from 'tap';
+import { config } from '../src/config.js';
 import { ACTION_PROTOCOL, actionRequest, type ActionRequest } from '../src/replication/action-messages.js';
 import { BlockService } from '../src/replication/blocks.js';
 import { ActionChannel, Applier } from '../src/replication/remote-actions.js';
@@ -17,6 +18,7 @@ import { JobStore } from '../src/vdfs/jobs/job-store.js';
 import { addLocation } from '../src/vdfs/locations.js';
 import type { Peer } from '../src/vdfs/peers.js';
 import { noisePair, tempDir, tempLibrary } from './helpers.js';
+import { writerOf } from './library-writer.js';
 
 const asker: Peer = { id: 'beta-id', name: 'Beta', slug: 'beta', publicKey: '00', logKey: null, pairedAt: 0, revokedAt: null, onlineAt: null, lastSeen: null, rttMs: null, faults: 0, lastFaultAt: null, lastFault: null, introducedBy: null, revokedBy: null };
 
@@ -85,6 +87,17 @@ t.test('requests outside a location are refused; a request sent twice runs once'
   t.match(deleted, { ok: true });
   t.notOk(fs.existsSync(path.join(root, 'keep.txt')), 'deleted');
   t.ok(JSON.stringify(fs.readdirSync(path.join(root, '.sd-trash'), { recursive: true })).includes('keep.txt'), "into the location's trash");
+});
+
+t.test('a request that finds the library held past the busy timeout by another process is asked again, not refused for good', async (t) => {
+  const { library, root, client } = await alphaServing(t);
+  const mkdir = { id: 1, op: { op: 'mkdir', location: 'media', path: 'new', mode: 0o755 } } as const;
+  const writer = await writerOf(t, library.dir, 'hold', config.dbBusyTimeoutMs + 1500);
+  const held = await client.request(mkdir);
+  t.match(held, { ok: false, final: false, message: /library of alpha is busy/ }, 'not final: the asker sends it again (it was refused for good: "database is locked")');
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  t.match(await client.request(mkdir), { ok: true }, 'sent again, it runs');
+  t.ok(fs.statSync(path.join(root, 'new')).isDirectory(), 'the folder is made');
 });
 
 t.test('garbage on the action channel closes the connection; the device keeps serving others', async (t) => {

@@ -432,13 +432,8 @@ export class MountOps {
     } catch (err) {
       return errnoOf(err);
     }
-    try {
-      if (staged) this.remote.released(staged);
-      return 0;
-    } catch (err) {
-      log.warn({ op: 'release', err: String(err) }, 'could not queue the new file for its device');
-      return errnoOf(err);
-    }
+    if (staged) this.remote.released(staged);
+    return 0;
   }
 
   /** Tells the index about data written through a handle. */

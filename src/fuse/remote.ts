@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import type { CachedBlocks, FuseStat } from './types.js';
 import { log } from '../log.js';
 import type { Entry } from '../vdfs/entries.js';
+import { whenLibraryFree } from '../vdfs/db/when-free.js';
 import type { Device } from '../vdfs/device.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
@@ -64,6 +65,8 @@ export class RemoteTree {
   /** Files of a device opened to change in place; `staged` once their bytes are fetched. */
   private readonly deferred = new Map<number, { node: RemoteNode; entry: Entry; staged?: Promise<StagedHandle> }>();
   private nextHandle = FIRST_REMOTE_HANDLE;
+  /** Released new files whose copy job waits for the library (held by another process), by change id. */
+  private readonly releasing = new Map<number, symbol>();
 
   constructor(
     private readonly ns: Namespace,
@@ -132,7 +135,7 @@ export class RemoteTree {
     if (writing && !this.changes) return done(EROFS);
     try {
       if (v.kind === 'file') {
-        if (writing) this.changes!.reopened(v.change);
+        if (writing) this.reopened(v.change);
         const fd = fs.openSync(this.changes!.stagedPath(v.change), flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
         return done(0, fd, writing ? { fd, changeId: v.change.id, device: node.device, overwrite: false } : undefined);
       }
@@ -164,7 +167,7 @@ export class RemoteTree {
     const v = this.view(node);
     if (isFolder(v)) return EISDIR;
     if (v.kind === 'file') {
-      this.changes.reopened(v.change);
+      this.reopened(v.change);
       const fd = fs.openSync(this.changes.stagedPath(v.change), fs.constants.O_RDWR | fs.constants.O_TRUNC);
       return [fd, { fd, changeId: v.change.id, device: node.device, overwrite: false }];
     }
@@ -217,10 +220,32 @@ export class RemoteTree {
     }
   }
 
-  /** A staged file's handle was released: its copy job is committed or queued again. */
+  /**
+   * A staged file's handle was released: its copy job is committed or queued again. Another
+   * process holding the library past the busy timeout is waited out: the writer never sees
+   * a release fail, and the file stayed pending for good, never sent. A release of the same
+   * file after it was opened again takes over.
+   */
   released(staged: StagedHandle): void {
-    const change = this.changes?.pending.get(staged.changeId);
-    if (change) this.changes!.written(staged.device, change, staged.overwrite);
+    const changes = this.changes;
+    if (!changes) return;
+    const turn = Symbol('release');
+    this.releasing.set(staged.changeId, turn);
+    const taken = () => {
+      const change = changes.pending.get(staged.changeId);
+      if (change) changes.written(staged.device, change, staged.overwrite);
+    };
+    whenLibraryFree({ op: 'release', device: staged.device.slug, change: staged.changeId }, taken, () => this.releasing.get(staged.changeId) !== turn || !this.ns.db.open)
+      .catch((err: unknown) => log.warn({ op: 'release', device: staged.device.slug, err: String(err) }, 'could not queue the new file for its device'))
+      .finally(() => {
+        if (this.releasing.get(staged.changeId) === turn) this.releasing.delete(staged.changeId);
+      });
+  }
+
+  /** A pending file opened for writing again: its job waits for this handle's release (a release still waiting gives way). */
+  private reopened(change: PendingChange): void {
+    this.releasing.delete(change.id);
+    this.changes!.reopened(change);
   }
 
   /** chmod: a pending file's mode travels with its bytes; anything else is a job the device runs. */

@@ -173,11 +173,12 @@ export class GuardianSettings {
     return this.s.refused.all() as Array<{ deviceId: string; count: number; lastError: string; lastAt: number }>;
   }
 
+  /** Applies and queues an operation made here; waits for another writer of the library before it reads the register (as TagStore does). */
   private local(op: GuardianOp): GuardianOp {
     this.db.transaction(() => {
       this.apply(op);
       this.s.outbox.run(JSON.stringify(wireOf(op)));
-    })();
+    }).immediate();
     return op;
   }
 }

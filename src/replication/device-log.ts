@@ -76,6 +76,8 @@ export interface LogSnapshot {
 export class DeviceLog {
   /** Outbox seq up to which changes are in the log. */
   private appendedSeq = 0;
+  /** Outbox seq up to which the rows in the log are dropped (seqs are never reused). */
+  private droppedSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private pumping: Promise<number> | undefined;
   private closed = false;
@@ -242,11 +244,19 @@ export class DeviceLog {
     return { ops: out, seqs: seqs && outSeqs };
   }
 
-  /** Drops the outbox rows the log holds, a slice per turn. (Step two of pump.) */
+  /**
+   * Drops the outbox rows the log holds, a slice per turn. (Step two of pump.) Only when the
+   * log took some since: a DELETE takes the write lock even when it matches nothing, and every
+   * pump (each 50 ms) waited for it whenever another process held the library, and held up
+   * the whole mount with it (FUSE calls too) until that process let go.
+   */
   async dropAppended(): Promise<void> {
-    while (dropQueuedThrough(this.db, this.appendedSeq, DROP_ROWS_PER_TURN) === DROP_ROWS_PER_TURN) {
+    const through = this.appendedSeq;
+    if (through <= this.droppedSeq) return;
+    while (dropQueuedThrough(this.db, through, DROP_ROWS_PER_TURN) === DROP_ROWS_PER_TURN) {
       await new Promise((resolve) => setImmediate(resolve));
     }
+    this.droppedSeq = through;
   }
 
   /** Moves every queued change into the log; returns how many. */

@@ -4,7 +4,7 @@
 // built here, never replicated.
 import type Hypercore from 'hypercore';
 import { config } from '../config.js';
-import { SdError } from '../errors.js';
+import { SdError, isLibraryBusy } from '../errors.js';
 import { log } from '../log.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
 import { GuardianSettings } from '../guardian/settings.js';
@@ -15,6 +15,7 @@ import { localDevice } from '../vdfs/device.js';
 import { MetaStore, validateMetaKey, validateMetaValue } from '../vdfs/metadata.js';
 import { TagStore, validateTag } from '../vdfs/tags.js';
 import type { Db } from '../vdfs/db/database.js';
+import { whenLibraryFree } from '../vdfs/db/when-free.js';
 import { deviceById, type Device } from '../vdfs/device.js';
 import { EntryStore } from '../vdfs/entries.js';
 import { locationByRemoteId, removeLocation, setLocationRoot, upsertMirroredLocation, type Location } from '../vdfs/locations.js';
@@ -39,17 +40,6 @@ export interface MirrorOptions {
 
 /** A change the mirror cannot apply: the peer's log does not fit what it said before. */
 class BadChange extends Error {}
-
-/**
- * SQLite's word that another connection holds the library (SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT,
- * SQLITE_LOCKED...): an `sd` command writing it meanwhile, nothing wrong with the log.
- */
-function isLibraryBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code);
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class Mirror {
   private readonly entries: EntryStore;
@@ -189,19 +179,8 @@ export class Mirror {
    * timeout: the batch is tried again until it applies, never given up on as a bad log.
    * False when the mirror stopped meanwhile.
    */
-  private async applyWhenFree(start: number, blocks: readonly Buffer[]): Promise<boolean> {
-    for (let waited = false; ; waited = true) {
-      try {
-        this.applyBatch(start, blocks);
-        if (waited) log.info({ op: 'mirror', device: this.device.slug, block: start }, 'the library is free again: the mirror goes on');
-        return true;
-      } catch (err) {
-        if (!(err instanceof SdError && err.code === 'LIBRARY_LOCKED')) throw err;
-        if (!waited) log.warn({ op: 'mirror', device: this.device.slug, block: start, err: err.message }, 'the library is busy: applying again shortly');
-        await sleep(config.mirrorBusyRetryMs);
-        if (this.stopped) return false;
-      }
-    }
+  private applyWhenFree(start: number, blocks: readonly Buffer[]): Promise<boolean> {
+    return whenLibraryFree({ op: 'mirror', device: this.device.slug, block: start }, () => this.applyBatch(start, blocks), () => this.stopped);
   }
 
   /**

@@ -13,6 +13,7 @@ import { log } from '../log.js';
 import type { Action } from '../vdfs/actions/types.js';
 import { AuditLog } from '../vdfs/audit.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
+import { heldByAnotherProcess } from '../vdfs/db/when-free.js';
 import { peersHolding } from '../vdfs/actions/repair.js';
 import { contentHashOfFile, fullHashOfFile } from '../vdfs/content/identity.js';
 import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
@@ -133,8 +134,12 @@ export class Applier {
       const message = await this.apply(request, channel);
       result = reply(true, message, await this.logLength(), true);
     } catch (err) {
-      const final = !(err instanceof SdError) || !['IO', 'BUSY'].includes(err.code);
-      result = reply(false, err instanceof Error ? err.message : String(err), await this.logLength().catch(() => 0), final);
+      // Not final, asked again: the connection went, a file was busy, or another process held
+      // this library past the busy timeout (once refused for good: the asker's change was lost).
+      const busyLibrary = heldByAnotherProcess(err);
+      const final = !busyLibrary && (!(err instanceof SdError) || !['IO', 'BUSY'].includes(err.code));
+      const message = busyLibrary ? `the library of ${this.library.device.name} is busy with another writer; asked again shortly` : err instanceof Error ? err.message : String(err);
+      result = reply(false, message, await this.logLength().catch(() => 0), final);
       log.warn({ op: 'actions', device: peer.slug, request: request.id, err: result.message, final }, 'request from a device not applied');
     }
     // Final answers are kept: the same request sent again gets them without running twice.

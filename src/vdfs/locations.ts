@@ -134,14 +134,17 @@ export function addLocation(db: Db, entries: EntryStore, deviceId: string, input
   })();
 }
 
-/** Forgets a location and everything indexed under it; the folder itself is untouched. */
+/**
+ * Forgets a location and everything indexed under it; the folder itself is untouched. Takes
+ * the write lock before it counts the entries (another writer of the library is waited for).
+ */
 export function removeLocation(db: Db, entries: EntryStore, location: Location): number {
   return db.transaction(() => {
     const removed = location.rootEntryId === null ? 0 : entries.deleteSubtree(location.rootEntryId);
     db.prepare('DELETE FROM locations WHERE id = ?').run(location.id);
     if (location.deviceId === localDeviceIdOf(db)) db.prepare(`INSERT INTO index_outbox (op, id) VALUES ('unlocation', ?)`).run(location.id);
     return removed;
-  })();
+  }).immediate();
 }
 
 function localDeviceIdOf(db: Db): string | undefined {

@@ -55,13 +55,13 @@ export class MetaStore {
     return Object.fromEntries(rows.map((r) => [r.key, r.value]));
   }
 
-  /** Sets (or with null removes) one key of an entry. */
+  /** Sets (or with null removes) one key of an entry; waits for another writer of the library before it reads the register (as TagStore does). */
   set(entry: Entry, key: string, value: string | null): MetaOp {
     const op: MetaOp = { target: entryRef(this.db, this.localDeviceId, entry), key: validateMetaKey(key), value: value === null ? null : validateMetaValue(value), hlc: this.clock.tick() };
     this.db.transaction(() => {
       this.apply(op);
       this.db.prepare(`INSERT INTO index_outbox (op, extra) VALUES ('meta', ?)`).run(JSON.stringify(op));
-    })();
+    }).immediate();
     return op;
   }
 

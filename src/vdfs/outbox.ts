@@ -208,5 +208,5 @@ export function indexSnapshot(db: Db, deviceId: string): { lastSeq: number; chan
     const changes = [...snapshotChanges(db, deviceId)];
     queueExtractsOf(db, deviceId);
     return { lastSeq, changes };
-  })();
+  }).immediate();
 }

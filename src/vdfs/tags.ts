@@ -92,11 +92,10 @@ export class TagStore {
   /** Makes the entry's tags exactly these (setfattr user.sd.tags). */
   set(entry: Entry, tags: readonly string[]): TagOp[] {
     const wanted = new Set(tags.map(validateTag));
-    const current = this.tagsOf(entry.id);
-    return this.db.transaction(() => [
-      ...this.change(entry, current.filter((t) => !wanted.has(t)), false),
-      ...this.change(entry, [...wanted].filter((t) => !current.includes(t)), true),
-    ])();
+    return this.db.transaction(() => {
+      const current = this.tagsOf(entry.id);
+      return [...this.change(entry, current.filter((t) => !wanted.has(t)), false), ...this.change(entry, [...wanted].filter((t) => !current.includes(t)), true)];
+    }).immediate();
   }
 
   /** Applies an operation from any device; an older one than the register holds changes nothing. */
@@ -115,6 +114,12 @@ export class TagStore {
     return true;
   }
 
+  /**
+   * Applies and queues this device's operations in one transaction that takes the write lock
+   * before it reads the registers (BEGIN IMMEDIATE, waiting up to the busy timeout): begun
+   * deferred, another process writing the library meanwhile (the mount, `sd pair`) made SQLite
+   * refuse its first write at once, with no wait.
+   */
   private change(entry: Entry, tags: readonly string[], present: boolean): TagOp[] {
     const target = this.refOf(entry);
     return this.db.transaction(() => {
@@ -126,7 +131,7 @@ export class TagStore {
         ops.push(op);
       }
       return ops;
-    })();
+    }).immediate();
   }
 
   private materialize(entryId: number, tag: string, present: boolean): void {

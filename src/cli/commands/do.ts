@@ -95,7 +95,7 @@ async function carryOut(ctx: CommandContext, plan: DoPlan, views: readonly Entry
   if (plan.kind === 'tag') {
     const tags = plan.tags.map(validateTag);
     const store = new TagStore(library.db, library.device.id);
-    const changed = library.db.transaction(() => plan.entries.reduce((n, e) => n + (store.add(e, tags).length > 0 ? 1 : 0), 0))();
+    const changed = library.db.transaction(() => plan.entries.reduce((n, e) => n + (store.add(e, tags).length > 0 ? 1 : 0), 0)).immediate();
     return { lines: [`Tagged ${changed} entr${changed === 1 ? 'y' : 'ies'} ${tags.join(', ')}${changed < plan.entries.length ? ` (${plan.entries.length - changed} had ${tags.length === 1 ? 'it' : 'them'} already)` : ''}`], json: { tagged: changed } };
   }
   if (plan.kind === 'remote-copy') return copyToPeer(ctx, plan, views);

@@ -14,8 +14,8 @@ export interface SearchOptions {
   /** Give each result found by what its file holds a few words of that text around the match (costs a read of the text per result). */
   snippets?: boolean;
   deviceId?: string;
-  /** The content ids the Data Guardian counts at risk (for is:at-risk). */
-  atRisk?: () => Iterable<string>;
+  /** The content ids the Data Guardian counts at risk (for is:at-risk), all at once: asked outside any transaction of the search, as it writes the library first (the guardian's copy summary). */
+  atRisk?: () => readonly string[];
 }
 
 /** Where a result's words were found: its name, what it holds, its tags or metadata values, a folder above it. */
@@ -112,10 +112,15 @@ function filterSql(db: Db, q: SearchQuery, fts: string | undefined, options: Sea
   }
   if (q.atRisk) {
     if (!options.atRisk) throw new SdError('USAGE', 'is:at-risk needs the Data Guardian, which this search was not given');
+    // Asked before the temporary table's transaction, not in it: the guardian brings its copy
+    // summary up to date first (a write to the library, in a transaction of its own that takes
+    // the write lock before it reads). Nested in a deferred transaction that had read, another
+    // process writing the library made SQLite refuse that write at once.
+    const atRisk = options.atRisk();
     db.exec('CREATE TEMP TABLE IF NOT EXISTS search_at_risk (content_id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.search_at_risk;');
     const add = db.prepare('INSERT OR IGNORE INTO temp.search_at_risk VALUES (?)');
     db.transaction(() => {
-      for (const id of options.atRisk!()) add.run(id);
+      for (const id of atRisk) add.run(id);
     })();
     where.push('e.content_id IN (SELECT content_id FROM temp.search_at_risk)');
   }
