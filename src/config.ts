@@ -98,6 +98,14 @@ export const config = {
   /** Blocks of a peer's log fetched and applied per mirror transaction. */
   mirrorBlocksPerBatch: 32,
   /**
+   * Blocks of a peer's log requested at once from one peer, fewest and most (hypercore
+   * scales between them with the connection's round trip; its own default is 16 to 512).
+   * A block holds up to logOpsPerBlock changes, ~43 KB at a thousand: on a loaded machine
+   * the round trip grows, and 512 blocks in flight from each of two peers held 40 MB of
+   * buffers in a mount backfilling both.
+   */
+  mirrorInflightBlocks: [16, 32] as [number, number],
+  /**
    * How long a change that must not be lost waits before it is tried again when another
    * process held the library past the busy timeout (a mirror's batch, a new file's copy job).
    */

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import Corestore from 'corestore';
 import Hypercore from 'hypercore';
+import { config } from '../config.js';
 import { SdError } from '../errors.js';
 import { log } from '../log.js';
 import type { Library } from '../vdfs/library.js';
@@ -63,7 +64,7 @@ export async function startIndexSync(library: Library, options: IndexSyncOptions
         let m = mirrors.get(deviceId);
         if (!m) {
           const { onMirrored, onProgress } = options;
-          m = new Mirror(library.db, deviceId, store.get({ key: logKey }), {
+          m = new Mirror(library.db, deviceId, store.get({ key: logKey, inflightRange: config.mirrorInflightBlocks }), {
             onApplied: onMirrored && (() => onMirrored(deviceId)),
             onProgress: onProgress && ((p) => onProgress(deviceId, p)),
             ...mirrorOptions,

@@ -52,7 +52,8 @@ declare module 'corestore' {
     constructor(storage: string | import('hypercore').CoreStorage, opts?: Record<string, unknown>);
     ready(): Promise<void>;
     /** key alone: a peer's core (read-only); key with keyPair: a writable core with that key. */
-    get(opts: { key?: Buffer; keyPair?: HypercoreKeyPair; name?: string }): Hypercore;
+    /** inflightRange: blocks requested at once from one peer, fewest and most (scaled with the round trip). */
+    get(opts: { key?: Buffer; keyPair?: HypercoreKeyPair; name?: string; inflightRange?: [number, number] }): Hypercore;
     /** A boolean makes a new stream; a Noise stream (a swarm connection) is replicated over as is. */
     replicate(isInitiatorOrStream: boolean | import('node:stream').Duplex, opts?: Record<string, unknown>): ReplicationStream;
     close(): Promise<void>;
