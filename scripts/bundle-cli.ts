@@ -4,12 +4,14 @@
 // `sd ls` loaded 19. bundled/manifest.json names each bundle's commands and modules.
 // A command module goes in when nothing it loads starts a worker thread or finds a file by
 // its own address (import.meta: in one file every module would have the bundle's), and
-// the only packages it loads are better-sqlite3 and pino (packages stay outside the
-// bundle). The others run from the modules, as every command does without esbuild (a dev
-// dependency) or after a build by tsc alone.
+// the only packages it loads are better-sqlite3 (bundled too: as CommonJS modules its 14
+// files took ~8 ms) and pino (left in node_modules: it loads only when SD_LOG asks). The
+// others run from the modules, as every command does without esbuild (a dev dependency)
+// or after a build by tsc alone.
 // Run: node build/scripts/bundle-cli.js [CLI_DIR]  (npm run build runs it after tsc;
 // CLI_DIR: the built src/cli, by default this build's)
 import fs from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -26,12 +28,12 @@ interface OnResolveArgs {
   importer: string;
 }
 interface PluginBuild {
-  onResolve(options: { filter: RegExp }, callback: (args: OnResolveArgs) => { path: string; namespace: string } | undefined): void;
+  onResolve(options: { filter: RegExp }, callback: (args: OnResolveArgs) => { path: string; namespace?: string; external?: boolean } | undefined): void;
   onLoad(options: { filter: RegExp; namespace: string }, callback: (args: { path: string }) => { contents: string }): void;
 }
 
-/** Packages a bundled command may load (they stay outside the bundle). */
-const PACKAGES = new Set(['better-sqlite3', 'pino']);
+/** Packages a bundled command may load: bindings is better-sqlite3's search for its addon, when not at its path. */
+const PACKAGES = new Set(['better-sqlite3', 'pino', 'bindings']);
 /** The namespace of the command modules a bundle leaves out (see leaveOut). */
 const LEFT_OUT = 'left-out';
 
@@ -49,8 +51,44 @@ interface BundleManifest {
   inputs: Record<string, Array<[string, number, number]>>;
 }
 
-// Paths in esbuild's metafile are from cliDir.
-const OPTIONS = { absWorkingDir: cliDir, bundle: true, format: 'esm', platform: 'node', target: 'node20', packages: 'external', keepNames: true, logLevel: 'error', metafile: true };
+/**
+ * better-sqlite3 goes in the bundles when its addon is where database.ts gives it by path:
+ * bundled, its own search for it (bindings) would start from the bundle's folder.
+ */
+const inBundles = new Set<string>();
+try {
+  createRequire(indexFile).resolve('better-sqlite3/build/Release/better_sqlite3.node');
+  inBundles.add('better-sqlite3');
+} catch {
+  // better-sqlite3 stays in node_modules
+}
+
+// Paths in esbuild's metafile are from cliDir. Bundled CommonJS code requires node's
+// modules and the addon with the require the banner makes.
+const OPTIONS = {
+  absWorkingDir: cliDir,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  keepNames: true,
+  logLevel: 'error',
+  metafile: true,
+  banner: { js: "import { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);" },
+};
+
+/** The package a bare specifier names (`@scope/name/x` -> `@scope/name`). */
+function packageName(specifier: string): string {
+  return specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+}
+
+/** An esbuild plugin: packages stay in node_modules, but those in inBundles. */
+const packages = {
+  name: 'packages',
+  setup(build: PluginBuild) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => (isBuiltin(args.path) || inBundles.has(packageName(args.path)) ? undefined : { path: args.path, external: true }));
+  },
+};
 
 /** Each command's name and its module (`./browse.js`), as commands/index.js imports them. */
 async function commandModules(): Promise<Map<string, string>> {
@@ -65,12 +103,11 @@ async function commandModules(): Promise<Map<string, string>> {
 
 /** Why the modules bundled from `entry` cannot run from one file, or undefined when they can. */
 async function unbundlable(esbuild: Esbuild, entry: string, plugins: unknown[] = []): Promise<string | undefined> {
-  const { metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [entry], write: false, outdir: cliDir, plugins });
+  const { metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [entry], write: false, outdir: cliDir, plugins: [packages, ...plugins] });
   for (const output of Object.values(metafile.outputs)) {
     for (const imported of output.imports) {
-      if (!imported.external || imported.path.startsWith('node:')) continue;
-      const name = imported.path.split('/').slice(0, imported.path.startsWith('@') ? 2 : 1).join('/');
-      if (!PACKAGES.has(name)) return `loads ${imported.path}`;
+      if (!imported.external || isBuiltin(imported.path)) continue;
+      if (!PACKAGES.has(packageName(imported.path))) return `loads ${imported.path}`;
     }
   }
   for (const input of Object.keys(metafile.inputs)) {
@@ -123,7 +160,7 @@ async function main(): Promise<void> {
     // Each bundle holds one command module: a command loads no other's code.
     const bundle = path.join(BUNDLE_DIR, module);
     const plugins = [leaveOut(new Set([...all].filter((m) => m !== module)))];
-    const { metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [run], outfile: path.join(cliDir, bundle), plugins });
+    const { metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [run], outfile: path.join(cliDir, bundle), plugins: [packages, ...plugins] });
     manifest.inputs[bundle] = Object.keys(metafile.inputs)
       .filter((input) => !input.startsWith(`${LEFT_OUT}:`))
       .map((input): [string, number, number] => {
