@@ -1,9 +1,12 @@
 // Bundles the `sd` command line (src/cli/run.ts) with each command module that opens only
-// the library, one file for each (build/src/cli/bundled/browse.js: sd ls, stat and cat),
-// which main.ts runs those commands from: Node 20 loads ES modules one by one, and an
-// `sd ls` loaded 19. bundled/manifest.json names each bundle's commands and modules.
+// the library, one CommonJS file for each (build/src/cli/bundled/browse.cjs: sd ls, stat
+// and cat), which sd.cts runs those commands from: Node 20 loads ES modules one by one, and
+// an `sd ls` loaded 19 (and better-sqlite3's 14 CommonJS ones); a process that loads no ES
+// module starts without the ES module loader. bundled/manifest.json names each bundle's
+// commands and modules.
 // A command module goes in when nothing it loads starts a worker thread or finds a file by
-// its own address (import.meta: in one file every module would have the bundle's), and
+// its own address (import.meta: in one file every module would have the bundle's) or
+// waits at its top level (await: a CommonJS module cannot), and
 // the only packages it loads are better-sqlite3 (bundled too: as CommonJS modules its 14
 // files took ~8 ms) and pino (left in node_modules: it loads only when SD_LOG asks). The
 // others run from the modules, as every command does without esbuild (a dev dependency)
@@ -39,11 +42,11 @@ const LEFT_OUT = 'left-out';
 
 const cliDir = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli'));
 const indexFile = path.join(cliDir, 'commands', 'index.js');
-/** Where the bundles go, from cliDir (main.ts looks there). */
+/** Where the bundles go, from cliDir (sd.cts looks there). */
 const BUNDLE_DIR = 'bundled';
 const bundleDir = path.join(cliDir, BUNDLE_DIR);
 
-/** bundled/manifest.json, which main.ts reads (paths from cliDir). */
+/** bundled/manifest.json, which sd.cts reads (paths from cliDir). */
 interface BundleManifest {
   /** Each bundled command's bundle. */
   commands: Record<string, string>;
@@ -63,18 +66,20 @@ try {
   // better-sqlite3 stays in node_modules
 }
 
-// Paths in esbuild's metafile are from cliDir. Bundled CommonJS code requires node's
-// modules and the addon with the require the banner makes.
+// Paths in esbuild's metafile are from cliDir. The modules are ES modules, strict: so is
+// the bundle. createRequire(import.meta.url), the one use of import.meta let in, finds
+// packages from the bundle's folder as from theirs.
 const OPTIONS = {
   absWorkingDir: cliDir,
   bundle: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   keepNames: true,
-  logLevel: 'error',
+  logLevel: 'silent',
   metafile: true,
-  banner: { js: "import { createRequire as __bundleCreateRequire } from 'node:module';\nconst require = __bundleCreateRequire(import.meta.url);" },
+  banner: { js: "'use strict';\nconst __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__bundleUrl' },
 };
 
 /** The package a bare specifier names (`@scope/name/x` -> `@scope/name`). */
@@ -103,7 +108,13 @@ async function commandModules(): Promise<Map<string, string>> {
 
 /** Why the modules bundled from `entry` cannot run from one file, or undefined when they can. */
 async function unbundlable(esbuild: Esbuild, entry: string, plugins: unknown[] = []): Promise<string | undefined> {
-  const { metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [entry], write: false, outdir: cliDir, plugins: [packages, ...plugins] });
+  let metafile: Metafile;
+  try {
+    ({ metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [entry], write: false, outdir: cliDir, plugins: [packages, ...plugins] }));
+  } catch (err) {
+    const first = (err as { errors?: Array<{ text: string; location?: { file: string } }> }).errors?.[0];
+    return first ? `${first.location?.file ?? entry}: ${first.text}` : String(err);
+  }
   for (const output of Object.values(metafile.outputs)) {
     for (const imported of output.imports) {
       if (!imported.external || isBuiltin(imported.path)) continue;
@@ -129,7 +140,7 @@ function leaveOut(left: Set<string>): unknown {
         args.importer === indexFile && left.has(args.path) ? { path: args.path, namespace: LEFT_OUT } : undefined,
       );
       build.onLoad({ filter: /.*/, namespace: LEFT_OUT }, (args) => ({
-        contents: `throw new Error('sd: ${args.path} is not in this bundle; main.ts runs its commands from their own');`,
+        contents: `throw new Error('sd: ${args.path} is not in this bundle; sd.cts runs its commands from their own');`,
       }));
     },
   };
@@ -158,7 +169,7 @@ async function main(): Promise<void> {
       continue;
     }
     // Each bundle holds one command module: a command loads no other's code.
-    const bundle = path.join(BUNDLE_DIR, module);
+    const bundle = path.join(BUNDLE_DIR, module.replace(/\.js$/, '.cjs'));
     const plugins = [leaveOut(new Set([...all].filter((m) => m !== module)))];
     const { metafile } = await esbuild.build({ ...OPTIONS, entryPoints: [run], outfile: path.join(cliDir, bundle), plugins: [packages, ...plugins] });
     manifest.inputs[bundle] = Object.keys(metafile.inputs)

@@ -1,5 +1,5 @@
 // The bundles `npm run build` makes (scripts/bundle-cli.ts), one file for each command
-// module that opens only the library, which main.ts runs `sd ls`, `sd search`... from:
+// module that opens only the library, which sd.cts runs `sd ls`, `sd search`... from:
 // they answer as the modules do, byte for byte, and step aside once a module they hold is
 // compiled again. Run on a copy of the build, bundled here (needs esbuild, a dev dependency).
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,7 +20,7 @@ function bundledCopy(dir: string): { main: string; manifest: string; stderr: str
   const made = spawnSync(process.execPath, [path.join(dir, 'build', 'scripts', 'bundle-cli.js')], { env: cleanEnv(), encoding: 'utf8' });
   if (made.status !== 0) throw new Error(`bundle-cli failed: ${made.stderr}`);
   const cli = path.join(dir, 'build', 'src', 'cli');
-  return { main: path.join(cli, 'main.js'), manifest: path.join(cli, 'bundled', 'manifest.json'), stderr: made.stderr };
+  return { main: path.join(cli, 'sd.cjs'), manifest: path.join(cli, 'bundled', 'manifest.json'), stderr: made.stderr };
 }
 
 function sdWith(main: string, args: string[], library: string): Promise<SdResult> {
@@ -55,7 +55,7 @@ t.test('a bundled command answers as its modules do, and steps aside once one is
   const copy = bundledCopy(path.join(base, 'program'));
   t.ok(fs.existsSync(copy.manifest), `bundle-cli made its bundles${copy.stderr ? `: ${copy.stderr.trim()}` : ''}`);
   const manifest = JSON.parse(fs.readFileSync(copy.manifest, 'utf8')) as { commands: Record<string, string> };
-  t.match(manifest.commands, { ls: 'bundled/browse.js', stat: 'bundled/browse.js', cat: 'bundled/browse.js', search: 'bundled/find.js', dupes: 'bundled/find.js' }, 'sd ls, stat, cat, search and dupes are bundled');
+  t.match(manifest.commands, { ls: 'bundled/browse.cjs', stat: 'bundled/browse.cjs', cat: 'bundled/browse.cjs', search: 'bundled/find.cjs', dupes: 'bundled/find.cjs' }, 'sd ls, stat, cat, search and dupes are bundled');
   t.notOk(manifest.commands.mount ?? manifest.commands.location, 'commands that load other packages or start worker threads are not');
 
   const lib = path.join(base, 'library');
@@ -103,14 +103,14 @@ t.test('a bundled command answers as its modules do, and steps aside once one is
   t.ok(bundled.some((r) => r.code === 0) && bundled.some((r) => r.code === 1) && bundled.some((r) => r.code === 2), 'the lines include successes, errors and usage mistakes');
 
   // A mark in each bundle shows which one ran.
-  for (const bundle of ['browse.js', 'find.js', 'devices.js']) fs.appendFileSync(path.join(path.dirname(copy.manifest), bundle), `\nprocess.stderr.write('from ${bundle}\\n');\n`);
+  for (const bundle of ['browse.cjs', 'find.cjs', 'devices.cjs']) fs.appendFileSync(path.join(path.dirname(copy.manifest), bundle), `\nprocess.stderr.write('from ${bundle}\\n');\n`);
   const marked = await Promise.all([['ls', 'sd://laptop/pics'], ['search', 'beach'], ['devices']].map((args) => sdWith(copy.main, args, lib)));
-  t.same(marked.map((r) => r.stderr), ['from browse.js\n', 'from find.js\n', 'from devices.js\n'], 'sd ls, search and devices run from their bundles');
+  t.same(marked.map((r) => r.stderr), ['from browse.cjs\n', 'from find.cjs\n', 'from devices.cjs\n'], 'sd ls, search and devices run from their bundles');
   t.equal(marked[0]!.stdout, modules[2]!.stdout, 'and answer as before');
   // listing.js is in the first two bundles, not in devices'.
   recompile(path.join(path.dirname(copy.main), '..', 'vdfs', 'listing.js'));
   const after = await Promise.all([['ls', 'sd://laptop/pics'], ['search', 'beach'], ['devices']].map((args) => sdWith(copy.main, args, lib)));
   t.same(after[0], modules[2], 'a module compiled again: sd ls runs from the modules, as before');
   t.same(after[1], modules[13], 'as does sd search, whose bundle holds it too');
-  t.equal(after[2]!.stderr, 'from devices.js\n', 'a bundle without it still runs');
+  t.equal(after[2]!.stderr, 'from devices.cjs\n', 'a bundle without it still runs');
 });

@@ -23,7 +23,7 @@ export interface BenchArgs {
 }
 
 /** The built `sd` command the benches run (`npm run setup` builds it). */
-export const SD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+export const SD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'sd.cjs');
 /**
  * The checkout's `sd` as a user runs it: the benches start `sd mount` through it, which
  * gives the mount its node flags (see bin/sd); CLI rows time SD_MAIN against `node -e 0`.

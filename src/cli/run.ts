@@ -1,5 +1,5 @@
 // The `sd` command line: dispatch to a command module, exit codes (0 ok, 1 error with one
-// line on stderr, 2 usage) and --json output. main.ts starts it.
+// line on stderr, 2 usage) and --json output. sd.cts starts it.
 import { parseArgs } from 'node:util';
 import { resolveLibraryDir } from '../config.js';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { log } from '../log.js';
 import { DATABASE_FILE, openLibrary, type Library } from '../vdfs/library.js';
 import { UsageError, type Command, type CommandContext, type Output } from './command.js';
 import { COMMANDS } from './commands/index.js';
-import type { Globals } from './main.js';
+import type { Globals } from './sd.cjs';
 
 const VERSION = '0.1.0';
 
