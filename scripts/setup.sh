@@ -49,3 +49,5 @@ fi
 
 echo "setup: building" >&2
 npx tsc -p tsconfig.json
+# The commands that open only the library, each in one file: they start ~10 ms sooner.
+node build/scripts/bundle-cli.js

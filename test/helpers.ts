@@ -15,7 +15,7 @@ export const SD_BIN = path.join(REPO_ROOT, 'bin', 'sd');
  * What most tests run as `sd`: the built CLI that bin/sd runs, started with this node
  * (bin/sd itself is run by cli-process, as a user's shell runs it).
  */
-export const SD_MAIN = path.join(REPO_ROOT, 'build', 'src', 'cli', 'main.js');
+export const SD_MAIN = path.join(REPO_ROOT, 'build', 'src', 'cli', 'sd.cjs');
 
 /** A fresh temporary folder, removed when the test ends. */
 export function tempDir(t: Test, prefix = 'sd-test-'): string {

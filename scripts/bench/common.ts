@@ -23,10 +23,11 @@ export interface BenchArgs {
 }
 
 /** The built `sd` command the benches run (`npm run setup` builds it). */
-export const SD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+export const SD_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'sd.cjs');
 /**
  * The checkout's `sd` as a user runs it: the benches start `sd mount` through it, which
- * gives the mount its node flags (see bin/sd); CLI rows time SD_MAIN against `node -e 0`.
+ * gives the mount its node flags (see bin/sd); bench/scale times the CLI's start-up through
+ * it, against `node -e 0`.
  */
 export const SD_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'sd');
 
@@ -201,10 +202,10 @@ export interface CommandRun {
  * Runs a command as an async child process and times it from spawn to exit. stdout is
  * discarded (as with `> /dev/null`) unless captured.
  */
-export function timeCommand(cmd: string, args: readonly string[], options: { captureStdout?: boolean; cwd?: string } = {}): Promise<CommandRun> {
+export function timeCommand(cmd: string, args: readonly string[], options: { captureStdout?: boolean; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CommandRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(cmd, args, { cwd: options.cwd, stdio: ['ignore', options.captureStdout ? 'pipe' : 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', options.captureStdout ? 'pipe' : 'ignore', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));

@@ -32,7 +32,7 @@ const AIM_QUERY_SECONDS = 1;
 const AIM_QUERY_PEAK_MB = 300;
 const AIM_COPY_COUNT_SECONDS = 1;
 const MiB = 1024 * 1024;
-const SD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+const SD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'sd.cjs');
 
 const args = parseArgs(undefined, ['only', 'library']);
 const only = args.words.get('only');

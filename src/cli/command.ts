@@ -1,5 +1,5 @@
 // The shape of one `sd` command: its name, help text, options (node:util parseArgs
-// style) and the function that runs it. main.ts parses, opens the library, dispatches.
+// style) and the function that runs it. run.ts parses, opens the library, dispatches.
 import type { ParseArgsConfig } from 'node:util';
 import type { Library } from '../vdfs/library.js';
 

@@ -1,5 +1,5 @@
-// The `sd` command: global options, dispatch to a command module, exit codes
-// (0 ok, 1 error with one line on stderr, 2 usage) and --json output.
+// The `sd` command line: dispatch to a command module, exit codes (0 ok, 1 error with one
+// line on stderr, 2 usage) and --json output. sd.cts starts it.
 import { parseArgs } from 'node:util';
 import { resolveLibraryDir } from '../config.js';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { log } from '../log.js';
 import { DATABASE_FILE, openLibrary, type Library } from '../vdfs/library.js';
 import { UsageError, type Command, type CommandContext, type Output } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import type { Globals } from './sd.cjs';
 
 const VERSION = '0.1.0';
 
@@ -26,36 +27,6 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
 Exit codes: 0 ok, 1 error (one line on stderr), 2 usage.
 Logs: quiet by default; SD_LOG=debug (or info, warn) prints pino lines on stderr.`;
-
-interface Globals {
-  library?: string;
-  json: boolean;
-  help: boolean;
-  version: boolean;
-  rest: string[];
-}
-
-/** Pulls the global options out of argv wherever they stand (before a '--'). */
-function splitGlobals(argv: string[]): Globals {
-  const g: Globals = { json: false, help: false, version: false, rest: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      g.rest.push(...argv.slice(i));
-      break;
-    }
-    if (arg === '--json') g.json = true;
-    else if (arg === '--help' || arg === '-h') g.help = true;
-    else if (arg === '--version') g.version = true;
-    else if (arg === '--library') {
-      const value = argv[++i];
-      if (value === undefined) throw new UsageError('--library needs a directory');
-      g.library = value;
-    } else if (arg.startsWith('--library=')) g.library = arg.slice('--library='.length);
-    else g.rest.push(arg);
-  }
-  return g;
-}
 
 function makeOutput(json: boolean): Output {
   return {
@@ -98,8 +69,8 @@ function stopped(): Promise<string> {
   }));
 }
 
-async function run(argv: string[]): Promise<number> {
-  const g = splitGlobals(argv);
+async function run(g: Globals): Promise<number> {
+  if (g.mistake) throw new UsageError(g.mistake);
   if (g.version) {
     process.stdout.write(`sd ${VERSION}\n`);
     return 0;
@@ -167,27 +138,29 @@ function exitWith(code: number): void {
   process.exitCode = code;
 }
 
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  // `sd cat big | head` closes the pipe early: that is the reader's choice, not an error.
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
-
-try {
-  exitWith(await run(process.argv.slice(2)));
-} catch (err) {
-  if (err instanceof UsageError) {
-    process.stderr.write(`sd: ${err.message}\n`);
-    exitWith(2);
-  } else if (err instanceof SdError) {
-    log.debug({ err }, 'command failed');
-    process.stderr.write(`sd: ${err.message}\n`);
-    // A bad value the user typed (a search filter, a --name) is a usage mistake: exit 2.
-    exitWith(err.code === 'USAGE' ? 2 : 1);
-  } else {
-    log.error({ err }, 'unexpected failure');
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`sd: ${message.split('\n')[0]} (SD_LOG=debug shows details)\n`);
-    exitWith(1);
+/** Runs `sd` with these options and the command they leave to its end, and sets the process's exit code. */
+export async function runCli(g: Globals): Promise<void> {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // `sd cat big | head` closes the pipe early: that is the reader's choice, not an error.
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  try {
+    exitWith(await run(g));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`sd: ${err.message}\n`);
+      exitWith(2);
+    } else if (err instanceof SdError) {
+      log.debug({ err }, 'command failed');
+      process.stderr.write(`sd: ${err.message}\n`);
+      // A bad value the user typed (a search filter, a --name) is a usage mistake: exit 2.
+      exitWith(err.code === 'USAGE' ? 2 : 1);
+    } else {
+      log.error({ err }, 'unexpected failure');
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`sd: ${message.split('\n')[0]} (SD_LOG=debug shows details)\n`);
+      exitWith(1);
+    }
   }
 }
