@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_MAIN, sdEnv } from './common.js';
+import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
 import { firstJson, memoryOf, settled, startMount, stopChild, type StartedMount } from './mounts.js';
 import { buildPassthroughs, withPassthrough } from './passthrough.js';
 
