@@ -22,7 +22,8 @@ interface Binding {
   /** A read's or a write's byte count, or lseek's offset (negative: an errno). */
   replyCount(session: number, id: number, n: number): void;
   replyBuffer(session: number, id: number, data: Buffer): void;
-  replyNames(session: number, id: number, names: string[], realDir: string | null): void;
+  /** types: each name's DT_* (0: unknown); inos: each one's inode number (0: unknown). */
+  replyNames(session: number, id: number, names: string[], realDir: string | null, types: Uint8Array, inos: Float64Array | null): void;
   replyStatfs(session: number, id: number, values: number[]): void;
   /** Cached blocks the FUSE threads read themselves: the cache's data file (duplicated), the file's size, the block span; an id, or -errno. */
   backing(fd: number, size: number, span: number): number;
@@ -271,7 +272,7 @@ export class NativeSession {
           if (c === true) ops.markWritten(fh);
           return ops.fsync(at, a !== 0, fh, err);
         case Op.READDIR:
-          return ops.readdir(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names, ops.realDirOf(at) ?? null)));
+          return ops.readdir(at, (e, l) => (e < 0 || !l ? err(e || EIO) : bind.replyNames(sid, id, l.names, ops.realDirOf(at) ?? null, l.types, l.inos ?? null)));
         case Op.STATFS:
           return ops.statfs(at, (e, s?: StatFs) => (e < 0 || !s ? err(e || EIO) : bind.replyStatfs(sid, id, [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax])));
         case Op.SETXATTR:

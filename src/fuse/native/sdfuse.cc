@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
@@ -130,6 +131,8 @@ struct FileHandle {
 struct DirHandle {
   bool loaded = false;            // names asked of JS at the first readdir
   std::vector<std::string> names;
+  std::vector<uint8_t> types;     // each name's DT_* (DT_UNKNOWN: the kernel's reader stats it)
+  std::vector<uint64_t> inos;     // each name's inode number as stat gives it (0: unknown); empty: none known
   std::string realDir;            // a local folder's real path: readdirplus stats its names here
 };
 
@@ -1209,7 +1212,10 @@ void sd_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
 
 /**
  * One reply of a listing from its names: with readdirplus, each name of a local folder
- * with its attributes (stat here, on this thread), counted as a lookup of its node.
+ * with its attributes (stat here, on this thread), counted as a lookup of its node. Other
+ * names go with what JS knew of them: their type (d_type: `ls -R` and `find` stat only
+ * names of unknown type) and inode number; with readdirplus, as an entry of node id 0,
+ * which the kernel reads for the dirent alone (fuse_direntplus_link links no dentry).
  */
 void serveDir(Session *s, fuse_req_t req, uint64_t dirId, DirHandle *dh, size_t size, off_t off, bool plus) {
   std::vector<char> buf(size);
@@ -1220,10 +1226,15 @@ void serveDir(Session *s, fuse_req_t req, uint64_t dirId, DirHandle *dh, size_t 
     const std::string &name = dh->names[i];
     char *at = buf.data() + used;
     size_t room = size - used;
+    bool dot = name == "." || name == "..";
+    // Known or not: an unknown inode number is not 0, which readdir(3) would skip.
+    uint64_t ino = i < dh->inos.size() && dh->inos[i] != 0 ? dh->inos[i] : 0xffffffff;
+    mode_t type = dot ? S_IFDIR : DTTOIF(dh->types[i]);
     if (!plus) {
       struct stat st;
       memset(&st, 0, sizeof st);
-      st.st_ino = 0xffffffff;  // unknown: the kernel looks the name up for the real one
+      st.st_ino = ino;
+      st.st_mode = type;
       size_t need = fuse_add_direntry(req, at, room, name.c_str(), &st, (off_t)(i + 1));
       if (need > room) break;
       used += need;
@@ -1232,10 +1243,9 @@ void serveDir(Session *s, fuse_req_t req, uint64_t dirId, DirHandle *dh, size_t 
     if (fuse_add_direntry_plus(req, nullptr, 0, name.c_str(), nullptr, 0) > room) break;
     fuse_entry_param e;
     memset(&e, 0, sizeof e);
-    bool dot = name == "." || name == "..";
     if (dot || dh->realDir.empty()) {
-      e.attr.st_ino = 0xffffffff;  // no attributes: the kernel looks the name up if it needs them
-      if (dot) e.attr.st_mode = S_IFDIR;
+      e.attr.st_ino = ino;  // no attributes (node id 0): the kernel looks the name up if it needs them
+      e.attr.st_mode = type;
     } else {
       std::string real = dh->realDir + "/" + name;
       if (lstat(real.c_str(), &e.attr) != 0) continue;  // gone since it was listed
@@ -1753,7 +1763,21 @@ napi_value replyBuffer(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** replyNames(session, id, names[], realDir | null) for a listing's first readdir: kept in its handle and served from there. */
+/** A typed array's elements when v is one of `want` type with `length` of them, else null. */
+template <typename T>
+const T *typedArrayArg(napi_env env, napi_value v, napi_typedarray_type want, size_t length) {
+  napi_typedarray_type type;
+  size_t count;
+  void *data;
+  if (!v || napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok) return nullptr;
+  return type == want && count == length ? static_cast<const T *>(data) : nullptr;
+}
+
+/**
+ * replyNames(session, id, names[], realDir | null, types: Uint8Array, inos: Float64Array | null)
+ * for a listing's first readdir: kept in its handle and served from there. types: each
+ * name's DT_* (0: unknown); inos: each one's inode number (0: unknown).
+ */
 napi_value replyNames(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
@@ -1763,14 +1787,23 @@ napi_value replyNames(napi_env env, napi_callback_info info) {
     finish(env, a.r);
     return nullptr;
   }
+  const uint8_t *types = typedArrayArg<uint8_t>(env, a.argv[2], napi_uint8_array, length);
+  const double *inos = typedArrayArg<double>(env, a.argv[3], napi_float64_array, length);
   DirHandle *dh = a.r->dir;
   dh->names.clear();
   dh->names.reserve(length);
+  dh->types.clear();
+  dh->types.reserve(length);
+  dh->inos.clear();
+  if (inos) dh->inos.reserve(length);
   std::string name;
   for (uint32_t i = 0; i < length; i++) {
     napi_value v;
     napi_get_element(env, a.argv[0], i, &v);
-    if (stringArg(env, v, name)) dh->names.push_back(name);
+    if (!stringArg(env, v, name)) continue;
+    dh->names.push_back(name);
+    dh->types.push_back(types ? types[i] & 017 : DT_UNKNOWN);  // d_type is the 4 bits of S_IFMT
+    if (inos) dh->inos.push_back(inos[i] > 0 && inos[i] < 18446744073709551616.0 ? (uint64_t)inos[i] : 0);
   }
   if (optionalString(env, a.argv[1], dh->realDir)) {
     std::lock_guard<std::mutex> lock(a.s->nodesMu);
