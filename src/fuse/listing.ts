@@ -54,10 +54,5 @@ export function withDots(l: Listing): Listing {
   const types = new Uint8Array(l.names.length + 2);
   types[0] = types[1] = DT_DIR;
   types.set(l.types, 2);
-  let inos: Float64Array | undefined;
-  if (l.inos) {
-    inos = new Float64Array(l.names.length + 2);
-    inos.set(l.inos, 2);
-  }
-  return { names: ['.', '..', ...l.names], types, inos };
+  return { names: ['.', '..', ...l.names], types, attrs: l.attrs && [undefined, undefined, ...l.attrs] };
 }

@@ -14,7 +14,7 @@ import type { Namespace } from '../vdfs/namespace.js';
 import type { PendingChange } from '../vdfs/pending.js';
 import type { FileAttrs, RemoteChanges } from '../vdfs/remote-changes.js';
 import { EIO, EISDIR, ENOENT, ENOTDIR, EROFS, errnoOf } from './errno.js';
-import { fromEntry, fromStats, remoteIno, virtualDir } from './stat.js';
+import { fromEntry, fromStats, virtualDir } from './stat.js';
 import { DT_DIR, DT_REG, DT_UNKNOWN, typeOfKind } from './listing.js';
 import type { Node } from './tree.js';
 
@@ -114,8 +114,8 @@ export class RemoteTree {
   }
 
   /**
-   * The names shown in a folder: its index entries (with their kinds and inode numbers, from
-   * the same query), less those a pending change took away, plus those one made here.
+   * The names shown in a folder: its index entries (with their attributes, from the same
+   * query), less those a pending change took away, plus those one made here (typed).
    */
   readdir(node: RemoteNode): Listing | number {
     const v = this.view(node);
@@ -129,7 +129,7 @@ export class RemoteTree {
     const count = shown.length + added.size;
     const names = new Array<string>(count);
     const types = new Uint8Array(count);
-    const inos = new Float64Array(count);
+    const attrs = new Array<FuseStat | undefined>(count);
     // Below a folder shown from the index a name looks up to that very entry; below a new
     // folder (made here, pending) it does not until the pending row goes: left unknown.
     const known = v.kind === 'entry';
@@ -137,7 +137,7 @@ export class RemoteTree {
       names[i] = e.name;
       if (!known) return;
       types[i] = typeOfKind(e.kind);
-      inos[i] = remoteIno(e.id);
+      attrs[i] = fromEntry(e, this.writable); // what getattr answers for that name
     });
     let i = shown.length;
     for (const [name, kind] of added) {
@@ -145,7 +145,7 @@ export class RemoteTree {
       // A new file is staged here, a new folder is one; what a rename brought may be either.
       types[i++] = kind === 'file' ? DT_REG : kind === 'dir' ? DT_DIR : DT_UNKNOWN;
     }
-    return { names, types, inos };
+    return { names, types, attrs };
   }
 
   /** Opens for reading (remote bytes, or a pending file's staged ones) or, for writing, a staged file. */

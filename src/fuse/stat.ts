@@ -56,11 +56,6 @@ export function virtualLink(key: string, target: string, timeMs: number): FuseSt
   return { ...virtualDir(key, timeMs), mode: S_IFLNK | 0o777, size: Buffer.byteLength(target), nlink: 1 };
 }
 
-/** A peer's entry's inode number (its listing gives the same one). */
-export function remoteIno(entryId: number): number {
-  return REMOTE_INO_BASE + (entryId % REMOTE_INO_SPAN);
-}
-
 const KIND_BITS = { file: 0o100000, dir: S_IFDIR, symlink: 0o120000 } as const;
 
 /**
@@ -76,7 +71,7 @@ export function fromEntry(e: Entry, writable = true): FuseStat {
     gid: process.getgid?.() ?? 0,
     size: e.kind === 'dir' ? 4096 : e.size,
     nlink: e.kind === 'dir' ? 2 : 1,
-    ino: remoteIno(e.id),
+    ino: REMOTE_INO_BASE + (e.id % REMOTE_INO_SPAN),
     blksize: 4096,
     blocks: Math.ceil(e.size / 512),
     atime: e.mtime,

@@ -41,15 +41,16 @@ export interface StatFs {
 
 /**
  * A folder's names as readdir answers them, each with what the kernel can be told of it
- * without a lookup: its type (d_type: `ls -R`, `find`, `du` stat only names of unknown
- * type) and its inode number (d_ino). Never a guess: what sdfs is unsure of stays unknown.
+ * without a lookup: its type (d_type: `ls -R`, `find` stat only names of unknown type) and,
+ * where sdfs has them at hand, its attributes (readdirplus gives them: `ls -l`, `du` look
+ * up none; their inode number is d_ino). Never a guess: what sdfs is unsure of stays unknown.
  */
 export interface Listing {
   names: string[];
   /** Each name's DT_* (listing.ts); 0 (DT_UNKNOWN) when not known. */
   types: Uint8Array;
-  /** Each name's inode number as stat gives it, 0 when not known; none known when absent. */
-  inos?: Float64Array;
+  /** Each name's attributes, exactly as getattr gives them; undefined when not at hand. */
+  attrs?: Array<FuseStat | undefined>;
 }
 
 /** Who asked: the uid and gid of the calling process. */
