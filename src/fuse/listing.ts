@@ -1,6 +1,6 @@
 // A folder's names as readdir answers them (types.ts Listing), with each name's type where
-// sdfs knows it without a lookup: from a real folder's own readdir, or from what a folder of
-// the virtual tree holds by construction.
+// sdfs knows it without a lookup: from a real folder's own readdir, a peer's index entry,
+// or what a folder of the virtual tree holds by construction.
 import type fs from 'node:fs';
 import type { EntryKind } from '../vdfs/entries.js';
 import type { Listing } from './types.js';
