@@ -43,6 +43,11 @@ export type Op =
   | { op: 'lstat' | 'stat'; path: string }
   /** A folder's entries as readdir gives them: [name, d_ino as a decimal string]. */
   | { op: 'scandir'; path: string }
+  /**
+   * A folder's entries as the kernel gives them, with nothing stat'ed (the getdents64 call,
+   * through a 4 KiB buffer): [name, d_ino as a decimal string, d_type (0: unknown)].
+   */
+  | { op: 'getdents'; path: string }
   | { op: 'unlink' | 'rmdir'; path: string }
   | { op: 'rename' | 'link'; path: string; to: string }
   | { op: 'renameat2'; path: string; to: string; flags: number }
@@ -63,8 +68,10 @@ export type Op =
 export type Result = { ok: true; value?: unknown } | { ok: false; code: string };
 
 const PROGRAM = String.raw`
-import ctypes, errno, json, os, socket, sys, threading
+import ctypes, errno, json, os, socket, struct, sys, threading
 libc = ctypes.CDLL(None, use_errno=True)
+libc.getdents64.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+libc.getdents64.restype = ctypes.c_ssize_t
 libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 AT_FDCWD = -100
 
@@ -127,6 +134,26 @@ def copy(o):
         os.close(src)
         os.close(dst)
 
+def getdents(p):
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+    buf = ctypes.create_string_buffer(4096)
+    out = []
+    try:
+        while True:
+            n = libc.getdents64(fd, buf, len(buf))
+            if n < 0:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+            if n == 0:
+                return sorted(e for e in out if e[0] not in ('.', '..'))
+            raw, at = buf.raw[:n], 0
+            while at < n:
+                ino, _, reclen, typ = struct.unpack_from('<QqHB', raw, at)
+                out.append([raw[at + 19:at + reclen].split(b'\0', 1)[0].decode(), str(ino), typ])
+                at += reclen
+    finally:
+        os.close(fd)
+
 def one(o):
     k, p = o['op'], o.get('path')
     if k == 'umask':
@@ -158,6 +185,8 @@ def one(o):
     elif k == 'scandir':
         with os.scandir(p) as it:
             return sorted([e.name, str(e.inode())] for e in it)
+    elif k == 'getdents':
+        return getdents(p)
     elif k == 'unlink':
         os.unlink(p)
     elif k == 'rmdir':

@@ -10,6 +10,13 @@ import type * as Tap from 'tap';
 import { runSd, waitFor } from './helpers.js';
 import { startMount } from './mount-helpers.js';
 import { pairedMounts as pairTwo } from './remote-helpers.js';
+import { callAs, valueOf } from './posix-as.js';
+
+/** d_type values (dirent.h). */
+const DT_UNKNOWN = 0;
+const DT_DIR = 4;
+const DT_REG = 8;
+const SELF = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
 
 /** Alpha (location media) and beta (location notes), paired and mounted. */
 async function pairedMounts(t: Tap.Test) {
@@ -106,6 +113,10 @@ t.test('changes to an offline device wait in sd jobs, show in the mount, and are
   // Past the kernel's caches: the pending rename answers from the mount's own view.
   t.equal(readOr(path.join(peerTree, 'renamed.txt')), 'hello from alpha\n', 'the renamed file reads at its new name while alpha is offline');
   t.same(fs.readdirSync(peerTree).sort(), ['later', 'queued.bin', 'renamed.txt'], 'the listing shows the new name, not the old');
+  // With their types (d_type), so ls -R and find need not stat them; a renamed name's may be left unknown, never wrong.
+  const types = new Map(valueOf<Array<[string, string, number]>>(callAs(SELF, { op: 'getdents', path: peerTree }), 'getdents').map(([name, , type]) => [name, type]));
+  t.same([types.get('later'), types.get('queued.bin')], [DT_DIR, DT_REG], 'the pending folder and file are listed with their types');
+  t.ok([DT_UNKNOWN, DT_REG].includes(types.get('renamed.txt')!), `the renamed file's type is unknown or a file's (${types.get('renamed.txt')})`);
   const waiting = (await jobsOf(mountB.library)).filter((j) => j.device === 'alpha');
   t.same(waiting.map((j) => [j.kind, j.status]).sort(), [['copy', 'queued'], ['mkdir', 'queued'], ['move', 'queued']], 'sd jobs lists all three, queued');
   t.notOk(fs.existsSync(path.join(alpha.root, 'queued.bin')), 'nothing reached alpha yet');

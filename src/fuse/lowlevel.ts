@@ -22,7 +22,8 @@ interface Binding {
   /** A read's or a write's byte count, or lseek's offset (negative: an errno). */
   replyCount(session: number, id: number, n: number): void;
   replyBuffer(session: number, id: number, data: Buffer): void;
-  replyNames(session: number, id: number, names: string[], realDir: string | null): void;
+  /** types: each name's DT_* (0: unknown); attrs: each one's stat as pack() writes it, one after another (mode 0: none). */
+  replyNames(session: number, id: number, names: string[], realDir: string | null, types: Uint8Array, attrs: Float64Array | null): void;
   replyStatfs(session: number, id: number, values: number[]): void;
   /** Cached blocks the FUSE threads read themselves: the cache's data file (duplicated), the file's size, the block span; an id, or -errno. */
   backing(fd: number, size: number, span: number): number;
@@ -60,46 +61,54 @@ const loadBinding = () => nativeAddon<Binding>();
  * short-lived] — every value exact in a double. The device (0 when unknown) lets the hard
  * links of one real file share one kernel inode; short-lived ones get the short timeouts.
  */
-const packed = new Float64Array(18);
+const STAT_FIELDS = 18;
+const packed = new Float64Array(STAT_FIELDS);
 const NS = 1_000_000_000n;
 
-function pack(st: FuseStat): Float64Array {
+function pack(st: FuseStat, out = packed, at = 0): Float64Array {
   const exact = st.exact;
-  const ino = exact ? exact.ino : BigInt(st.ino);
-  packed[0] = Number(ino >> 32n);
-  packed[1] = Number(ino & 0xffffffffn);
-  packed[2] = st.mode;
-  packed[3] = st.nlink;
-  packed[4] = st.uid;
-  packed[5] = st.gid;
-  packed[6] = st.rdev ?? 0;
-  packed[7] = st.size;
-  packed[8] = st.blksize ?? 4096;
-  packed[9] = st.blocks ?? Math.ceil(st.size / 512);
+  const ino = exact ? exact.ino : st.ino;
+  out[at] = typeof ino === 'bigint' ? Number(ino >> 32n) : Math.floor(ino / 2 ** 32);
+  out[at + 1] = typeof ino === 'bigint' ? Number(ino & 0xffffffffn) : ino % 2 ** 32;
+  out[at + 2] = st.mode;
+  out[at + 3] = st.nlink;
+  out[at + 4] = st.uid;
+  out[at + 5] = st.gid;
+  out[at + 6] = st.rdev ?? 0;
+  out[at + 7] = st.size;
+  out[at + 8] = st.blksize ?? 4096;
+  out[at + 9] = st.blocks ?? Math.ceil(st.size / 512);
   if (exact) {
-    putNs(10, exact.atimeNs);
-    putNs(12, exact.mtimeNs);
-    putNs(14, exact.ctimeNs);
+    putNs(out, at + 10, exact.atimeNs);
+    putNs(out, at + 12, exact.mtimeNs);
+    putNs(out, at + 14, exact.ctimeNs);
   } else {
-    putMs(10, st.atime);
-    putMs(12, st.mtime);
-    putMs(14, st.ctime);
+    putMs(out, at + 10, st.atime);
+    putMs(out, at + 12, st.mtime);
+    putMs(out, at + 14, st.ctime);
   }
-  packed[16] = exact ? Number(exact.dev) : 0;
-  packed[17] = st.shortLived ? 1 : 0;
-  return packed;
+  out[at + 16] = exact ? Number(exact.dev) : 0;
+  out[at + 17] = st.shortLived ? 1 : 0;
+  return out;
 }
 
-function putNs(at: number, ns: bigint): void {
+/** A listing's attributes, one packed stat after another; a name without any is all zeros (mode 0). */
+function packAll(attrs: ReadonlyArray<FuseStat | undefined>): Float64Array {
+  const out = new Float64Array(attrs.length * STAT_FIELDS);
+  attrs.forEach((st, i) => st && pack(st, out, i * STAT_FIELDS));
+  return out;
+}
+
+function putNs(out: Float64Array, at: number, ns: bigint): void {
   const s = ns >= 0n ? ns / NS : (ns - NS + 1n) / NS; // floor, also before 1970
-  packed[at] = Number(s);
-  packed[at + 1] = Number(ns - s * NS);
+  out[at] = Number(s);
+  out[at + 1] = Number(ns - s * NS);
 }
 
-function putMs(at: number, t: Date | number): void {
+function putMs(out: Float64Array, at: number, t: Date | number): void {
   const { s, ns } = timespecOfMs(msOf(t));
-  packed[at] = s;
-  packed[at + 1] = ns;
+  out[at] = s;
+  out[at + 1] = ns;
 }
 
 function msOf(t: Date | number): number {
@@ -271,7 +280,7 @@ export class NativeSession {
           if (c === true) ops.markWritten(fh);
           return ops.fsync(at, a !== 0, fh, err);
         case Op.READDIR:
-          return ops.readdir(at, (e, names) => (e < 0 || !names ? err(e || EIO) : bind.replyNames(sid, id, names, ops.realDirOf(at) ?? null)));
+          return ops.readdir(at, (e, l) => (e < 0 || !l ? err(e || EIO) : bind.replyNames(sid, id, l.names, ops.realDirOf(at) ?? null, l.types, l.attrs ? packAll(l.attrs) : null)));
         case Op.STATFS:
           return ops.statfs(at, (e, s?: StatFs) => (e < 0 || !s ? err(e || EIO) : bind.replyStatfs(sid, id, [s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax])));
         case Op.SETXATTR:

@@ -16,7 +16,8 @@ import { fromStats, readOnly, virtualDir, virtualLink } from './stat.js';
 import { RemoteTree, type RemoteFiles, type RemoteNode, type StagedHandle } from './remote.js';
 import type { RemoteChanges } from '../vdfs/remote-changes.js';
 import { Tree, type Node } from './tree.js';
-import type { Caller, FuseStat, PathOps, StatFs } from './types.js';
+import type { Caller, FuseStat, Listing, PathOps, StatFs } from './types.js';
+import { listingOfDirents, withDots } from './listing.js';
 import type { Timespec } from '../syscalls.js';
 import type { Owner } from '../vdfs/actions/fs-op.js';
 import { Guardian } from '../guardian/guardian.js';
@@ -196,16 +197,16 @@ export class MountOps {
   }
 
   /** Every listing starts with . and .. (`ls -a`): libfuse2 passes on only the names given. */
-  readdir(p: string, cb: (err: number, names?: string[]) => void): void {
-    const names = this.names(p);
-    return typeof names === 'number' ? cb(names) : cb(0, ['.', '..', ...names]);
+  readdir(p: string, cb: (err: number, listing?: Listing) => void): void {
+    const listing = this.listing(p);
+    return typeof listing === 'number' ? cb(listing) : cb(0, withDots(listing));
   }
 
-  private names(p: string): string[] | number {
+  private listing(p: string): Listing | number {
     const node = this.node(p);
     if (!node) return ENOENT;
     try {
-      if (node.kind === 'local') return fs.readdirSync(node.real);
+      if (node.kind === 'local') return listingOfDirents(fs.readdirSync(node.real, { withFileTypes: true }));
       if (node.kind === 'remote') return this.remote.readdir(node);
       if (node.kind === 'content') return -20; // ENOTDIR
       return this.tree.virtualChildren(node);

@@ -4,7 +4,7 @@
 // peer holds only its own read). Changes (new files, mkdir, rm, mv) become jobs that the
 // device runs when it is online (vdfs/remote-changes); a new file's bytes are staged here.
 import fs from 'node:fs';
-import type { CachedBlocks, FuseStat } from './types.js';
+import type { CachedBlocks, FuseStat, Listing } from './types.js';
 import { log } from '../log.js';
 import type { Entry } from '../vdfs/entries.js';
 import { whenLibraryFree } from '../vdfs/db/when-free.js';
@@ -15,9 +15,11 @@ import type { PendingChange } from '../vdfs/pending.js';
 import type { FileAttrs, RemoteChanges } from '../vdfs/remote-changes.js';
 import { EIO, EISDIR, ENOENT, ENOTDIR, EROFS, errnoOf } from './errno.js';
 import { fromEntry, fromStats, virtualDir } from './stat.js';
+import { DT_DIR, DT_REG, DT_UNKNOWN, typeOfKind } from './listing.js';
 import type { Node } from './tree.js';
 
 const EEXIST = -17;
+const NO_CHANGES = { added: new Map<string, never>(), removed: new Set<string>() };
 const ENOTEMPTY = -39;
 
 /** An open file of another device: reads by offset, from cache or peers. */
@@ -111,19 +113,39 @@ export class RemoteTree {
     }
   }
 
-  readdir(node: RemoteNode): string[] | number {
+  /**
+   * The names shown in a folder: its index entries (with their attributes, from the same
+   * query), less those a pending change took away, plus those one made here (typed).
+   */
+  readdir(node: RemoteNode): Listing | number {
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
     if (!isFolder(v)) return ENOTDIR;
     // A new folder the device made already (its pending row goes a moment later) may hold more.
     const listed = v.kind === 'entry' ? v.entry : this.ns.entry(node.location, node.rel);
-    const names = listed?.kind === 'dir' ? this.ns.childNames(listed) : [];
-    if (!this.changes) return names;
-    const { added, removed } = this.changes.pending.childChanges(node.device.id, node.location.name, node.rel.join('/'));
-    if (added.size === 0 && removed.size === 0) return names;
-    const shown = new Set(names.filter((n) => !removed.has(n)));
-    for (const n of added) shown.add(n);
-    return [...shown];
+    const children = listed?.kind === 'dir' ? this.ns.children(listed) : [];
+    const { added, removed } = this.changes?.pending.childChanges(node.device.id, node.location.name, node.rel.join('/')) ?? NO_CHANGES;
+    const shown = added.size === 0 && removed.size === 0 ? children : children.filter((e) => !removed.has(e.name) && !added.has(e.name));
+    const count = shown.length + added.size;
+    const names = new Array<string>(count);
+    const types = new Uint8Array(count);
+    const attrs = new Array<FuseStat | undefined>(count);
+    // Below a folder shown from the index a name looks up to that very entry; below a new
+    // folder (made here, pending) it does not until the pending row goes: left unknown.
+    const known = v.kind === 'entry';
+    shown.forEach((e, i) => {
+      names[i] = e.name;
+      if (!known) return;
+      types[i] = typeOfKind(e.kind);
+      attrs[i] = fromEntry(e, this.writable); // what getattr answers for that name
+    });
+    let i = shown.length;
+    for (const [name, kind] of added) {
+      names[i] = name;
+      // A new file is staged here, a new folder is one; what a rename brought may be either.
+      types[i++] = kind === 'file' ? DT_REG : kind === 'dir' ? DT_DIR : DT_UNKNOWN;
+    }
+    return { names, types, attrs };
   }
 
   /** Opens for reading (remote bytes, or a pending file's staged ones) or, for writing, a staged file. */
@@ -310,9 +332,9 @@ export class RemoteTree {
     const v = this.view(node);
     if (v.kind === 'none') return ENOENT;
     if (!isFolder(v)) return ENOTDIR;
-    const names = this.readdir(node);
-    if (typeof names === 'number') return names;
-    if (names.length > 0) return ENOTEMPTY;
+    const listing = this.readdir(node);
+    if (typeof listing === 'number') return listing;
+    if (listing.names.length > 0) return ENOTEMPTY;
     return this.removeShown(node, v);
   }
 
@@ -342,7 +364,7 @@ export class RemoteTree {
     const target = this.view(to);
     if (isFolder(target)) {
       const inside = this.readdir(to);
-      if (typeof inside !== 'number' && inside.length > 0) return ENOTEMPTY;
+      if (typeof inside !== 'number' && inside.names.length > 0) return ENOTEMPTY;
     }
     // A file still being written and never sent: it just gets its new name (its copy job takes it).
     if (v.kind === 'file' && v.change.jobId === null && target.kind === 'none') {

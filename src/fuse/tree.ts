@@ -6,6 +6,8 @@ import path from 'node:path';
 import type { Device } from '../vdfs/device.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
+import { DT_DIR, DT_LNK, DT_UNKNOWN, listingOfType } from './listing.js';
+import type { Listing } from './types.js';
 
 export const CONTENT_DIR = '.content';
 export const TAGS_DIR = '.tags';
@@ -129,19 +131,24 @@ export class Tree {
     return { kind: 'remote', device, location, rel: rest };
   }
 
-  /** Names in a virtual folder (root, device, .content). */
-  virtualChildren(node: Node): string[] {
-    if (node.kind === 'root') return [CONTENT_DIR, TAGS_DIR, GUARDIAN_DIR, SEARCH_DIR, ...this.ns.devices().map((d) => d.slug)];
-    if (node.kind === 'search') return [...(this.searchLinks(node.query, true)?.keys() ?? [])]; // listed again: evaluated again
-    if (node.kind === 'guardian-dir') return [AT_RISK_DIR];
+  /**
+   * Names in a virtual folder (root, device, .content), with their types: the folders and
+   * links of the virtual tree are so by construction. A device's locations are not typed
+   * (a location's root is what its disk or its device's index holds), nor .content's names
+   * (each is answered by a stat of a local copy, which the index may be behind).
+   */
+  virtualChildren(node: Node): Listing {
+    if (node.kind === 'root') return listingOfType([CONTENT_DIR, TAGS_DIR, GUARDIAN_DIR, SEARCH_DIR, ...this.ns.devices().map((d) => d.slug)], DT_DIR);
+    if (node.kind === 'search') return listingOfType([...(this.searchLinks(node.query, true)?.keys() ?? [])], DT_LNK); // listed again: evaluated again
+    if (node.kind === 'guardian-dir') return listingOfType([AT_RISK_DIR], DT_DIR);
     if (node.kind === 'at-risk-dir') {
       this.atRisk = undefined; // listed again: evaluated again
-      return [...this.atRiskLinks().keys()];
+      return listingOfType([...this.atRiskLinks().keys()], DT_LNK);
     }
-    if (node.kind === 'tags-dir') return this.ns.tagNames();
-    if (node.kind === 'tag') return [...this.ns.taggedLinks(node.tag).keys()];
-    if (node.kind === 'device') return this.ns.locations(node.device).map((l) => l.name);
-    if (node.kind === 'content-dir') return this.ns.localContentIds(this.localDeviceId, 100_000);
-    return [];
+    if (node.kind === 'tags-dir') return listingOfType(this.ns.tagNames(), DT_DIR);
+    if (node.kind === 'tag') return listingOfType([...this.ns.taggedLinks(node.tag).keys()], DT_LNK);
+    if (node.kind === 'device') return listingOfType(this.ns.locations(node.device).map((l) => l.name), DT_UNKNOWN);
+    if (node.kind === 'content-dir') return listingOfType(this.ns.localContentIds(this.localDeviceId, 100_000), DT_UNKNOWN);
+    return listingOfType([], DT_UNKNOWN);
   }
 }

@@ -39,6 +39,20 @@ export interface StatFs {
   namemax: number;
 }
 
+/**
+ * A folder's names as readdir answers them, each with what the kernel can be told of it
+ * without a lookup: its type (d_type: `ls -R`, `find` stat only names of unknown type) and,
+ * where sdfs has them at hand, its attributes (readdirplus gives them: `ls -l`, `du` look
+ * up none; their inode number is d_ino). Never a guess: what sdfs is unsure of stays unknown.
+ */
+export interface Listing {
+  names: string[];
+  /** Each name's DT_* (listing.ts); 0 (DT_UNKNOWN) when not known. */
+  types: Uint8Array;
+  /** Each name's attributes, exactly as getattr gives them; undefined when not at hand. */
+  attrs?: Array<FuseStat | undefined>;
+}
+
 /** Who asked: the uid and gid of the calling process. */
 export interface Caller {
   uid: number;
@@ -83,7 +97,7 @@ export interface PathOps {
   release(path: string, fd: number, cb: (err: number) => void): void;
   read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
   write(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytes: number) => void): void;
-  readdir(path: string, cb: (err: number, names?: string[]) => void): void;
+  readdir(path: string, cb: (err: number, listing?: Listing) => void): void;
   setxattr(path: string, name: string, value: Buffer, position: number, flags: number, cb: (err: number) => void): void;
   getxattr(path: string, name: string, position: number, cb: (err: number, value?: Buffer | null) => void): void;
   listxattr(path: string, cb: (err: number, list?: string[]) => void): void;

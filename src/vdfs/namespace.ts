@@ -132,9 +132,9 @@ export class Namespace {
     return (this.linkTargetOf.get(entry.id) as string | undefined) ?? undefined;
   }
 
-  /** Names in a folder of the index (a peer's folder, for the mount). */
-  childNames(folder: Entry): string[] {
-    return this.store.childrenOf(folder).map((e) => e.name);
+  /** The entries in a folder of the index (a peer's folder, for the mount), in one query. */
+  children(folder: Entry): Entry[] {
+    return this.store.childrenOf(folder);
   }
 
   sdPath(device: Device, location: Location, rel: readonly string[]): string {

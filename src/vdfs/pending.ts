@@ -183,18 +183,18 @@ export class PendingStore {
   }
 
   /**
-   * Names added (file, dir, moved here) and names taken away (gone, moved away) in one
-   * folder of a peer's tree, newest change per name.
+   * Names added (file, dir, moved here: with that kind) and names taken away (gone, moved
+   * away) in one folder of a peer's tree, newest change per name.
    */
-  childChanges(deviceId: string, location: string, folder: string): { added: Set<string>; removed: Set<string> } {
+  childChanges(deviceId: string, location: string, folder: string): { added: Map<string, Exclude<PendingKind, 'gone'>>; removed: Set<string> } {
     const latest = new Map<string, PendingChange>();
     for (const row of this.s.children.all(deviceId, location, folder) as Row[]) latest.set(row.path, toChange(row));
-    const added = new Set<string>();
+    const added = new Map<string, Exclude<PendingKind, 'gone'>>();
     const removed = new Set<string>();
     for (const [p, change] of latest) {
       const name = path.posix.basename(p);
       if (change.kind === 'gone') removed.add(name);
-      else added.add(name);
+      else added.set(name, change.kind);
     }
     return { added, removed };
   }

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
@@ -126,10 +127,19 @@ struct FileHandle {
   std::shared_ptr<Backing> backing;  // another device's file: its cached blocks
 };
 
+/** A name's attributes as JS gave them with its folder's listing (st_mode 0: none). */
+struct ListedAttr {
+  struct stat st;
+  uint64_t dev;
+  bool shortLived;
+};
+
 /** An open directory: the names JS listed at opendir, served by offset. */
 struct DirHandle {
   bool loaded = false;            // names asked of JS at the first readdir
   std::vector<std::string> names;
+  std::vector<uint8_t> types;     // each name's DT_* (DT_UNKNOWN: the kernel's reader stats it)
+  std::vector<ListedAttr> attrs;  // each name's attributes (another device's tree); empty: none at hand
   std::string realDir;            // a local folder's real path: readdirplus stats its names here
 };
 
@@ -1208,22 +1218,31 @@ void sd_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) {
 }
 
 /**
- * One reply of a listing from its names: with readdirplus, each name of a local folder
- * with its attributes (stat here, on this thread), counted as a lookup of its node.
+ * One reply of a listing from its names: with readdirplus, each name with its attributes
+ * (a local folder's stat here, on this thread; another device's as JS gave them), counted
+ * as a lookup of its node. Other names go with their type alone (d_type: `ls -R` and
+ * `find` stat only names of unknown type): with readdirplus, as an entry of node id 0,
+ * which the kernel reads for the dirent alone (fuse_direntplus_link links no dentry).
  */
 void serveDir(Session *s, fuse_req_t req, uint64_t dirId, DirHandle *dh, size_t size, off_t off, bool plus) {
   std::vector<char> buf(size);
   size_t used = 0;
   std::unique_lock<std::mutex> lock(s->nodesMu, std::defer_lock);
-  if (plus && !dh->realDir.empty()) lock.lock();
+  if (plus && (!dh->realDir.empty() || !dh->attrs.empty())) lock.lock();
   for (size_t i = (size_t)off; i < dh->names.size(); i++) {
     const std::string &name = dh->names[i];
     char *at = buf.data() + used;
     size_t room = size - used;
+    bool dot = name == "." || name == "..";
+    const ListedAttr *listed = !dot && i < dh->attrs.size() && dh->attrs[i].st.st_mode != 0 ? &dh->attrs[i] : nullptr;
+    // Known or not: an unknown inode number is not 0, which readdir(3) would skip.
+    uint64_t ino = listed ? (uint64_t)listed->st.st_ino : 0xffffffff;
+    mode_t type = dot ? S_IFDIR : listed ? listed->st.st_mode & S_IFMT : DTTOIF(dh->types[i]);
     if (!plus) {
       struct stat st;
       memset(&st, 0, sizeof st);
-      st.st_ino = 0xffffffff;  // unknown: the kernel looks the name up for the real one
+      st.st_ino = ino;
+      st.st_mode = type;
       size_t need = fuse_add_direntry(req, at, room, name.c_str(), &st, (off_t)(i + 1));
       if (need > room) break;
       used += need;
@@ -1232,10 +1251,15 @@ void serveDir(Session *s, fuse_req_t req, uint64_t dirId, DirHandle *dh, size_t 
     if (fuse_add_direntry_plus(req, nullptr, 0, name.c_str(), nullptr, 0) > room) break;
     fuse_entry_param e;
     memset(&e, 0, sizeof e);
-    bool dot = name == "." || name == "..";
-    if (dot || dh->realDir.empty()) {
-      e.attr.st_ino = 0xffffffff;  // no attributes: the kernel looks the name up if it needs them
-      if (dot) e.attr.st_mode = S_IFDIR;
+    Node *n = listed ? lookedUp(s, dirId, name, listed->st, listed->dev, listed->shortLived) : nullptr;
+    if (n) {
+      e.attr = listed->st;
+      e.ino = n->id;
+      e.attr_timeout = listed->shortLived ? s->shortTimeout : s->attrTimeout;
+      e.entry_timeout = listed->shortLived ? s->shortTimeout : s->entryTimeout;
+    } else if (dot || dh->realDir.empty()) {
+      e.attr.st_ino = ino;  // no attributes (node id 0): the kernel looks the name up if it needs them
+      e.attr.st_mode = type;
     } else {
       std::string real = dh->realDir + "/" + name;
       if (lstat(real.c_str(), &e.attr) != 0) continue;  // gone since it was listed
@@ -1542,17 +1566,13 @@ void finish(napi_env env, Req *r) {
 }
 
 /**
- * A stat from JS: a Float64Array of [ino high, ino low, mode, nlink, uid, gid, rdev, size,
- * blksize, blocks, atime s, ns, mtime s, ns, ctime s, ns, device (0: not a real file's name),
- * short-lived (1: cached for the short timeout, as sdfs cannot say exactly when it changes)].
+ * A stat from JS: [ino high, ino low, mode, nlink, uid, gid, rdev, size, blksize, blocks,
+ * atime s, ns, mtime s, ns, ctime s, ns, device (0: not a real file's name), short-lived
+ * (1: cached for the short timeout, as sdfs cannot say exactly when it changes)].
  */
-bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullptr, bool *shortLived = nullptr) {
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  if (!v || napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
-  if (type != napi_float64_array || length < 18) return false;
-  const double *f = static_cast<const double *>(data);
+constexpr size_t STAT_FIELDS = 18;
+
+void statOf(const double *f, struct stat &st, uint64_t *dev, bool *shortLived) {
   memset(&st, 0, sizeof st);
   st.st_ino = ((uint64_t)f[0] << 32) | (uint64_t)f[1];
   st.st_mode = (mode_t)f[2];
@@ -1571,6 +1591,16 @@ bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullpt
   st.st_ctim.tv_nsec = (long)f[15];
   if (dev) *dev = (uint64_t)f[16];
   if (shortLived) *shortLived = f[17] != 0;
+}
+
+/** A stat from JS as a Float64Array (see statOf). */
+bool statArg(napi_env env, napi_value v, struct stat &st, uint64_t *dev = nullptr, bool *shortLived = nullptr) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (!v || napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
+  if (type != napi_float64_array || length < STAT_FIELDS) return false;
+  statOf(static_cast<const double *>(data), st, dev, shortLived);
   return true;
 }
 
@@ -1753,7 +1783,22 @@ napi_value replyBuffer(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** replyNames(session, id, names[], realDir | null) for a listing's first readdir: kept in its handle and served from there. */
+/** A typed array's elements when v is one of `want` type with `length` of them, else null. */
+template <typename T>
+const T *typedArrayArg(napi_env env, napi_value v, napi_typedarray_type want, size_t length) {
+  napi_typedarray_type type;
+  size_t count;
+  void *data;
+  if (!v || napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok) return nullptr;
+  return type == want && count == length ? static_cast<const T *>(data) : nullptr;
+}
+
+/**
+ * replyNames(session, id, names[], realDir | null, types: Uint8Array, attrs: Float64Array | null)
+ * for a listing's first readdir: kept in its handle and served from there. types: each
+ * name's DT_* (0: unknown); attrs: each one's stat as statOf reads one, one after another
+ * (mode 0: none at hand).
+ */
 napi_value replyNames(napi_env env, napi_callback_info info) {
   ReplyArgs a;
   if (!takeReq(env, info, a)) return nullptr;
@@ -1763,14 +1808,26 @@ napi_value replyNames(napi_env env, napi_callback_info info) {
     finish(env, a.r);
     return nullptr;
   }
+  const uint8_t *types = typedArrayArg<uint8_t>(env, a.argv[2], napi_uint8_array, length);
+  const double *attrs = typedArrayArg<double>(env, a.argv[3], napi_float64_array, (size_t)length * STAT_FIELDS);
   DirHandle *dh = a.r->dir;
   dh->names.clear();
   dh->names.reserve(length);
+  dh->types.clear();
+  dh->types.reserve(length);
+  dh->attrs.clear();
+  if (attrs) dh->attrs.reserve(length);
   std::string name;
   for (uint32_t i = 0; i < length; i++) {
     napi_value v;
     napi_get_element(env, a.argv[0], i, &v);
-    if (stringArg(env, v, name)) dh->names.push_back(name);
+    if (!stringArg(env, v, name)) continue;
+    dh->names.push_back(name);
+    dh->types.push_back(types ? types[i] & 017 : DT_UNKNOWN);  // d_type is the 4 bits of S_IFMT
+    if (!attrs) continue;
+    dh->attrs.emplace_back();
+    ListedAttr &la = dh->attrs.back();
+    statOf(attrs + (size_t)i * STAT_FIELDS, la.st, &la.dev, &la.shortLived);
   }
   if (optionalString(env, a.argv[1], dh->realDir)) {
     std::lock_guard<std::mutex> lock(a.s->nodesMu);
