@@ -209,3 +209,18 @@ t.test('a mix of changes in one batch: only the changed names are looked at, and
   t.ok(scanned <= FEW, `${s.summaries.length - applied} batch(es) looked at ${scanned} paths`);
   assertEqualsFullIndex(t, s);
 });
+
+t.test('a flood of events in one batch (where inotify may drop some unseen) diffs every folder it names whole', async (t) => {
+  const extra: Record<string, string> = {};
+  for (let d = 0; d < 100; d++) extra[`spread/d${d}/keep.txt`] = 'keep';
+  const s = await bigFolders(t, extra);
+  s.scannedSince();
+  // 42 files in each of 100 folders: under the limit per folder, over 4,096 events in all.
+  // Written while this thread is busy, so their events are all read into one batch.
+  fs.writeFileSync(path.join(s.root, 'big/among-the-flood.txt'), 'one');
+  for (let d = 0; d < 100; d++) for (let i = 0; i < 42; i++) fs.writeFileSync(path.join(s.root, `spread/d${d}/f${i}.txt`), `${d} ${i}`);
+  await settles(t, s, 'every file is indexed', () => s.at('spread/d99/f41.txt') !== undefined && s.at('big/among-the-flood.txt') !== undefined);
+  const scanned = s.scannedSince();
+  t.ok(scanned >= FILES + 100 * 43, `every folder was read whole (${scanned} entries looked at)`);
+  assertEqualsFullIndex(t, s);
+});

@@ -69,6 +69,14 @@ const MAX_DELAY_PERIODS = 5;
  */
 const NAMED_DIFF_MAX = 64;
 
+/**
+ * Events in one location's batch past which every folder of it is diffed whole. libuv
+ * drops inotify's queue overflow without a word (its event has no watch), so lost
+ * events cannot be told; a flood like this (the kernel queues 16,384 by default) is
+ * where they get lost, and a whole listing still finds what a lost event named.
+ */
+const NAMED_BATCH_EVENTS_MAX = 4096;
+
 /** Per folder of a batch (relative path), the names its events gave, or 'whole' when any entry may have changed. */
 type FolderChanges = Map<string, Set<string> | 'whole'>;
 
@@ -187,6 +195,7 @@ export async function startWatcher(library: Library, locations: Location[], opti
     firstPendingAt = undefined;
     const batch = [...pending];
     pending.clear();
+    eventCounts.clear();
     const now = Date.now();
     for (const [location, changes] of batch) {
       const ready = holdSelfChanged(location, changes, now);
@@ -202,11 +211,18 @@ export async function startWatcher(library: Library, locations: Location[], opti
     timer = setTimeout(flushNow, Math.max(0, Math.min(debounceMs, firstPendingAt + maxDelayMs - now)));
   };
 
+  /** Events per location in the pending batch. */
+  const eventCounts = new Map<Location, number>();
+
   /** Adds one change to the pending batch: a name of a folder, or (no name) the whole folder. */
   const note = (location: Location, rel: string, name: string | undefined) => {
     let changes = pending.get(location);
     if (changes === 'all') return;
     if (changes === undefined) pending.set(location, (changes = new Map()));
+    const events = (eventCounts.get(location) ?? 0) + 1;
+    eventCounts.set(location, events);
+    if (events > NAMED_BATCH_EVENTS_MAX) name = undefined;
+    if (events === NAMED_BATCH_EVENTS_MAX + 1) for (const folder of changes.keys()) changes.set(folder, 'whole');
     const names = changes.get(rel);
     if (names === 'whole') return;
     if (name === undefined) changes.set(rel, 'whole');
