@@ -17,8 +17,12 @@ export interface FolderWatch {
 export type WatchFolder = (abs: string, onEvent: (name: string | null) => void, onError: (err: unknown) => void) => FolderWatch;
 
 export interface FolderNotifierOptions {
-  /** A folder (relative to the location root) whose entries changed; 'all' when the root came back. */
-  onChange(location: Location, dirRel: string | 'all'): void;
+  /**
+   * A folder (relative to the location root) whose entries changed; 'all' when the root
+   * came back. `name`: the one entry of the folder an event says changed; without it,
+   * any of them may have (no name given, the folder's own event, a poll, a new watch).
+   */
+  onChange(location: Location, dirRel: string | 'all', name?: string): void;
   /** How a folder is watched (fs.watch; tests pass one that runs out of watches). */
   watchFolder?: WatchFolder;
   /** How often folders that could not be watched are re-diffed (config.watchPollMs). */
@@ -351,10 +355,13 @@ export class FolderNotifier {
     const { location } = lw;
     const abs = rel === '' ? location.rootPath : path.join(location.rootPath, rel);
     const record: Watched = { watch: { close() {} }, inode: Number.isNaN(inode) ? inodeOf(abs) : inode, live: true };
+    // libuv names an event on the watched folder itself (deleted, moved, its attributes) by
+    // the folder's own base name, as if a child of that name: such a name is not trusted.
+    const ownName = path.basename(abs);
     try {
       record.watch = this.watchFolder(
         abs,
-        () => record.live && !this.closed && this.options.onChange(location, rel),
+        (name) => record.live && !this.closed && this.options.onChange(location, rel, name === null || name === ownName ? undefined : name),
         (err) => {
           // A folder deleted under its watch can end it with an error: its parent's diff settles it.
           log.debug({ op: 'watch', location: location.name, rel, err: String(err) }, 'folder watch ended');

@@ -1,6 +1,7 @@
-// The live watcher: the folder notifier names the folders whose entries changed; they are
-// collected for a quiet moment (debounce) and handed to the indexer's own diff
-// (`syncDirectories`), once per batch. The event path reads nothing from disk.
+// The live watcher: the folder notifier names the folders whose entries changed, and the
+// entry when an event gives it; they are collected for a quiet moment (debounce) and
+// handed to the indexer's own diff (`syncDirectories`), once per batch: only the named
+// entries of a folder when few are, else its whole listing. The event path reads nothing from disk.
 import fs from 'node:fs';
 import path from 'node:path';
 import { config } from '../config.js';
@@ -63,6 +64,23 @@ const SELF_QUIET_MS = 1000;
 const MAX_DELAY_PERIODS = 5;
 
 /**
+ * Names of one folder a batch diffs one by one (an lstat and an indexed lookup each);
+ * past this many the folder's whole listing is read instead (readdir and an lstat per entry).
+ */
+const NAMED_DIFF_MAX = 64;
+
+/**
+ * Events in one location's batch past which every folder of it is diffed whole. libuv
+ * drops inotify's queue overflow without a word (its event has no watch), so lost
+ * events cannot be told; a flood like this (the kernel queues 16,384 by default) is
+ * where they get lost, and a whole listing still finds what a lost event named.
+ */
+const NAMED_BATCH_EVENTS_MAX = 4096;
+
+/** Per folder of a batch (relative path), the names its events gave, or 'whole' when any entry may have changed. */
+type FolderChanges = Map<string, Set<string> | 'whole'>;
+
+/**
  * Watches the locations and keeps their index true. It returns at once: the watches and
  * the start-up diff of every location (so changes made while nothing watched are applied
  * too) run in the background, and `ready` resolves when they are done.
@@ -72,7 +90,7 @@ export async function startWatcher(library: Library, locations: Location[], opti
   const maxDelayMs = debounceMs * MAX_DELAY_PERIODS;
   const libraryDir = realOrResolved(library.dir);
   /** Folders to re-diff per location, or 'all' for a full index (its root came back). */
-  const pending = new Map<Location, Set<string> | 'all'>();
+  const pending = new Map<Location, FolderChanges | 'all'>();
   let timer: NodeJS.Timeout | undefined;
   let firstPendingAt: number | undefined;
   let closed = false;
@@ -88,38 +106,39 @@ export async function startWatcher(library: Library, locations: Location[], opti
   const store = new EntryStore(library.db);
   const entryOf = (location: Location) => (rel: string) => (location.rootEntryId === null ? undefined : store.resolve(location.rootEntryId, rel === '' ? [] : rel.split('/')));
 
-  const apply = (location: Location, dirRels: Set<string> | 'all') => {
+  const apply = (location: Location, changes: FolderChanges | 'all') => {
     try {
       checkRoot(library, location);
-      const dirs = dirRels === 'all' ? 'all' : existingDirs(location, dirRels);
-      const summary = dirs === 'all' ? indexLocation(library, location) : syncDirectories(library, location, dirs);
+      const dirs = changes === 'all' ? 'all' : existingDirs(location, changes);
+      const summary = dirs === 'all' ? indexLocation(library, location) : syncDirectories(library, location, dirs.keys(), namedOnly(dirs));
       // Folders the diff found get a watch (and one more look once watched); gone ones lose theirs.
-      notifier.reconcile(location, dirs, entryOf(location));
-      log.debug({ op: 'watch', location: location.name, dirs: dirRels === 'all' ? 'all' : dirRels.size, ...summary.counts, seconds: summary.seconds }, 'applied');
-      options.onApplied?.(summary, { location, dirs: dirRels });
+      notifier.reconcile(location, dirs === 'all' ? 'all' : dirs.keys(), entryOf(location));
+      log.debug({ op: 'watch', location: location.name, dirs: changes === 'all' ? 'all' : changes.size, ...summary.counts, seconds: summary.seconds }, 'applied');
+      options.onApplied?.(summary, { location, dirs: changes === 'all' ? 'all' : new Set(changes.keys()) });
     } catch (err) {
       // Another writer holding the library is transient: try again later.
-      if (err instanceof SdError && err.code === 'LIBRARY_LOCKED' && !closed) queue(location, dirRels);
+      if (err instanceof SdError && err.code === 'LIBRARY_LOCKED' && !closed) requeue(location, changes);
       report(err, location);
     }
   };
 
-  /** Takes out of a batch the folders sdfs changed itself in the last SELF_QUIET_MS; they wait. */
-  const holdSelfChanged = (location: Location, dirRels: Set<string> | 'all', now: number): Set<string> | 'all' => {
+  /**
+   * Takes out of a batch the folders sdfs changed itself in the last SELF_QUIET_MS; they
+   * wait, and are then re-diffed whole (their events are many, and sdfs's own writes).
+   */
+  const holdSelfChanged = (location: Location, changes: FolderChanges | 'all', now: number): FolderChanges | 'all' => {
     const recent = selfChanged.get(location.id);
-    if (dirRels === 'all' || !recent || closed) return dirRels;
-    const ready = new Set<string>();
+    if (changes === 'all' || !recent || closed) return changes;
+    const ready: FolderChanges = new Map();
     let wait = Infinity;
-    for (const rel of dirRels) {
+    for (const [rel, names] of changes) {
       const at = recent.get(rel);
       if (at !== undefined && now - at < SELF_QUIET_MS) {
         wait = Math.min(wait, at + SELF_QUIET_MS - now);
-        const held = pending.get(location);
-        if (held === undefined) pending.set(location, new Set([rel]));
-        else if (held !== 'all') held.add(rel);
+        note(location, rel, undefined);
       } else {
         recent.delete(rel);
-        ready.add(rel);
+        ready.set(rel, names);
       }
     }
     if (wait !== Infinity && !selfTimer) {
@@ -152,7 +171,8 @@ export async function startWatcher(library: Library, locations: Location[], opti
     // A missing or replaced root is refused and reported as before (checkRoot).
     if (found.rootUnreadable !== undefined || location.rootEntryId === null) return apply(location, 'all');
     log.info({ op: 'watch', location: location.name, folders: found.folders, entries: found.entries, changed: found.dirs.length, seconds: found.seconds }, 'compared with the disk');
-    if (found.dirs.length > 0) apply(location, new Set(found.dirs));
+    // The start-up diff knows folders, not names: each is diffed whole.
+    if (found.dirs.length > 0) apply(location, new Map(found.dirs.map((rel) => [rel, 'whole'])));
     else if (found.unidentified) identifyLeft(library, location);
     options.onDiffed?.({ location: location.name, folders: found.folders, entries: found.entries, changedFolders: found.dirs.length, seconds: found.seconds });
   };
@@ -175,9 +195,10 @@ export async function startWatcher(library: Library, locations: Location[], opti
     firstPendingAt = undefined;
     const batch = [...pending];
     pending.clear();
+    eventCounts.clear();
     const now = Date.now();
-    for (const [location, dirRels] of batch) {
-      const ready = holdSelfChanged(location, dirRels, now);
+    for (const [location, changes] of batch) {
+      const ready = holdSelfChanged(location, changes, now);
       if (ready === 'all') fullDiff(location);
       else if (ready.size > 0) apply(location, ready);
     }
@@ -190,19 +211,42 @@ export async function startWatcher(library: Library, locations: Location[], opti
     timer = setTimeout(flushNow, Math.max(0, Math.min(debounceMs, firstPendingAt + maxDelayMs - now)));
   };
 
-  const queue = (location: Location, dirRels: Iterable<string> | 'all') => {
-    const set = pending.get(location);
-    if (dirRels === 'all') pending.set(location, 'all');
-    else if (set === undefined) pending.set(location, new Set(dirRels));
-    else if (set !== 'all') for (const rel of dirRels) set.add(rel);
+  /** Events per location in the pending batch. */
+  const eventCounts = new Map<Location, number>();
+
+  /** Adds one change to the pending batch: a name of a folder, or (no name) the whole folder. */
+  const note = (location: Location, rel: string, name: string | undefined) => {
+    let changes = pending.get(location);
+    if (changes === 'all') return;
+    if (changes === undefined) pending.set(location, (changes = new Map()));
+    const events = (eventCounts.get(location) ?? 0) + 1;
+    eventCounts.set(location, events);
+    if (events > NAMED_BATCH_EVENTS_MAX) name = undefined;
+    if (events === NAMED_BATCH_EVENTS_MAX + 1) for (const folder of changes.keys()) changes.set(folder, 'whole');
+    const names = changes.get(rel);
+    if (names === 'whole') return;
+    if (name === undefined) changes.set(rel, 'whole');
+    else if (names === undefined) changes.set(rel, new Set([name]));
+    else if (names.size < NAMED_DIFF_MAX || names.has(name)) names.add(name);
+    else changes.set(rel, 'whole'); // a burst: one listing costs less than its names one by one
+  };
+
+  /** Puts a batch that could not be applied back into the pending one. */
+  const requeue = (location: Location, changes: FolderChanges | 'all') => {
+    if (changes === 'all') pending.set(location, 'all');
+    else for (const [rel, names] of changes) for (const name of names === 'whole' ? [undefined] : names) note(location, rel, name);
     schedule();
   };
 
-  // The notifier names a folder whose entries changed (files are not watched themselves:
-  // their folder's watch reports their creates, writes, renames and deletes).
+  // The notifier names a folder whose entries changed, and the entry when the event gave it
+  // (files are not watched themselves: their folder's watch reports their creates, writes,
+  // renames and deletes).
   const notifier = new FolderNotifier(library, {
-    onChange: (location, dirRel) => {
-      if (!closed) queue(location, dirRel === 'all' ? 'all' : [dirRel]);
+    onChange: (location, dirRel, name) => {
+      if (closed) return;
+      if (dirRel === 'all') pending.set(location, 'all');
+      else note(location, dirRel, name);
+      schedule();
     },
     watchFolder: options.watchFolder,
     pollMs: options.pollMs,
@@ -267,16 +311,29 @@ function parentRel(rel: string): string {
 
 /**
  * Each folder, or its nearest ancestor that still exists: a folder gone by now is
- * settled by diffing where it was, even when the event for its parent got lost.
+ * settled by diffing where it was (whole), even when the event for its parent got lost.
  */
-function existingDirs(location: Location, dirRels: Iterable<string>): Set<string> {
-  const found = new Set<string>();
-  for (const rel of dirRels) {
+function existingDirs(location: Location, changes: FolderChanges): FolderChanges {
+  const found: FolderChanges = new Map();
+  const add = (rel: string, names: Set<string> | 'whole') => {
+    const now = found.get(rel);
+    if (now === undefined) found.set(rel, names);
+    else if (now !== 'whole' && names !== 'whole') for (const name of names) now.add(name);
+    else found.set(rel, 'whole');
+  };
+  for (const [rel, names] of changes) {
     let current = rel;
     while (current !== '' && !fs.existsSync(path.join(location.rootPath, current))) current = parentRel(current);
-    found.add(current);
+    add(current, current === rel ? names : 'whole');
   }
   return found;
+}
+
+/** The folders of a batch known to have changed at their names only. */
+function namedOnly(changes: FolderChanges): Map<string, Set<string>> {
+  const named = new Map<string, Set<string>>();
+  for (const [rel, names] of changes) if (names !== 'whole') named.set(rel, names);
+  return named;
 }
 
 function realOrResolved(p: string): string {

@@ -109,9 +109,11 @@ export function identifyLeft(library: Library, location: Location): number {
 /**
  * Re-diffs the named folders (paths relative to the location root) and whatever is new
  * below them; then identifies new content. Folders unknown to the index are handled
- * through their nearest indexed ancestor.
+ * through their nearest indexed ancestor. A folder in `names` changed only at those
+ * names (its watch said so): just they are compared, unless one of them needs the whole
+ * folder (Scanner.scanNames says which do).
  */
-export function syncDirectories(library: Library, location: Location, dirRels: Iterable<string>): IndexSummary {
+export function syncDirectories(library: Library, location: Location, dirRels: Iterable<string>, names?: ReadonlyMap<string, ReadonlySet<string>>): IndexSummary {
   const started = performance.now();
   const { db } = library;
   const store = new EntryStore(db);
@@ -120,19 +122,30 @@ export function syncDirectories(library: Library, location: Location, dirRels: I
   const batch = new WriteBatch(db, config.indexBatchSize);
   try {
     const root = requireRootEntry(store, location);
-    const targets = new Map<number, { entry: Entry; rel: string }>();
+    /** By folder id: names undefined means the whole folder. */
+    const targets = new Map<number, { entry: Entry; rel: string; names: Set<string> | undefined }>();
     for (const rel of dirRels) {
       const found = nearestIndexedDir(store, root, rel);
-      if (found && fs.existsSync(path.join(location.rootPath, found.rel))) targets.set(found.entry.id, found);
+      if (!found || !fs.existsSync(path.join(location.rootPath, found.rel))) continue;
+      // Names hold for the folder they were seen in; an ancestor standing in for it goes whole.
+      const named = found.rel === rel ? names?.get(rel) : undefined;
+      const target = targets.get(found.entry.id);
+      if (!target) targets.set(found.entry.id, { ...found, names: named && new Set(named) });
+      else if (target.names && named) for (const name of named) target.names.add(name);
+      else target.names = undefined;
     }
     // A watcher batch touches a few folders: ask the index about an inode when one comes up
     // instead of loading every inode of the location (100k at 100k entries) per batch.
     const scanner = new Scanner({ location, store, batch, counts, warnings, inodes: indexedInodeLookup(library, location) });
     const ordered = [...targets.values()].sort((a, b) => a.rel.localeCompare(b.rel));
-    for (const { entry, rel } of ordered) {
+    for (const { entry, rel, names: changed } of ordered) {
       // An earlier folder of this pass may have moved this one; take it as it is now.
       const current = store.get(entry.id);
-      if (current?.kind === 'dir') scanner.scanShallow(current, store.relativePath(current.id), IgnoreRules.forDirectory(location, rel));
+      if (current?.kind !== 'dir') continue;
+      const currentRel = store.relativePath(current.id);
+      const rules = IgnoreRules.forDirectory(location, rel);
+      if (changed && currentRel === rel && scanner.scanNames(current, rel, changed, rules)) continue;
+      scanner.scanShallow(current, currentRel, rules);
     }
     scanner.finish();
     batch.commit();

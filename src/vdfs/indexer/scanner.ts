@@ -77,6 +77,45 @@ export class Scanner {
     this.touched.add(dir.id);
   }
 
+  /**
+   * Diffs only these names of one folder (the names a watcher's events gave), each as its
+   * folder's listing would, and true; or false, with nothing changed, when a name needs
+   * the whole folder: one that is a folder on disk or in the index (its subtree), its
+   * .gitignore (the rules change), one not valid UTF-8, or a folder that cannot be read.
+   * Names the events did not give are taken as unchanged: the caller vouches for that.
+   */
+  scanNames(dir: Entry, dirRel: string, names: Iterable<string>, rules: IgnoreRules): boolean {
+    const { location, store, counts } = this.o;
+    const dirAbs = dirRel === '' ? location.rootPath : path.join(location.rootPath, dirRel);
+    const prefix = dirAbs.endsWith('/') ? dirAbs : `${dirAbs}/`;
+    const looks: Array<{ name: string; st: fs.Stats | undefined; entry: Entry | undefined }> = [];
+    for (const name of names) {
+      if (name === '.gitignore' || name === '' || name.includes('/') || name.includes('\ufffd')) return false;
+      const entry = store.child(dir.id, name);
+      if (entry?.kind === 'dir') return false;
+      const st = lstatNamed(prefix + name);
+      if (st === 'unreadable' || st?.isDirectory()) return false;
+      looks.push({ name, st, entry });
+    }
+    // A folder gone since the batch began answers ENOENT for every name: its entries are not
+    // deleted here but left, as by a listing that failed, to its parent's diff.
+    if (looks.some((look) => look.st === undefined)) {
+      const here = lstatNamed(dirAbs);
+      if (here === undefined || here === 'unreadable' || !here.isDirectory()) return false;
+    }
+    const chain = store.ancestorIds(dir.id);
+    for (const { name, st, entry } of looks) {
+      // As in readListing: ignored names, sockets, fifos and devices are skipped (so their entry goes).
+      const ignored = st !== undefined && rules.ignores(dirRel, name, false);
+      const fields = st && !ignored ? statFields(name, st) : undefined;
+      if (st && !fields) counts.ignored++;
+      if (fields) this.diffName(dir, dirRel, chain, rules, false, fields, entry);
+      else if (entry) this.missing.push({ id: entry.id, parentId: dir.id, name });
+    }
+    this.touched.add(dir.id);
+    return true;
+  }
+
   /** Applies the deferred deletes and recomputes the aggregate sizes they and moves changed. */
   finish(): void {
     const { store, batch, counts } = this.o;
@@ -127,40 +166,9 @@ export class Scanner {
         warnings.add(path.join(dirAbs, listing.names[i]!), 'name is not valid UTF-8; skipped (rename it to index it)');
         continue;
       }
-      const { name, kind, inode: ino } = fields;
-      counts.scanned++;
-      this.o.onEntry?.();
-
-      let entry = existing.get(name);
-      existing.delete(name);
-      if (entry && entry.kind !== kind) {
-        const gone = entry;
-        counts.deleted += batch.write(() => store.deleteSubtree(gone.id));
-        entry = undefined;
-      }
-      // Folders that are new or moved here are walked whole even in a shallow pass.
-      let walkWhole = false;
-      if (!entry && this.o.inodes.has(ino)) {
-        entry = this.claimMoved(dir.id, fields);
-        walkWhole = entry !== undefined;
-      }
-      let isNew = false;
-      if (entry) {
-        this.updateIfChanged(entry, fields);
-      } else {
-        const id = batch.write(() => store.insertBelow(chain, this.deviceId, location.id, fields));
-        entry = { id, deviceId: this.deviceId, locationId: location.id, parentId: dir.id, ...fields, contentId: null, aggregateSize: 0 };
-        this.o.inodes.add(ino);
-        counts.new++;
-        isNew = walkWhole = true;
-      }
-
-      if (kind === 'dir') {
-        const childRel = dirRel === '' ? name : `${dirRel}/${name}`;
-        aggregate += recursive || walkWhole ? this.scanDir(entry, childRel, [...chain, entry.id], rules, recursive || walkWhole, isNew) : entry.aggregateSize;
-      } else if (kind === 'file') {
-        aggregate += fields.size;
-      }
+      const entry = existing.get(fields.name);
+      existing.delete(fields.name);
+      aggregate += this.diffName(dir, dirRel, chain, rules, recursive, fields, entry);
     }
     for (const gone of existing.values()) this.missing.push({ id: gone.id, parentId: dir.id, name: gone.name });
 
@@ -169,6 +177,46 @@ export class Scanner {
       if (dir.aggregateSize !== aggregate) batch.write(() => store.setAggregate(dirId, aggregate));
     }
     return aggregate;
+  }
+
+  /**
+   * Brings one name of a folder in line with the disk: `fields` is the name as on disk,
+   * `entry` the folder's entry of that name (if any). Returns the name's share of the
+   * folder's aggregate size. The one path for a listed name and for a name an event gave.
+   */
+  private diffName(dir: Entry, dirRel: string, chain: number[], rules: IgnoreRules, recursive: boolean, fields: EntryFields, entry: Entry | undefined): number {
+    const { location, store, batch, counts } = this.o;
+    const { name, kind, inode: ino } = fields;
+    counts.scanned++;
+    this.o.onEntry?.();
+
+    if (entry && entry.kind !== kind) {
+      const gone = entry;
+      counts.deleted += batch.write(() => store.deleteSubtree(gone.id));
+      entry = undefined;
+    }
+    // Folders that are new or moved here are walked whole even in a shallow pass.
+    let walkWhole = false;
+    if (!entry && this.o.inodes.has(ino)) {
+      entry = this.claimMoved(dir.id, fields);
+      walkWhole = entry !== undefined;
+    }
+    let isNew = false;
+    if (entry) {
+      this.updateIfChanged(entry, fields);
+    } else {
+      const id = batch.write(() => store.insertBelow(chain, this.deviceId, location.id, fields));
+      entry = { id, deviceId: this.deviceId, locationId: location.id, parentId: dir.id, ...fields, contentId: null, aggregateSize: 0 };
+      this.o.inodes.add(ino);
+      counts.new++;
+      isNew = walkWhole = true;
+    }
+
+    if (kind === 'dir') {
+      const childRel = dirRel === '' ? name : `${dirRel}/${name}`;
+      return recursive || walkWhole ? this.scanDir(entry, childRel, [...chain, entry.id], rules, recursive || walkWhole, isNew) : entry.aggregateSize;
+    }
+    return kind === 'file' ? fields.size : 0;
   }
 
   /** An unknown name whose inode we know: a move when the old path no longer holds that inode. */
@@ -268,6 +316,23 @@ export interface Listing {
 
 function kindCode(st: fs.Stats): number {
   return st.isDirectory() ? 1 : st.isFile() ? 0 : st.isSymbolicLink() ? 2 : -1;
+}
+
+/** A name's lstat as the index holds it (as listedFields gives it), or undefined for sockets, fifos and devices. */
+function statFields(name: string, st: fs.Stats): EntryFields | undefined {
+  const code = kindCode(st);
+  if (code < 0) return undefined;
+  const kind = KINDS[code]!;
+  return { name, kind, size: kind === 'dir' ? 0 : st.size, mtime: st.mtimeMs, inode: st.ino, mode: st.mode };
+}
+
+/** A named path's lstat; undefined when nothing is there, 'unreadable' when it cannot be told (its folder gone or not readable). */
+function lstatNamed(p: string): fs.Stats | undefined | 'unreadable' {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    return systemCode(err) === 'ENOENT' ? undefined : 'unreadable';
+  }
 }
 
 /**
