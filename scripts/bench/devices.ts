@@ -23,7 +23,7 @@ import Database from 'better-sqlite3';
 import createTestnet from 'hyperdht/testnet.js';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
 import { Report, cpuSecondsOf, formatCount, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
-import { memoryOf, stopChild } from './mounts.js';
+import { memoryOf, pairThroughCli, stopChild } from './mounts.js';
 
 const args = parseArgs(process.argv.slice(2), ['profile']);
 const deviceCount = numberArg(args, 'devices', 10);
@@ -139,24 +139,6 @@ async function mount(d: Device, bootstrap: string): Promise<void> {
       return false;
     }
   }, 300_000, 50);
-}
-
-/** `sd pair` on the member, `sd pair join` on the newcomer, as a user would (both mounts running). */
-async function pair(member: Device, newcomer: Device, bootstrap: string): Promise<void> {
-  const shower = spawn(process.execPath, [main, '--library', member.library, '--json', 'pair', '--bootstrap', bootstrap], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  shower.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  shower.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exited = new Promise<number | null>((resolve) => shower.on('exit', resolve));
-  try {
-    await until('sd pair to show its words', () => out.includes('\n') || shower.exitCode !== null, 30_000, 20);
-    const { words } = JSON.parse(out.split('\n')[0]!) as { words: string[] };
-    await sd(newcomer, ['pair', 'join', ...words, '--bootstrap', bootstrap]);
-    if ((await exited) !== 0) throw new Error(`sd pair on ${member.name} failed: ${err}`);
-  } finally {
-    if (shower.exitCode === null) shower.kill('SIGKILL');
-  }
 }
 
 /** Devices `d` is paired with (not revoked). */
@@ -285,7 +267,7 @@ async function run(): Promise<void> {
     const pairedWith: string[] = [];
     for (let i = 1; i < devices.length; i++) {
       const member = devices[Math.floor(random() * i)]!;
-      await pair(member, devices[i]!, bootstrap);
+      await pairThroughCli(member.library, devices[i]!.library, bootstrap);
       pairedWith.push(`${devices[i]!.name}→${member.name}`);
     }
     const pairSeconds = seconds(started);

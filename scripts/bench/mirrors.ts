@@ -10,13 +10,12 @@
 // The peers index one shared generated tree, each as its own device (their entries are
 // theirs alone); the measured device has a tree of its own, where the watcher works.
 // Run: node build/scripts/bench/mirrors.js [--json] [--folders 1000] [--per 1000] [--minutes 60] [--rate 10] [--keep]
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import createTestnet from 'hyperdht/testnet.js';
-import { Report, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, SD_MAIN, sdEnv } from './common.js';
-import { memoryOf, settled, startMount, stopChild, type StartedMount } from './mounts.js';
+import { Report, formatCount, generateTree, makeTempDir, numberArg, parseArgs, seededRandom, timeCommand, sdEnv } from './common.js';
+import { memoryOf, pairThroughCli, sdRun, settled, startMount, stopChild, type StartedMount } from './mounts.js';
 
 const args = parseArgs();
 const folders = numberArg(args, 'folders', 1000);
@@ -49,13 +48,10 @@ const peers = [device('peer-a'), device('peer-b')];
 const all = [big, ...peers];
 const bigData = path.join(tmp, 'big', 'data');
 
-function sd(d: Device, argv: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
-  const child = spawn(process.execPath, [SD_MAIN, '--library', d.library, ...argv], { env: sdEnv(extraEnv), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`sd ${argv.join(' ')} on ${d.name} failed: ${err.trim() || `exit ${code}`}`)))));
+function sd(d: Device, argv: string[]): Promise<string> {
+  return sdRun(d.library, argv).catch((err: unknown) => {
+    throw new Error(`${d.name}: ${err instanceof Error ? err.message : String(err)}`);
+  });
 }
 
 function query<T>(d: Device, fn: (db: Database.Database) => T): T {
@@ -72,27 +68,6 @@ async function makeLibrary(d: Device, root: string): Promise<void> {
   await sd(d, ['init', '--name', d.name]);
   await sd(d, ['location', 'add', root, '--name', 'data', '--mode', 'shallow']);
   Object.assign(d, query(d, (db) => db.prepare('SELECT d.id, (SELECT count(*) FROM entries e WHERE e.device_id = d.id) AS entries FROM devices d WHERE is_local = 1').get() as { id: string; entries: number }));
-}
-
-/** `sd pair` on the member, `sd pair join` on the newcomer (both mounts running), as a user would. */
-async function pair(member: Device, newcomer: Device, bootstrap: string): Promise<void> {
-  const shower = spawn(process.execPath, [SD_MAIN, '--library', member.library, '--json', 'pair', '--bootstrap', bootstrap], { env: sdEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  shower.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  shower.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exited = new Promise<number | null>((resolve) => shower.on('exit', resolve));
-  try {
-    for (let waited = 0; !out.includes('\n'); waited += 20) {
-      if (shower.exitCode !== null || waited > 30_000) throw new Error(`sd pair on ${member.name} showed no words: ${err}`);
-      await sleep(20);
-    }
-    const { words } = JSON.parse(out.split('\n')[0]!) as { words: string[] };
-    await sd(newcomer, ['pair', 'join', ...words, '--bootstrap', bootstrap]);
-    if ((await exited) !== 0) throw new Error(`sd pair on ${member.name} failed: ${err}`);
-  } finally {
-    if (shower.exitCode === null) shower.kill('SIGKILL');
-  }
 }
 
 /** Entries of each peer that `viewer`'s library holds. */
@@ -222,7 +197,7 @@ async function run(): Promise<void> {
     report.progress('the peers mount and pair with it: the backfill of both');
     for (const p of peers) await mountOf(p);
     started = performance.now();
-    for (const p of peers) await pair(big, p, bootstrap);
+    for (const p of peers) await pairThroughCli(big.library, p.library, bootstrap);
     const samples: number[] = [];
     let stopSampling = sampleMemory(first.child.pid!, samples, 250);
     const want = peers.map((p) => p.entries);

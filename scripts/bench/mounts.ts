@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
-import { SD_BIN, cpuSecondsOf } from './common.js';
+import { SD_BIN, SD_MAIN, cpuSecondsOf, sdEnv } from './common.js';
 
 /** Peak and current resident memory of a process (VmHWM, VmRSS), in bytes. */
 export function memoryOf(pid: number): { peak: number; now: number } {
@@ -91,4 +91,32 @@ export function firstJson<T>(child: ChildProcess, what: string): Promise<T> {
     });
     child.once('exit', (code) => reject(new Error(`${what} ended before it printed its answer (exit ${code})`)));
   });
+}
+
+/** Runs `sd --library LIBRARY ARGS…` to its end; its stdout (its stderr in the error when it fails). */
+export function sdRun(library: string, argv: readonly string[], env: NodeJS.ProcessEnv = sdEnv()): Promise<string> {
+  const child = spawn(process.execPath, [SD_MAIN, '--library', library, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`sd ${argv.join(' ')} failed: ${err.trim() || `exit ${code}`}`)))));
+}
+
+/** `sd pair` on the member's library, `sd pair join` on the newcomer's, as a user would (their mounts may run). */
+export async function pairThroughCli(memberLibrary: string, newcomerLibrary: string, bootstrap: string): Promise<void> {
+  const shower = spawn(process.execPath, [SD_MAIN, '--library', memberLibrary, '--json', 'pair', '--bootstrap', bootstrap], { env: sdEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  shower.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<number | null>((resolve) => shower.on('exit', resolve));
+  try {
+    const words = await Promise.race([
+      firstJson<{ words: string[] }>(shower, 'sd pair').then((shown) => shown.words),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`sd pair showed no words within 30 s: ${err}`)), 30_000)),
+    ]);
+    await sdRun(newcomerLibrary, ['pair', 'join', ...words, '--bootstrap', bootstrap]);
+    if ((await exited) !== 0) throw new Error(`sd pair failed: ${err}`);
+  } finally {
+    if (shower.exitCode === null) shower.kill('SIGKILL');
+  }
 }
