@@ -27,6 +27,8 @@ export const config = {
    * Seconds the kernel trusts what sdfs cannot invalidate exactly: the virtual folders
    * (.tags, .search, .guardian, .content) and other devices' trees.
    */
+  /** How often a running mount hands memory its threads freed back to the system (malloc_trim). */
+  mountTrimMemoryMs: 60_000,
   mountAttrTimeoutSeconds: 1,
   /**
    * Seconds the kernel keeps the names, attributes and listings of local files: every
