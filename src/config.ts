@@ -23,12 +23,12 @@ export const config = {
    * never file data; the watcher's start-up diff puts it back. 0: one commit per change.
    */
   mountIndexCommitMs: 10,
+  /** How often a running mount hands memory its threads freed back to the system (malloc_trim). */
+  mountTrimMemoryMs: 60_000,
   /**
    * Seconds the kernel trusts what sdfs cannot invalidate exactly: the virtual folders
    * (.tags, .search, .guardian, .content) and other devices' trees.
    */
-  /** How often a running mount hands memory its threads freed back to the system (malloc_trim). */
-  mountTrimMemoryMs: 60_000,
   mountAttrTimeoutSeconds: 1,
   /**
    * Seconds the kernel keeps the names, attributes and listings of local files: every
