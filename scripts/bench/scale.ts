@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { forceUnmount, isMounted } from '../../src/fuse/mount.js';
 import { Report, formatCount, makeTempDir, numberArg, parseArgs, timeCommand, SD_BIN, SD_MAIN, sdEnv } from './common.js';
-import { firstJson, memoryOf, settled, startMount, stopChild, type StartedMount } from './mounts.js';
+import { firstJson, memoryOf, sdRun, settled, startMount, stopChild, type StartedMount } from './mounts.js';
 import { buildPassthroughs, withPassthrough } from './passthrough.js';
 
 const args = parseArgs();
@@ -67,16 +67,6 @@ async function settleAndStop(m: StartedMount): Promise<{ peak: number; settled: 
   return { peak, settled: now };
 }
 
-/** Runs `sd ARGS` on a library to the end; its stdout. */
-function sdOn(lib: string, argv: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
-  const child = spawn(process.execPath, [main, '--library', lib, ...argv], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`sd ${argv.join(' ')} failed: ${err.trim() || `exit ${code}`}`)))));
-}
-
 /** Children started by the backfill phase, stopped whatever happens. */
 const extra: Array<{ child: ChildProcess; at?: string }> = [];
 
@@ -92,17 +82,17 @@ async function backfill(entries: number): Promise<{ firstListed: number; complet
   const fresh = path.join(tmp, 'fresh-library');
   const freshMnt = path.join(tmp, 'fresh-mnt');
   const freshEnv = { ...env, SD_LIBRARY: fresh };
-  await sdOn(fresh, ['init', '--name', 'fresh']);
+  await sdRun(fresh, ['init', '--name', 'fresh'], env);
   // A few files of its own, as a new laptop has (its mount is up once its own folder lists).
   const own = path.join(tmp, 'fresh-files');
   fs.mkdirSync(own, { recursive: true });
   fs.writeFileSync(path.join(own, 'hello.txt'), 'hello\n');
-  await sdOn(fresh, ['location', 'add', own, '--name', 'home', '--mode', 'shallow']);
+  await sdRun(fresh, ['location', 'add', own, '--name', 'home', '--mode', 'shallow'], env);
   const pairEnv = { SD_BOOTSTRAP: bootstrap, SD_PAIR_JOIN_TIMEOUT_MS: '60000' };
   const showing = spawn(process.execPath, [main, '--library', library, '--json', 'pair'], { env: { ...env, ...pairEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
   extra.push({ child: showing });
   const { words } = await firstJson<{ words: string[] }>(showing, 'sd pair');
-  await sdOn(fresh, ['pair', 'join', ...words], pairEnv);
+  await sdRun(fresh, ['pair', 'join', ...words], { ...env, ...pairEnv });
   const big = await mount('big', ['--bootstrap', bootstrap]);
   extra.push({ child: big.child, at: mnt });
   await big.upToDate;
