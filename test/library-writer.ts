@@ -10,11 +10,11 @@ import { cleanEnv, waitFor } from './helpers.js';
 /**
  * Another process writing `library`, as `sd pair` does (a device paired again, one
  * transaction each time): 'churn' writes over and over until stopped; 'hold' keeps one write
- * transaction open for holdMs (within the busy timeout, or past it). Resolves once it
- * writes (holds the write lock, for 'hold'). stop() resolves with how many transactions
- * it committed.
+ * transaction open for holdMs (within the busy timeout, or past it); 'hold-until-stopped'
+ * keeps it open until stop(). Resolves once it writes (holds the write lock, for the
+ * holds). stop() resolves with how many transactions it committed.
  */
-export async function writerOf(t: Test, library: string, mode: 'churn' | 'hold', holdMs = 0): Promise<{ stop(): Promise<number> }> {
+export async function writerOf(t: Test, library: string, mode: 'churn' | 'hold' | 'hold-until-stopped', holdMs = 0): Promise<{ stop(): Promise<number> }> {
   const modules = { library: new URL('../src/vdfs/library.js', import.meta.url).href, peers: new URL('../src/vdfs/peers.js', import.meta.url).href };
   const script = `
     const { openLibrary } = await import(${JSON.stringify(modules.library)});
@@ -25,7 +25,18 @@ export async function writerOf(t: Test, library: string, mode: 'churn' | 'hold',
     let stopping = false;
     const done = () => process.stdout.write(writes + '\\n', () => process.exit(0));
     process.stdin.on('data', () => void (stopping = true));
-    if (${JSON.stringify(mode)} === 'hold') {
+    if (${JSON.stringify(mode)} === 'hold-until-stopped') {
+      library.db.exec('BEGIN IMMEDIATE');
+      savePairedPeer(library.db, info);
+      process.stdout.write('writing\\n');
+      const wait = () => {
+        if (!stopping) return setTimeout(wait, 10);
+        library.db.exec('COMMIT');
+        writes++;
+        done();
+      };
+      wait();
+    } else if (${JSON.stringify(mode)} === 'hold') {
       library.db.exec('BEGIN IMMEDIATE');
       savePairedPeer(library.db, info);
       process.stdout.write('writing\\n');

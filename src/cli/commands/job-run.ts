@@ -1,6 +1,7 @@
 // Runs a job in the CLI process to its end with a progress bar on a terminal; Ctrl-C
-// pauses it at a checkpoint ('sd jobs resume ID' continues). Shared by cp, mv, rm,
-// mkdir and jobs resume.
+// pauses it at a checkpoint ('sd jobs resume ID' continues). Held up by another process
+// holding the library, it says so on stderr and waits. Shared by cp, mv, rm, mkdir and
+// jobs resume.
 import { SdError } from '../../errors.js';
 import type { ActionPreview } from '../../vdfs/actions/types.js';
 import type { JobManager, JobOutcome } from '../../vdfs/jobs/job-manager.js';
@@ -26,8 +27,12 @@ export async function runJobHere(ctx: CommandContext, jobs: JobManager, id: numb
     ctx.out.info(`sd: pausing job ${id} at its next checkpoint...`);
     jobs.pause(id).catch(() => undefined);
   });
+  const waiting = () => {
+    progress.clear();
+    ctx.out.info(`sd: another process holds the library past the busy timeout; job ${id} waits for the library and goes on when it is free (Ctrl-C pauses it)`);
+  };
   try {
-    return await jobs.run(id, { onProgress: draw, bwlimit: options.bwlimit });
+    return await jobs.run(id, { onProgress: draw, bwlimit: options.bwlimit, onLibraryBusy: waiting });
   } finally {
     progress.clear();
   }
@@ -39,6 +44,9 @@ export function requireCompleted(outcome: JobOutcome): void {
   if (outcome.status === 'completed') return;
   if (outcome.status === 'failed') throw new SdError('IO', `job ${id} failed: ${outcome.error}; fix that and 'sd jobs resume ${id}', or 'sd jobs cancel ${id}'`);
   if (outcome.status === 'cancelled') throw new SdError('CANCELLED', `job ${id} was cancelled; finished files stay`);
+  if (outcome.status === 'running') {
+    throw new SdError('LIBRARY_LOCKED', `job ${id} stopped at ${outcome.progress.filesDone}/${outcome.progress.filesTotal} files while another process held the library, so it could not record that: it shows as interrupted; 'sd jobs resume ${id}' continues it`);
+  }
   throw new SdError('BUSY', `job ${id} is ${outcome.status} at ${outcome.progress.filesDone}/${outcome.progress.filesTotal} files; 'sd jobs resume ${id}' continues it`);
 }
 

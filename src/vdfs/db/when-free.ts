@@ -1,5 +1,6 @@
 // Waits out another process that holds the library past SQLite's busy timeout, for changes
-// that must not be lost (a mirror's batch, a new file's copy job): tried again until they go.
+// that must not be lost (a mirror's batch, a new file's copy job, a job's records): tried
+// again until they go.
 import { config } from '../../config.js';
 import { SdError, isLibraryBusy } from '../../errors.js';
 import { log } from '../../log.js';
@@ -14,10 +15,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * Runs `change` at once and, while another process holds the library past the busy timeout,
  * again every config.libraryBusyRetryMs; any other error rejects. True once it went through,
- * false when `stopped()` said to give up meanwhile. `what` names the change in the two log
- * lines: when it starts waiting, and when it went through after waiting.
+ * false when `stopped()` said to give up meanwhile (asked before each wait and after it).
+ * `what` names the change in the two log lines: when it starts waiting, and when it went
+ * through after waiting; `onWaiting` is told once, when it starts waiting (a command says so).
  */
-export async function whenLibraryFree(what: { op: string } & Record<string, unknown>, change: () => void, stopped: () => boolean): Promise<boolean> {
+export async function whenLibraryFree(what: { op: string } & Record<string, unknown>, change: () => void, stopped: () => boolean, onWaiting?: () => void): Promise<boolean> {
   for (let waited = false; ; waited = true) {
     try {
       change();
@@ -25,7 +27,11 @@ export async function whenLibraryFree(what: { op: string } & Record<string, unkn
       return true;
     } catch (err) {
       if (!heldByAnotherProcess(err)) throw err;
-      if (!waited) log.warn({ ...what, err: err instanceof Error ? err.message : String(err) }, 'the library is busy with another process: trying again shortly');
+      if (!waited) {
+        log.warn({ ...what, err: err instanceof Error ? err.message : String(err) }, 'the library is busy with another process: trying again shortly');
+        onWaiting?.();
+      }
+      if (stopped()) return false;
       await sleep(config.libraryBusyRetryMs);
       if (stopped()) return false;
     }

@@ -1,10 +1,12 @@
 // Runs committed jobs: claims one for this process, runs its steps (JobRun), and settles
 // it as completed, failed, paused or cancelled with an audit row for each. Pause and
 // cancel work across processes (a request in the job's row, seen at the next
-// checkpoint); jobs a killed process left running are resumed, never restarted.
+// checkpoint); jobs a killed process left running are resumed, never restarted. Another
+// process holding the library past the busy timeout holds a job up, never fails it.
 import { SdError } from '../../errors.js';
 import { log } from '../../log.js';
 import { AuditLog, type Actor, type AuditStatus } from '../audit.js';
+import { heldByAnotherProcess, whenLibraryFree } from '../db/when-free.js';
 import type { Library } from '../library.js';
 import { JobInterrupted, JobRun, type ContentFetcher, type Interruption, type ProgressEvent } from './job-run.js';
 import { RemoteChanges, isRemoteJob, remoteOf } from '../remote-changes.js';
@@ -17,10 +19,16 @@ export interface RunOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Overrides the job's bandwidth limit for this run (bytes/s, 0 = none). */
   bwlimit?: number;
+  /** Told each time the job starts waiting for another process that holds the library past the busy timeout. */
+  onLibraryBusy?: () => void;
 }
 
 export interface JobOutcome {
   id: number;
+  /**
+   * How the run ended; 'running' when it stopped (pause, cancel, shutdown) while another
+   * process held the library, so its row could not say so: resumable as after a kill.
+   */
   status: JobStatus;
   error: string | null;
   progress: JobProgress;
@@ -41,6 +49,14 @@ const FRESH_JOB_MS = 10_000;
 
 /** How long pause and cancel wait for a runner in another process to stop at a checkpoint. */
 const CONTROL_WAIT_MS = 10_000;
+
+/** How a run ended, to be recorded: the job's status and its audit row. */
+interface Ending {
+  status: JobStatus;
+  error: string | null;
+  audit: AuditStatus;
+  details: unknown;
+}
 
 export class JobManager {
   readonly store: JobStore;
@@ -88,13 +104,42 @@ export class JobManager {
     if (job.status === 'running' && !job.interrupted) {
       throw new SdError('BUSY', `job ${id} is running in process ${ownerPid(job.owner!)}; 'sd jobs pause ${id}' stops it there`);
     }
-    if (!this.store.claim(id, ownerToken(), { status: job.status, owner: job.owner })) {
-      throw new SdError('BUSY', `job ${id} was just taken by another process; 'sd jobs' shows where it stands`);
+    const actor = options.actor ?? this.actor;
+    // Taken at once when the library is free; else once it is (below), unless paused meanwhile.
+    let claimed: boolean | undefined;
+    try {
+      claimed = this.claim(job, actor);
+    } catch (err) {
+      if (!heldByAnotherProcess(err)) throw err;
     }
+    if (claimed === false) throw takenMeanwhile(id);
     const entry: Running = { request: null, done: Promise.resolve(undefined as unknown as JobOutcome) };
     running.set(id, entry);
-    entry.done = this.execute(this.get(id), entry, options).finally(() => running.delete(id));
+    entry.done = (claimed ? this.execute(this.get(id), entry, options) : this.claimWhenFree(job, entry, options)).finally(() => running.delete(id));
     return entry.done;
+  }
+
+  /** Takes the job for this process and audits the run's start, in one transaction; false when another process took it first. */
+  private claim(job: Job, actor: Actor): boolean {
+    return this.library.db.transaction(() => {
+      if (!this.store.claim(job.id, ownerToken(), { status: job.status, owner: job.owner })) return false;
+      this.auditJob(job, actor, 'Running', {
+        run: job.progress.runs + 1,
+        fromStep: job.progress.nextSeq,
+        resumedAtBytes: job.progress.current?.bytes ?? 0,
+        owner: process.pid,
+      });
+      return true;
+    }).immediate();
+  }
+
+  /** Claims the job once another process lets go of the library, then runs it; left as it was when paused or cancelled meanwhile. */
+  private async claimWhenFree(job: Job, entry: Running, options: RunOptions): Promise<JobOutcome> {
+    let claimed = false;
+    const free = await whenLibraryFree({ op: 'job', job: job.id, record: 'claim' }, () => void (claimed = this.claim(job, options.actor ?? this.actor)), () => entry.request !== null, options.onLibraryBusy);
+    if (!free) return { id: job.id, status: job.status, error: null, progress: job.progress, seconds: 0 };
+    if (!claimed) throw takenMeanwhile(job.id);
+    return this.execute(this.get(job.id), entry, options);
   }
 
   /**
@@ -192,7 +237,7 @@ export class JobManager {
     // Cancel a job nobody runs: claim it so no one starts it meanwhile, drop its partial file.
     if (!this.store.claim(id, ownerToken(), { status: job.status, owner: job.owner })) throw new SdError('BUSY', `job ${id} changed meanwhile; try again`);
     const run = new JobRun(this.library, this.store, this.get(id), { interruption: () => null });
-    run.discardPart();
+    await run.discardPart();
     if (isRemoteJob(job)) new RemoteChanges(this.library).clear(id);
     this.store.settle(id, 'cancelled', run.state);
     this.auditJob(job, this.actor, 'Cancelled', { filesDone: run.state.filesDone, filesTotal: run.state.filesTotal });
@@ -202,12 +247,12 @@ export class JobManager {
   private async execute(job: Job, entry: Running, options: RunOptions): Promise<JobOutcome> {
     const actor = options.actor ?? this.actor;
     const started = performance.now();
-    const run = new JobRun(this.library, this.store, job, { interruption: () => entry.request, onProgress: options.onProgress, bwlimit: options.bwlimit, fetchContent: this.contentFetcher });
-    this.auditJob(job, actor, 'Running', {
-      run: job.progress.runs + 1,
-      fromStep: job.progress.nextSeq,
-      resumedAtBytes: job.progress.current?.bytes ?? 0,
-      owner: process.pid,
+    const run = new JobRun(this.library, this.store, job, {
+      interruption: () => entry.request,
+      onProgress: options.onProgress,
+      bwlimit: options.bwlimit,
+      fetchContent: this.contentFetcher,
+      onLibraryBusy: options.onLibraryBusy,
     });
     const outcome = (status: JobStatus, error: string | null = null): JobOutcome => ({
       id: job.id,
@@ -216,42 +261,64 @@ export class JobManager {
       progress: run.state,
       seconds: Math.round(performance.now() - started) / 1000,
     });
+    let ending: Ending;
     try {
       await run.execute();
       const p = run.state;
-      this.store.settle(job.id, 'completed', p);
-      this.auditJob(job, actor, 'Completed', {
-        files: p.filesDone,
-        bytes: p.bytesDone,
-        copiedBytes: p.copiedBytes,
-        seconds: Math.round(performance.now() - started) / 1000,
-        skipped: p.skipped,
-        identical: p.identical,
-        renamed: p.renamed,
-        verified: job.payload.verify ? `full BLAKE3 (${p.verified} files)` : 'size + content id',
-      });
-      log.info({ op: 'job', job: job.id, kind: job.kind, files: p.filesDone, bytes: p.bytesDone }, 'completed');
-      return outcome('completed');
+      ending = {
+        status: 'completed',
+        error: null,
+        audit: 'Completed',
+        details: {
+          files: p.filesDone,
+          bytes: p.bytesDone,
+          copiedBytes: p.copiedBytes,
+          seconds: Math.round(performance.now() - started) / 1000,
+          skipped: p.skipped,
+          identical: p.identical,
+          renamed: p.renamed,
+          verified: job.payload.verify ? `full BLAKE3 (${p.verified} files)` : 'size + content id',
+        },
+      };
     } catch (err) {
       const p = run.state;
-      if (err instanceof JobInterrupted) {
-        if (err.reason === 'cancel') {
-          run.discardPart();
-          this.store.settle(job.id, 'cancelled', p);
-          this.auditJob(job, actor, 'Cancelled', { filesDone: p.filesDone, filesTotal: p.filesTotal });
-          return outcome('cancelled');
-        }
+      if (err instanceof JobInterrupted && err.reason === 'cancel') {
+        await run.discardPart();
+        ending = { status: 'cancelled', error: null, audit: 'Cancelled', details: { filesDone: p.filesDone, filesTotal: p.filesTotal } };
+      } else if (err instanceof JobInterrupted) {
         // Paused by a user, or stopped with the process: queued again to resume at its next start.
-        const status: JobStatus = err.reason === 'pause' ? 'paused' : 'queued';
-        this.store.settle(job.id, status, p);
-        this.auditJob(job, actor, 'Paused', { reason: err.reason === 'pause' ? 'asked' : 'shutdown', filesDone: p.filesDone, bytesDone: p.bytesDone, atBytes: p.current?.bytes ?? 0 });
-        return outcome(status);
+        const asked = err.reason === 'pause';
+        ending = { status: asked ? 'paused' : 'queued', error: null, audit: 'Paused', details: { reason: asked ? 'asked' : 'shutdown', filesDone: p.filesDone, bytesDone: p.bytesDone, atBytes: p.current?.bytes ?? 0 } };
+      } else {
+        const message = err instanceof Error ? err.message : String(err);
+        ending = { status: 'failed', error: message, audit: 'Failed', details: { error: message, errno: err instanceof SdError ? err.errno : null, step: p.nextSeq, filesDone: p.filesDone } };
+        log.warn({ op: 'job', job: job.id, err: message }, 'failed');
       }
-      const message = err instanceof Error ? err.message : String(err);
-      this.store.settle(job.id, 'failed', p, message);
-      this.auditJob(job, actor, 'Failed', { error: message, errno: err instanceof SdError ? err.errno : null, step: p.nextSeq, filesDone: p.filesDone });
-      log.warn({ op: 'job', job: job.id, err: message }, 'failed');
-      return outcome('failed', message);
+    }
+    if (!(await this.settle(run, job, actor, ending))) {
+      return outcome('running', `it stopped while another process held the library, which could not record that; it shows as interrupted once this process is gone`);
+    }
+    if (ending.status === 'completed') log.info({ op: 'job', job: job.id, kind: job.kind, files: run.state.filesDone, bytes: run.state.bytesDone }, 'completed');
+    return outcome(ending.status, ending.error);
+  }
+
+  /**
+   * Records how the run ended (status, progress, audit row) in one transaction, waiting out
+   * another process that holds the library. False when a pause, cancel or stop came first
+   * (one try, then): the row still says running in this process, so once it is gone the
+   * job is resumable, as after a kill.
+   */
+  private async settle(run: JobRun, job: Job, actor: Actor, ending: Ending): Promise<boolean> {
+    try {
+      await run.record('settle', () => {
+        this.store.settle(job.id, ending.status, run.state, ending.error);
+        this.auditJob(job, actor, ending.audit, ending.details);
+      });
+      return true;
+    } catch (err) {
+      if (!(err instanceof JobInterrupted)) throw err;
+      log.warn({ op: 'job', job: job.id, status: ending.status }, 'the library stayed busy with another process; the job is left to resume as after a kill');
+      return false;
     }
   }
 
@@ -260,3 +327,6 @@ export class JobManager {
   }
 }
 
+function takenMeanwhile(id: number): SdError {
+  return new SdError('BUSY', `job ${id} was just taken by another process; 'sd jobs' shows where it stands`);
+}

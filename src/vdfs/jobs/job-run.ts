@@ -1,6 +1,7 @@
 // One run of a claimed job: its steps in order, each done on disk first and then
 // recorded (step done, index updated, checkpoint) in one transaction, so a run killed
-// at any point resumes at the step it was on and finds what that step already did.
+// at any point resumes at the step it was on and finds what that step already did. A
+// record held up by another process holding the library waits for it (see record()).
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { execFile } from 'node:child_process';
@@ -26,6 +27,7 @@ import type { Job, JobItem, JobProgress, JobStore } from './job-store.js';
 import { jobOptions } from './options.js';
 import { bootId } from './owner.js';
 import { lstatOrUndefined } from '../fs-stat.js';
+import { whenLibraryFree } from '../db/when-free.js';
 
 export type Interruption = 'pause' | 'cancel' | 'stop';
 
@@ -54,6 +56,8 @@ export interface RunHooks {
   bwlimit?: number;
   /** Fetches a content's bytes from paired devices (the running node's replication); absent in a CLI process. */
   fetchContent?: ContentFetcher;
+  /** Told when a record starts waiting for another process that holds the library past the busy timeout. */
+  onLibraryBusy?(): void;
 }
 
 /** Writes the bytes of a content, fetched from paired devices, to `dest`; true when their full BLAKE3 is `fullHash`. */
@@ -61,6 +65,12 @@ export type ContentFetcher = (want: { contentId: string; size: number; fullHash:
 
 const STAGING_FOLDER = '.sd-staging';
 const execFileAsync = promisify(execFile);
+
+/** Puts the progress back as it was before a record that did not go through. */
+function restore(progress: JobProgress, saved: JobProgress): void {
+  for (const key of Object.keys(progress)) if (!(key in saved)) delete (progress as unknown as Record<string, unknown>)[key];
+  Object.assign(progress, saved);
+}
 
 function sampled(file: string): ContentHash | undefined {
   return contentHashOfFile(file);
@@ -160,7 +170,7 @@ export class JobRun {
     this.progress.resumedAtBytes = 0;
     this.lastDurable = performance.now();
     try {
-      if (this.progress.durableBoot !== bootId() && this.progress.durableSeq < this.progress.nextSeq) this.reverifyAfterReboot();
+      if (this.progress.durableBoot !== bootId() && this.progress.durableSeq < this.progress.nextSeq) await this.reverifyAfterReboot();
       for (;;) {
         const page = this.store.items(this.job.id, this.progress.nextSeq);
         if (page.length === 0) break;
@@ -176,10 +186,11 @@ export class JobRun {
       }
       this.progress.current = null;
       await this.makeDurable();
-      this.cleanStaging();
+      await this.cleanStaging();
     } catch (err) {
-      // Paused or stopped: what is done so far is made durable before the run lets go.
-      if (err instanceof JobInterrupted) await this.makeDurable().catch(() => undefined);
+      // Paused or stopped: what is done so far is made durable before the run lets go (the
+      // job manager records it as it settles the job).
+      if (err instanceof JobInterrupted) await this.makeDurable({ record: false }).catch(() => undefined);
       throw err;
     } finally {
       this.hashAhead = undefined;
@@ -191,9 +202,10 @@ export class JobRun {
 
   /**
    * fsyncs the small files and the folders changed since the last durable point (many at
-   * once), then records that every finished step is durable.
+   * once), then records that every finished step is durable (or only notes it, for the
+   * caller to record).
    */
-  private async makeDurable(): Promise<void> {
+  private async makeDurable(options = { record: true }): Promise<void> {
     const files = this.unsynced.splice(0);
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
@@ -206,7 +218,7 @@ export class JobRun {
     this.lastDurable = performance.now();
     this.progress.durableSeq = this.progress.nextSeq;
     this.progress.durableBoot = bootId();
-    this.checkpoint();
+    if (options.record) await this.checkpoint();
   }
 
   /**
@@ -214,7 +226,7 @@ export class JobRun {
    * lost their bytes. Each copy is checked against its source again; one that does not
    * match is removed and done again.
    */
-  private reverifyAfterReboot(): void {
+  private async reverifyAfterReboot(): Promise<void> {
     const from = this.progress.durableSeq;
     const until = this.progress.nextSeq;
     log.info({ op: 'job', job: this.job.id, from, until }, 'rebooted since the last durable point; checking those steps again');
@@ -231,7 +243,7 @@ export class JobRun {
         if (intact) continue;
         if (!src) throw new SdError('IO', `${item.finalDst} was damaged by a power loss and its source ${item.src} was already moved away; restore it from another copy`);
         fs.rmSync(item.finalDst, { force: true });
-        this.store.resetItem(this.job.id, item.seq);
+        await this.record('reset', () => this.store.resetItem(this.job.id, item.seq));
         this.progress.filesDone--;
         this.progress.bytesDone -= item.size;
       }
@@ -247,11 +259,11 @@ export class JobRun {
   }
 
   /** Removes the part file of the step in flight (cancel). */
-  discardPart(): void {
+  async discardPart(): Promise<void> {
     const part = this.progress.current?.part;
     if (part) fs.rmSync(part, { force: true });
     this.progress.current = null;
-    this.cleanStaging();
+    await this.cleanStaging();
   }
 
   private async step(item: JobItem): Promise<void> {
@@ -305,7 +317,7 @@ export class JobRun {
     tryFs(`move the fetched bytes into place as ${final}`, () => fs.renameSync(part, final));
     this.progress.copiedBytes += item.size;
     this.progress.verified++;
-    this.finish(item, 'done', final, () => {
+    await this.finish(item, 'done', final, () => {
       if (made) this.placeAt(made, undefined, null, true);
       this.placeAt(final, sampled(final) ?? null, fullHash);
     }, item.size);
@@ -362,7 +374,7 @@ export class JobRun {
     this.progress.copiedBytes += copied.size;
     this.progress.verified++;
     const hash = sampled(dst);
-    this.finish(item, 'done', dst, () => this.placeAt(dst, hash ?? null, expected), item.size);
+    await this.finish(item, 'done', dst, () => this.placeAt(dst, hash ?? null, expected), item.size);
   }
 
   /**
@@ -400,7 +412,7 @@ export class JobRun {
       throw fsError(err, `read ${src}`);
     }
     if (!indexedAsIs(entry, lstatOrUndefined(src))) return this.finish(item, 'skipped', null, () => this.progress.skipped++, item.size);
-    this.finish(item, 'done', null, () => {
+    await this.finish(item, 'done', null, () => {
       const verdict = scrubVerdict(this.index.checks.get(entry.id), entry, hash);
       this.index.checks.record(entry.id, { fullHash: verdict.expected, size: entry.size, mtime: entry.mtime, corrupt: verdict.corrupt });
       if (entry.contentId && !verdict.corrupt) this.index.contents.recordFullHash(entry.contentId, hash);
@@ -415,7 +427,7 @@ export class JobRun {
 
   // --- steps ---------------------------------------------------------------------
 
-  private mkdir(item: JobItem): void {
+  private async mkdir(item: JobItem): Promise<void> {
     const dst = this.mapDst(item.dst!);
     if (dst === null) return this.finish(item, 'skipped', null, () => this.redirects.set(item.dst!, null));
     const there = lstatOrUndefined(dst);
@@ -433,7 +445,7 @@ export class JobRun {
     const mode = this.job.payload.action.kind === 'mkdir' ? (this.job.payload.action.input.mode ?? 0o777) : (item.src ? (lstatOrUndefined(item.src)?.mode ?? 0o777) & 0o7777 : 0o777);
     tryFs(`create folder ${final}`, () => fs.mkdirSync(final, { mode }));
     if (final !== item.dst) this.redirects.set(item.dst!, final);
-    this.finish(item, 'done', final, () => this.placeAt(final));
+    await this.finish(item, 'done', final, () => this.placeAt(final));
   }
 
   private async copy(item: JobItem): Promise<void> {
@@ -462,7 +474,7 @@ export class JobRun {
       const t = this.resolveConflict(item, dst, srcSt, srcHash?.contentId ?? null);
       if (t.identical) {
         this.progress.identical++;
-        if (item.op === 'move') this.removeSource(item, dst);
+        if (item.op === 'move') await this.removeSource(item, dst);
         return this.finish(item, 'skipped', dst, () => item.op === 'move' && this.forget(src), item.size);
       }
       if (t.final === null) return this.finish(item, 'skipped', null, undefined, item.size);
@@ -471,7 +483,7 @@ export class JobRun {
       // A small file is simply copied again after a crash: no checkpoint needed before it.
       if (srcSt.size >= jobOptions.fsyncMinBytes) {
         this.progress.current = { seq: item.seq, bytes: 0, finalDst: final, part, srcSize: srcSt.size, srcMtimeMs: srcSt.mtimeMs };
-        this.checkpoint();
+        await this.checkpoint();
       }
     }
     // Resume only onto bytes of the same source: after a reboot the fdatasync'ed ones, after a killed process all.
@@ -504,28 +516,28 @@ export class JobRun {
    */
   private async verifyPart(item: JobItem, part: string, copied: CopyFileResult, expected: ContentHash | null): Promise<string | null> {
     const { size, resumedAt } = copied;
-    const fail = (what: string) => {
+    const fail = async (what: string) => {
       fs.rmSync(part, { force: true });
       this.progress.current = null;
-      this.checkpoint();
+      await this.checkpoint();
       return new SdError('IO', `the copy of ${item.src} does not match its source (${what}); it was discarded — resume the job to copy it again`);
     };
     const st = lstatOrUndefined(part);
-    if (!st || st.size !== size || (sampled(part)?.contentId ?? null) !== (expected?.contentId ?? null)) throw fail('size or content id');
+    if (!st || st.size !== size || (sampled(part)?.contentId ?? null) !== (expected?.contentId ?? null)) throw await fail('size or content id');
     if (!this.verify && resumedAt === 0) return copied.fullHash;
     const there = await fullHashAsync(part, jobOptions.copyChunkBytes);
     // A resumed copy's streamed hash covers the kept bytes as they are in the part: the source is read again whole.
     const source = resumedAt === 0 && copied.fullHash ? copied.fullHash : await fullHashAsync(item.src!, jobOptions.copyChunkBytes);
-    if (there !== source) throw fail('full BLAKE3');
+    if (there !== source) throw await fail('full BLAKE3');
     this.progress.verified++;
     return there;
   }
 
   /** Indexes a copy now in place and finishes the step (a move deletes its source first). */
-  private landed(item: JobItem, final: string, hash: ContentHash | null, fullHash: string | null): void {
+  private async landed(item: JobItem, final: string, hash: ContentHash | null, fullHash: string | null): Promise<void> {
     if (final !== this.mapDst(item.dst!)) this.progress.renamed++;
-    if (item.op === 'move') this.removeSource(item, final);
-    this.finish(item, 'done', final, () => {
+    if (item.op === 'move') await this.removeSource(item, final);
+    await this.finish(item, 'done', final, () => {
       this.placeAt(final, hash, fullHash);
       if (item.op === 'move') this.forget(item.src!);
     }, item.size);
@@ -557,7 +569,7 @@ export class JobRun {
               lastSync = performance.now();
             }
             this.progress.current = { seq: item.seq, bytes, synced, boot: bootId(), finalDst: this.progress.current?.finalDst ?? null, part, srcSize: srcSt.size, srcMtimeMs: srcSt.mtimeMs };
-            this.checkpoint();
+            await this.checkpoint();
           }
           if (interruption) throw new JobInterrupted(interruption);
         },
@@ -568,7 +580,7 @@ export class JobRun {
     }
   }
 
-  private symlink(item: JobItem): void {
+  private async symlink(item: JobItem): Promise<void> {
     const src = item.src!;
     const srcSt = lstatOrUndefined(src);
     if (!srcSt) {
@@ -582,7 +594,7 @@ export class JobRun {
     const there = lstatOrUndefined(dst);
     if (there?.isSymbolicLink() && fs.readlinkSync(dst) === linkTarget) {
       this.progress.identical++;
-      if (item.op === 'move') this.removeSource(item, dst);
+      if (item.op === 'move') await this.removeSource(item, dst);
       return this.finish(item, 'skipped', dst, () => item.op === 'move' && this.forget(src));
     }
     const t = this.resolveConflict(item, dst, srcSt, null);
@@ -594,14 +606,14 @@ export class JobRun {
     tryFs(`create the link ${final}`, () => fs.symlinkSync(linkTarget, temp));
     tryFs(`move the link into place as ${final}`, () => fs.renameSync(temp, final));
     if (final !== dst) this.progress.renamed++;
-    if (item.op === 'move') this.removeSource(item, final);
-    this.finish(item, 'done', final, () => {
+    if (item.op === 'move') await this.removeSource(item, final);
+    await this.finish(item, 'done', final, () => {
       this.placeAt(final);
       if (item.op === 'move') this.forget(src);
     });
   }
 
-  private rename(item: JobItem): void {
+  private async rename(item: JobItem): Promise<void> {
     const src = item.src!;
     const cur = this.progress.current?.seq === item.seq ? this.progress.current : null;
     const srcSt = lstatOrUndefined(src);
@@ -616,27 +628,27 @@ export class JobRun {
       const t = this.resolveConflict(item, dst, srcSt, srcSt.isFile() ? sampledId(src) : null);
       if (t.identical) {
         this.progress.identical++;
-        this.removeSource(item, dst);
+        await this.removeSource(item, dst);
         return this.finish(item, 'skipped', dst, () => this.forget(src), item.size);
       }
       if (t.final === null) return this.finish(item, 'skipped', null, undefined, item.size);
       final = t.final;
     }
     this.progress.current = { seq: item.seq, bytes: 0, finalDst: final, part: null };
-    this.checkpoint();
+    await this.checkpoint();
     tryFs(`move ${src} to ${final}`, () => fs.renameSync(src, final));
     if (final !== dst) this.progress.renamed++;
     // A file whose full BLAKE3 the caller checked (a peer's bytes that arrived) lands verified.
     const action = this.job.payload.action;
     const checked = srcSt.isFile() && (action.kind === 'move' || action.kind === 'copy') ? action.input.fullHash : undefined;
-    this.finish(item, 'done', final, () => {
+    await this.finish(item, 'done', final, () => {
       if (!checked) return this.moveInIndex(src, final);
       this.forget(src);
       this.placeAt(final, sampled(final) ?? null, checked);
     }, item.size);
   }
 
-  private rmdir(item: JobItem): void {
+  private async rmdir(item: JobItem): Promise<void> {
     const src = item.src!;
     try {
       fs.rmdirSync(src);
@@ -646,10 +658,10 @@ export class JobRun {
       if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return this.finish(item, 'skipped', null);
       throw fsError(err, `remove the emptied folder ${src}`);
     }
-    this.finish(item, 'done', null, () => this.forget(src));
+    await this.finish(item, 'done', null, () => this.forget(src));
   }
 
-  private trash(item: JobItem): void {
+  private async trash(item: JobItem): Promise<void> {
     const src = item.src!;
     const cur = this.progress.current?.seq === item.seq ? this.progress.current : null;
     if (!lstatOrUndefined(src)) {
@@ -660,10 +672,10 @@ export class JobRun {
     // Never over something trashed before under the same name.
     const final = lstatOrUndefined(item.dst!) ? freeName(item.dst!) : item.dst!;
     this.progress.current = { seq: item.seq, bytes: 0, finalDst: final, part: null };
-    this.checkpoint();
+    await this.checkpoint();
     tryFs(`create the trash folder ${path.dirname(final)}`, () => fs.mkdirSync(path.dirname(final), { recursive: true }));
     tryFs(`move ${src} to the trash`, () => fs.renameSync(src, final));
-    this.finish(item, 'done', final, () => this.forget(src), item.size);
+    await this.finish(item, 'done', final, () => this.forget(src), item.size);
   }
 
   private async remove(item: JobItem): Promise<void> {
@@ -674,7 +686,7 @@ export class JobRun {
     } catch (err) {
       throw fsError(err, `delete ${src}`);
     }
-    this.finish(item, 'done', null, () => this.forget(src), item.size);
+    await this.finish(item, 'done', null, () => this.forget(src), item.size);
   }
 
   // --- conflicts -----------------------------------------------------------------
@@ -784,44 +796,68 @@ export class JobRun {
   }
 
   /** A move killed after its copy landed and its source went, before that was recorded. */
-  private movedAlready(item: JobItem, final: string): void {
-    this.finish(item, 'done', final, () => {
+  private movedAlready(item: JobItem, final: string): Promise<void> {
+    return this.finish(item, 'done', final, () => {
       this.placeAt(final);
       this.forget(item.src!);
     }, item.size);
   }
 
   /** Deletes a moved file's source once its copy is in place (recorded first, so a resume knows). */
-  private removeSource(item: JobItem, final: string): void {
+  private async removeSource(item: JobItem, final: string): Promise<void> {
     this.progress.current = { seq: item.seq, bytes: item.size, finalDst: final, part: null };
-    this.checkpoint();
+    await this.checkpoint();
     tryFs(`delete the moved source ${item.src}`, () => fs.unlinkSync(item.src!));
   }
 
   // --- bookkeeping ---------------------------------------------------------------
 
   /** Ends a step: marks it, applies its index changes and checkpoints, all in one transaction. */
-  private finish(item: JobItem, status: 'done' | 'skipped', finalDst: string | null, indexChanges?: () => unknown, bytes = 0): void {
-    this.library.db.transaction(() => {
+  private async finish(item: JobItem, status: 'done' | 'skipped', finalDst: string | null, indexChanges?: () => unknown, bytes = 0): Promise<void> {
+    this.countTime();
+    await this.record('step', () => {
       indexChanges?.();
       this.store.finishItem(this.job.id, item.seq, status, finalDst);
       if (item.op !== 'mkdir' && item.op !== 'rmdir') this.progress.filesDone++;
       this.progress.bytesDone += bytes;
       this.progress.nextSeq = item.seq + 1;
       this.progress.current = null;
-      this.countTime();
       this.store.checkpoint(this.job.id, this.progress);
-    }).immediate();
+    });
     this.lastCheckpoint = performance.now();
     if (finalDst) this.dirtyDirs.add(path.dirname(finalDst));
     if (item.src && item.op !== 'copy' && item.op !== 'symlink' && item.op !== 'mkdir' && item.op !== 'scrub' && item.op !== 'repair') this.dirtyDirs.add(path.dirname(item.src));
     this.report(finalDst);
   }
 
-  checkpoint(): void {
+  private async checkpoint(): Promise<void> {
     this.countTime();
-    this.store.checkpoint(this.job.id, this.progress);
+    await this.record('checkpoint', () => this.store.checkpoint(this.job.id, this.progress));
     this.lastCheckpoint = performance.now();
+  }
+
+  /**
+   * Writes what the run did to the library, `change` in one transaction (also the job
+   * manager's claim and settle). Another process holding the library past the busy timeout
+   * is no reason to fail a job half done: the record waits for it, tried again until it goes
+   * through, the job's pause, cancel or stop excepted: then JobInterrupted, and the step the
+   * record was for is found done by the resume, as after a kill (each step records where its
+   * result goes before it acts, and looks there first). Only the record is tried again, never
+   * the step; a try that did not go through leaves the progress as it was. Other errors throw.
+   */
+  async record(what: string, change: () => void): Promise<void> {
+    let asked: Interruption | null = null;
+    const attempt = () => {
+      const before = structuredClone(this.progress);
+      try {
+        this.library.db.transaction(change).immediate();
+      } catch (err) {
+        restore(this.progress, before);
+        throw err;
+      }
+    };
+    const stopped = () => (asked ??= this.stopAsked()) !== null;
+    if (!(await whenLibraryFree({ op: 'job', job: this.job.id, record: what }, attempt, stopped, this.hooks.onLibraryBusy))) throw new JobInterrupted(asked!);
   }
 
   private partPath(final: string, seq: number): string {
@@ -842,8 +878,11 @@ export class JobRun {
     return path.join(dir, `.${path.basename(final)}.sd-part-${this.job.id}-${seq}`);
   }
 
-  /** Removes the staging folders this run made (when empty); the location root's time changed, so it is re-read. */
-  private cleanStaging(): void {
+  /**
+   * Removes the staging folders this run made (when empty); the location root's time
+   * changed, so it is re-read (left to the watcher when the run stops while the library is busy).
+   */
+  private async cleanStaging(): Promise<void> {
     for (const dir of this.stagingDirs) {
       try {
         fs.rmdirSync(dir);
@@ -851,7 +890,9 @@ export class JobRun {
         // other jobs still stage there
       }
       const where = this.locate(path.dirname(dir));
-      if (where) this.library.db.transaction(() => this.index.touchDir(where.location, where.rel)).immediate();
+      if (where) await this.record('staging', () => this.index.touchDir(where.location, where.rel)).catch((err: unknown) => {
+        if (!(err instanceof JobInterrupted)) throw err;
+      });
     }
     this.stagingDirs.clear();
   }
@@ -862,6 +903,17 @@ export class JobRun {
 
   private report(current: string | null): void {
     this.hooks.onProgress?.({ ...this.counts(), bytesDone: this.progress.bytesDone, current: current && path.basename(current) });
+  }
+
+  /** A pause, cancel or stop asked of the job, here or by another process (unthrottled: while the run waits). */
+  private stopAsked(): Interruption | null {
+    const local = this.hooks.interruption();
+    if (local) return local;
+    try {
+      return this.store.control(this.job.id);
+    } catch {
+      return null;
+    }
   }
 
   private pollInterruption(): Interruption | null {
