@@ -3,7 +3,8 @@
 // device in order, one at a time, and settles them with the answer; the device (Applier)
 // runs each request as an action of its own (audited, journaled), fetching a new file's
 // bytes from the asker over the block channel and checking their BLAKE3 first. A request
-// sent again after a lost connection is answered from a record, never run twice.
+// sent again after a lost connection is answered from a record, never run twice. Another
+// process holding the library past the busy timeout holds the bookkeeping up, never loses it.
 import fs from 'node:fs';
 import path from 'node:path';
 import Protomux, { type Channel, type Message } from 'protomux';
@@ -13,7 +14,7 @@ import { log } from '../log.js';
 import type { Action } from '../vdfs/actions/types.js';
 import { AuditLog } from '../vdfs/audit.js';
 import { CopyChecks } from '../vdfs/content/copy-checks.js';
-import { heldByAnotherProcess } from '../vdfs/db/when-free.js';
+import { heldByAnotherProcess, whenLibraryFree } from '../vdfs/db/when-free.js';
 import { peersHolding } from '../vdfs/actions/repair.js';
 import { contentHashOfFile, fullHashOfFile } from '../vdfs/content/identity.js';
 import type { JobOutcome } from '../vdfs/jobs/job-manager.js';
@@ -143,7 +144,10 @@ export class Applier {
       log.warn({ op: 'actions', device: peer.slug, request: request.id, err: result.message, final }, 'request from a device not applied');
     }
     // Final answers are kept: the same request sent again gets them without running twice.
-    if (result.final) this.record.run(peer.id, request.id, JSON.stringify(result), Date.now());
+    if (result.final) {
+      const keep = () => void this.record.run(peer.id, request.id, JSON.stringify(result), Date.now());
+      await whenLibraryFree({ op: 'actions', device: peer.slug, request: request.id, record: 'answer' }, keep, () => !this.library.db.open);
+    }
     return result;
   }
 
@@ -292,38 +296,68 @@ export class Delivery {
       if (!next || next.status === 'paused' || (next.status === 'running' && !next.interrupted)) return;
       const channel = this.channelTo(deviceId);
       if (!channel) return;
-      if (!this.jobs.claim(next.id, ownerToken(), { status: next.status, owner: next.owner })) return;
+      // A busy library throws here, nothing taken: the next tick tries again.
+      if (!this.claim(next)) return;
       const settled = await this.deliver(next, remoteOf(next)!, channel);
       if (!settled) return;
     }
+  }
+
+  /** Takes the job for this process and audits the delivery's start, in one transaction; false when another took it first. */
+  private claim(job: Job): boolean {
+    return this.library.db.transaction(() => {
+      if (!this.jobs.claim(job.id, ownerToken(), { status: job.status, owner: job.owner })) return false;
+      this.audit.append({ actor: 'job', action: job.kind, status: 'Running', target: job.payload.target, details: { device: remoteOf(job)!.device, run: job.progress.runs + 1 }, jobId: job.id });
+      return true;
+    }).immediate();
+  }
+
+  /**
+   * Writes a delivery's bookkeeping (`change`, in one transaction), waiting out another
+   * process that holds the library past the busy timeout. False when the node stopped
+   * meanwhile: the job stays taken by this process, and once it is gone is delivered again
+   * at the next start (the device answers a request it ran from its record).
+   */
+  private record(job: Job, what: string, change: () => void): Promise<boolean> {
+    return whenLibraryFree({ op: 'actions', job: job.id, record: what }, () => this.library.db.transaction(change).immediate(), () => this.stopped);
   }
 
   /** Sends one job and settles it; false when it stays queued (the device went away, or a retry is due). */
   private async deliver(job: Job, remote: RemoteJobInfo, channel: ActionChannel): Promise<boolean> {
     const { op, device } = remote;
     const progress = { ...emptyProgress([]), runs: job.progress.runs + 1 };
-    this.audit.append({ actor: 'job', action: job.kind, status: 'Running', target: job.payload.target, details: { device, run: progress.runs }, jobId: job.id });
     const request: ActionRequest = { id: job.id, op };
+    let staged: Partial<ActionRequest> | undefined;
     try {
-      if (op.op === 'copy') Object.assign(request, this.describeStaged(op.pendingId));
+      if (op.op === 'copy') staged = this.describeStaged(op.pendingId);
       if (op.op === 'protect') Object.assign(request, { size: op.size, contentId: op.contentId, fullHash: op.fullHash, mode: op.mode, mtimeMs: op.mtimeMs });
     } catch (err) {
       const error = `the bytes to send are gone: ${err instanceof Error ? err.message : String(err)}`;
-      this.changes.refused(job.id);
-      this.jobs.settle(job.id, 'failed', progress, error);
-      this.audit.append({ actor: 'job', action: job.kind, status: 'Failed', target: job.payload.target, details: { device, error }, jobId: job.id });
-      return true;
+      return this.record(job, 'failed', () => {
+        this.changes.refused(job.id);
+        this.jobs.settle(job.id, 'failed', progress, error);
+        this.audit.append({ actor: 'job', action: job.kind, status: 'Failed', target: job.payload.target, details: { device, error }, jobId: job.id });
+      });
+    }
+    if (op.op === 'copy' && staged) {
+      Object.assign(request, staged);
+      const contentId = staged.contentId;
+      // Recorded so the block server serves the staged bytes by their content id.
+      if (contentId && !(await this.record(job, 'content id', () => this.changes.pending.setContentId(op.pendingId, contentId)))) return false;
     }
     let reply: ActionReply;
     try {
       reply = await channel.request(request);
     } catch (err) {
-      this.jobs.settle(job.id, 'queued', progress, `waiting for ${device}: ${err instanceof Error ? err.message : String(err)}`);
-      this.audit.append({ actor: 'job', action: job.kind, status: 'Paused', target: job.payload.target, details: { reason: 'offline', device }, jobId: job.id });
+      const error = `waiting for ${device}: ${err instanceof Error ? err.message : String(err)}`;
+      await this.record(job, 'offline', () => {
+        this.jobs.settle(job.id, 'queued', progress, error);
+        this.audit.append({ actor: 'job', action: job.kind, status: 'Paused', target: job.payload.target, details: { reason: 'offline', device }, jobId: job.id });
+      });
       return false;
     }
     if (!reply.ok && !reply.final) {
-      this.jobs.settle(job.id, 'queued', progress, reply.message);
+      if (!(await this.record(job, 'retry', () => this.jobs.settle(job.id, 'queued', progress, reply.message)))) return false;
       await new Promise((r) => setTimeout(r, config.remoteRetryMs));
       return true;
     }
@@ -331,16 +365,24 @@ export class Delivery {
       // Keep showing the pending change until the device's log (with the change) is mirrored
       // here: cleared before, the mount would show the tree as it was (a renamed file back
       // under its old name) until the mirror caught up.
-      if (await this.mirrored(remote.deviceId, reply.logLength).then(() => true, () => false)) this.changes.clear(job.id);
-      else this.clearWhenMirrored(remote.deviceId, reply.logLength, job.id);
-      this.jobs.settle(job.id, 'completed', { ...progress, filesDone: 1, filesTotal: 1 });
-      this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message }, jobId: job.id });
+      const mirrored = await this.mirrored(remote.deviceId, reply.logLength).then(() => true, () => false);
+      const settled = await this.record(job, 'completed', () => {
+        if (mirrored) this.changes.clear(job.id);
+        this.jobs.settle(job.id, 'completed', { ...progress, filesDone: 1, filesTotal: 1 });
+        this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message }, jobId: job.id });
+      });
+      if (!settled) return false;
+      if (!mirrored) this.clearWhenMirrored(remote.deviceId, reply.logLength, job.id);
       log.info({ op: 'actions', job: job.id, device }, 'applied on the device');
     } else {
-      const kept = this.changes.refused(job.id);
-      const error = `${device} refused: ${reply.message}${kept.length ? `; the written bytes are kept in ${kept.join(', ')}` : ''}`;
-      this.jobs.settle(job.id, 'failed', progress, error);
-      this.audit.append({ actor: 'job', action: job.kind, status: 'Failed', target: job.payload.target, details: { device, error }, jobId: job.id });
+      let error = '';
+      const settled = await this.record(job, 'refused', () => {
+        const kept = this.changes.refused(job.id);
+        error = `${device} refused: ${reply.message}${kept.length ? `; the written bytes are kept in ${kept.join(', ')}` : ''}`;
+        this.jobs.settle(job.id, 'failed', progress, error);
+        this.audit.append({ actor: 'job', action: job.kind, status: 'Failed', target: job.payload.target, details: { device, error }, jobId: job.id });
+      });
+      if (!settled) return false;
       log.warn({ op: 'actions', job: job.id, device, err: error }, 'refused by the device');
     }
     this.onSettled?.(remote.deviceId);
@@ -353,21 +395,23 @@ export class Delivery {
     const retry = () => {
       if (this.stopped) return;
       this.mirrored(deviceId, length).then(
-        () => this.changes.clear(jobId),
+        () =>
+          whenLibraryFree({ op: 'actions', job: jobId, record: 'clear' }, () => this.changes.clear(jobId), () => this.stopped).catch((err: unknown) =>
+            log.warn({ op: 'actions', job: jobId, err: String(err) }, 'the pending change of a delivered job could not be cleared'),
+          ),
         () => setTimeout(retry, config.remoteRetryMs).unref(),
       );
     };
     setTimeout(retry, config.remoteRetryMs).unref();
   }
 
-  /** Size, content id, full hash, mode and mtime of a staged file; its content id is recorded so the block server serves it. */
+  /** Size, content id, full hash, mode and mtime of a staged file (the caller records its content id, for the block server). */
   private describeStaged(pendingId: number): Partial<ActionRequest> {
     const staged = this.changes.stagedPath(pendingId);
     const st = fs.statSync(staged);
     if (st.size === 0) return { size: 0, mode: st.mode & 0o7777, mtimeMs: Math.round(st.mtimeMs) };
     const identity = contentHashOfFile(staged);
     if (!identity) throw new SdError('IO', `cannot read the staged file ${staged}`);
-    this.changes.pending.setContentId(pendingId, identity.contentId);
     return { size: st.size, contentId: identity.contentId, fullHash: fullHashOfFile(staged), mode: st.mode & 0o7777, mtimeMs: Math.round(st.mtimeMs) };
   }
 }
