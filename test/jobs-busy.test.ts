@@ -127,7 +127,7 @@ t.test('sd guardian scrub waits for another process holding the library past the
   t.same(query(lib, 'SELECT count(*) AS n, sum(corrupt) AS corrupt FROM copy_checks'), [{ n: FILES, corrupt: 0 }], 'each file has its check recorded');
 });
 
-t.test('Ctrl-C pauses a job waiting for the library; resumed once the library is free, it completes', async (t) => {
+t.test('Ctrl-C pauses a job waiting for the library; sd jobs resume waits for the library too, then completes it', async (t) => {
   const { lib, a, b } = await albumLibrary(t);
   const cp = started(t, ['cp', '--bwlimit', '4M', 'sd://box/a/album', 'sd://box/b/'], lib);
   const { writer, job } = await holdMidway(t, lib, 'hold-until-stopped');
@@ -141,13 +141,17 @@ t.test('Ctrl-C pauses a job waiting for the library; resumed once the library is
   t.ok(took < 3 * config.dbBusyTimeoutMs, `it stops without waiting for the library to be free (${took} ms)`);
   t.equal(r.code, 1, 'exit 1: the job did not complete');
   t.match(r.stderr, new RegExp(`sd jobs resume ${job.id}`), 'the message says how to continue it');
+  t.equal(r.stderr.split('\n').filter((l) => WAITING.test(l)).length, 1, 'it said once that the job waits, not again as it stopped');
   const stopped = newestJob(lib)!;
   t.not(stopped.status, 'failed', `the job is not failed (${stopped.status})`);
   t.notOk(trail(lib, job.id).includes('Failed'), 'nor audited as failed');
-  t.equal(await writer.stop(), 1, "the other process's transaction committed");
 
-  const resumed = await sd(['jobs', 'resume', String(job.id)], { library: lib, timeoutMs: 120_000 });
-  t.equal(resumed.code, 0, resumed.code === 0 ? 'sd jobs resume completes it' : `resume failed: ${resumed.stderr.trim()}`);
+  // Resumed while the library is still held: it waits to take the job (it said the library was locked).
+  const resume = started(t, ['jobs', 'resume', String(job.id)], lib);
+  t.ok(await waitFor(() => WAITING.test(resume.stderr()), config.dbBusyTimeoutMs + 10_000, 50), 'sd jobs resume says the job waits for the library');
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  const resumed = await resume.done;
+  t.equal(resumed.code, 0, resumed.code === 0 ? 'once it is free, sd jobs resume completes the job' : `resume failed: ${resumed.stderr.trim()}`);
   sameFiles(t, path.join(a, 'album'), path.join(b, 'album'));
   t.match(newestJob(lib), { status: 'completed', progress: { filesDone: FILES } }, 'completed, every file counted once');
   const statuses = trail(lib, job.id);

@@ -17,7 +17,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * again every config.libraryBusyRetryMs; any other error rejects. True once it went through,
  * false when `stopped()` said to give up meanwhile (asked before each wait and after it).
  * `what` names the change in the two log lines: when it starts waiting, and when it went
- * through after waiting; `onWaiting` is told once, when it starts waiting (a command says so).
+ * through after waiting; `onWaiting` is told once, when it starts waiting (a command says so),
+ * unless stopped already.
  */
 export async function whenLibraryFree(what: { op: string } & Record<string, unknown>, change: () => void, stopped: () => boolean, onWaiting?: () => void): Promise<boolean> {
   for (let waited = false; ; waited = true) {
@@ -27,11 +28,11 @@ export async function whenLibraryFree(what: { op: string } & Record<string, unkn
       return true;
     } catch (err) {
       if (!heldByAnotherProcess(err)) throw err;
+      if (stopped()) return false;
       if (!waited) {
         log.warn({ ...what, err: err instanceof Error ? err.message : String(err) }, 'the library is busy with another process: trying again shortly');
         onWaiting?.();
       }
-      if (stopped()) return false;
       await sleep(config.libraryBusyRetryMs);
       if (stopped()) return false;
     }
