@@ -295,7 +295,7 @@ export class JobManager {
         log.warn({ op: 'job', job: job.id, err: message }, 'failed');
       }
     }
-    if (!(await this.settle(run, job, actor, ending))) {
+    if (!(await this.settle(run, job, actor, ending, () => entry.request))) {
       return outcome('running', `it stopped while another process held the library, which could not record that; it shows as interrupted once this process is gone`);
     }
     if (ending.status === 'completed') log.info({ op: 'job', job: job.id, kind: job.kind, files: run.state.filesDone, bytes: run.state.bytesDone }, 'completed');
@@ -304,16 +304,21 @@ export class JobManager {
 
   /**
    * Records how the run ended (status, progress, audit row) in one transaction, waiting out
-   * another process that holds the library. False when a pause, cancel or stop came first
-   * (one try, then): the row still says running in this process, so once it is gone the
-   * job is resumable, as after a kill.
+   * another process that holds the library. False when this process asked the run to stop
+   * (Ctrl-C, shutdown; one try, then): the row still says running in this process, so once
+   * it is gone the job is resumable, as after a kill. A pause asked by another process waits
+   * to be recorded: this process lives on, and its job must not stay 'running' meanwhile.
    */
-  private async settle(run: JobRun, job: Job, actor: Actor, ending: Ending): Promise<boolean> {
+  private async settle(run: JobRun, job: Job, actor: Actor, ending: Ending, askedHere: () => Interruption | null): Promise<boolean> {
     try {
-      await run.record('settle', () => {
-        this.store.settle(job.id, ending.status, run.state, ending.error);
-        this.auditJob(job, actor, ending.audit, ending.details);
-      });
+      await run.record(
+        'settle',
+        () => {
+          this.store.settle(job.id, ending.status, run.state, ending.error);
+          this.auditJob(job, actor, ending.audit, ending.details);
+        },
+        askedHere,
+      );
       return true;
     } catch (err) {
       if (!(err instanceof JobInterrupted)) throw err;

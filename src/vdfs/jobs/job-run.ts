@@ -844,8 +844,10 @@ export class JobRun {
    * record was for is found done by the resume, as after a kill (each step records where its
    * result goes before it acts, and looks there first). Only the record is tried again, never
    * the step; a try that did not go through leaves the progress as it was. Other errors throw.
+   * `interruption` says what stops the wait (default: any pause, cancel or stop, asked here or
+   * by another process).
    */
-  async record(what: string, change: () => void): Promise<void> {
+  async record(what: string, change: () => void, interruption: () => Interruption | null = () => this.stopAsked()): Promise<void> {
     let asked: Interruption | null = null;
     const attempt = () => {
       const before = structuredClone(this.progress);
@@ -856,7 +858,7 @@ export class JobRun {
         throw err;
       }
     };
-    const stopped = () => (asked ??= this.stopAsked()) !== null;
+    const stopped = () => (asked ??= interruption()) !== null;
     if (!(await whenLibraryFree({ op: 'job', job: this.job.id, record: what }, attempt, stopped, this.hooks.onLibraryBusy))) throw new JobInterrupted(asked!);
   }
 
