@@ -837,8 +837,8 @@ export class JobRun {
   }
 
   /**
-   * Writes what the run did to the library, `change` in one transaction (also the job
-   * manager's claim and settle). Another process holding the library past the busy timeout
+   * Writes what the run did to the library, `change` in one transaction (also how the job
+   * manager settles the run). Another process holding the library past the busy timeout
    * is no reason to fail a job half done: the record waits for it, tried again until it goes
    * through, the job's pause, cancel or stop excepted: then JobInterrupted, and the step the
    * record was for is found done by the resume, as after a kill (each step records where its
