@@ -1,13 +1,16 @@
-// A mount killed -9 while new files in a peer's tree were still open (never released): their
-// bytes were staged in <library>/outgoing/ but no copy job was committed, or the job was
-// paused for a handle opened again. They stayed pending for good, shown and never sent. The
-// restarted mount sends them as a release would (replacing the peer's file when that is what
-// was written over), and takes back one whose staged bytes are gone.
+// A mount killed -9 while new files in a peer's tree were still open (never released), or
+// while a release waited out another process holding the library: their bytes were staged
+// in <library>/outgoing/ but no copy job was committed, or the job was paused for a handle
+// opened again. They stayed pending for good, shown and never sent. The restarted mount
+// sends them as a release would (replacing the peer's file when that is what was written
+// over), and takes back one whose staged bytes are gone.
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type * as Tap from 'tap';
+import { config } from '../src/config.js';
 import { runSd, waitFor } from './helpers.js';
+import { writerOf } from './library-writer.js';
 import { startMount } from './mount-helpers.js';
 import { killMount, pairedMounts } from './remote-helpers.js';
 
@@ -46,11 +49,11 @@ function writeLeftOpen(t: Tap.Test, file: string, flags: string, text: string): 
   return fd;
 }
 
-async function alphaAndBeta(t: Tap.Test) {
+async function alphaAndBeta(t: Tap.Test, betaEnv: NodeJS.ProcessEnv = {}) {
   return pairedMounts(
     t,
     { name: 'alpha', location: 'media', files: { 'hi.txt': 'hello from alpha\n', 'keep.txt': 'the old version\n' } },
-    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta note\n' } },
+    { name: 'beta', location: 'notes', files: { 'note.txt': 'beta note\n' }, env: betaEnv },
     { file: 'hi.txt', text: 'hello from alpha\n' },
   );
 }
@@ -100,4 +103,23 @@ t.test('a file opened again while its copy job waited for the peer, then killed 
   const sent = await waitFor(() => readOr(path.join(alpha.root, 'log.txt')) === 'first line\nsecond line\n', 90_000, 250);
   t.ok(sent, `alpha, back online, gets the file with both lines${sent ? '' : `: ${restarted.stderr().slice(-2000)}`}`);
   t.same((await jobsOf(beta.library)).map((j) => j.status), ['completed'], 'one copy job, completed');
+});
+
+t.test('killed -9 while a closed file waited for the library (another process held it): the restarted mount sends it', async (t) => {
+  const { a: alpha, b: beta, bootstrap } = await alphaAndBeta(t, { SD_LOG: 'warn' });
+  const file = path.join(beta.mount.mountpoint, 'alpha/media/held.txt');
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, 'written while the library was held\n');
+  const writer = await writerOf(t, beta.library, 'hold', config.dbBusyTimeoutMs + 8000);
+  fs.closeSync(fd);
+  const waiting = await waitFor(() => /"op":"release".*the library is busy with another process/.test(beta.mount.stderr()), config.dbBusyTimeoutMs + 5000, 100);
+  t.ok(waiting, `closed, its copy job waits for the library${waiting ? '' : `: ${beta.mount.stderr().slice(-2000)}`}`);
+  await killMount(beta.mount);
+  t.equal(await writer.stop(), 1, "the other process's transaction committed");
+  t.same(await jobsOf(beta.library), [], 'the mount died before the copy job was committed');
+
+  const restarted = await startMount(t, beta.library, ['--bootstrap', bootstrap]);
+  const sent = await waitFor(() => readOr(path.join(alpha.root, 'held.txt')) === 'written while the library was held\n', 90_000, 250);
+  t.ok(sent, `the restarted mount sent it to alpha${sent ? '' : `: ${restarted.stderr().slice(-2000)}`}`);
+  t.ok(await waitFor(async () => (await jobsOf(beta.library)).map((j) => j.status).join() === 'completed', 30_000, 250), 'one copy job, completed');
 });
