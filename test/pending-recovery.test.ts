@@ -3,15 +3,18 @@
 // committed gets its copy job (replacing or keeping both as it was staged), a job paused for
 // a handle opened again is queued again, staged bytes gone or a fetch cut short are taken
 // back and audited; jobs queued or settled, a user's pause and files open here stay as they are.
+// And changes the device applied that a stopped process still showed (waiting for its mirror)
+// are cleared by the next start's delivery once the mirror has them.
 import fs from 'node:fs';
 import t from 'tap';
 import type * as Tap from 'tap';
+import { Delivery } from '../src/replication/remote-actions.js';
 import { AuditLog } from '../src/vdfs/audit.js';
 import { JobManager } from '../src/vdfs/jobs/job-manager.js';
 import { JobStore } from '../src/vdfs/jobs/job-store.js';
 import { savePairedPeer } from '../src/vdfs/peers.js';
 import { RemoteChanges, remoteOf, type PeerRef } from '../src/vdfs/remote-changes.js';
-import { tempLibrary } from './helpers.js';
+import { tempLibrary, waitFor } from './helpers.js';
 
 function setUp(t: Tap.Test) {
   const library = tempLibrary(t, 'beta');
@@ -101,4 +104,24 @@ t.test('a fetch that finished is the user\'s to send; files open in this process
   t.same(done.committed.map((c) => c.path), ['sd://alpha/media/doc.txt'], 'the fetched file is sent');
   t.match(remoteOf(jobs.get(done.committed[0]!.jobId)!)?.op, { overwrite: true }, 'replacing the device\'s file');
   t.equal(changes.pending.get(open.id)!.jobId, null, 'the open one is untouched');
+});
+
+t.test("changes the device applied, still shown when the process stopped (its mirror lagged), are cleared by the next start once mirrored", async (t) => {
+  const { library, device, changes, staged, jobs, audit } = setUp(t);
+  const file = staged('sent.txt', 'sent');
+  const fileJob = changes.written(device, file);
+  const dirJob = changes.mkdir(device, 'media', 'made', 0o755);
+  for (const [id, logLength] of [[fileJob, 12], [dirJob, undefined]] as const) {
+    jobs.transition(id, 'queued', 'completed');
+    audit.append({ actor: 'job', action: 'copy', status: 'Completed', details: { device: 'alpha', message: 'done', ...(logLength === undefined ? {} : { logLength }) }, jobId: id });
+  }
+  const queued = changes.written(device, staged('waiting.txt', 'w'));
+  const asked: Array<[string, number]> = [];
+  const delivery = new Delivery(library, () => undefined, async (deviceId, length) => void asked.push([deviceId, length]));
+  delivery.start();
+  t.teardown(() => delivery.stop());
+  t.ok(await waitFor(() => changes.pending.list().every((c) => c.jobId === queued), 10_000, 100), 'the rows of both applied changes go');
+  t.same(asked.sort((x, y) => x[1] - y[1]), [['alpha-id', 0], ['alpha-id', 12]], "once the device's mirror has the log length each was applied at (0: not recorded)");
+  t.notOk(fs.existsSync(changes.stagedPath(file)), "the sent file's staged bytes are removed");
+  t.equal(changes.pending.ofJob(queued).length, 1, 'a change not delivered yet stays');
 });

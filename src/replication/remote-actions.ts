@@ -254,6 +254,12 @@ export class Delivery {
 
   start(): void {
     this.timer = setInterval(() => this.kick(), config.remoteDeliveryTickMs);
+    // Applied changes a stopped process still showed as pending (waiting for the mirror): cleared once it has them.
+    try {
+      for (const left of this.changes.appliedLeftovers()) this.clearWhenMirrored(left.deviceId, left.logLength, left.jobId);
+    } catch (err) {
+      log.warn({ op: 'actions', err: String(err) }, 'applied changes still shown as pending stay so until the next start');
+    }
   }
 
   stop(): void {
@@ -334,7 +340,8 @@ export class Delivery {
       if (await this.mirrored(remote.deviceId, reply.logLength).then(() => true, () => false)) this.changes.clear(job.id);
       else this.clearWhenMirrored(remote.deviceId, reply.logLength, job.id);
       this.jobs.settle(job.id, 'completed', { ...progress, filesDone: 1, filesTotal: 1 });
-      this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message }, jobId: job.id });
+      // The log length goes in the trail: a start after a stopped process clears the rows once mirrored (appliedLeftovers).
+      this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message, logLength: reply.logLength }, jobId: job.id });
       log.info({ op: 'actions', job: job.id, device }, 'applied on the device');
     } else {
       const kept = this.changes.refused(job.id);

@@ -173,6 +173,24 @@ export class RemoteChanges {
     return done;
   }
 
+  /**
+   * Changes the device applied whose rows are still shown: the delivery clears them once its
+   * mirror of the device has the change, and a process stopped before that left them for
+   * good (a file's staged bytes hid the device's later versions). With the device's log
+   * length that holds the change (0 when not recorded: clear at once).
+   */
+  appliedLeftovers(): Array<{ jobId: number; deviceId: string; logLength: number }> {
+    const ids = this.library.db.prepare(`SELECT DISTINCT p.job_id FROM pending_changes p JOIN jobs j ON j.id = p.job_id WHERE j.status = 'completed' ORDER BY p.job_id`).pluck().all() as number[];
+    return ids.flatMap((jobId) => {
+      const job = this.jobs.get(jobId);
+      const remote = job && remoteOf(job);
+      if (!remote) return [];
+      const completed = this.audit.trail(jobId).filter((r) => r.status === 'Completed').pop();
+      const length = (completed?.details as { logLength?: unknown } | null)?.logLength;
+      return [{ jobId, deviceId: remote.deviceId, logLength: typeof length === 'number' ? length : 0 }];
+    });
+  }
+
   /** Whether the job's last word is a pause a person asked for (sd jobs pause), which a start must not undo. */
   private pausedByUser(jobId: number): boolean {
     const last = this.audit.list({ jobId, limit: 1 })[0];
