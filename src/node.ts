@@ -110,7 +110,7 @@ function refuseMountInsideLocation(library: Library, mountpoint: string): void {
  * taken back (see RemoteChanges.recover), in the background (another process may hold the
  * library); one log line says how many.
  */
-function recoverPendingFiles(mountOps: MountOps, onStartup: NodeOptions['onStartup']): void {
+function recoverPendingFiles(mountOps: MountOps, mounted: Mounted, onStartup: NodeOptions['onStartup']): void {
   mountOps.recoverPending().then(
     (done) => {
       if (!done) return;
@@ -120,6 +120,9 @@ function recoverPendingFiles(mountOps: MountOps, onStartup: NodeOptions['onStart
       if (recovered + withdrawn.length === 0) return log.debug(line, 'no pending files left by a stopped mount');
       log.info({ ...line, files: [...committed, ...requeued].map((c) => c.path) }, `${recovered} pending file${recovered === 1 ? '' : 's'} left by a stopped mount recovered (their copy jobs queued)`);
       for (const w of withdrawn) log.warn({ op: 'recover-pending', path: w.path, reason: w.reason }, 'a pending file left by a stopped mount cannot be sent: taken back');
+      // The kernel may have listed those names already (the mount served before this ran).
+      const slugs = [...new Set(withdrawn.flatMap((w) => (w.device ? [w.device] : [])))];
+      if (slugs.length) mounted.invalidate(slugs);
       onStartup?.({ kind: 'pending-recovered', recovered, withdrawn });
     },
     (err: unknown) => log.warn({ op: 'recover-pending', err: String(err) }, 'pending files left by a stopped mount not recovered; the next start tries again'),
@@ -266,7 +269,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     });
     // New files left pending in peers' trees by a stopped process (its handles are gone):
     // sent now. Only here, where the index log's lock says no other mount runs this library.
-    recoverPendingFiles(mountOps, options.onStartup);
+    recoverPendingFiles(mountOps, mountedNow, options.onStartup);
     // Jobs that need bytes from paired devices (a repair) fetch them through replication.
     const live = replication;
     actions.jobs.contentFetcher = (want, dest) => live.fetchVerified(want, dest);

@@ -60,8 +60,8 @@ export interface PendingRecovery {
   committed: Array<{ path: string; jobId: number }>;
   /** Paused for a handle opened again: queued again. */
   requeued: Array<{ path: string; jobId: number }>;
-  /** Nothing to send (staged bytes gone, a fetch cut short): taken back. */
-  withdrawn: Array<{ path: string; reason: string }>;
+  /** Nothing to send (staged bytes gone, a fetch cut short): taken back (`device`: its slug, when still known). */
+  withdrawn: Array<{ path: string; reason: string; device?: string }>;
 }
 
 /** The device a change is for: its id and the name the mount shows. */
@@ -158,7 +158,7 @@ export class RemoteChanges {
         if (lost !== undefined) {
           this.withdraw(change, `not sent: ${lost}`);
           if (!job) this.audit.append({ actor: 'fuse', action: 'copy', status: 'Failed', target, details: { reason: `not sent: ${lost}`, pendingId: change.id } });
-          done.withdrawn.push({ path: target, reason: lost });
+          done.withdrawn.push({ path: target, reason: lost, ...(device ? { device: device.slug } : {}) });
           continue;
         }
         if (!job) {
