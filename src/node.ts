@@ -58,7 +58,9 @@ export type StartupEvent =
   | ({ kind: 'diffed' } & LocationDiff)
   | ({ kind: 'log-snapshot' } & LogSnapshot)
   /** Every location is watched and compared with the disk. */
-  | { kind: 'up-to-date'; seconds: number };
+  | { kind: 'up-to-date'; seconds: number }
+  /** New files a stopped mount left pending in peers' trees: `recovered` queued to send, `withdrawn` taken back (nothing to send). */
+  | { kind: 'pending-recovered'; recovered: number; withdrawn: Array<{ path: string; reason: string }> };
 
 export interface RunningNode {
   library: Library;
@@ -101,6 +103,30 @@ function refuseMountInsideLocation(library: Library, mountpoint: string): void {
   if (location) {
     throw new SdError('LOCATION_OVERLAP', `mount point ${mountpoint} is inside the location '${location.name}' (${location.rootPath}); mount outside your locations`);
   }
+}
+
+/**
+ * The pending new files a stopped mount left in peers' trees: committed, queued again or
+ * taken back (see RemoteChanges.recover), in the background (another process may hold the
+ * library); one log line says how many.
+ */
+function recoverPendingFiles(mountOps: MountOps, mounted: Mounted, onStartup: NodeOptions['onStartup']): void {
+  mountOps.recoverPending().then(
+    (done) => {
+      if (!done) return;
+      const { committed, requeued, withdrawn } = done;
+      const recovered = committed.length + requeued.length;
+      const line = { op: 'recover-pending', recovered, committed: committed.length, requeued: requeued.length, withdrawn: withdrawn.length };
+      if (recovered + withdrawn.length === 0) return log.debug(line, 'no pending files left by a stopped mount');
+      log.info({ ...line, files: [...committed, ...requeued].map((c) => c.path) }, `${recovered} pending file${recovered === 1 ? '' : 's'} left by a stopped mount recovered (their copy jobs queued)`);
+      for (const w of withdrawn) log.warn({ op: 'recover-pending', path: w.path, reason: w.reason }, 'a pending file left by a stopped mount cannot be sent: taken back');
+      // The kernel may have listed those names already (the mount served before this ran).
+      const slugs = [...new Set(withdrawn.flatMap((w) => (w.device ? [w.device] : [])))];
+      if (slugs.length) mounted.invalidate(slugs);
+      onStartup?.({ kind: 'pending-recovered', recovered, withdrawn });
+    },
+    (err: unknown) => log.warn({ op: 'recover-pending', err: String(err) }, 'pending files left by a stopped mount not recovered; the next start tries again'),
+  );
 }
 
 /** KiB of SQLite page cache on the mount's main connection (see startNode). */
@@ -241,6 +267,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         if (slug) mountedNow.invalidate([slug]);
       },
     });
+    // New files left pending in peers' trees by a stopped process (its handles are gone):
+    // sent now. Only here, where the index log's lock says no other mount runs this library.
+    recoverPendingFiles(mountOps, mountedNow, options.onStartup);
     // Jobs that need bytes from paired devices (a repair) fetch them through replication.
     const live = replication;
     actions.jobs.contentFetcher = (want, dest) => live.fetchVerified(want, dest);

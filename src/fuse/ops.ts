@@ -123,6 +123,11 @@ export class MountOps {
     return node?.kind === 'local' ? node.real : undefined;
   }
 
+  /** New files in other devices' trees that a stopped process left pending: sent now (see RemoteTree.recoverPending). */
+  recoverPending(): ReturnType<RemoteTree['recoverPending']> {
+    return this.remote.recoverPending();
+  }
+
   /** Open handles, for a clean shutdown. */
   closeAll(): void {
     for (const [fd, handle] of this.handles) {

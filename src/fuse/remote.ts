@@ -12,7 +12,7 @@ import type { Device } from '../vdfs/device.js';
 import type { Location } from '../vdfs/locations.js';
 import type { Namespace } from '../vdfs/namespace.js';
 import type { PendingChange } from '../vdfs/pending.js';
-import type { FileAttrs, RemoteChanges } from '../vdfs/remote-changes.js';
+import type { FileAttrs, PendingRecovery, RemoteChanges } from '../vdfs/remote-changes.js';
 import { EIO, EISDIR, ENOENT, ENOTDIR, EROFS, errnoOf } from './errno.js';
 import { fromEntry, fromStats, virtualDir } from './stat.js';
 import { DT_DIR, DT_REG, DT_UNKNOWN, typeOfKind } from './listing.js';
@@ -50,13 +50,11 @@ function isFolder(v: View): boolean {
   return v.kind === 'dir' || (v.kind === 'entry' && v.entry.kind === 'dir');
 }
 
-/** A handle on a pending file's staged bytes: released, it (re)queues the file's copy job. */
+/** A handle on a pending file's staged bytes: released, it (re)queues the file's copy job (which replaces the device's file or keeps both, as the pending row says). */
 export interface StagedHandle {
   fd: number;
   changeId: number;
   device: Device;
-  /** The name showed a file already: the copy replaces what is there (else it keeps both). */
-  overwrite: boolean;
 }
 
 /** Handle numbers of remote files, far above real file descriptors. */
@@ -69,6 +67,8 @@ export class RemoteTree {
   private nextHandle = FIRST_REMOTE_HANDLE;
   /** Released new files whose copy job waits for the library (held by another process), by change id. */
   private readonly releasing = new Map<number, symbol>();
+  /** Pending files with handles open for writing in this process (how many), by change id: the start-up recovery leaves them to their release. */
+  private readonly writing = new Map<number, number>();
 
   constructor(
     private readonly ns: Namespace,
@@ -157,9 +157,8 @@ export class RemoteTree {
     if (writing && !this.changes) return done(EROFS);
     try {
       if (v.kind === 'file') {
-        if (writing) this.reopened(v.change);
         const fd = fs.openSync(this.changes!.stagedPath(v.change), flags & ~(fs.constants.O_CREAT | fs.constants.O_EXCL));
-        return done(0, fd, writing ? { fd, changeId: v.change.id, device: node.device, overwrite: false } : undefined);
+        return done(0, fd, writing ? this.reopened(v.change, node, fd) : undefined);
       }
       const entry = v.entry;
       if (!writing) {
@@ -189,16 +188,27 @@ export class RemoteTree {
     const v = this.view(node);
     if (isFolder(v)) return EISDIR;
     if (v.kind === 'file') {
-      this.reopened(v.change);
       const fd = fs.openSync(this.changes.stagedPath(v.change), fs.constants.O_RDWR | fs.constants.O_TRUNC);
-      return [fd, { fd, changeId: v.change.id, device: node.device, overwrite: false }];
+      return [fd, this.reopened(v.change, node, fd)];
     }
     return this.stage(node, mode, v.kind === 'entry');
   }
 
-  private stage(node: RemoteNode, mode: number, overwrite: boolean): [number, StagedHandle] {
-    const { change, fd } = this.changes!.newFile(node.device, node.location.name, node.rel.join('/'), (mode & 0o7777) || 0o644);
-    return [fd, { fd, changeId: change.id, device: node.device, overwrite }];
+  /** A new file staged, its handle open for writing (`overwrite`: the name showed a file of the device; `fetching`: its bytes are fetched into it first). */
+  private stage(node: RemoteNode, mode: number, overwrite: boolean, fetching = false): [number, StagedHandle] {
+    const { change, fd } = this.changes!.newFile(node.device, node.location.name, node.rel.join('/'), (mode & 0o7777) || 0o644, { overwrite, fetching });
+    return [fd, this.opened(change.id, node, fd)];
+  }
+
+  private opened(changeId: number, node: RemoteNode, fd: number): StagedHandle {
+    this.writing.set(changeId, (this.writing.get(changeId) ?? 0) + 1);
+    return { fd, changeId, device: node.device };
+  }
+
+  private closed(changeId: number): void {
+    const open = (this.writing.get(changeId) ?? 1) - 1;
+    if (open > 0) this.writing.set(changeId, open);
+    else this.writing.delete(changeId);
   }
 
   /** Whether a handle is a device's file opened to change in place (see openFile). */
@@ -224,7 +234,7 @@ export class RemoteTree {
   private async fetchInto(node: RemoteNode, entry: Entry): Promise<StagedHandle> {
     if (!this.files) throw Object.assign(new Error('replication is not running'), { errno: EIO });
     const reader = this.files.openRemote(node.device, node.location, node.rel, entry);
-    const [fd, staged] = this.stage(node, entry.mode, true);
+    const [fd, staged] = this.stage(node, entry.mode, true, true);
     try {
       const buf = Buffer.allocUnsafe(1 << 20);
       for (let offset = 0; offset < entry.size; ) {
@@ -233,8 +243,11 @@ export class RemoteTree {
         fs.writeSync(fd, buf, 0, n, offset);
         offset += n;
       }
+      // Whole now: what is written from here on is the user's, to send even if the mount stops first.
+      this.changes!.pending.fetched(staged.changeId);
       return staged;
     } catch (err) {
+      this.closed(staged.changeId);
       fs.closeSync(fd);
       const change = this.changes!.pending.get(staged.changeId);
       if (change) this.changes!.withdraw(change);
@@ -253,9 +266,10 @@ export class RemoteTree {
     if (!changes) return;
     const turn = Symbol('release');
     this.releasing.set(staged.changeId, turn);
+    this.closed(staged.changeId);
     const taken = () => {
       const change = changes.pending.get(staged.changeId);
-      if (change) changes.written(staged.device, change, staged.overwrite);
+      if (change) changes.written(staged.device, change);
     };
     whenLibraryFree({ op: 'release', device: staged.device.slug, change: staged.changeId }, taken, () => this.releasing.get(staged.changeId) !== turn || !this.ns.db.open)
       .catch((err: unknown) => log.warn({ op: 'release', device: staged.device.slug, err: String(err) }, 'could not queue the new file for its device'))
@@ -265,9 +279,33 @@ export class RemoteTree {
   }
 
   /** A pending file opened for writing again: its job waits for this handle's release (a release still waiting gives way). */
-  private reopened(change: PendingChange): void {
+  private reopened(change: PendingChange, node: RemoteNode, fd: number): StagedHandle {
+    try {
+      this.changes!.reopened(change);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
     this.releasing.delete(change.id);
-    this.changes!.reopened(change);
+    return this.opened(change.id, node, fd);
+  }
+
+  /**
+   * At the mount's start: the new files a stopped process left pending are sent (or taken
+   * back when nothing is left to send), as if their handles had been released; see
+   * RemoteChanges.recover. Files opened here since are left to their own release. Another
+   * process holding the library is waited out. Resolves with what was done (undefined on a
+   * read-only mount, or when the mount stopped first).
+   */
+  async recoverPending(): Promise<PendingRecovery | undefined> {
+    const changes = this.changes;
+    if (!changes) return undefined;
+    let done: PendingRecovery | undefined;
+    const recover = () => {
+      done = changes.recover((id) => this.writing.has(id) || this.releasing.has(id));
+    };
+    if (!(await whenLibraryFree({ op: 'recover-pending' }, recover, () => !this.ns.db.open))) return undefined;
+    return done;
   }
 
   /** chmod: a pending file's mode travels with its bytes; anything else is a job the device runs. */

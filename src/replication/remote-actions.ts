@@ -258,6 +258,12 @@ export class Delivery {
 
   start(): void {
     this.timer = setInterval(() => this.kick(), config.remoteDeliveryTickMs);
+    // Applied changes a stopped process still showed as pending (waiting for the mirror): cleared once it has them.
+    try {
+      for (const left of this.changes.appliedLeftovers()) this.clearWhenMirrored(left.deviceId, left.logLength, left.jobId);
+    } catch (err) {
+      log.warn({ op: 'actions', err: String(err) }, 'applied changes still shown as pending stay so until the next start');
+    }
   }
 
   stop(): void {
@@ -369,7 +375,8 @@ export class Delivery {
       const settled = await this.record(job, 'completed', () => {
         if (mirrored) this.changes.clear(job.id);
         this.jobs.settle(job.id, 'completed', { ...progress, filesDone: 1, filesTotal: 1 });
-        this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message }, jobId: job.id });
+        // The log length goes in the trail: a start after a stopped process clears the rows once mirrored (appliedLeftovers).
+        this.audit.append({ actor: 'job', action: job.kind, status: 'Completed', target: job.payload.target, details: { device, message: reply.message, logLength: reply.logLength }, jobId: job.id });
       });
       if (!settled) return false;
       if (!mirrored) this.clearWhenMirrored(remote.deviceId, reply.logLength, job.id);

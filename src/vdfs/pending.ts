@@ -22,6 +22,10 @@ export interface PendingChange {
   jobId: number | null;
   /** Set when a new file's bytes are offered to the device (it fetches them by this id). */
   contentId: string | null;
+  /** A new file: its copy replaces what the device has at its name (the name showed a file of the device), else keeps both. */
+  overwrite: boolean;
+  /** A new file whose staged bytes are still being fetched from the device (to change in place): incomplete, not to send. */
+  fetching: boolean;
   createdAt: number;
 }
 
@@ -36,11 +40,13 @@ interface Row {
   mode: number;
   job_id: number | null;
   content_id: string | null;
+  overwrite: number;
+  fetching: number;
   created_at: number;
 }
 
 function toChange(r: Row): PendingChange {
-  return { id: r.id, deviceId: r.device_id, location: r.location, path: r.path, kind: r.kind, source: r.source, mode: r.mode, jobId: r.job_id, contentId: r.content_id, createdAt: r.created_at };
+  return { id: r.id, deviceId: r.device_id, location: r.location, path: r.path, kind: r.kind, source: r.source, mode: r.mode, jobId: r.job_id, contentId: r.content_id, overwrite: r.overwrite === 1, fetching: r.fetching === 1, createdAt: r.created_at };
 }
 
 /** The folder a relative path is in ('' for the location root). */
@@ -63,7 +69,7 @@ export class PendingStore {
   constructor(private readonly db: Db) {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
-      insert: p(`INSERT INTO pending_changes (device_id, location, path, parent, kind, source, mode, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: p(`INSERT INTO pending_changes (device_id, location, path, parent, kind, source, mode, job_id, overwrite, fetching, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       at: p('SELECT * FROM pending_changes WHERE device_id = ? AND location = ? AND path = ? AND id < ? AND coalesce(job_id, -1) != ? ORDER BY id DESC LIMIT 1'),
       children: p('SELECT * FROM pending_changes WHERE device_id = ? AND location = ? AND parent = ? ORDER BY id'),
       any: p('SELECT 1 FROM pending_changes WHERE device_id = ? AND location = ? LIMIT 1'),
@@ -74,15 +80,17 @@ export class PendingStore {
       setContent: p('UPDATE pending_changes SET content_id = ? WHERE id = ?'),
       setPath: p('UPDATE pending_changes SET path = ?, parent = ? WHERE id = ?'),
       setMode: p('UPDATE pending_changes SET mode = ? WHERE id = ?'),
+      fetched: p('UPDATE pending_changes SET fetching = 0 WHERE id = ?'),
+      files: p(`SELECT * FROM pending_changes WHERE kind = 'file' ORDER BY id`),
       remove: p('DELETE FROM pending_changes WHERE id = ?'),
       removeJob: p('DELETE FROM pending_changes WHERE job_id = ?'),
       all: p('SELECT * FROM pending_changes ORDER BY id'),
     };
   }
 
-  add(change: { deviceId: string; location: string; path: string; kind: PendingKind; source?: string | null; mode?: number; jobId?: number | null }): PendingChange {
+  add(change: { deviceId: string; location: string; path: string; kind: PendingKind; source?: string | null; mode?: number; jobId?: number | null; overwrite?: boolean; fetching?: boolean }): PendingChange {
     const now = Date.now();
-    const id = Number(this.s.insert.run(change.deviceId, change.location, change.path, parentOf(change.path), change.kind, change.source ?? null, change.mode ?? 0, change.jobId ?? null, now).lastInsertRowid);
+    const id = Number(this.s.insert.run(change.deviceId, change.location, change.path, parentOf(change.path), change.kind, change.source ?? null, change.mode ?? 0, change.jobId ?? null, change.overwrite ? 1 : 0, change.fetching ? 1 : 0, now).lastInsertRowid);
     return this.get(id)!;
   }
 
@@ -114,6 +122,11 @@ export class PendingStore {
     return (this.s.all.all() as Row[]).map(toChange);
   }
 
+  /** The new files pending, oldest first. */
+  files(): PendingChange[] {
+    return (this.s.files.all() as Row[]).map(toChange);
+  }
+
   setJob(id: number, jobId: number | null): void {
     this.s.setJob.run(jobId, id);
   }
@@ -124,6 +137,11 @@ export class PendingStore {
 
   setMode(id: number, mode: number): void {
     this.s.setMode.run(mode, id);
+  }
+
+  /** A new file's staged bytes are all fetched: from now on they are the user's to send. */
+  fetched(id: number): void {
+    this.s.fetched.run(id);
   }
 
   rename(id: number, rel: string): void {

@@ -54,6 +54,16 @@ export function isRemoteJob(job: Job): boolean {
   return remoteOf(job) !== undefined;
 }
 
+/** What the start of a mount did with the new files a stopped process left (see RemoteChanges.recover). */
+export interface PendingRecovery {
+  /** Staged, never committed: their copy jobs now. */
+  committed: Array<{ path: string; jobId: number }>;
+  /** Paused for a handle opened again: queued again. */
+  requeued: Array<{ path: string; jobId: number }>;
+  /** Nothing to send (staged bytes gone, a fetch cut short): taken back (`device`: its slug, when still known). */
+  withdrawn: Array<{ path: string; reason: string; device?: string }>;
+}
+
 /** The device a change is for: its id and the name the mount shows. */
 export interface PeerRef {
   id: string;
@@ -79,11 +89,14 @@ export class RemoteChanges {
 
   /**
    * A new file in the device's tree: a pending row and its staged file, opened read-write
-   * (the mount's handle). Its copy job is committed when the handle is released.
+   * (the mount's handle). Its copy job is committed when the handle is released (or, when
+   * the process stopped first, by the next start: see recover). `overwrite`: the name shows
+   * a file of the device, which the copy replaces; `fetching`: the staged bytes are that
+   * file's, fetched to change it in place (see fetched).
    */
-  newFile(device: PeerRef, location: string, rel: string, mode: number): { change: PendingChange; fd: number } {
+  newFile(device: PeerRef, location: string, rel: string, mode: number, how: { overwrite: boolean; fetching?: boolean }): { change: PendingChange; fd: number } {
     fs.mkdirSync(this.stagingDir, { recursive: true });
-    const change = this.pending.add({ deviceId: device.id, location, path: rel, kind: 'file', mode });
+    const change = this.pending.add({ deviceId: device.id, location, path: rel, kind: 'file', mode, overwrite: how.overwrite, fetching: how.fetching });
     try {
       const fd = fs.openSync(this.stagedPath(change), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC, mode & 0o7777);
       return { change, fd };
@@ -95,13 +108,15 @@ export class RemoteChanges {
 
   /**
    * The bytes of a pending file were written (its handle released): its copy job is
-   * committed, or, when the file was opened again meanwhile, queued again.
+   * committed (replacing the device's file when the row says `overwrite`), or, when the
+   * file was opened again meanwhile, queued again.
    */
-  written(device: PeerRef, change: PendingChange, overwrite: boolean): number {
+  written(device: PeerRef, change: PendingChange): number {
     if (change.jobId !== null) {
       this.jobs.transition(change.jobId, 'paused', 'queued');
       return change.jobId;
     }
+    const overwrite = change.overwrite;
     const size = fs.statSync(this.stagedPath(change)).size;
     const op: RemoteOp = { op: 'copy', location: change.location, path: change.path, pendingId: change.id, overwrite };
     return this.library.db.transaction(() => {
@@ -114,6 +129,72 @@ export class RemoteChanges {
   /** A pending file opened for writing again: its queued job waits until the handle is released. */
   reopened(change: PendingChange): void {
     if (change.jobId !== null) this.jobs.transition(change.jobId, 'queued', 'paused');
+  }
+
+  /**
+   * At the start of the mount, the new files a stopped process left (killed, or unmounted
+   * while a handle was open or a release waited for the library): every handle of that
+   * process is gone, so each is treated as released. Staged and never committed: its copy
+   * job is committed as a release would; paused for a handle opened again: queued again (not
+   * when `sd jobs pause` paused it); staged bytes gone, or a fetch for an in-place change cut
+   * short: withdrawn (nothing to send), audited. A job queued, running or settled is left to
+   * the delivery, so nothing goes twice. `inUse`: files this process has open or is
+   * releasing (a handle opened since the mount serves), left to their release. One
+   * transaction: all or nothing when another process holds the library.
+   */
+  recover(inUse: (changeId: number) => boolean = () => false): PendingRecovery {
+    const done: PendingRecovery = { committed: [], requeued: [], withdrawn: [] };
+    const deviceOf = this.library.db.prepare('SELECT id, slug FROM devices WHERE id = ?');
+    this.library.db.transaction(() => {
+      for (const change of this.pending.files()) {
+        if (inUse(change.id)) continue;
+        const job = change.jobId === null ? undefined : this.jobs.get(change.jobId);
+        if (change.jobId !== null && job?.status !== 'paused') continue;
+        if (job && this.pausedByUser(job.id)) continue;
+        const device = deviceOf.get(change.deviceId) as PeerRef | undefined;
+        const staged = this.stagedPath(change);
+        const lost = !device ? `device ${change.deviceId} is no longer known here` : !fs.existsSync(staged) ? `its staged bytes are gone (${staged})` : change.fetching ? 'the mount stopped while it fetched the file to change it in place: nothing written to it was sent' : undefined;
+        const target = device ? this.sdPath(device, change.location, change.path) : `${change.location}/${change.path}`;
+        if (lost !== undefined) {
+          this.withdraw(change, `not sent: ${lost}`);
+          if (!job) this.audit.append({ actor: 'fuse', action: 'copy', status: 'Failed', target, details: { reason: `not sent: ${lost}`, pendingId: change.id } });
+          done.withdrawn.push({ path: target, reason: lost, ...(device ? { device: device.slug } : {}) });
+          continue;
+        }
+        if (!job) {
+          done.committed.push({ path: target, jobId: this.written(device!, change) });
+          continue;
+        }
+        if (!this.jobs.transition(job.id, 'paused', 'queued')) continue;
+        this.audit.append({ actor: 'fuse', action: job.kind, status: 'Committed', target: job.payload.target, details: { requeued: true, reason: 'its file was left open by a stopped mount' }, jobId: job.id });
+        done.requeued.push({ path: target, jobId: job.id });
+      }
+    }).immediate();
+    return done;
+  }
+
+  /**
+   * Changes the device applied whose rows are still shown: the delivery clears them once its
+   * mirror of the device has the change, and a process stopped before that left them for
+   * good (a file's staged bytes hid the device's later versions). With the device's log
+   * length that holds the change (0 when not recorded: clear at once).
+   */
+  appliedLeftovers(): Array<{ jobId: number; deviceId: string; logLength: number }> {
+    const ids = this.library.db.prepare(`SELECT DISTINCT p.job_id FROM pending_changes p JOIN jobs j ON j.id = p.job_id WHERE j.status = 'completed' ORDER BY p.job_id`).pluck().all() as number[];
+    return ids.flatMap((jobId) => {
+      const job = this.jobs.get(jobId);
+      const remote = job && remoteOf(job);
+      if (!remote) return [];
+      const completed = this.audit.trail(jobId).filter((r) => r.status === 'Completed').pop();
+      const length = (completed?.details as { logLength?: unknown } | null)?.logLength;
+      return [{ jobId, deviceId: remote.deviceId, logLength: typeof length === 'number' ? length : 0 }];
+    });
+  }
+
+  /** Whether the job's last word is a pause a person asked for (sd jobs pause), which a start must not undo. */
+  private pausedByUser(jobId: number): boolean {
+    const last = this.audit.list({ jobId, limit: 1 })[0];
+    return last?.status === 'Paused' && (last.details as { reason?: unknown } | null)?.reason === 'asked';
   }
 
   /** A new folder in the device's tree. */
@@ -170,11 +251,11 @@ export class RemoteChanges {
    * committed): its row, its staged bytes and its job (cancelled) go. False when it is
    * being delivered or was already.
    */
-  withdraw(change: PendingChange): boolean {
+  withdraw(change: PendingChange, reason = 'removed before it was delivered'): boolean {
     if (change.jobId !== null) {
       const job = this.jobs.get(change.jobId);
       if (!job || !(this.jobs.transition(change.jobId, 'queued', 'cancelled') || this.jobs.transition(change.jobId, 'paused', 'cancelled'))) return false;
-      this.audit.append({ actor: 'fuse', action: job.kind, status: 'Cancelled', target: job.payload.target, details: { reason: 'removed before it was delivered' }, jobId: job.id });
+      this.audit.append({ actor: 'fuse', action: job.kind, status: 'Cancelled', target: job.payload.target, details: { reason }, jobId: job.id });
       this.pending.removeJob(change.jobId);
     }
     this.pending.remove(change.id);

@@ -116,6 +116,11 @@ function describeStartup(e: StartupEvent): string {
       return `device log started: ${e.changes} entries and records of the index, in ${e.blocks} blocks (${e.seconds} s)`;
     case 'up-to-date':
       return `up to date with the disk, ${e.seconds} s after start`;
+    case 'pending-recovered': {
+      const sent = `${e.recovered} new file${e.recovered === 1 ? '' : 's'} in other devices' trees left unsent by a stopped mount, queued to send`;
+      const lost = e.withdrawn.map((w) => `${w.path} cannot be sent and is no longer shown (${w.reason})`);
+      return (e.recovered > 0 ? [sent, ...lost] : lost).join('; ');
+    }
   }
 }
 

@@ -616,4 +616,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX entries_dirs ON entries (location_id, id) WHERE kind = 'dir';
     `,
   },
+  {
+    version: 23,
+    description: "pending_changes: whether a new file replaces what the device has at its name, and whether its staged bytes are still being fetched (what the next start needs to send a file a stopped process left unsent)",
+    sql: `
+      -- overwrite: the name showed a file of the device when it was staged (its copy replaces
+      -- that file; else the device keeps both). Rows from before: 0, keeping both loses nothing.
+      -- fetching: the staged bytes are a copy of the device's file being fetched to change it in
+      -- place; left set by a stopped process they are incomplete and never sent.
+      ALTER TABLE pending_changes ADD COLUMN overwrite INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE pending_changes ADD COLUMN fetching INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
