@@ -49,7 +49,8 @@ t.test('commands that change shared data wait for another process writing the li
 
 t.test('a command held up past the busy timeout says the library is busy, and changes nothing', async (t) => {
   const { library } = await libraryWithLocation(t, { 'a.txt': 'a' }, 'box', 'data');
-  const writer = await writerOf(t, library, 'hold', config.dbBusyTimeoutMs + 1500);
+  // Held until the command is done: a fixed hold ran out first when the command was slow to start (load 12).
+  const writer = await writerOf(t, library, 'hold-until-stopped');
   const started = Date.now();
   const r = await runSd(['tag', 'add', 'tax', 'sd://box/data/a.txt'], { library });
   const waited = Date.now() - started;
@@ -82,7 +83,8 @@ t.test('the mount: a setfattr held up past the busy timeout answers EBUSY (it wa
   const m = await startMount(t, library);
   const file = path.join(m.mountpoint, 'lap/docs/a.txt');
   await mountIdle(library);
-  const writer = await writerOf(t, library, 'hold', config.dbBusyTimeoutMs + 1500);
+  // Held until the command is done: a fixed hold ran out first when the command was slow to start (load 12).
+  const writer = await writerOf(t, library, 'hold-until-stopped');
   const started = Date.now();
   t.throws(() => setAttributeSync(file, 'user.sd.tags', Buffer.from('tax')), /busy/i, 'EBUSY: try again');
   t.ok(Date.now() - started >= config.dbBusyTimeoutMs - 100, `after waiting the busy timeout (${Date.now() - started} ms)`);
