@@ -223,3 +223,28 @@ export async function readThrough(file: string, source: Source, before: (done: n
     if (!hung) await handle.close().catch(() => undefined);
   }
 }
+
+/** A job as `sd --json jobs` lists it (the fields the remote tests look at). */
+export interface JobRow {
+  id: number;
+  kind: string;
+  status: string;
+  device: string | null;
+  summary: string;
+  error: string | null;
+}
+
+export async function jobsOf(library: string): Promise<JobRow[]> {
+  const r = await runSd(['--json', 'jobs'], { library });
+  if (r.code !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as JobRow[];
+}
+
+/** A file's text, or undefined when it cannot be read (not there yet). */
+export function readOr(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

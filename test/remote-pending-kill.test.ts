@@ -12,27 +12,8 @@ import { config } from '../src/config.js';
 import { runSd, waitFor } from './helpers.js';
 import { writerOf } from './library-writer.js';
 import { startMount } from './mount-helpers.js';
-import { killMount, pairedMounts } from './remote-helpers.js';
+import { jobsOf, killMount, pairedMounts, readOr } from './remote-helpers.js';
 
-interface JobRow {
-  id: number;
-  status: string;
-  summary: string;
-}
-
-async function jobsOf(library: string): Promise<JobRow[]> {
-  const r = await runSd(['--json', 'jobs'], { library });
-  if (r.code !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as JobRow[];
-}
-
-function readOr(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
 
 /** Opens a file through the mount and writes to it, left open (closed in teardown, after the mount is gone: errors then are expected). */
 function writeLeftOpen(t: Tap.Test, file: string, flags: string, text: string): number {

@@ -9,7 +9,7 @@ import t from 'tap';
 import type * as Tap from 'tap';
 import { runSd, waitFor } from './helpers.js';
 import { startMount } from './mount-helpers.js';
-import { pairedMounts as pairTwo } from './remote-helpers.js';
+import { jobsOf, pairedMounts as pairTwo, readOr } from './remote-helpers.js';
 import { callAs, valueOf } from './posix-as.js';
 
 /** d_type values (dirent.h). */
@@ -27,29 +27,6 @@ async function pairedMounts(t: Tap.Test) {
     { file: 'hi.txt', text: 'hello from alpha\n' },
   );
   return { alpha: a, beta: b, bootstrap, mountA: a.mount, mountB: b.mount };
-}
-
-interface JobRow {
-  id: number;
-  kind: string;
-  status: string;
-  device: string | null;
-  summary: string;
-  error: string | null;
-}
-
-async function jobsOf(library: string): Promise<JobRow[]> {
-  const r = await runSd(['--json', 'jobs'], { library });
-  if (r.code !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as JobRow[];
-}
-
-function readOr(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 t.test('new files, folders, removals and renames in a peer tree are applied by the peer', async (t) => {
