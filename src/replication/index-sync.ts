@@ -11,6 +11,7 @@ import type { Library } from '../vdfs/library.js';
 import { DeviceLog, openOwnLog, type LogSnapshot } from './device-log.js';
 import { deviceKeys } from './identity.js';
 import { Mirror, type MirrorOptions, type MirrorProgress } from './mirror.js';
+import { Turns } from './turns.js';
 
 export const CORES_DIR = 'cores';
 
@@ -45,6 +46,8 @@ export interface IndexSyncOptions {
 export async function startIndexSync(library: Library, options: IndexSyncOptions = {}): Promise<IndexSync> {
   const store = new Corestore(Hypercore.defaultStorage(path.join(library.dir, CORES_DIR), { writeBufferSize: CORES_WRITE_BUFFER_BYTES }));
   const mirrors = new Map<string, Mirror>();
+  // One set of turns for all of this node's mirrors (see Mirror.applyAvailable).
+  const turns = new Turns(config.mirrorTurns);
   let ownLog: DeviceLog | undefined;
   const close = async () => {
     for (const m of mirrors.values()) m.stop();
@@ -67,6 +70,7 @@ export async function startIndexSync(library: Library, options: IndexSyncOptions
           m = new Mirror(library.db, deviceId, store.get({ key: logKey, inflightRange: config.mirrorInflightBlocks }), {
             onApplied: onMirrored && (() => onMirrored(deviceId)),
             onProgress: onProgress && ((p) => onProgress(deviceId, p)),
+            turns,
             ...mirrorOptions,
           });
           await m.open();

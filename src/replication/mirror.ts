@@ -20,6 +20,7 @@ import { deviceById, type Device } from '../vdfs/device.js';
 import { EntryStore } from '../vdfs/entries.js';
 import { locationByRemoteId, removeLocation, setLocationRoot, upsertMirroredLocation, type Location } from '../vdfs/locations.js';
 import { decodeLogBlock, LogDecodeError, type LogOp } from './log-messages.js';
+import type { Turns } from './turns.js';
 
 export interface MirrorProgress {
   /** The peer's slug, for a progress line. */
@@ -36,6 +37,13 @@ export interface MirrorOptions {
   /** Called when the log cannot be applied; the mirror then stops where it was. */
   onError?: (err: SdError) => void;
   blocksPerBatch?: number;
+  /** Turns shared by the node's mirrors: how many fetch and apply at once (see applyAvailable). */
+  turns?: Turns;
+}
+
+/** Hypercore's answer to a get that waited past its timeout. */
+function isTimeout(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === 'REQUEST_TIMEOUT';
 }
 
 /** A change the mirror cannot apply: the peer's log does not fit what it said before. */
@@ -101,11 +109,23 @@ export class Mirror {
    * its first `length` blocks when given (they may still be on their way).
    */
   async catchUp(length = 0, timeoutMs = 10_000): Promise<void> {
-    await this.core.update({ wait: true }).catch(() => false);
+    const deadline = Date.now() + timeoutMs;
+    // Asks the peers for the log's length; with none online hypercore waits for one, so the deadline bounds it.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.core.update({ wait: true }).catch(() => false), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
     if (this.core.length < length) await this.lengthReached(length, timeoutMs);
-    this.schedule();
-    while (this.running) await this.running;
-    if (this.failure) throw this.failure;
+    const target = Math.max(length, this.core.length);
+    for (;;) {
+      this.schedule();
+      // Once: a mirror whose blocks do not come runs again and again (tried again shortly).
+      await this.running;
+      if (this.failure) throw this.failure;
+      if (this.applied >= target || this.stopped) return;
+      // Blocks that did not come (the peer went away) end a turn: asked again until the deadline.
+      if (Date.now() >= deadline) throw new SdError('IO', `the index log of device ${this.device.name} is applied to block ${this.applied} of ${target}; its blocks did not come within ${timeoutMs} ms: is the device online?`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(config.mirrorRetryMs, Math.max(0, deadline - Date.now()))));
+    }
   }
 
   private lengthReached(length: number, timeoutMs: number): Promise<void> {
@@ -153,25 +173,59 @@ export class Mirror {
       });
   }
 
+  /**
+   * Applies what the log has, a turn at a time: with a turn (options.turns, shared by the
+   * node's mirrors) it fetches and applies up to config.mirrorBatchesPerTurn batches, the next
+   * batch fetched while one applies, then gives the turn to the next mirror in line. Blocks
+   * a peer does not send within config.mirrorBlockTimeoutMs (it went away) give the turn
+   * back too; the mirror tries again after config.mirrorRetryMs, or when the log grows. A
+   * change of a mirror up to date (a batch or less to apply) needs no turn: it is listed at
+   * once, not after the backfills in line.
+   */
   private async applyAvailable(): Promise<void> {
     const perBatch = this.options.blocksPerBatch ?? config.mirrorBlocksPerBatch;
-    let applied = this.applied;
-    if (applied < this.core.length) {
-      // Fetch the rest in the background while the first batches apply.
-      const download = this.core.download({ start: applied, end: this.core.length });
+    while (this.applied < this.core.length && !this.stopped && !this.failure) {
+      const turns = this.core.length - this.applied > perBatch ? this.options.turns : undefined;
+      const giveBack = turns ? await turns.take() : () => undefined;
       try {
-        while (applied < this.core.length && !this.stopped && !this.failure) {
-          const end = Math.min(this.core.length, applied + perBatch);
-          const blocks = await Promise.all(Array.from({ length: end - applied }, (_, i) => this.core.get(applied + i)));
-          if (!(await this.applyWhenFree(applied, blocks as Buffer[]))) return;
-          applied = end;
-          this.options.onProgress?.({ device: this.device.slug, applied, length: this.core.length });
-          this.options.onApplied?.();
-        }
+        if (this.stopped) return;
+        if (!(await this.applyTurn())) return;
       } finally {
-        download.destroy();
+        giveBack();
       }
     }
+  }
+
+  /** One turn (see applyAvailable); false when the mirror should not go on now (stopped, or blocks did not come). */
+  private async applyTurn(): Promise<boolean> {
+    const perBatch = this.options.blocksPerBatch ?? config.mirrorBlocksPerBatch;
+    const fetch = (start: number): Promise<Buffer[]> => {
+      const end = Math.min(this.core.length, start + perBatch);
+      const got = Promise.all(Array.from({ length: end - start }, (_, i) => this.core.get(start + i, { timeout: config.mirrorBlockTimeoutMs }) as Promise<Buffer>));
+      got.catch(() => undefined); // a batch fetched ahead and never awaited (the turn ended) must not go unhandled
+      return got;
+    };
+    let applied = this.applied;
+    let next: Promise<Buffer[]> | undefined = fetch(applied);
+    for (let batch = 0; next && !this.stopped && !this.failure; batch++) {
+      let blocks: Buffer[];
+      try {
+        blocks = await next;
+      } catch (err) {
+        if (this.stopped) return false; // its gets cancelled as the store closes
+        if (!isTimeout(err)) throw err;
+        log.debug({ op: 'mirror', device: this.device.slug, block: applied }, 'blocks of the log did not come: tried again shortly');
+        setTimeout(() => this.stopped || this.schedule(), config.mirrorRetryMs).unref();
+        return false;
+      }
+      const end = applied + blocks.length;
+      next = batch + 1 < config.mirrorBatchesPerTurn && end < this.core.length ? fetch(end) : undefined;
+      if (!(await this.applyWhenFree(applied, blocks))) return false;
+      applied = end;
+      this.options.onProgress?.({ device: this.device.slug, applied, length: this.core.length });
+      this.options.onApplied?.();
+    }
+    return true;
   }
 
   /**
