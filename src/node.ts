@@ -231,8 +231,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
             return result;
           },
         };
-    // Replication starts once mounted (a second mount of this library fails at the mount
-    // point, clearly); until then a peer's file answers EIO.
+    // Replication starts once mounted; until then a peer's file answers EIO. A second mount
+    // of this library fails there: at the same mount point when mounting, elsewhere when
+    // replication finds the index log locked (LIBRARY_LOCKED).
     const remoteFiles: RemoteFiles = {
       openRemote(device, location, rel, entry) {
         if (!replication) throw new SdError('IO', `replication is not running yet; ${device.name}'s files cannot be read`);
