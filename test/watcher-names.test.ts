@@ -6,25 +6,17 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { EntryStore, type Entry } from '../src/vdfs/entries.js';
 import { indexLocation } from '../src/vdfs/indexer/indexer.js';
-import type { IndexSummary } from '../src/vdfs/indexer/summary.js';
 import type { Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
-import { startWatcher, type Watcher } from '../src/vdfs/watcher.js';
 import { tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { watchLocation, type WatchedLocation } from './watcher-helpers.js';
 import { assertAggregatesExact, assertClosureExact } from './index-assertions.js';
 
 const FILES = 2000;
 /** Names looked at for a handful of changes: the changed ones, never the folder's 2,000. */
 const FEW = 20;
 
-interface Setup {
-  library: Library;
-  root: string;
-  location: Location;
-  watcher: Watcher;
-  summaries: IndexSummary[];
-  errors: unknown[];
-  at(rel: string): Entry | undefined;
+interface Setup extends WatchedLocation {
   /** Entries looked at on disk (counts.scanned) by the batches applied since the last call. */
   scannedSince(): number;
 }
@@ -38,25 +30,14 @@ async function bigFolders(t: Test, extra: Record<string, string> = {}): Promise<
   const location = addLocation(library.db, new EntryStore(library.db), library.device.id, { path: root, name: 'data' });
   // Indexed before watching: the start-up diff then finds nothing and no batch but the tests' own runs.
   indexLocation(library, location);
-  const summaries: IndexSummary[] = [];
-  const errors: unknown[] = [];
   // A debounce long enough that the changes each test makes at once land in one batch.
-  const watcher = await startWatcher(library, [location], { debounceMs: 300, onApplied: (s) => summaries.push(s), onError: (e) => errors.push(e) });
-  t.teardown(() => watcher.close());
-  await watcher.ready;
-  const store = new EntryStore(library.db);
-  let seen = summaries.length;
+  const watched = await watchLocation(t, library, root, location, { debounceMs: 300 });
+  let seen = watched.summaries.length;
   return {
-    library,
-    root,
-    location,
-    watcher,
-    summaries,
-    errors,
-    at: (rel) => store.resolve(location.rootEntryId!, rel.split('/')),
+    ...watched,
     scannedSince() {
-      const n = summaries.slice(seen).reduce((sum, s) => sum + s.counts.scanned, 0);
-      seen = summaries.length;
+      const n = watched.summaries.slice(seen).reduce((sum, s) => sum + s.counts.scanned, 0);
+      seen = watched.summaries.length;
       return n;
     },
   };

@@ -11,31 +11,16 @@ import type { IndexSummary } from '../src/vdfs/indexer/summary.js';
 import type { Library } from '../src/vdfs/library.js';
 import { addLocation, type Location } from '../src/vdfs/locations.js';
 import type { WatchFolder } from '../src/vdfs/folder-notifier.js';
-import { startWatcher, type Watcher } from '../src/vdfs/watcher.js';
+import { startWatcher } from '../src/vdfs/watcher.js';
 import { findChangedFolders } from '../src/vdfs/indexer/startup-diff.js';
 import { SD_MAIN, tempDir, tempLibrary, waitFor, writeTree } from './helpers.js';
+import { watchLocation, watchReady, type WatchedLocation } from './watcher-helpers.js';
 import { assertAggregatesExact, assertClosureExact } from './index-assertions.js';
 
 const LIMIT_MS = 1000;
 const latencies: number[] = [];
 
-interface Setup {
-  library: Library;
-  root: string;
-  location: Location;
-  watcher: Watcher;
-  summaries: IndexSummary[];
-  errors: unknown[];
-  /** The entry at a path relative to the location root, if indexed. */
-  at(rel: string): Entry | undefined;
-}
-
-/** A watcher once its start-up (watches, then the diff with the disk) is done. */
-async function watchReady(...args: Parameters<typeof startWatcher>): Promise<Watcher> {
-  const watcher = await startWatcher(...args);
-  await watcher.ready;
-  return watcher;
-}
+type Setup = WatchedLocation;
 
 function newLocation(t: Test, library: Library, files: Record<string, string>, name = 'data'): { root: string; location: Location } {
   const root = fs.realpathSync(writeTree(tempDir(t, 'sd-watch-'), files));
@@ -46,13 +31,7 @@ function newLocation(t: Test, library: Library, files: Record<string, string>, n
 async function watched(t: Test, files: Record<string, string>): Promise<Setup> {
   const library = tempLibrary(t);
   const { root, location } = newLocation(t, library, files);
-  const summaries: IndexSummary[] = [];
-  const errors: unknown[] = [];
-  const watcher = await watchReady(library, [location], { onApplied: (s) => summaries.push(s), onError: (e) => errors.push(e) });
-  t.teardown(() => watcher.close());
-  const store = new EntryStore(library.db);
-  const at = (rel: string) => store.resolve(location.rootEntryId!, rel.split('/'));
-  return { library, root, location, watcher, summaries, errors, at };
+  return watchLocation(t, library, root, location);
 }
 
 /** Waits for check() to hold, asserts it did within LIMIT_MS and records how long it took. */
